@@ -1,0 +1,249 @@
+// cmd_traces.cpp: `specplan traces info|synth|export|import`.
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "traces/models.h"
+#include "traces/synth.h"
+#include "traces/trace_db.h"
+#include "traces/trace_jsonl.h"
+#include "traces/trace_stats.h"
+
+namespace sp {
+
+// [SECTION] info --------------------------------------------------------------
+
+static void print_shape(const ModelShape& m) {
+    std::printf("  target    %s (%.2fB params, %d layers, hidden %d, %d/%d heads x %d, ffn %d, vocab %d, "
+                "%g B/weight)\n",
+                m.name.c_str(), static_cast<double>(m.n_params) / 1e9, m.n_layers, m.hidden, m.n_heads,
+                m.n_kv_heads, m.head_dim, m.ffn, m.vocab, m.bytes_per_weight);
+}
+
+static void print_value(double v) {
+    if (std::isnan(v)) std::printf("      -");
+    else std::printf(" %6.3f", v);
+}
+
+static void info(const std::string& path) {
+    TraceDb db = trace_db_open(path, TRACE_READ);
+    TraceCounts c = trace_db_counts(db);
+    std::printf("%s: specplan trace store, schema %d\n", path.c_str(), TRACE_SCHEMA_VERSION);
+    std::printf("  runs %lld  requests %lld  positions %lld (%lld anchors)  steps %lld  profiles %lld\n",
+                (long long)c.runs, (long long)c.requests, (long long)c.positions, (long long)c.anchors,
+                (long long)c.steps, (long long)c.profiles);
+    for (const Run& r : trace_db_runs(db)) {
+        std::printf("\nrun %lld  %s  %s\n", (long long)r.id, producer_name(r.producer),
+                    r.complete ? "complete" : "INCOMPLETE (writer stopped before finishing)");
+        print_shape(r.target);
+        std::printf("  drafter   %s / %s\n", r.drafter_kind.c_str(), r.drafter_name.c_str());
+        std::printf("  gpu       %s  temperature %g  gamma %d\n", r.gpu.c_str(), r.temperature, r.gamma);
+        std::printf("  written   %s  git %s\n", r.created_at.c_str(), r.git_rev.c_str());
+        if (!r.notes.empty()) std::printf("  notes     %s\n", r.notes.c_str());
+
+        std::vector<AcceptanceStats> stats = trace_acceptance_stats(db, r.id);
+        std::printf("  acceptance from positions, full-block verification (tau = 1 + sum_k prod_{i<=k} alpha_i):\n");
+        std::printf("  %-12s %8s %9s %7s ", "domain", "requests", "anchors", "tau");
+        for (int k = 1; k <= r.gamma; k++) std::printf(" alpha%-2d", k);
+        std::printf("\n");
+        for (const AcceptanceStats& a : stats) {
+            std::printf("  %-12s %8lld %9lld", a.domain.c_str(), (long long)a.n_requests, (long long)a.n_anchors);
+            print_value(a.tau);
+            std::printf(" ");
+            for (double v : a.alpha) print_value(v);
+            std::printf("\n");
+        }
+        StepStats s = trace_step_stats(db, r.id);
+        if (s.n_steps > 0)
+            std::printf("  live steps %lld: tau %.3f, mean verify length %.2f, mean batch %.1f\n",
+                        (long long)s.n_steps, s.tau, s.mean_verify_len, s.mean_batch);
+    }
+    std::vector<Profile> profiles = trace_db_profiles(db);
+    if (!profiles.empty()) {
+        std::printf("\nprofiles: %zu cells\n", profiles.size());
+        // One summary line per (gpu, model, phase) table.
+        size_t i = 0;
+        while (i < profiles.size()) {
+            const Profile& p = profiles[i];
+            size_t j = i;
+            int min_b = p.n_tokens, max_b = p.n_tokens;
+            while (j < profiles.size() && profiles[j].gpu == p.gpu && profiles[j].model == p.model &&
+                   profiles[j].phase == p.phase) {
+                min_b = std::min(min_b, profiles[j].n_tokens);
+                max_b = std::max(max_b, profiles[j].n_tokens);
+                j++;
+            }
+            std::printf("  %-8s %s on %s: %zu cells, B %d..%d\n", phase_name(p.phase), p.model.name.c_str(),
+                        p.gpu.c_str(), j - i, min_b, max_b);
+            i = j;
+        }
+    }
+}
+
+// [SECTION] synth -------------------------------------------------------------
+
+// "code=0.9,0.8,0.7" -> domain "code" with three conditional acceptances.
+static SynthDomain parse_domain(const std::string& arg, int n_requests) {
+    size_t eq = arg.find('=');
+    if (eq == std::string::npos || eq == 0)
+        throw Error("--domain '" + arg + "': expected NAME=a1,a2,...");
+    SynthDomain d;
+    d.name = arg.substr(0, eq);
+    d.n_requests = n_requests;
+    std::string rest = arg.substr(eq + 1);
+    size_t pos = 0;
+    while (pos <= rest.size()) {
+        size_t comma = rest.find(',', pos);
+        std::string item = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        char* end = nullptr;
+        double v = std::strtod(item.c_str(), &end);
+        if (item.empty() || *end != '\0')
+            throw Error("--domain '" + arg + "': expected a number, got '" + item + "'");
+        d.alpha.push_back(v);
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return d;
+}
+
+// "64:384" -> [64, 384]; "200" -> [200, 200].
+static void parse_range(const std::string& arg, const char* flag, int* lo, int* hi) {
+    size_t colon = arg.find(':');
+    try {
+        size_t used = 0;
+        *lo = std::stoi(arg.substr(0, colon), &used);
+        if (used != arg.substr(0, colon).size()) throw std::invalid_argument("");
+        if (colon == std::string::npos) { *hi = *lo; return; }
+        std::string h = arg.substr(colon + 1);
+        *hi = std::stoi(h, &used);
+        if (used != h.size()) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+        throw Error(std::string(flag) + " '" + arg + "': expected MIN:MAX or N (tokens)");
+    }
+}
+
+struct SynthArgs {
+    std::string out, model = "qwen3-8b", notes, prompt_len = "128:1024", output_len = "64:512";
+    std::vector<std::string> domains;
+    double alpha = -1;
+    int gamma = 0, requests = 64;
+    uint64_t seed = 1;
+    double kappa = 4, raw_temperature = 1.5;
+};
+
+static void synth(const SynthArgs& a) {
+    SynthSpec spec;
+    spec.seed = a.seed;
+    spec.kappa = a.kappa;
+    spec.raw_temperature = a.raw_temperature;
+    spec.notes = a.notes;
+    if (!model_preset(a.model, &spec.target)) {
+        std::string known;
+        for (const std::string& n : model_preset_names()) known += (known.empty() ? "" : ", ") + n;
+        throw Error("--model '" + a.model + "': expected one of " + known);
+    }
+    parse_range(a.prompt_len, "--prompt-len", &spec.prompt_min, &spec.prompt_max);
+    parse_range(a.output_len, "--output-len", &spec.output_min, &spec.output_max);
+    if (a.alpha >= 0 && !a.domains.empty()) throw Error("--alpha and --domain: give one or the other");
+    if (a.alpha >= 0) {
+        if (a.gamma < 1) throw Error("--alpha: needs --gamma (the block size)");
+        spec.domains.push_back({"iid", std::vector<double>(a.gamma, a.alpha), a.requests});
+    }
+    for (const std::string& d : a.domains) spec.domains.push_back(parse_domain(d, a.requests));
+    if (spec.domains.empty()) throw Error("synth: give --alpha A --gamma G, or one --domain NAME=a1,...,aG per domain");
+    spec.gamma = a.gamma > 0 ? a.gamma : static_cast<int>(spec.domains[0].alpha.size());
+    synth_validate(spec);
+
+    TraceDb db = trace_db_open(a.out, TRACE_CREATE);
+    int64_t run = synth_write(db, spec);
+    TraceCounts c = trace_db_counts(db);
+    std::printf("%s: wrote run %lld (%zu domains, gamma %d); the file now holds %lld runs, %lld requests\n",
+                a.out.c_str(), (long long)run, spec.domains.size(), spec.gamma, (long long)c.runs,
+                (long long)c.requests);
+}
+
+// [SECTION] export / import ---------------------------------------------------
+
+static void export_jsonl(const std::string& db_path, const std::string& out_path) {
+    TraceDb db = trace_db_open(db_path, TRACE_READ);
+    JsonlSummary s;
+    if (out_path.empty() || out_path == "-") {
+        s = trace_export_jsonl(db, std::cout);
+        std::cout.flush();
+        if (!std::cout) throw Error("stdout: write failed");
+    } else {
+        std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
+        if (!out) throw Error(out_path + ": cannot open for writing");
+        s = trace_export_jsonl(db, out);
+        out.close();
+        if (!out) throw Error(out_path + ": write failed");
+        std::fprintf(stderr, "%s: %lld runs, %lld requests, %lld positions, %lld steps, %lld profiles\n",
+                     out_path.c_str(), (long long)s.runs, (long long)s.requests, (long long)s.positions,
+                     (long long)s.steps, (long long)s.profiles);
+    }
+}
+
+static void import_jsonl(const std::string& in_path, const std::string& db_path) {
+    std::ifstream in(in_path, std::ios::binary);
+    if (!in) throw Error(in_path + ": cannot open for reading");
+    TraceDb db = trace_db_open(db_path, TRACE_CREATE);
+    JsonlSummary s = trace_import_jsonl(db, in, in_path);
+    std::printf("%s: imported %lld runs, %lld requests, %lld positions, %lld steps, %lld profiles\n",
+                db_path.c_str(), (long long)s.runs, (long long)s.requests, (long long)s.positions,
+                (long long)s.steps, (long long)s.profiles);
+}
+
+// [SECTION] registration ------------------------------------------------------
+
+// Option values live in one shared struct owned by the callbacks, since CLI11
+// binds options by reference and parses after this function returns.
+struct TracesArgs {
+    std::string db, out, jsonl;
+    SynthArgs synth;
+};
+
+void traces_commands(CLI::App& app) {
+    auto a = std::make_shared<TracesArgs>();
+    CLI::App* traces = app.add_subcommand("traces", "Inspect, generate, export and import trace databases (.specdb)");
+    traces->require_subcommand(1);
+
+    CLI::App* info_cmd = traces->add_subcommand("info", "Counts per table; per run gamma, tau and per-slot acceptance");
+    info_cmd->add_option("FILE", a->db, "trace database")->required();
+    info_cmd->callback([a] { info(a->db); });
+
+    SynthArgs& sa = a->synth;
+    CLI::App* syn = traces->add_subcommand(
+        "synth", "Append a seeded synthetic run (greedy; model in traces/synth.h) to a trace database");
+    syn->add_option("-o,--out", sa.out, "trace database to create or append to")->required();
+    syn->add_option("--domain", sa.domains,
+                    "NAME=a1,...,aG: conditional acceptance per draft slot for one domain (repeatable)");
+    syn->add_option("--alpha", sa.alpha, "i.i.d. acceptance for every slot (with --gamma)")->check(CLI::Range(0.0, 1.0));
+    syn->add_option("--gamma", sa.gamma, "block size: drafts per step");
+    syn->add_option("--requests", sa.requests, "requests per domain")->capture_default_str();
+    syn->add_option("--prompt-len", sa.prompt_len, "prompt tokens, uniform MIN:MAX")->capture_default_str();
+    syn->add_option("--output-len", sa.output_len, "output tokens, uniform MIN:MAX")->capture_default_str();
+    syn->add_option("--seed", sa.seed, "random seed")->capture_default_str();
+    syn->add_option("--kappa", sa.kappa, "confidence concentration: small = sharp confidence")->capture_default_str();
+    syn->add_option("--raw-temperature", sa.raw_temperature, "raw logit = T * logit(calibrated confidence)")
+        ->capture_default_str();
+    syn->add_option("--model", sa.model, "target model preset recorded in the run")->capture_default_str();
+    syn->add_option("--notes", sa.notes, "free text stored with the run");
+    syn->callback([a] { synth(a->synth); });
+
+    CLI::App* ex = traces->add_subcommand("export", "Write a trace database as JSON Lines");
+    ex->add_option("FILE", a->db, "trace database")->required();
+    ex->add_option("-o,--out", a->out, "JSON Lines file (default: stdout)");
+    ex->callback([a] { export_jsonl(a->db, a->out); });
+
+    CLI::App* im = traces->add_subcommand("import", "Append JSON Lines (from export) to a trace database, all or nothing");
+    im->add_option("JSONL", a->jsonl, "JSON Lines file")->required();
+    im->add_option("DB", a->db, "trace database to create or append to")->required();
+    im->callback([a] { import_jsonl(a->jsonl, a->db); });
+}
+
+}  // namespace sp

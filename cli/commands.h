@@ -1,0 +1,13 @@
+// commands.h: the subcommand groups of `specplan`. Each adds its subcommands
+// to the app; their callbacks throw sp::Error on bad input.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace sp {
+
+void traces_commands(CLI::App& app);  // cmd_traces.cpp
+
+}  // namespace sp

@@ -1,0 +1,215 @@
+// trace_db.h: the trace store, one SQLite file (".specdb") between the GPU
+// engine, which writes acceptance traces and cost profiles, and the simulator
+// and dashboard, which read them.
+//
+// Five kinds of record (README "Trace schema" has the SQL):
+//   Run       what produced the data: producer, target shape, drafter, GPU, T, gamma
+//   Request   one prompt+output of a run: domain label, prompt and output length
+//   Positions teacher-forced drafter statistics of one request, per anchor t and slot k
+//   Step      one live verify step of an engine run
+//   Profile   one measured latency cell of a cost table
+//
+// Crash safety comes from SQLite: WAL mode, every append in a transaction. A run
+// is written as begin_run (complete = 0) ... finish_run (complete = 1), so a
+// writer killed midway leaves its run readable and marked incomplete, and
+// every committed run intact.
+//
+// Errors: every function throws sp::Error, whose what() is one line naming
+// the file and what was wrong. Nothing here aborts on bad input.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace sp {
+
+// One-line, user-facing error: "<file>: <what>". Thrown on every failure.
+struct Error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+inline constexpr int TRACE_SCHEMA_VERSION = 1;     // PRAGMA user_version
+inline constexpr int TRACE_APPLICATION_ID = 0x53504543;  // PRAGMA application_id, "SPEC"
+inline constexpr int TRACE_MAX_GAMMA = 64;         // drafts per block, sanity bound on read
+
+enum Producer { PRODUCER_ENGINE, PRODUCER_IMPORTER, PRODUCER_SYNTHETIC, PRODUCER_COUNT };
+enum Phase { PHASE_DRAFT, PHASE_VERIFY, PHASE_PREFILL, PHASE_COUNT };
+
+const char* producer_name(Producer p);  // "engine" | "importer" | "synthetic"
+const char* phase_name(Phase p);        // "draft" | "verify" | "prefill"
+bool producer_parse(const std::string& s, Producer* out);
+bool phase_parse(const std::string& s, Phase* out);
+
+// A transformer's shape: what the roofline cost model and the engine's random
+// weight mode need. Stored once per distinct shape, shared by runs and profiles.
+struct ModelShape {
+    std::string name;            // e.g. "qwen3-8b" or an HF repo id
+    int64_t n_params = 0;        // total parameters, embeddings included
+    int n_layers = 0;            // decoder layers L
+    int hidden = 0;              // model width d
+    int n_heads = 0;             // query heads H
+    int n_kv_heads = 0;          // key/value heads KVH (GQA)
+    int head_dim = 0;            // D
+    int ffn = 0;                 // SwiGLU intermediate width
+    int vocab = 0;               // V
+    double bytes_per_weight = 2; // 2 = bf16
+    double bytes_per_kv = 2;     // per KV-cache element
+    bool operator==(const ModelShape&) const = default;
+};
+
+struct Run {
+    int64_t id = 0;              // assigned by trace_db_begin_run
+    Producer producer = PRODUCER_SYNTHETIC;
+    ModelShape target;
+    std::string drafter_kind;    // "dspark", "eagle3", "mtp", "none", ...
+    std::string drafter_name;    // checkpoint or generator name
+    std::string gpu;             // e.g. "NVIDIA H100 80GB HBM3", "none"
+    double temperature = 0;      // sampling temperature; 0 = greedy
+    int gamma = 0;               // block size: drafts per step, 1..TRACE_MAX_GAMMA
+    std::string created_at;      // ISO 8601 UTC; filled in by begin_run when empty
+    std::string git_rev;         // specplan revision; filled in by begin_run when empty
+    std::string notes;
+    bool complete = false;       // set by trace_db_finish_run only
+    bool operator==(const Run&) const = default;
+};
+
+struct Request {
+    int64_t id = 0;              // assigned by trace_db_append_request
+    int64_t run_id = 0;
+    int idx = 0;                 // 0-based order within the run, unique per run
+    std::string domain;          // dataset or domain label: "code", "chat", "gsm8k"
+    int prompt_len = 0;          // tokens
+    int output_len = 0;          // tokens
+    bool operator==(const Request&) const = default;
+};
+
+// Teacher-forced drafter statistics of one request's output.
+// Row t (0 <= t < n) is the step whose anchor is output token t: slot k
+// (1 <= k <= gamma) drafts output token t + k, and only slots with
+// t + k < output_len are real; the others are stored as 0 and never read.
+//   beta[t*gamma + k-1]       P(draft k accepted | drafts 1..k-1 accepted)
+//                             = min(1, p_target/p_draft); exactly 0 or 1 when greedy
+//   conf_logit[t*gamma + k-1] the confidence head's raw logit z
+//   conf_prob[t*gamma + k-1]  the calibrated confidence c = sigma(z / T_k)
+// conf_logit and conf_prob are both empty when the drafter has no confidence head.
+// On disk each array is one blob of n*gamma IEEE-754 float32, little-endian.
+struct Positions {
+    int64_t request_id = 0;
+    int gamma = 0;
+    int n = 0;                        // anchors = the request's output_len
+    std::vector<float> beta;          // (n, gamma)
+    std::vector<float> conf_logit;    // (n, gamma) or empty
+    std::vector<float> conf_prob;     // (n, gamma) or empty
+    bool has_confidence() const { return !conf_prob.empty(); }
+    bool operator==(const Positions&) const = default;
+};
+
+struct Step {
+    int64_t request_id = 0;
+    int step = 0;                // 0-based step index within the request
+    int batch_size = 0;          // sequences in the verify batch
+    int verify_len = 0;          // drafts verified, l (0 = plain decode)
+    int n_accepted = 0;          // drafts accepted, 0..verify_len
+    bool bonus = false;          // emitted token was the bonus (all accepted), else the correction
+    int64_t draft_ns = 0;        // drafter time of the step
+    int64_t verify_ns = 0;       // target verify forward time of the step
+    int64_t t_ns = 0;            // step start, ns since the run started
+    bool operator==(const Step&) const = default;
+};
+
+// One cell of a measured cost table: latency of one forward of `phase` over
+// n_seqs sequences carrying n_tokens new tokens in all, at context length `context`.
+struct Profile {
+    int64_t id = 0;
+    int64_t run_id = 0;          // the run that measured it, 0 if none
+    std::string gpu;
+    ModelShape model;
+    Phase phase = PHASE_VERIFY;
+    int n_seqs = 0;              // R
+    int n_tokens = 0;            // B
+    int context = 0;             // tokens of KV per sequence
+    double latency_us_p50 = 0;   // median, microseconds
+    double latency_us_p10 = 0;   // spread: 10th and 90th percentiles, microseconds
+    double latency_us_p90 = 0;
+    int n_samples = 0;           // timed repetitions behind the percentiles
+    bool operator==(const Profile&) const = default;
+};
+
+struct TraceCounts {
+    int64_t runs = 0, requests = 0, positions = 0, anchors = 0, steps = 0, profiles = 0;
+};
+
+enum TraceOpen {
+    TRACE_READ,     // existing file, read only
+    TRACE_WRITE,    // existing file, read and append
+    TRACE_CREATE,   // create when missing (schema written), else as TRACE_WRITE
+};
+
+// An open database. Move-only; the destructor closes it (a pending transaction
+// rolls back). One handle belongs to one thread.
+struct TraceDb {
+    sqlite3* db = nullptr;
+    std::string path;
+    int txn_depth = 0;
+    TraceDb() = default;
+    TraceDb(TraceDb&&) noexcept;
+    TraceDb& operator=(TraceDb&&) noexcept;
+    TraceDb(const TraceDb&) = delete;
+    TraceDb& operator=(const TraceDb&) = delete;
+    ~TraceDb();
+};
+
+// Opens `path`. Refuses, with sp::Error, a file that is not a SQLite database,
+// a SQLite database that is not a trace store, a newer schema version, and a
+// file that fails PRAGMA quick_check (corrupt or truncated).
+TraceDb trace_db_open(const std::string& path, TraceOpen mode);
+void trace_db_close(TraceDb& db);
+
+// Transactions nest: only the outermost commit writes. Every append runs in
+// its own transaction unless one is open.
+void trace_db_begin(TraceDb& db);
+void trace_db_commit(TraceDb& db);
+void trace_db_rollback(TraceDb& db);
+
+// RAII: begins on construction; rolls back on destruction unless committed.
+struct TraceTxn {
+    TraceDb& db;
+    bool done = false;
+    explicit TraceTxn(TraceDb& d) : db(d) { trace_db_begin(db); }
+    void commit() { trace_db_commit(db); done = true; }
+    ~TraceTxn() { if (!done) try { trace_db_rollback(db); } catch (...) {} }
+    TraceTxn(const TraceTxn&) = delete;
+    TraceTxn& operator=(const TraceTxn&) = delete;
+};
+
+// Writers. Each validates its record (ranges, array sizes against gamma and
+// output_len) and throws sp::Error before writing anything invalid.
+int64_t trace_db_begin_run(TraceDb& db, Run& run);  // sets run.id (and created_at, git_rev if empty); complete = 0
+void trace_db_finish_run(TraceDb& db, int64_t run_id);  // complete = 1
+int64_t trace_db_append_request(TraceDb& db, Request& req);  // sets req.id
+void trace_db_append_positions(TraceDb& db, const Positions& pos);
+void trace_db_append_steps(TraceDb& db, std::span<const Step> steps);
+int64_t trace_db_append_profile(TraceDb& db, Profile& prof);  // sets prof.id
+
+// Readers. Every value read back is validated as the writers validate it, so a
+// hand-edited or damaged file gives sp::Error, not a wrong answer.
+TraceCounts trace_db_counts(TraceDb& db);
+std::vector<Run> trace_db_runs(TraceDb& db);
+Run trace_db_run(TraceDb& db, int64_t run_id);
+std::vector<Request> trace_db_requests(TraceDb& db, int64_t run_id);  // in idx order
+bool trace_db_positions(TraceDb& db, int64_t request_id, Positions* out);  // false if none stored
+// Calls fn for each step of a run, ordered by (request idx, step).
+void trace_db_for_each_step(TraceDb& db, int64_t run_id, const std::function<void(const Step&)>& fn);
+std::vector<Profile> trace_db_profiles(TraceDb& db);  // in id order
+
+// Now, as ISO 8601 UTC ("2026-11-23T07:40:00Z").
+std::string utc_now_iso8601();
+
+}  // namespace sp
