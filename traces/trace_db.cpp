@@ -109,8 +109,8 @@ static const char* PHASE_NAMES[] = {"draft", "verify", "prefill"};
 static_assert(std::size(PRODUCER_NAMES) == PRODUCER_COUNT, "one name per Producer");
 static_assert(std::size(PHASE_NAMES) == PHASE_COUNT, "one name per Phase");
 
-const char* producer_name(Producer p) { return PRODUCER_NAMES[p]; }
-const char* phase_name(Phase p) { return PHASE_NAMES[p]; }
+const char* producer_name(Producer p) { return p >= 0 && p < PRODUCER_COUNT ? PRODUCER_NAMES[p] : "?"; }
+const char* phase_name(Phase p) { return p >= 0 && p < PHASE_COUNT ? PHASE_NAMES[p] : "?"; }
 
 template <typename E, size_t N>
 static bool enum_parse(const std::string& s, const char* (&names)[N], E* out) {
@@ -168,8 +168,17 @@ struct Stmt {
     }
     bool step() {  // true while a row is available
         int rc = sqlite3_step(st);
-        sqlite_check(db, rc, sqlite3_sql(st));
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) sqlite_check(db, rc, verb().c_str());
         return rc == SQLITE_ROW;
+    }
+    // "INSERT INTO requests", "UPDATE runs", "SELECT": what failed, short enough for one line.
+    std::string verb() const {
+        std::string sql = sqlite3_sql(st);
+        size_t end = sql.find_first_of("(", 0);
+        if (sql.rfind("SELECT", 0) == 0 || sql.rfind("PRAGMA", 0) == 0) end = 6;
+        sql = sql.substr(0, end);
+        while (!sql.empty() && sql.back() == ' ') sql.pop_back();
+        return sql;
     }
     void exec() { while (step()) {} sqlite3_reset(st); }
 
@@ -276,6 +285,23 @@ void trace_db_close(TraceDb& db) {
     db.txn_depth = 0;
 }
 
+// Switching a new file to WAL needs it to itself, and SQLite reports a
+// reader of the moment as busy without calling the busy handler; retry for
+// up to the busy timeout. A file already in WAL mode returns at once.
+static void set_wal(const TraceDb& db) {
+    for (int waited_ms = 0;; waited_ms += 5) {
+        {  // the statement must be finished before the mode can change
+            Stmt s(db, "PRAGMA journal_mode");
+            if (s.step() && s.text(0, "journal_mode") == "wal") return;
+        }
+        int rc = sqlite3_exec(db.db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+        if (rc == SQLITE_OK) continue;  // re-read: the pragma answers with the mode it got
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) sqlite_check(db, rc, "journal_mode=WAL");
+        if (waited_ms >= 5000) sqlite_check(db, rc, "journal_mode=WAL");
+        sqlite3_sleep(5);
+    }
+}
+
 static bool has_tables(const TraceDb& db) {
     return pragma_int(db, "SELECT count(*) FROM sqlite_schema") > 0;
 }
@@ -295,20 +321,21 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
     sqlite3_extended_result_codes(db.db, 1);
     sqlite3_busy_timeout(db.db, 5000);
 
-    // The first read of the header is where a file that is not a database fails.
+    // Creating checks for an empty file and writes the schema under the write
+    // lock, so processes creating one store at once agree on who writes it.
+    if (mode == TRACE_CREATE) {
+        exec_sql(db, "BEGIN IMMEDIATE");  // the first access: a non-database fails here
+        if (pragma_int(db, "PRAGMA application_id") == 0 && pragma_int(db, "PRAGMA user_version") == 0 &&
+            !has_tables(db)) {
+            exec_sql(db, SCHEMA_V1);
+            exec_sql(db, ("PRAGMA application_id=" + std::to_string(TRACE_APPLICATION_ID)).c_str());
+            exec_sql(db, ("PRAGMA user_version=" + std::to_string(TRACE_SCHEMA_VERSION)).c_str());
+        }
+        exec_sql(db, "COMMIT");
+    }
     int64_t app_id = pragma_int(db, "PRAGMA application_id");
     int64_t version = pragma_int(db, "PRAGMA user_version");
-    if (app_id == 0 && version == 0 && !has_tables(db)) {
-        if (mode != TRACE_CREATE) fail(db, "empty database, not a specplan trace store");
-        exec_sql(db, "PRAGMA journal_mode=WAL");
-        exec_sql(db, "BEGIN IMMEDIATE");
-        exec_sql(db, SCHEMA_V1);
-        exec_sql(db, ("PRAGMA application_id=" + std::to_string(TRACE_APPLICATION_ID)).c_str());
-        exec_sql(db, ("PRAGMA user_version=" + std::to_string(TRACE_SCHEMA_VERSION)).c_str());
-        exec_sql(db, "COMMIT");
-        app_id = TRACE_APPLICATION_ID;
-        version = TRACE_SCHEMA_VERSION;
-    }
+    if (app_id == 0 && version == 0 && !has_tables(db)) fail(db, "empty database, not a specplan trace store");
     if (app_id != TRACE_APPLICATION_ID) fail(db, "SQLite database, but not a specplan trace store (application_id)");
     if (version > TRACE_SCHEMA_VERSION)
         fail(db, "schema version " + std::to_string(version) + " is newer than this build reads (" +
@@ -324,7 +351,7 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
     }
     exec_sql(db, "PRAGMA foreign_keys=ON");
     if (mode != TRACE_READ) {
-        exec_sql(db, "PRAGMA journal_mode=WAL");
+        set_wal(db);
         exec_sql(db, "PRAGMA synchronous=NORMAL");
     }
     return db;
@@ -356,10 +383,10 @@ void trace_db_commit(TraceDb& db) {
 void trace_db_rollback(TraceDb& db) {
     if (db.txn_depth <= 0) return;
     db.txn_depth--;
-    if (sqlite3_get_autocommit(db.db)) {  // SQLite already rolled everything back (e.g. disk full)
-        db.txn_depth = 0;
-        return;
-    }
+    // SQLite itself rolls the whole transaction back on some errors (disk
+    // full, I/O). The outer levels stay open on our side, so their next begin
+    // or commit refuses instead of writing outside their transaction.
+    if (sqlite3_get_autocommit(db.db)) return;
     if (db.txn_depth == 0) {
         exec_sql(db, "ROLLBACK");
     } else {
@@ -413,20 +440,23 @@ int64_t trace_db_begin_run(TraceDb& db, Run& run) {
     if (!(run.temperature >= 0) || !std::isfinite(run.temperature))
         fail(db, "run temperature: expected a finite number >= 0");
     if (run.producer < 0 || run.producer >= PRODUCER_COUNT) fail(db, "run producer: out of range");
-    if (run.created_at.empty()) run.created_at = utc_now_iso8601();
-    if (run.git_rev.empty()) run.git_rev = SPECPLAN_GIT_REV;
+    std::string created_at = run.created_at.empty() ? utc_now_iso8601() : run.created_at;
+    std::string git_rev = run.git_rev.empty() ? SPECPLAN_GIT_REV : run.git_rev;
     TraceTxn txn(db);
     int64_t mid = model_id(db, run.target);
     Stmt s(db, "INSERT INTO runs(producer, target_model_id, drafter_kind, drafter_name, gpu, temperature, "
                "gamma, created_at, git_rev, notes, complete) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,0)");
     s.bind(1, std::string(producer_name(run.producer))).bind(2, mid).bind(3, run.drafter_kind)
         .bind(4, run.drafter_name).bind(5, run.gpu).bind(6, run.temperature).bind(7, run.gamma)
-        .bind(8, run.created_at).bind(9, run.git_rev).bind(10, run.notes);
+        .bind(8, created_at).bind(9, git_rev).bind(10, run.notes);
     s.exec();
-    run.id = sqlite3_last_insert_rowid(db.db);
-    run.complete = false;
+    int64_t id = sqlite3_last_insert_rowid(db.db);
     txn.commit();
-    return run.id;
+    run.id = id;  // the caller's record changes only once the run is stored
+    run.created_at = created_at;
+    run.git_rev = git_rev;
+    run.complete = false;
+    return id;
 }
 
 void trace_db_finish_run(TraceDb& db, int64_t run_id) {

@@ -172,8 +172,11 @@ struct TraceDb {
 TraceDb trace_db_open(const std::string& path, TraceOpen mode);
 void trace_db_close(TraceDb& db);
 
-// Transactions nest: only the outermost commit writes. Every append runs in
-// its own transaction unless one is open.
+// Transactions nest: the outermost level is a transaction, inner levels are
+// savepoints, and only the outermost commit writes. A rollback undoes only its
+// own level, so a writer refused inside a caller's transaction leaves the
+// caller's earlier appends in place, to commit or roll back. Every append runs
+// in its own (inner) transaction.
 void trace_db_begin(TraceDb& db);
 void trace_db_commit(TraceDb& db);
 void trace_db_rollback(TraceDb& db);
@@ -189,8 +192,16 @@ struct TraceTxn {
     TraceTxn& operator=(const TraceTxn&) = delete;
 };
 
-// Writers. Each validates its record (ranges, array sizes against gamma and
-// output_len) and throws sp::Error before writing anything invalid.
+// Writers. Each validates its record and throws sp::Error before writing
+// anything invalid. Beyond the ranges in the struct comments:
+//   Run       1 <= gamma <= TRACE_MAX_GAMMA; temperature finite and >= 0
+//   ModelShape  sizes >= 0; bytes_per_weight and bytes_per_kv > 0
+//   Positions gamma == the run's gamma and n == the request's output_len;
+//             beta and conf_prob in [0, 1]; conf_logit finite
+//   Step      batch_size >= 1 (a default Step is not valid); verify_len <= the
+//             run's gamma; n_accepted <= verify_len; bonus implies n_accepted == verify_len
+//   Profile   latency p10 <= p50 <= p90, all finite
+// The readers apply the same checks to what they read.
 int64_t trace_db_begin_run(TraceDb& db, Run& run);  // sets run.id (and created_at, git_rev if empty); complete = 0
 void trace_db_finish_run(TraceDb& db, int64_t run_id);  // complete = 1
 int64_t trace_db_append_request(TraceDb& db, Request& req);  // sets req.id

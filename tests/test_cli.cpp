@@ -1,0 +1,164 @@
+// test_cli.cpp: the `specplan` executable as a user meets it. Bad input must
+// exit non-zero with exactly one line on stderr naming the problem; --help
+// works everywhere; the export/import round trip is exact through the CLI.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace fs = std::filesystem;
+
+struct Result {
+    int code = -1;
+    std::string out, err;
+    int err_lines() const {
+        int n = 0;
+        for (char c : err) n += c == '\n';
+        return n;
+    }
+};
+
+// One folder per test: ctest runs the tests of this file in parallel processes.
+static fs::path scratch() {
+    fs::path dir = fs::path(::testing::TempDir()) / "specplan_cli" /
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::create_directories(dir);
+    return dir;
+}
+
+static std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Runs `specplan ARGS` through the shell; ARGS is shell-quoted by the caller.
+static Result run(const std::string& args) {
+    fs::path out = scratch() / "stdout.txt", err = scratch() / "stderr.txt";
+    std::string cmd = std::string(SPECPLAN_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
+    int status = std::system(cmd.c_str());
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+
+static fs::path fresh(const std::string& name) {
+    fs::path p = scratch() / name;
+    for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p.string() + ext);
+    return p;
+}
+
+TEST(Cli, EverySubcommandHasHelp) {
+    for (const char* sub : {"", "traces", "traces info", "traces synth", "traces export", "traces import"}) {
+        Result r = run(std::string(sub) + " --help");
+        EXPECT_EQ(r.code, 0) << sub;
+        EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
+    }
+}
+
+TEST(Cli, AMissingFileIsOneLineNamingTheFile) {
+    Result r = run("traces info /nonexistent/x.specdb");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("/nonexistent/x.specdb"), std::string::npos) << r.err;
+}
+
+TEST(Cli, AFileThatIsNotADatabaseIsOneLine) {
+    fs::path p = fresh("text.specdb");
+    std::ofstream(p) << "this is a text file, not a trace database\n";
+    Result r = run("traces info " + p.string());
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("not a SQLite database"), std::string::npos) << r.err;
+}
+
+TEST(Cli, BadSynthFlagsAreOneLineNamingTheFlag) {
+    fs::path p = fresh("bad.specdb");
+    struct Case {
+        std::string args, needle;
+        int code;
+    } cases[] = {
+        {"--domain code=0.9,x", "--domain", 1},
+        {"--domain =0.9", "--domain", 1},
+        {"--domain code=0.9,0.8 --domain chat=0.7", "chat", 1},
+        {"--alpha 0.7", "--gamma", 1},
+        {"--alpha 1.5 --gamma 3", "--alpha", 2},
+        {"--alpha 0.7 --gamma 3 --output-len 10:5", "output length", 1},
+        {"--alpha 0.7 --gamma 3 --output-len ten", "--output-len", 1},
+        {"--alpha 0.7 --gamma 3 --model gpt-5", "--model", 1},
+        {"--alpha 0.7 --gamma 0", "gamma", 1},
+        {"--gamma x --alpha 0.5", "--gamma", 2},
+    };
+    for (const Case& c : cases) {
+        Result r = run("traces synth -o " + p.string() + " " + c.args);
+        EXPECT_EQ(r.code, c.code) << c.args << ": " << r.err;
+        EXPECT_EQ(r.err_lines(), 1) << c.args << ": " << r.err;
+        EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.args << ": " << r.err;
+    }
+    EXPECT_FALSE(fs::exists(p)) << "a refused synth must not create the database";
+}
+
+TEST(Cli, AnUnknownSubcommandExitsTwo) {
+    Result r = run("traces frobnicate");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+}
+
+// End to end: synth, then info prints tau within bounds of the closed form
+// 1 + sum_k alpha^k for i.i.d. alpha = 0.5, gamma = 3: 1 + .5 + .25 + .125 = 1.875.
+TEST(Cli, InfoPrintsTauAndPerSlotAcceptanceOfASynthesizedRun) {
+    fs::path p = fresh("iid.specdb");
+    Result w = run("traces synth -o " + p.string() + " --alpha 0.5 --gamma 3 --requests 40 --output-len 300:300");
+    ASSERT_EQ(w.code, 0) << w.err;
+    Result r = run("traces info " + p.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("runs 1  requests 40  positions 40 (12000 anchors)"), std::string::npos) << r.out;
+    // The "iid" row: requests, anchors (40 x (300 - 3)), tau, alpha1..3.
+    std::istringstream rows(r.out.substr(r.out.find("  iid ")));
+    std::string name;
+    long requests = 0, anchors = 0;
+    double tau = 0, a[3] = {};
+    rows >> name >> requests >> anchors >> tau >> a[0] >> a[1] >> a[2];
+    EXPECT_EQ(requests, 40);
+    EXPECT_EQ(anchors, 40 * 297);
+    // Var of X = P1 + P2 + P3 with E X^2 = sum (2k-1) 0.5^k = 1.375: var = 1.375 - 0.875^2
+    EXPECT_NEAR(tau, 1.875, 5 * std::sqrt((1.375 - 0.875 * 0.875) / 11880.0));
+    for (double v : a) EXPECT_NEAR(v, 0.5, 0.035);  // >= 5 sigma for the ~1500 trials of slot 3
+}
+
+TEST(Cli, ExportImportExportIsByteIdentical) {
+    fs::path db1 = fresh("rt1.specdb"), db2 = fresh("rt2.specdb");
+    fs::path a = scratch() / "a.jsonl", b = scratch() / "b.jsonl";
+    ASSERT_EQ(run("traces synth -o " + db1.string() + " --domain code=0.9,0.8 --domain chat=0.6,0.5 "
+                  "--requests 5 --output-len 20:40").code, 0);
+    ASSERT_EQ(run("traces export " + db1.string() + " -o " + a.string()).code, 0);
+    Result imp = run("traces import " + a.string() + " " + db2.string());
+    ASSERT_EQ(imp.code, 0) << imp.err;
+    ASSERT_EQ(run("traces export " + db2.string() + " -o " + b.string()).code, 0);
+    std::string ta = slurp(a), tb = slurp(b);
+    EXPECT_GT(ta.size(), 1000u);
+    EXPECT_TRUE(ta == tb) << "export of the imported database differs";
+    // stdout export is the same bytes as the file export
+    EXPECT_EQ(run("traces export " + db2.string()).out, tb);
+}
+
+TEST(Cli, AFailedImportLeavesTheDatabaseAsItWas) {
+    fs::path db = fresh("keep.specdb");
+    ASSERT_EQ(run("traces synth -o " + db.string() + " --alpha 0.7 --gamma 2 --requests 3").code, 0);
+    std::string before = run("traces export " + db.string()).out;
+    fs::path bad = scratch() / "bad.jsonl";
+    std::ofstream(bad) << "{\"type\":\"specplan-traces\",\"version\":1}\n{\"type\":\"run\",\"id\":1}\n";
+    Result r = run("traces import " + bad.string() + " " + db.string());
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("bad.jsonl:2"), std::string::npos) << r.err;
+    EXPECT_EQ(run("traces export " + db.string()).out, before);
+}
