@@ -9,5 +9,6 @@ class App;
 namespace sp {
 
 void traces_commands(CLI::App& app);  // cmd_traces.cpp
+void sim_commands(CLI::App& app);     // cmd_sim.cpp
 
 }  // namespace sp

@@ -4,7 +4,7 @@
 // Exit codes: 0 success, 1 bad input or a failed operation (one line on
 // stderr: "specplan: <file>: <what>"), 2 bad command line.
 
-// defines: traces_commands (info, synth, export, import)
+// defines: traces_commands (info, synth, export, import), sim_commands (sim, sweep)
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.set_version_flag("--version", "specplan " SPECPLAN_GIT_REV);
     sp::traces_commands(app);
+    sp::sim_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

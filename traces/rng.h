@@ -52,8 +52,22 @@ inline uint64_t rng_u64(Rng& r) {
     return result;
 }
 
-// Uniform in [0, 1), 53 random bits.
-inline double rng_uniform(Rng& r) { return static_cast<double>(rng_u64(r) >> 11) * 0x1.0p-53; }
+// 53 random bits as a double in [0, 1).
+inline double rng_unit(uint64_t bits) { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
+
+// Uniform in [0, 1).
+inline double rng_uniform(Rng& r) { return rng_unit(rng_u64(r)); }
+
+// A counter-based draw: the same (seed, stream, a, b) always gives the same
+// 64 bits, whatever else was drawn. The simulator keys per-request draws by
+// request identity this way, so two policies see the same request and the
+// same acceptance coins however their runs diverge (common random numbers).
+inline uint64_t rng_hash(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b = 0) {
+    uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ull);
+    x = splitmix64(&x) ^ (a * 0x9E3779B97F4A7C15ull);
+    x = splitmix64(&x) ^ (b * 0xC2B2AE3D27D4EB4Full);
+    return splitmix64(&x);
+}
 
 // Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject).
 inline uint64_t rng_below(Rng& r, uint64_t n) {

@@ -1,0 +1,178 @@
+// cmd_sim.cpp: `specplan sim` (one point) and `specplan sweep` (loads x policies).
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.h"
+#include "simulator/report.h"
+#include "simulator/scenario.h"
+#include "simulator/sweep.h"
+
+namespace sp {
+
+struct SimArgs {
+    std::string scenario, policy, policies, loads, json, csv;
+    double load = 0;
+    int64_t seed = -1;
+    int threads = 0;
+    bool quiet = false;
+};
+
+// "1,2,4" -> {1, 2, 4}; each value must be > 0 and the list increasing.
+static std::vector<double> parse_loads(const std::string& text, const char* flag) {
+    std::vector<double> out;
+    size_t pos = 0;
+    while (pos <= text.size()) {
+        size_t comma = text.find(',', pos);
+        std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        char* end = nullptr;
+        double v = std::strtod(item.c_str(), &end);
+        if (item.empty() || *end != '\0' || !(v > 0))
+            throw Error(std::string(flag) + " '" + text + "': expected positive numbers separated by commas");
+        if (!out.empty() && v <= out.back())
+            throw Error(std::string(flag) + " '" + text + "': expected increasing values");
+        out.push_back(v);
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return out;
+}
+
+static std::vector<Policy> parse_policies(const std::string& text, const Scenario& sc) {
+    std::vector<Policy> out;
+    size_t pos = 0;
+    while (pos <= text.size()) {
+        size_t comma = text.find(',', pos);
+        std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        Policy p;
+        std::string err;
+        if (!policy_parse(item, &p, &err)) throw Error("--policies: " + err);
+        if (p.kind == POLICY_BATCH_TABLE) {
+            for (const Policy& q : sc.policies)
+                if (q.kind == POLICY_BATCH_TABLE) p.batch_table = q.batch_table;
+            if (p.batch_table.empty()) throw Error("--policies: batch-table needs policies.batch_table in the scenario");
+        }
+        out.push_back(p);
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return out;
+}
+
+static std::vector<double> scenario_loads(const Scenario& sc) {
+    if (sc.workload.mode == WORKLOAD_OPEN) return sc.workload.rates;
+    return std::vector<double>(sc.workload.concurrency.begin(), sc.workload.concurrency.end());
+}
+
+static Scenario load_scenario(const SimArgs& a) {
+    Scenario sc = scenario_load(a.scenario);
+    if (a.seed >= 0) sc.seed = static_cast<uint64_t>(a.seed);
+    return sc;
+}
+
+static void run_sim(const SimArgs& a) {
+    Scenario sc = load_scenario(a);
+    Policy policy = sc.policies.front();
+    if (!a.policy.empty()) policy = parse_policies(a.policy, sc).at(0);
+    double load = a.load > 0 ? a.load : scenario_loads(sc).back();
+    if (sc.workload.mode == WORKLOAD_CLOSED && load != static_cast<int>(load))
+        throw Error("--concurrency: expected a whole number of users");
+    AcceptanceData acc = acceptance_load(sc);
+    PointResult p = sim_run_point(sc, acc, policy, load);
+    report_point(stdout, sc, p);
+}
+
+// Writes `fn`'s output to `path` through a temporary file and a rename, so a
+// failed write never leaves half a file behind.
+template <typename F>
+static void write_file(const std::string& path, F fn) {
+    std::filesystem::path p(path);
+    if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        if (!out) throw Error(path + ": cannot open for writing");
+        fn(out);
+        out.close();
+        if (!out) throw Error(path + ": write failed");
+    }
+    std::filesystem::rename(tmp, path);
+}
+
+static void run_sweep(const SimArgs& a) {
+    Scenario sc = load_scenario(a);
+    std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
+    std::vector<double> loads = scenario_loads(sc);
+    if (!a.loads.empty()) {
+        loads = parse_loads(a.loads, sc.workload.mode == WORKLOAD_CLOSED ? "--concurrency" : "--rates");
+        if (sc.workload.mode == WORKLOAD_CLOSED)
+            for (double l : loads)
+                if (l != static_cast<int>(l)) throw Error("--concurrency: expected whole numbers of users");
+    }
+    // The compared pair must be among the policies run.
+    auto has = [&](const std::string& n) {
+        for (const Policy& p : policies)
+            if (p.name == n) return true;
+        return false;
+    };
+    if (!has(sc.compare_a) || !has(sc.compare_b)) sc.compare_a = sc.compare_b = "";
+    AcceptanceData acc = acceptance_load(sc);
+
+    // The sweep runs on worker threads; this thread draws a progress bar on
+    // a terminal once the sweep has taken more than a second.
+    std::atomic<int> done{0};
+    SweepResult res;
+    std::thread worker([&] { res = sweep_run(sc, acc, policies, loads, a.threads, &done); });
+    int total = static_cast<int>(policies.size() * loads.size());
+    bool tty = !a.quiet && isatty(STDERR_FILENO);
+    auto t0 = std::chrono::steady_clock::now();
+    bool drawn = false;
+    while (done.load() < total) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (tty && std::chrono::steady_clock::now() - t0 > std::chrono::seconds(1)) {
+            int d = done.load(), width = 40, fill = d * width / total;
+            std::fprintf(stderr, "\r[%s%s] %d/%d points", std::string(static_cast<size_t>(fill), '#').c_str(),
+                         std::string(static_cast<size_t>(width - fill), ' ').c_str(), d, total);
+            drawn = true;
+        }
+    }
+    worker.join();
+    if (drawn) std::fprintf(stderr, "\r%*s\r", 60, "");
+
+    if (!a.quiet) report_table(stdout, sc, policies, res);
+    if (!a.json.empty()) write_file(a.json, [&](std::ostream& o) { report_json(o, sc, policies, res); });
+    if (!a.csv.empty()) write_file(a.csv, [&](std::ostream& o) { report_csv(o, res); });
+    if (!a.quiet)
+        std::fprintf(stdout, "%zu points in %.2f s\n", res.points.size(), res.wall_s);
+}
+
+void sim_commands(CLI::App& app) {
+    auto a = std::make_shared<SimArgs>();
+    CLI::App* sim = app.add_subcommand("sim", "Simulate one policy at one load and print its metrics");
+    sim->add_option("SCENARIO", a->scenario, "scenario TOML file")->required();
+    sim->add_option("--policy", a->policy, "policy (default: the scenario's first)");
+    sim->add_option("--concurrency,--rate", a->load, "users (closed loop) or requests/s (open loop); "
+                                                     "default: the scenario's largest");
+    sim->add_option("--seed", a->seed, "override the scenario's seed");
+    sim->callback([a] { run_sim(*a); });
+
+    CLI::App* sw = app.add_subcommand("sweep", "Simulate every policy at every load: the throughput vs per-user "
+                                               "speed table, capacity at SLO, JSON and CSV");
+    sw->add_option("SCENARIO", a->scenario, "scenario TOML file")->required();
+    sw->add_option("--policies", a->policies, "comma-separated policies (default: the scenario's)");
+    sw->add_option("--concurrency,--rates", a->loads, "comma-separated loads (default: the scenario's)");
+    sw->add_option("--json", a->json, "write the results as JSON");
+    sw->add_option("--csv", a->csv, "write one CSV row per point");
+    sw->add_option("--seed", a->seed, "override the scenario's seed");
+    sw->add_option("--threads", a->threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    sw->add_flag("--quiet", a->quiet, "print nothing but errors");
+    sw->callback([a] { run_sweep(*a); });
+}
+
+}  // namespace sp

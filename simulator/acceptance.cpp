@@ -1,0 +1,126 @@
+// acceptance.cpp: the three acceptance sources; model in acceptance.h.
+#include "simulator/acceptance.h"
+
+#include <cmath>
+
+#include "traces/rng.h"
+#include "traces/synth.h"
+#include "traces/trace_stats.h"
+
+namespace sp {
+
+// rng_hash streams of the acceptance draws.
+enum { STREAM_COIN = 11, STREAM_SLOT = 12 };
+
+static int domain_index(const std::vector<std::string>& domains, const std::string& name) {
+    for (size_t i = 0; i < domains.size(); i++)
+        if (domains[i] == name) return static_cast<int>(i);
+    return -1;
+}
+
+AcceptanceData acceptance_load(const Scenario& sc) {
+    AcceptanceData a;
+    a.kind = sc.acceptance.kind;
+    a.gamma = sc.engine.gamma;
+    a.seed = sc.seed;
+    a.kappa = sc.acceptance.kappa;
+    a.raw_temperature = sc.acceptance.raw_temperature;
+    double total = 0;
+    for (const DomainMix& d : sc.workload.mix) {
+        a.domains.push_back(d.domain);
+        total += d.weight;
+        a.domain_cdf.push_back(total);
+    }
+    for (double& c : a.domain_cdf) c /= total;
+    a.domain_cdf.back() = 1.0;
+
+    if (a.kind == ACCEPT_PARAMETRIC)
+        for (const DomainMix& d : sc.workload.mix) a.alpha.push_back(d.alpha);
+    if (a.kind == ACCEPT_IID) a.alpha.assign(a.domains.size(), std::vector<double>(a.gamma, sc.acceptance.alpha));
+
+    bool need_trace = a.kind == ACCEPT_TRACE || sc.workload.lengths == LENGTHS_TRACE;
+    if (!need_trace) return a;
+
+    TraceDb db = trace_db_open(sc.acceptance.trace_path, TRACE_READ);
+    int64_t run_id = sc.acceptance.run_id;
+    if (run_id == 0) {  // the scenario loader checked that one exists
+        for (const Run& r : trace_db_runs(db))
+            if (r.complete || run_id == 0) {
+                run_id = r.id;
+                if (r.complete) break;
+            }
+    }
+    Run run = trace_db_run(db, run_id);
+    a.trace_gamma = run.gamma;
+    a.by_domain.assign(a.domains.size(), {});
+    // A workload domain "all" with no such trace domain takes every request.
+    bool all = a.domains.size() == 1 && domain_index(a.domains, "all") == 0;
+    std::vector<AcceptanceSums> sums(a.domains.size(), AcceptanceSums{run.gamma, 0, 0, std::vector<double>(run.gamma, 0)});
+    Positions p;
+    for (const Request& q : trace_db_requests(db, run_id)) {
+        int d = all ? 0 : domain_index(a.domains, q.domain);
+        if (d < 0 || !trace_db_positions(db, q.id, &p)) continue;
+        TraceRequest tr{d, q.prompt_len, q.output_len, a.beta.size()};
+        a.by_domain[static_cast<size_t>(d)].push_back(static_cast<int>(a.requests.size()));
+        a.requests.push_back(tr);
+        a.beta.insert(a.beta.end(), p.beta.begin(), p.beta.end());
+        if (p.has_confidence()) a.conf.insert(a.conf.end(), p.conf_prob.begin(), p.conf_prob.end());
+        acceptance_add(sums[static_cast<size_t>(d)], p);
+    }
+    if (a.conf.size() != a.beta.size()) {
+        // No confidence head (or a mixed run): confidence-driven policies see
+        // each domain's pooled conditional acceptance instead.
+        a.conf.clear();
+        for (size_t d = 0; d < a.domains.size(); d++) {
+            AcceptanceStats st = acceptance_finish(sums[d], a.domains[d]);
+            std::vector<float> c(static_cast<size_t>(a.gamma));
+            for (int k = 0; k < a.gamma; k++)
+                c[static_cast<size_t>(k)] = std::isnan(st.alpha[static_cast<size_t>(k)])
+                                                ? 0.0f
+                                                : static_cast<float>(st.alpha[static_cast<size_t>(k)]);
+            a.fallback_conf.push_back(c);
+        }
+    }
+    return a;
+}
+
+void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trace_idx, int t, SlotDraws* out) {
+    const int G = a.gamma;
+    if (a.kind == ACCEPT_TRACE) {
+        const TraceRequest& tr = a.requests[static_cast<size_t>(trace_idx)];
+        int row = tr.output_len > 0 ? t % tr.output_len : 0;
+        size_t at = tr.offset + static_cast<size_t>(row) * static_cast<size_t>(a.trace_gamma);
+        for (int k = 0; k < G; k++) {
+            out->beta[k] = a.beta[at + static_cast<size_t>(k)];
+            out->conf[k] = a.conf.empty() ? a.fallback_conf[static_cast<size_t>(tr.domain)][static_cast<size_t>(k)]
+                                          : a.conf[at + static_cast<size_t>(k)];
+        }
+        return;
+    }
+    const std::vector<double>& alpha = a.alpha[static_cast<size_t>(domain)];
+    for (int k = 0; k < G; k++) {
+        Rng r = rng_seed(rng_hash(a.seed, STREAM_SLOT, key, static_cast<uint64_t>(t) * 64 + static_cast<uint64_t>(k)));
+        SynthSlot s = synth_slot(r, alpha[static_cast<size_t>(k)], a.kappa, a.raw_temperature);
+        out->conf[k] = s.conf_prob;
+        out->beta[k] = s.beta;
+    }
+}
+
+int acceptance_count(const AcceptanceData& a, uint64_t key, int t, int ell, const SlotDraws& d) {
+    int n = 0;
+    for (int k = 0; k < ell; k++) {
+        float beta = d.beta[k];
+        bool ok;
+        if (a.kind != ACCEPT_TRACE || beta <= 0.0f || beta >= 1.0f) {
+            ok = beta >= 1.0f;  // 0/1 outcomes need no coin
+        } else {
+            uint64_t bits = rng_hash(a.seed, STREAM_COIN, key, static_cast<uint64_t>(t) * 64 + static_cast<uint64_t>(k));
+            ok = rng_unit(bits) < beta;
+        }
+        if (!ok) break;
+        n++;
+    }
+    return n;
+}
+
+}  // namespace sp

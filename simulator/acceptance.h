@@ -1,0 +1,65 @@
+// acceptance.h: where a simulated request's drafts get their confidences and
+// their accept/reject outcomes. Three sources (scenario [acceptance].source):
+//
+//   trace       the request follows a recorded request. At anchor t the
+//               confidences are the recorded conf_prob(t, k) and slot k is
+//               accepted while coin_k < beta(t, k): exact under greedy decoding.
+//               With distribution lengths longer than the recording, t wraps
+//               around the recorded output (t mod n).
+//   parametric  per-domain conditional acceptance alpha_k; each slot is drawn
+//               from the model of traces synth (synth_slot): c ~ Beta(kappa
+//               alpha_k, kappa (1 - alpha_k)), accepted with probability c.
+//   iid         the same with alpha_k = alpha for every slot.
+//
+// Every draw is keyed by (request key, t, k) through rng_hash, never by a
+// running stream, so every policy sees the same outcome for the same draft.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "simulator/scenario.h"
+
+namespace sp {
+
+struct TraceRequest {
+    int domain = 0;              // index into AcceptanceData::domains
+    int prompt_len = 0, output_len = 0;
+    size_t offset = 0;           // first float of this request's rows in beta/conf
+};
+
+// Read-only after acceptance_load; shared by every point of a sweep.
+struct AcceptanceData {
+    AcceptanceKind kind = ACCEPT_TRACE;
+    int gamma = 0;               // engine block size: slots 1..gamma are used
+    uint64_t seed = 0;
+    std::vector<std::string> domains;        // workload domains, in scenario order
+    std::vector<double> domain_cdf;          // cumulative normalised weights
+    // trace
+    int trace_gamma = 0;                     // row stride of beta/conf
+    std::vector<TraceRequest> requests;      // requests of the run with positions
+    std::vector<std::vector<int>> by_domain; // request indices per domain
+    std::vector<float> beta, conf;           // rows of all requests; conf empty without a confidence head
+    std::vector<std::vector<float>> fallback_conf;  // (domain, gamma) pooled alpha_k, used when conf is empty
+    // parametric / iid
+    std::vector<std::vector<double>> alpha;  // (domain, gamma)
+    double kappa = 4, raw_temperature = 1.5;
+};
+
+// Loads the trace run or builds the parametric tables for a validated scenario.
+AcceptanceData acceptance_load(const Scenario& sc);
+
+// The drafts of one request at anchor t: calibrated confidences c(t, k) and
+// acceptance probabilities beta(t, k) for k = 1..gamma. For the parametric
+// sources beta is already the outcome (0 or 1).
+struct SlotDraws {
+    float conf[TRACE_MAX_GAMMA];
+    float beta[TRACE_MAX_GAMMA];
+};
+void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trace_idx, int t, SlotDraws* out);
+
+// Drafts accepted among the first ell of `d` (the leading run of accepts).
+int acceptance_count(const AcceptanceData& a, uint64_t key, int t, int ell, const SlotDraws& d);
+
+}  // namespace sp

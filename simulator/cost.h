@@ -1,0 +1,130 @@
+// cost.h: how long one iteration of the serving engine takes on the GPU.
+//
+// Two models behind one interface (a CostModel is plain data; the free
+// functions dispatch on its kind):
+//   roofline  time = max(bytes / achievable bandwidth, flops / achievable rate)
+//             + a fixed per-iteration overhead, from the model shape and a GPU
+//             datasheet spec. Memory-bound below the ridge (time flat in B),
+//             compute-bound above it (time linear in B).
+//   measured  interpolation in the trace store's profiles table (cells of
+//             latency at (R, B, context) per phase); the rule is documented
+//             at cost_forward_s in cost.cpp and in scenarios/README.md.
+//
+// Units: seconds (double) at this interface; the simulator converts to
+// integer nanoseconds. Token counts are tokens, bytes are bytes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "traces/trace_db.h"
+
+namespace sp {
+
+// A GPU's datasheet numbers (dense, no sparsity). overhead_s is not a
+// datasheet number: it is the fixed host/launch cost per iteration, a model
+// assumption stated with the preset.
+struct GpuSpec {
+    std::string name;            // preset key: "h100-sxm", "h200", "a100-80gb", "b200"
+    std::string label;           // human label, says "datasheet"
+    double hbm_bytes_per_s = 0;  // HBM bandwidth, bytes/s
+    double bf16_flops = 0;       // dense BF16 tensor-core rate, FLOP/s
+    double hbm_bytes = 0;        // HBM capacity, bytes
+    double overhead_s = 0;       // fixed per-iteration overhead, s
+};
+bool gpu_preset(const std::string& name, GpuSpec* out);
+std::vector<std::string> gpu_preset_names();
+
+// Mixture-of-experts part of a model. n_experts == 0 means dense.
+// expert_param_fraction is the share of n_params that sits in routed experts;
+// a forward over B tokens reads each touched expert once, and the expected
+// fraction of experts touched is 1 - (1 - experts_per_token/n_experts)^B.
+struct MoeShape {
+    int n_experts = 0;
+    int experts_per_token = 0;
+    double expert_param_fraction = 0;
+};
+
+enum DrafterKind {
+    DRAFTER_NONE,    // no speculation: the draft phase costs nothing
+    DRAFTER_MTP,     // autoregressive: gamma sequential forwards of n_layers target-width layers over R tokens
+    DRAFTER_DSPARK,  // parallel block: one forward of n_layers over R*gamma tokens, then gamma sequential
+                     // Markov-head steps, each an (R x markov_rank) by (markov_rank x vocab) GEMM
+    DRAFTER_COUNT
+};
+const char* drafter_kind_name(DrafterKind k);  // "none", "mtp", "dspark"
+bool drafter_kind_parse(const std::string& s, DrafterKind* out);
+
+struct DrafterSpec {
+    DrafterKind kind = DRAFTER_NONE;
+    int n_layers = 1;            // draft decoder layers, each the size of one target layer
+    int markov_rank = 256;       // DSpark Markov head rank r
+};
+
+struct Roofline {
+    ModelShape model;            // target shape (n_params, layers, hidden, heads, ...)
+    MoeShape moe;
+    GpuSpec gpu;
+    int tp = 1;                  // GPUs in the tensor-parallel group: bandwidth and rate scale by tp
+    double bw_efficiency = 0.8;  // achievable fraction of datasheet bandwidth (model assumption)
+    double flops_efficiency = 0.6;  // achievable fraction of datasheet BF16 rate (model assumption)
+};
+
+// A measured cost table: the profile cells of one (gpu, model) from a trace
+// store, split by phase. Each phase's cells lie on a grid of (R, B, context).
+struct MeasuredCost {
+    std::string gpu, model;      // what the cells were measured on, for messages
+    std::vector<Profile> draft, verify, prefill;
+};
+
+enum CostKind { COST_ROOFLINE, COST_MEASURED };
+
+struct CostModel {
+    CostKind kind = COST_ROOFLINE;
+    Roofline roofline;           // COST_ROOFLINE
+    MeasuredCost measured;       // COST_MEASURED
+    DrafterSpec drafter;         // roofline draft cost; measured uses the draft phase table
+};
+
+// What one forward pass of the target processes in one iteration.
+struct BatchShape {
+    int n_decode_seqs = 0;       // R: running requests, each verifying 1 + l_r tokens
+    int n_decode_tokens = 0;     // sum over them of (1 + l_r)
+    double decode_context = 0;   // mean tokens already in the KV cache per decoding request
+    int n_prefill_seqs = 0;      // requests with a prefill chunk in this forward
+    int n_prefill_tokens = 0;    // prompt tokens of those chunks, in all
+    double prefill_context = 0;  // mean tokens already cached per prefilling request (earlier chunks)
+};
+
+// Seconds for one target forward over `b`, fixed overhead included.
+double cost_forward_s(const CostModel& m, const BatchShape& b);
+
+// Seconds for the draft phase: the drafter proposes gamma tokens for each of
+// n_seqs requests whose mean context is `context`. 0 when gamma == 0 or the
+// drafter is DRAFTER_NONE.
+double cost_draft_s(const CostModel& m, int n_seqs, int gamma, double context);
+
+// Throws sp::Error naming `where` (e.g. the scenario file and key) when the
+// model cannot answer what a run needs: a measured model without cells for a
+// phase the run uses (draft when gamma > 0, verify, prefill when prefill
+// tokens occur), or non-positive roofline numbers.
+// Every run prefills prompts, so prefill cells are always required; with
+// needs_draft a roofline model must name a drafter (mtp or dspark), since
+// DRAFTER_NONE would make drafting free. The message is one line, starting
+// with `where`.
+void cost_validate(const CostModel& m, bool needs_draft, const std::string& where);
+
+// Loads the profile cells of (gpu, model name) from an open trace store;
+// both empty: the only (gpu, model) present, or an error if there are several.
+// An empty name matches any (so one name alone must still pick one pair).
+// sp::Error, naming the store, when nothing matches (the message lists what
+// is there), when several pairs match, or when the matching cells come from
+// two different shapes under one model name.
+MeasuredCost measured_cost_load(TraceDb& db, const std::string& gpu, const std::string& model);
+
+// Roofline pieces, exposed for tests and the dashboard's Explain panel.
+double roofline_weight_bytes(const Roofline& r, int n_tokens);  // weights read by one forward over n_tokens
+double roofline_kv_bytes_per_token(const ModelShape& m);         // K and V of one token, all layers
+double roofline_ridge_tokens(const Roofline& r);                 // B where weight-read time = weight-flop time (dense)
+
+}  // namespace sp

@@ -1,0 +1,61 @@
+// metrics.h: what one simulated point reports, and the fixed-memory
+// percentile sketch behind it.
+//
+// Percentiles come from a log-bucketed histogram: bucket i holds values in
+// [G^i, G^(i+1)) with G = 1.01, and a quantile is answered with the geometric
+// middle of its bucket (clamped to the observed min and max). Any reported
+// quantile is within a relative error of sqrt(1.01) - 1 < 0.5 % of the exact
+// nearest-rank quantile, and memory does not grow with the number of values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sp {
+
+struct Sketch {
+    static constexpr double GROWTH = 1.01;
+    static constexpr double LO = 1e-9, HI = 1e12;  // values outside are clamped into the end buckets
+    std::vector<uint32_t> counts;  // lazily sized on the first add
+    int64_t n = 0;
+    double sum = 0, min = 0, max = 0;
+};
+
+void sketch_add(Sketch& s, double v);       // v > 0; non-positive values count in the lowest bucket
+double sketch_quantile(const Sketch& s, double q);  // nearest rank, q in [0, 1]; 0 when empty
+double sketch_mean(const Sketch& s);
+
+// Mean and tail of one latency or speed metric. For latencies pXX is the
+// XXth percentile (higher is worse). For per-user speed pXX is the speed met
+// by XX % of requests, i.e. the (100-XX)th percentile (lower is worse), the
+// convention of MLCommons' tokens/s/user = 1 / TPOT_p90.
+struct Summary {
+    double mean = 0, p50 = 0, p90 = 0, p99 = 0;
+};
+Summary summary_latency(const Sketch& s);
+Summary summary_speed(const Sketch& s);
+
+// One point of a sweep: one policy at one load.
+struct PointResult {
+    std::string policy;
+    int concurrency = 0;         // closed loop users (0 for open loop)
+    double rate = 0;             // open loop requests/s (0 for closed loop)
+    double throughput = 0;       // output tokens/s per GPU over the measurement window
+    double request_rate = 0;     // completed requests/s per replica
+    Summary per_user;            // decode-phase tokens/s of each request (speed convention)
+    Summary ttft, tpot, e2e;     // seconds
+    double goodput_fraction = 0; // share of measured requests meeting both SLOs
+    double goodput_rate = 0;     // such requests per second per replica
+    double tau = 0;              // tokens emitted per request-step (accepted + bonus/correction)
+    double mean_verified = 0;    // verified tokens (1 + l) per request per step
+    double waste = 0;            // rejected verified drafts / verified tokens
+    double mean_batch_tokens = 0;// tokens per forward, prefill included
+    double busy_fraction = 0;    // GPU busy time / window
+    double mean_running = 0;     // decoding requests per step
+    double mean_output_len = 0;  // tokens per measured request
+    int64_t n_requests = 0, n_steps = 0, n_tokens = 0;
+    double window_s = 0;         // measured simulated time
+};
+
+}  // namespace sp

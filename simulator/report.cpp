@@ -1,0 +1,149 @@
+// report.cpp: see report.h.
+#include "simulator/report.h"
+
+#include <nlohmann/json.hpp>
+
+namespace sp {
+
+using ojson = nlohmann::ordered_json;
+
+static const char* load_name(const Scenario& sc) { return sc.workload.mode == WORKLOAD_CLOSED ? "users" : "req/s"; }
+
+static double point_load(const PointResult& p) { return p.concurrency ? p.concurrency : p.rate; }
+
+void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r) {
+    std::fprintf(out, "%s: %s\n", sc.path.c_str(), sc.name.c_str());
+    std::fprintf(out, "%-14s %7s %11s %10s %10s %10s %7s %7s %7s %7s\n", "policy", load_name(sc), "tok/s/GPU",
+                 "user mean", "user p90", "TTFT p90", "tau", "verify", "waste", "busy");
+    for (size_t i = 0; i < r.points.size(); i++) {
+        const PointResult& p = r.points[i];
+        if (i && i % r.loads.size() == 0) std::fprintf(out, "\n");
+        std::fprintf(out, "%-14s %7g %11.0f %10.1f %10.1f %9.3fs %7.2f %7.2f %6.1f%% %6.1f%%\n", p.policy.c_str(),
+                     point_load(p), p.throughput, p.per_user.mean, p.per_user.p90, p.ttft.p90, p.tau,
+                     p.mean_verified, 100 * p.waste, 100 * p.busy_fraction);
+    }
+    std::fprintf(out, "\ncapacity at SLO (per-user p90 >= %g tok/s):\n", sc.slo.per_user_tok_s);
+    for (const Capacity& c : r.capacity) {
+        if (c.met)
+            std::fprintf(out, "  %-14s %9.0f tok/s/GPU at %.1f %s\n", c.policy.c_str(), c.throughput, c.load,
+                         load_name(sc));
+        else
+            std::fprintf(out, "  %-14s misses the SLA at every load\n", c.policy.c_str());
+    }
+    const Headline& h = r.headline;
+    if (!h.a.empty()) {
+        std::fprintf(out, "%s vs %s:", h.a.c_str(), h.b.c_str());
+        if (h.throughput_gain > 0) std::fprintf(out, " throughput at SLA x%.2f", h.throughput_gain);
+        else std::fprintf(out, " throughput at SLA n/a");
+        if (h.per_user_gain > 0)
+            std::fprintf(out, ", per-user speed at %.0f tok/s/GPU x%.2f\n", h.matched_throughput, h.per_user_gain);
+        else
+            std::fprintf(out, ", per-user speed at matched throughput n/a\n");
+    }
+    (void)policies;
+}
+
+void report_point(std::FILE* out, const Scenario& sc, const PointResult& p) {
+    std::fprintf(out, "%s: %s, policy %s, %g %s\n", sc.path.c_str(), sc.name.c_str(), p.policy.c_str(), point_load(p),
+                 load_name(sc));
+    std::fprintf(out, "  throughput     %.0f tok/s/GPU, %.2f req/s, busy %.1f%%\n", p.throughput, p.request_rate,
+                 100 * p.busy_fraction);
+    std::fprintf(out, "  per-user tok/s mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f\n", p.per_user.mean, p.per_user.p50,
+                 p.per_user.p90, p.per_user.p99);
+    std::fprintf(out, "  TTFT s         mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f\n", p.ttft.mean, p.ttft.p50, p.ttft.p90,
+                 p.ttft.p99);
+    std::fprintf(out, "  TPOT ms        mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f\n", 1e3 * p.tpot.mean, 1e3 * p.tpot.p50,
+                 1e3 * p.tpot.p90, 1e3 * p.tpot.p99);
+    std::fprintf(out, "  E2E s          mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f\n", p.e2e.mean, p.e2e.p50, p.e2e.p90,
+                 p.e2e.p99);
+    std::fprintf(out, "  speculation    tau %.2f, verified %.2f/request/step, waste %.1f%%\n", p.tau, p.mean_verified,
+                 100 * p.waste);
+    std::fprintf(out, "  batch          %.1f tokens/step, %.1f decoding requests/step\n", p.mean_batch_tokens,
+                 p.mean_running);
+    std::fprintf(out, "  goodput        %.1f%% of requests (%.2f req/s) meet %g tok/s and TTFT <= %gs\n",
+                 100 * p.goodput_fraction, p.goodput_rate, sc.slo.per_user_tok_s, sc.slo.ttft_s);
+    std::fprintf(out, "  window         %lld requests, %lld steps, %lld tokens, %.2f s simulated\n",
+                 (long long)p.n_requests, (long long)p.n_steps, (long long)p.n_tokens, p.window_s);
+}
+
+static ojson summary_json(const Summary& s) {
+    ojson j;
+    j["mean"] = s.mean;
+    j["p50"] = s.p50;
+    j["p90"] = s.p90;
+    j["p99"] = s.p99;
+    return j;
+}
+
+void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r) {
+    ojson j;
+    j["scenario"] = sc.name;
+    j["seed"] = sc.seed;
+    j["load_kind"] = sc.workload.mode == WORKLOAD_CLOSED ? "concurrency" : "rate";
+    j["slo"] = {{"per_user_tok_s", sc.slo.per_user_tok_s}, {"ttft_s", sc.slo.ttft_s}};
+    ojson pols = ojson::array();
+    for (const Policy& p : policies) pols.push_back(p.name);
+    j["policies"] = pols;
+    j["loads"] = r.loads;
+    ojson pts = ojson::array();
+    for (const PointResult& p : r.points) {
+        ojson q;
+        q["policy"] = p.policy;
+        q["concurrency"] = p.concurrency;
+        q["rate"] = p.rate;
+        q["throughput_tok_s_gpu"] = p.throughput;
+        q["request_rate"] = p.request_rate;
+        q["per_user_tok_s"] = summary_json(p.per_user);
+        q["ttft_s"] = summary_json(p.ttft);
+        q["tpot_s"] = summary_json(p.tpot);
+        q["e2e_s"] = summary_json(p.e2e);
+        q["goodput_fraction"] = p.goodput_fraction;
+        q["goodput_rate"] = p.goodput_rate;
+        q["tau"] = p.tau;
+        q["mean_verified"] = p.mean_verified;
+        q["waste"] = p.waste;
+        q["mean_batch_tokens"] = p.mean_batch_tokens;
+        q["busy_fraction"] = p.busy_fraction;
+        q["mean_running"] = p.mean_running;
+        q["mean_output_len"] = p.mean_output_len;
+        q["n_requests"] = p.n_requests;
+        q["n_steps"] = p.n_steps;
+        q["n_tokens"] = p.n_tokens;
+        q["window_s"] = p.window_s;
+        pts.push_back(q);
+    }
+    j["points"] = pts;
+    j["pareto"] = r.pareto;
+    ojson caps = ojson::array();
+    for (const Capacity& c : r.capacity)
+        caps.push_back({{"policy", c.policy}, {"met", c.met}, {"throughput_tok_s_gpu", c.throughput}, {"load", c.load},
+                        {"best_point_throughput", c.best_point_throughput}});
+    j["capacity_at_slo"] = caps;
+    if (!r.headline.a.empty())
+        j["headline"] = {{"a", r.headline.a}, {"b", r.headline.b}, {"throughput_gain", r.headline.throughput_gain},
+                         {"matched_throughput", r.headline.matched_throughput},
+                         {"per_user_gain", r.headline.per_user_gain}};
+    out << j.dump(1) << "\n";
+}
+
+void report_csv(std::ostream& out, const SweepResult& r) {
+    out << "policy,concurrency,rate,throughput_tok_s_gpu,request_rate,per_user_mean,per_user_p50,per_user_p90,"
+           "per_user_p99,ttft_mean,ttft_p50,ttft_p90,ttft_p99,tpot_mean,tpot_p90,e2e_mean,e2e_p90,goodput_fraction,"
+           "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,n_requests\n";
+    for (const PointResult& p : r.points) {
+        nlohmann::json row = {p.policy, p.concurrency, p.rate, p.throughput, p.request_rate, p.per_user.mean,
+                              p.per_user.p50, p.per_user.p90, p.per_user.p99, p.ttft.mean, p.ttft.p50, p.ttft.p90,
+                              p.ttft.p99, p.tpot.mean, p.tpot.p90, p.e2e.mean, p.e2e.p90, p.goodput_fraction, p.tau,
+                              p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.n_requests};
+        // nlohmann prints every number in its shortest round-trip form; the
+        // policy name is written bare (names hold no commas or quotes).
+        for (size_t i = 0; i < row.size(); i++) {
+            if (i) out << ',';
+            if (row[i].is_string()) out << row[i].get<std::string>();
+            else out << row[i].dump();
+        }
+        out << '\n';
+    }
+}
+
+}  // namespace sp

@@ -1,0 +1,102 @@
+// scenario.h: everything one simulation sweep needs, as loaded from a TOML
+// scenario file (scenarios/README.md documents every key, unit and default).
+//
+// A Scenario is plain data. scenario_load validates it completely: after it
+// returns, the simulator may assume every field is in range, every trace
+// request fits in the KV cache, and the cost model can answer every phase the
+// policies need. Bad input is one sp::Error line:
+//   "<file>: <key>: expected <what>, got <what>"
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "simulator/cost.h"
+#include "simulator/policy.h"
+
+namespace sp {
+
+enum WorkloadMode { WORKLOAD_CLOSED, WORKLOAD_OPEN };
+enum ArrivalKind { ARRIVAL_POISSON, ARRIVAL_GAMMA };
+enum LengthSource { LENGTHS_TRACE, LENGTHS_DIST };
+enum DistKind { DIST_FIXED, DIST_UNIFORM, DIST_LOGNORMAL };
+
+// A length distribution in tokens. fixed: `value`; uniform: integers in
+// [min, max]; lognormal: exp(N(log(median), sigma)) rounded, clamped to [min, max].
+struct LengthDist {
+    DistKind kind = DIST_FIXED;
+    int value = 0;
+    int min = 1, max = 1;
+    double median = 0, sigma = 0;
+};
+
+// One domain of the workload mix. `alpha` is the per-slot conditional
+// acceptance used by the parametric source (length gamma); empty otherwise.
+struct DomainMix {
+    std::string domain;          // label, matched against trace request domains
+    double weight = 1;           // relative share of requests, > 0
+    std::vector<double> alpha;   // (gamma) parametric acceptance, each in [0, 1]
+};
+
+struct Workload {
+    WorkloadMode mode = WORKLOAD_CLOSED;
+    std::vector<int> concurrency;     // closed: users per sweep point, each >= 1
+    std::vector<double> rates;        // open: requests/s per sweep point, each > 0
+    double think_time_s = 0;          // closed: mean think time between a reply and the next request
+    bool think_exponential = false;   // closed: think time exponential (true) or fixed (false)
+    ArrivalKind arrival = ARRIVAL_POISSON;  // open
+    double burstiness = 1;            // open, gamma: shape k (CV = 1/sqrt(k)); 1 = Poisson
+    int requests = 500;               // completed requests measured per point
+    int warmup = 100;                 // completions discarded before measuring
+    LengthSource lengths = LENGTHS_TRACE;
+    LengthDist prompt_len, output_len;   // LENGTHS_DIST
+    std::vector<DomainMix> mix;       // at least one; weights normalised by the loader
+};
+
+struct EngineConfig {
+    int gamma = 0;                    // block size: drafts per request per step, 1..TRACE_MAX_GAMMA
+    int max_seqs = 256;               // running + prefilling requests at once
+    int max_batch_tokens = 8192;      // tokens per forward: decode (1 + l_r each) plus prefill chunks
+    int64_t kv_capacity_tokens = 0;   // KV cache, tokens; a request holds prompt + output + gamma
+    int prefill_chunk_tokens = 2048;  // prefill tokens per iteration, at most
+    int tp = 1;                       // GPUs per replica; throughput is reported per GPU
+};
+
+enum AcceptanceKind { ACCEPT_TRACE, ACCEPT_PARAMETRIC, ACCEPT_IID };
+
+struct AcceptanceConfig {
+    AcceptanceKind kind = ACCEPT_TRACE;
+    std::string trace_path;           // ACCEPT_TRACE (or LENGTHS_TRACE): resolved against the scenario's folder
+    int64_t run_id = 0;               // run in the trace; 0 = the only run, or the first complete one
+    double alpha = 0;                 // ACCEPT_IID: every slot's conditional acceptance
+    double kappa = 4;                 // confidence model of traces synth (parametric, iid)
+    double raw_temperature = 1.5;
+};
+
+struct Slo {
+    double per_user_tok_s = 0;        // per-user speed SLA: p90 (speed met by 90% of requests) >= this
+    double ttft_s = 0;                // TTFT bound for goodput; 0 = none
+};
+
+struct Scenario {
+    std::string path;                 // the file it came from, for messages
+    std::string name, description;
+    uint64_t seed = 1;
+    Workload workload;
+    EngineConfig engine;
+    AcceptanceConfig acceptance;
+    CostModel cost;
+    std::vector<Policy> policies;     // at least one
+    std::string compare_a, compare_b; // headline ratios of policy a over policy b; empty = none
+    Slo slo;
+};
+
+// Loads and validates a scenario file. Relative paths inside it resolve
+// against the file's folder.
+Scenario scenario_load(const std::string& path);
+
+// The same from TOML text; `path` names it in messages and anchors relative paths.
+Scenario scenario_parse(const std::string& toml_text, const std::string& path);
+
+}  // namespace sp

@@ -1,0 +1,444 @@
+// sim.cpp: the event loop and the engine model of sim.h.
+//
+// [SECTION] state    requests, the event queue, the step being executed
+// [SECTION] workload arrivals and completions
+// [SECTION] engine   step start (admission, policy, prefill plan, cost) and step end
+// [SECTION] run      the loop and the measurement window
+#include "simulator/sim.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <queue>
+#include <vector>
+
+#include "simulator/workload.h"
+
+namespace sp {
+
+// [SECTION] state ---------------------------------------------------------------
+
+enum EventKind { EV_STEP_END, EV_ARRIVAL };
+
+struct Event {
+    int64_t time;     // ns
+    int cls;          // tie-break at equal time: step ends (0) before arrivals (1)
+    uint64_t seq;     // scheduling order
+    int kind;
+    int arg;          // EV_ARRIVAL: the user (closed loop), -1 (open loop)
+    bool operator>(const Event& o) const {
+        if (time != o.time) return time > o.time;
+        if (cls != o.cls) return cls > o.cls;
+        return seq > o.seq;
+    }
+};
+
+struct SimRequest {
+    uint64_t key = 0;
+    int user = -1;
+    int domain = 0, trace_idx = -1;
+    int prompt_len = 0, output_len = 0;
+    int prefilled = 0;            // prompt tokens in the KV cache
+    int generated = 0;            // output tokens emitted; the anchor is token generated - 1
+    int64_t kv_reserved = 0;      // tokens
+    int64_t arrival_ns = 0, first_token_ns = 0;
+    int64_t verified = 0, accepted = 0;  // drafts, for goodput's observed acceptance
+    int n_steps = 0;              // decode steps taken
+    std::vector<float> conf_hist; // (3, gamma): confidences of the last three steps, ring by n_steps
+};
+
+struct Sim {
+    const Scenario& sc;
+    const AcceptanceData& acc;
+    const Policy& policy;
+    SimObserver* obs;
+    int gamma, draft_len;
+
+    int64_t now = 0;
+    uint64_t seq = 0;
+    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events;
+
+    std::vector<SimRequest> pool;     // request slots, reused: memory stays flat
+    std::vector<int> free_slots;
+    std::vector<int> waiting_fifo;    // pool indices, FCFS; head at waiting_head
+    size_t waiting_head = 0;
+    std::vector<int> prefilling;      // pool indices, admission order
+    std::vector<int> running;         // pool indices, admission order
+    int64_t kv_used = 0;
+    std::vector<uint32_t> user_seq;   // closed loop: requests sent per user
+    Rng arrivals;
+    int64_t arrival_index = 0;
+    double rate = 0;
+
+    // the step in flight
+    bool busy = false;
+    int64_t step_start = 0;
+    std::vector<int> step_decode;     // pool indices in batch order
+    std::vector<int> ell, n_acc, max_len;
+    std::vector<SlotDraws> draws;
+    std::vector<float> conf, conf_stale;
+    std::vector<double> alpha_hat;
+    std::vector<uint64_t> keys;
+    std::vector<std::pair<int, int>> step_prefill;  // (pool index, chunk tokens)
+    int step_tokens = 0, step_prefill_tokens = 0;
+    double step_draft_s = 0, step_forward_s = 0;
+    // what the policy's StepTime needs
+    double decode_context = 0;
+    int policy_prefill = 0;           // prefill tokens the step carries with l = 0 for everyone
+    int64_t pending_prefill = 0;      // prompt tokens not yet prefilled among prefilling requests
+
+    // counters
+    int64_t arrived = 0, done = 0;
+    int64_t window_start = -1, window_end = -1;
+    // window sums
+    int64_t w_tokens = 0, w_steps = 0, w_req_steps = 0, w_emitted = 0, w_verified = 0, w_rejected = 0;
+    int64_t w_batch_tokens = 0, w_busy_ns = 0, w_running = 0, w_requests = 0, w_good = 0;
+    int64_t w_output_tokens = 0;      // output lengths of the measured requests
+    Sketch ttft, tpot, e2e, speed;
+
+    Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
+        : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
+          arrivals(rng_seed(s.seed, 31)) {}
+
+    void schedule(int64_t time, int cls, int kind, int arg) {
+        assert(time >= now && "an event may not be scheduled in the past");
+        events.push({time, cls, seq++, kind, arg});
+    }
+    int waiting_count() const { return static_cast<int>(waiting_fifo.size() - waiting_head); }
+    bool in_window() const { return window_start >= 0 && window_end < 0; }
+};
+
+static int64_t to_ns(double s) { return std::max<int64_t>(1, static_cast<int64_t>(std::llround(s * 1e9))); }
+
+// [SECTION] workload --------------------------------------------------------------
+
+static void arrive(Sim& s, int user) {
+    uint64_t key = user >= 0 ? (static_cast<uint64_t>(user) << 32 | s.user_seq[static_cast<size_t>(user)]++)
+                             : static_cast<uint64_t>(s.arrival_index++);
+    RequestSpec spec = workload_request(s.sc, s.acc, key);
+    int slot;
+    if (!s.free_slots.empty()) {
+        slot = s.free_slots.back();
+        s.free_slots.pop_back();
+    } else {
+        slot = static_cast<int>(s.pool.size());
+        s.pool.emplace_back();
+        s.pool.back().conf_hist.assign(static_cast<size_t>(3 * s.gamma), 0.0f);
+    }
+    SimRequest& r = s.pool[static_cast<size_t>(slot)];
+    r.key = key;
+    r.user = user;
+    r.domain = spec.domain;
+    r.trace_idx = spec.trace_idx;
+    r.prompt_len = spec.prompt_len;
+    r.output_len = spec.output_len;
+    r.prefilled = 0;
+    r.generated = 0;
+    r.kv_reserved = static_cast<int64_t>(spec.prompt_len) + spec.output_len + s.gamma;
+    r.arrival_ns = s.now;
+    r.first_token_ns = 0;
+    r.verified = r.accepted = 0;
+    r.n_steps = 0;
+    s.waiting_fifo.push_back(slot);
+    s.arrived++;
+    if (user < 0) s.schedule(s.now + to_ns(workload_gap_s(s.sc.workload, s.rate, s.arrivals)), 1, EV_ARRIVAL, -1);
+}
+
+// The window opens at the warmup-th completion and closes at the
+// `requests`-th completion after it. A request is measured when it completes
+// strictly inside the window, so requests finishing in the very step that
+// opened it count neither their tokens nor themselves.
+static void complete(Sim& s, int slot) {
+    SimRequest& r = s.pool[static_cast<size_t>(slot)];
+    s.done++;
+    s.kv_used -= r.kv_reserved;
+    if (s.obs) s.obs->on_complete({r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now});
+    if (s.window_start < 0) {
+        if (s.done >= s.sc.workload.warmup) s.window_start = s.now;
+    } else if (s.now > s.window_start && s.window_end < 0) {
+        double ttft = static_cast<double>(r.first_token_ns - r.arrival_ns) * 1e-9;
+        sketch_add(s.ttft, ttft);
+        sketch_add(s.e2e, static_cast<double>(s.now - r.arrival_ns) * 1e-9);
+        bool fast = true;
+        if (r.output_len > 1) {
+            double tpot = static_cast<double>(s.now - r.first_token_ns) * 1e-9 / (r.output_len - 1);
+            sketch_add(s.tpot, tpot);
+            sketch_add(s.speed, 1 / tpot);
+            fast = 1 / tpot >= s.sc.slo.per_user_tok_s;
+        }
+        s.w_requests++;
+        s.w_output_tokens += r.output_len;
+        if (fast && (s.sc.slo.ttft_s <= 0 || ttft <= s.sc.slo.ttft_s)) s.w_good++;
+        if (s.w_requests == s.sc.workload.requests) s.window_end = s.now;
+    }
+    if (r.user >= 0)
+        s.schedule(s.now + static_cast<int64_t>(std::llround(workload_think_s(s.sc.workload, s.sc.seed, r.key) * 1e9)),
+                   1, EV_ARRIVAL, r.user);
+    s.free_slots.push_back(slot);
+}
+
+// [SECTION] engine ----------------------------------------------------------------
+
+static BatchShape batch_shape(const Sim& s, int decode_tokens, int prefill_tokens, int prefill_seqs,
+                              double prefill_context) {
+    BatchShape b;
+    b.n_decode_seqs = static_cast<int>(s.step_decode.size());
+    b.n_decode_tokens = decode_tokens;
+    b.decode_context = s.decode_context;
+    b.n_prefill_seqs = prefill_seqs;
+    b.n_prefill_tokens = prefill_tokens;
+    b.prefill_context = prefill_context;
+    return b;
+}
+
+// Prefill tokens a forward of B decode tokens leaves room for.
+static int prefill_room(const Sim& s, int decode_tokens) {
+    int64_t room = std::min<int64_t>(s.sc.engine.prefill_chunk_tokens, s.sc.engine.max_batch_tokens - decode_tokens);
+    return static_cast<int>(std::max<int64_t>(0, std::min(room, s.pending_prefill)));
+}
+
+// The policies' StepTime: the draft phase plus a forward of B decode tokens
+// on top of the prefill this step would carry without drafts. Pricing
+// against a fixed prefill matters: if drafts could push prefill out of the
+// batch, extra verify tokens would look free exactly when the GPU is
+// compute-bound, and no policy would ever cut verification under load.
+static double step_seconds(const void* ctx, int decode_tokens) {
+    const Sim& s = *static_cast<const Sim*>(ctx);
+    int p = s.policy_prefill;
+    return s.step_draft_s + cost_forward_s(s.sc.cost, batch_shape(s, decode_tokens, p, p > 0 ? 1 : 0, 0));
+}
+
+static void admit(Sim& s) {
+    while (s.waiting_count() > 0 &&
+           static_cast<int>(s.running.size() + s.prefilling.size()) < s.sc.engine.max_seqs) {
+        int slot = s.waiting_fifo[s.waiting_head];
+        SimRequest& r = s.pool[static_cast<size_t>(slot)];
+        if (s.kv_used + r.kv_reserved > s.sc.engine.kv_capacity_tokens) break;  // FCFS: the head waits
+        s.kv_used += r.kv_reserved;
+        s.waiting_head++;
+        s.prefilling.push_back(slot);
+        s.pending_prefill += r.prompt_len;
+    }
+    if (s.waiting_head > 4096 && s.waiting_head * 2 > s.waiting_fifo.size()) {  // compact the FIFO
+        s.waiting_fifo.erase(s.waiting_fifo.begin(), s.waiting_fifo.begin() + static_cast<long>(s.waiting_head));
+        s.waiting_head = 0;
+    }
+}
+
+static void start_step(Sim& s) {
+    admit(s);
+    const int G = s.gamma;
+    const size_t R = s.running.size();
+    if (R == 0 && s.prefilling.empty()) return;
+
+    // 1. the decoding requests' drafts and the policy's choice
+    s.step_decode = s.running;
+    s.ell.assign(R, 0);
+    s.max_len.resize(R);
+    s.draws.resize(R);
+    s.conf.resize(R * static_cast<size_t>(G));
+    s.conf_stale.resize(R * static_cast<size_t>(G));
+    s.alpha_hat.resize(R);
+    s.keys.resize(R);
+    double context = 0;
+    for (size_t i = 0; i < R; i++) {
+        const SimRequest& r = s.pool[static_cast<size_t>(s.step_decode[i])];
+        int t = r.generated - 1;
+        acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, t, &s.draws[i]);
+        std::copy_n(s.draws[i].conf, G, &s.conf[i * static_cast<size_t>(G)]);
+        // two steps old: the ring row of step n_steps - 2, or this step's for a young request
+        const float* stale = r.n_steps >= 2 ? &r.conf_hist[static_cast<size_t>(((r.n_steps - 2) % 3) * G)]
+                                            : s.draws[i].conf;
+        std::copy_n(stale, G, &s.conf_stale[i * static_cast<size_t>(G)]);
+        s.max_len[i] = std::min(G, r.output_len - r.generated - 1);
+        // Laplace estimate of the request's acceptance from what it has verified so far
+        s.alpha_hat[i] = static_cast<double>(r.accepted + 1) / static_cast<double>(r.verified + 2);
+        s.keys[i] = r.key;
+        context += r.prompt_len + r.generated;
+    }
+    s.decode_context = R ? context / static_cast<double>(R) : 0;
+    s.step_draft_s = R && s.draft_len > 0 ? cost_draft_s(s.sc.cost, static_cast<int>(R), s.draft_len, s.decode_context) : 0;
+    s.policy_prefill = prefill_room(s, static_cast<int>(R));
+    if (R > 0) {
+        PolicyInput in;
+        in.n = static_cast<int>(R);
+        in.gamma = G;
+        in.conf = s.conf.data();
+        in.conf_stale = s.conf_stale.data();
+        in.max_len = s.max_len.data();
+        in.alpha_hat = s.alpha_hat.data();
+        in.token_budget = s.sc.engine.max_batch_tokens;
+        in.step_time = StepTime{step_seconds, &s};
+        policy_choose(s.policy, in, s.ell.data());
+    }
+    int decode_tokens = 0;
+    for (size_t i = 0; i < R; i++) {
+        assert(s.ell[i] >= 0 && s.ell[i] <= s.max_len[i] && "policy exceeded a request's cap");
+        decode_tokens += 1 + s.ell[i];
+    }
+    assert(decode_tokens <= s.sc.engine.max_batch_tokens && "policy exceeded the token budget");
+
+    // 2. prefill chunks in the room B leaves, FCFS
+    s.step_prefill.clear();
+    int room = prefill_room(s, decode_tokens);
+    double prefill_context = 0;
+    for (int slot : s.prefilling) {
+        if (room == 0) break;
+        const SimRequest& r = s.pool[static_cast<size_t>(slot)];
+        int chunk = std::min(room, r.prompt_len - r.prefilled);
+        if (chunk <= 0) continue;
+        s.step_prefill.push_back({slot, chunk});
+        prefill_context += r.prefilled;
+        room -= chunk;
+    }
+    int prefill_tokens = 0;
+    for (auto [slot, chunk] : s.step_prefill) prefill_tokens += chunk;
+    int prefill_seqs = static_cast<int>(s.step_prefill.size());
+    if (prefill_seqs) prefill_context /= prefill_seqs;
+
+    s.step_forward_s = cost_forward_s(s.sc.cost, batch_shape(s, decode_tokens, prefill_tokens, prefill_seqs, prefill_context));
+    s.step_tokens = decode_tokens + prefill_tokens;
+    s.step_prefill_tokens = prefill_tokens;
+    s.step_start = s.now;
+    s.busy = true;
+    s.schedule(s.now + to_ns(s.step_draft_s + s.step_forward_s), 0, EV_STEP_END, 0);
+}
+
+static void end_step(Sim& s) {
+    const int G = s.gamma;
+    const size_t R = s.step_decode.size();
+    s.busy = false;
+    bool counted = s.in_window();
+    if (counted) {  // the part of this step inside the window
+        s.w_busy_ns += s.now - std::max(s.step_start, s.window_start);
+        s.w_steps++;
+        s.w_batch_tokens += s.step_tokens;
+        s.w_running += static_cast<int64_t>(R);
+    }
+    s.n_acc.assign(R, 0);
+    int64_t emitted = 0;
+    std::vector<int> finished;
+    for (size_t i = 0; i < R; i++) {
+        SimRequest& r = s.pool[static_cast<size_t>(s.step_decode[i])];
+        int n = acceptance_count(s.acc, r.key, r.generated - 1, s.ell[i], s.draws[i]);
+        s.n_acc[i] = n;
+        r.generated += n + 1;
+        r.verified += s.ell[i];
+        r.accepted += n;
+        std::copy_n(s.draws[i].conf, G, &r.conf_hist[static_cast<size_t>((r.n_steps % 3) * G)]);
+        r.n_steps++;
+        emitted += n + 1;
+        if (counted) {
+            s.w_req_steps++;
+            s.w_emitted += n + 1;
+            s.w_verified += 1 + s.ell[i];
+            s.w_rejected += s.ell[i] - n;
+        }
+        if (r.generated >= r.output_len) finished.push_back(s.step_decode[i]);
+    }
+    for (auto [slot, chunk] : s.step_prefill) {
+        SimRequest& r = s.pool[static_cast<size_t>(slot)];
+        r.prefilled += chunk;
+        s.pending_prefill -= chunk;
+        if (r.prefilled < r.prompt_len) continue;
+        r.first_token_ns = s.now;  // the forward that completes the prompt yields the first token
+        r.generated = 1;
+        emitted += 1;
+        s.prefilling.erase(std::find(s.prefilling.begin(), s.prefilling.end(), slot));
+        if (r.output_len == 1) finished.push_back(slot);
+        else s.running.push_back(slot);
+    }
+    if (counted) s.w_tokens += emitted;
+    if (s.obs) {
+        StepView v;
+        v.start_ns = s.step_start;
+        v.end_ns = s.now;
+        v.gamma = G;
+        v.n_decode = static_cast<int>(R);
+        v.keys = s.keys.data();
+        v.ell = s.ell.data();
+        v.accepted = s.n_acc.data();
+        v.conf = s.conf.data();
+        v.draft_len = s.draft_len;
+        v.batch_tokens = s.step_tokens;
+        v.prefill_tokens = s.step_prefill_tokens;
+        v.draft_s = s.step_draft_s;
+        v.forward_s = s.step_forward_s;
+        s.obs->on_step(v);
+    }
+    for (int slot : finished) {
+        auto it = std::find(s.running.begin(), s.running.end(), slot);
+        if (it != s.running.end()) s.running.erase(it);
+        complete(s, slot);
+    }
+}
+
+// [SECTION] run -------------------------------------------------------------------
+
+PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, double load,
+                          SimObserver* observer) {
+    Sim s(sc, acc, policy, observer);
+    const Workload& w = sc.workload;
+    if (w.warmup == 0) s.window_start = 0;
+    PointResult res;
+    res.policy = policy.name;
+    if (w.mode == WORKLOAD_CLOSED) {
+        int users = static_cast<int>(load);
+        res.concurrency = users;
+        s.user_seq.assign(static_cast<size_t>(users), 0);
+        for (int u = 0; u < users; u++) s.schedule(0, 1, EV_ARRIVAL, u);
+    } else {
+        s.rate = load;
+        res.rate = load;
+        s.schedule(0, 1, EV_ARRIVAL, -1);
+    }
+
+    while (s.window_end < 0 && !s.events.empty()) {
+        Event ev = s.events.top();
+        s.events.pop();
+        assert(ev.time >= s.now && "time ran backwards");
+        s.now = ev.time;
+        if (ev.kind == EV_STEP_END) end_step(s);
+        else arrive(s, ev.arg);
+        // Handle every event of this instant before deciding the next step.
+        if (!s.events.empty() && s.events.top().time == s.now) continue;
+        if (!s.busy && s.window_end < 0) start_step(s);
+        if (s.obs) {
+            SimState st{s.now, s.arrived, s.done, s.waiting_count(), static_cast<int>(s.prefilling.size()),
+                        static_cast<int>(s.running.size()), s.kv_used, sc.engine.kv_capacity_tokens, s.busy};
+            s.obs->on_state(st);
+        }
+    }
+
+    double window = static_cast<double>(s.window_end - s.window_start) * 1e-9;
+    res.window_s = window;
+    res.n_requests = s.w_requests;
+    res.n_steps = s.w_steps;
+    res.n_tokens = s.w_tokens;
+    if (window > 0) {
+        res.throughput = static_cast<double>(s.w_tokens) / window / sc.engine.tp;
+        res.request_rate = static_cast<double>(s.w_requests) / window;
+        res.goodput_rate = static_cast<double>(s.w_good) / window;
+        res.busy_fraction = static_cast<double>(s.w_busy_ns) * 1e-9 / window;
+    }
+    res.per_user = summary_speed(s.speed);
+    res.ttft = summary_latency(s.ttft);
+    res.tpot = summary_latency(s.tpot);
+    res.e2e = summary_latency(s.e2e);
+    if (s.w_requests) {
+        res.goodput_fraction = static_cast<double>(s.w_good) / static_cast<double>(s.w_requests);
+        res.mean_output_len = static_cast<double>(s.w_output_tokens) / static_cast<double>(s.w_requests);
+    }
+    if (s.w_req_steps) {
+        res.tau = static_cast<double>(s.w_emitted) / static_cast<double>(s.w_req_steps);
+        res.mean_verified = static_cast<double>(s.w_verified) / static_cast<double>(s.w_req_steps);
+    }
+    if (s.w_verified) res.waste = static_cast<double>(s.w_rejected) / static_cast<double>(s.w_verified);
+    if (s.w_steps) {
+        res.mean_batch_tokens = static_cast<double>(s.w_batch_tokens) / static_cast<double>(s.w_steps);
+        res.mean_running = static_cast<double>(s.w_running) / static_cast<double>(s.w_steps);
+    }
+    return res;
+}
+
+}  // namespace sp

@@ -1,0 +1,78 @@
+// sim.h: the discrete-event simulation of one serving replica under one
+// policy at one load: one point of a sweep.
+//
+// Event core. Time is integer nanoseconds. Events are ordered by (time,
+// class, sequence number): at equal times a step's end is handled before
+// arrivals, and arrivals in the order they were scheduled. Every event of one
+// instant is handled before the engine decides its next step, and the engine
+// starts a step whenever it is idle and work is waiting (work-conserving).
+//
+// Engine model, per iteration:
+//   1. admit waiting requests FCFS while running + prefilling < max_seqs and
+//      the KV cache holds their reservation (prompt + output + gamma tokens:
+//      TensorRT-LLM's guaranteed-no-evict policy, so nothing is ever evicted);
+//   2. the policy picks l_r for each decoding request (l_r <= remaining - 1);
+//   3. the draft phase drafts policy_draft_len tokens for each decoding request;
+//   4. one forward verifies B = sum (1 + l_r) tokens and carries prefill chunks
+//      that fill the rest of max_batch_tokens, at most prefill_chunk_tokens
+//      (decode first, as in vLLM's chunked prefill);
+//   5. at its end each decoding request advances by accepted + 1 tokens, a
+//      request whose prefill completes emits its first token, finished
+//      requests leave and free their KV.
+//
+// Measurement: the first `warmup` completions are discarded; the window runs
+// from the warmup-th completion to the (warmup + requests)-th, and every
+// rate is over that window.
+#pragma once
+
+#include <cstdint>
+
+#include "simulator/acceptance.h"
+#include "simulator/metrics.h"
+
+namespace sp {
+
+// One iteration as the GUI's step timeline and the tests see it.
+struct StepView {
+    int64_t start_ns = 0, end_ns = 0;
+    int gamma = 0;
+    int n_decode = 0;              // R
+    const uint64_t* keys = nullptr;   // (R) request keys
+    const int* ell = nullptr;         // (R) verified drafts
+    const int* accepted = nullptr;    // (R) accepted drafts (< ell: the next token is a correction)
+    const float* conf = nullptr;      // (R, gamma) calibrated confidences of the drafts
+    int draft_len = 0;             // drafts produced per request (slots past ell were drafted, not verified)
+    int batch_tokens = 0;          // B including prefill
+    int prefill_tokens = 0;
+    double draft_s = 0, forward_s = 0;
+};
+
+// State counts after each instant, for invariant checks.
+struct SimState {
+    int64_t now_ns = 0;
+    int64_t arrived = 0, done = 0;
+    int waiting = 0, prefilling = 0, running = 0;
+    int64_t kv_used = 0, kv_capacity = 0;
+    bool busy = false;
+};
+
+// One finished request, measured or not.
+struct CompletedRequest {
+    uint64_t key = 0;
+    int domain = 0, prompt_len = 0, output_len = 0;
+    int64_t arrival_ns = 0, first_token_ns = 0, done_ns = 0;
+};
+
+struct SimObserver {
+    virtual ~SimObserver() = default;
+    virtual void on_step(const StepView&) {}
+    virtual void on_state(const SimState&) {}
+    virtual void on_complete(const CompletedRequest&) {}
+};
+
+// Runs one point: `load` is the number of users (closed loop) or the arrival
+// rate in requests/s (open loop). Deterministic in (scenario, seed, policy, load).
+PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, double load,
+                          SimObserver* observer = nullptr);
+
+}  // namespace sp

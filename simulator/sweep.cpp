@@ -1,0 +1,131 @@
+// sweep.cpp: parallel points and the planner's read-outs; see sweep.h.
+#include "simulator/sweep.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace sp {
+
+SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
+                      const std::vector<double>& loads, int threads, std::atomic<int>* done) {
+    auto t0 = std::chrono::steady_clock::now();
+    SweepResult res;
+    res.loads = loads;
+    const size_t n = policies.size() * loads.size();
+    res.points.resize(n);
+    // Each point writes only its own slot, so the order of completion cannot
+    // change the result.
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+        for (size_t i; (i = next.fetch_add(1)) < n;) {
+            res.points[i] = sim_run_point(sc, acc, policies[i / loads.size()], loads[i % loads.size()]);
+            if (done) done->fetch_add(1);
+        }
+    };
+    unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    size_t nthreads = std::min<size_t>(n, threads > 0 ? static_cast<size_t>(threads) : hw);
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < nthreads; t++) pool.emplace_back(worker);
+    worker();
+    for (std::thread& t : pool) t.join();
+
+    res.pareto = sweep_pareto(res.points);
+    for (size_t p = 0; p < policies.size(); p++) {
+        std::vector<PointResult> curve(res.points.begin() + static_cast<long>(p * loads.size()),
+                                       res.points.begin() + static_cast<long>((p + 1) * loads.size()));
+        res.capacity.push_back(sweep_capacity(curve, loads, sc.slo.per_user_tok_s));
+        res.capacity.back().policy = policies[p].name;
+    }
+    if (!sc.compare_a.empty()) {
+        Headline& h = res.headline;
+        h.a = sc.compare_a;
+        h.b = sc.compare_b;
+        size_t ia = 0, ib = 0;
+        for (size_t p = 0; p < policies.size(); p++) {
+            if (policies[p].name == h.a) ia = p;
+            if (policies[p].name == h.b) ib = p;
+        }
+        const Capacity &ca = res.capacity[ia], &cb = res.capacity[ib];
+        if (ca.met && cb.met && cb.throughput > 0) h.throughput_gain = ca.throughput / cb.throughput;
+        if (cb.met) {
+            h.matched_throughput = cb.throughput;
+            std::vector<PointResult> a(res.points.begin() + static_cast<long>(ia * loads.size()),
+                                       res.points.begin() + static_cast<long>((ia + 1) * loads.size()));
+            std::vector<PointResult> b(res.points.begin() + static_cast<long>(ib * loads.size()),
+                                       res.points.begin() + static_cast<long>((ib + 1) * loads.size()));
+            double pa = 0, pb = 0;
+            if (sweep_per_user_at(a, h.matched_throughput, &pa) && sweep_per_user_at(b, h.matched_throughput, &pb) &&
+                pb > 0)
+                h.per_user_gain = pa / pb;
+        }
+    }
+    res.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+}
+
+Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector<double>& loads, double sla) {
+    Capacity c;
+    for (size_t i = 0; i < curve.size(); i++) {
+        const PointResult& p = curve[i];
+        if (p.per_user.p90 < sla) continue;
+        c.met = true;
+        if (p.throughput > c.best_point_throughput) c.best_point_throughput = p.throughput;
+        if (p.throughput > c.throughput) {
+            c.throughput = p.throughput;
+            c.load = loads[i];
+        }
+        // the SLA crossing towards the next (failing) point
+        if (i + 1 < curve.size() && curve[i + 1].per_user.p90 < sla) {
+            const PointResult& q = curve[i + 1];
+            double f = (p.per_user.p90 - sla) / (p.per_user.p90 - q.per_user.p90);
+            double thr = p.throughput + f * (q.throughput - p.throughput);
+            if (thr > c.throughput) {
+                c.throughput = thr;
+                c.load = loads[i] + f * (loads[i + 1] - loads[i]);
+            }
+        }
+    }
+    return c;
+}
+
+bool sweep_per_user_at(const std::vector<PointResult>& curve, double throughput, double* per_user) {
+    for (size_t i = 0; i < curve.size(); i++) {
+        if (curve[i].throughput == throughput) {
+            *per_user = curve[i].per_user.p90;
+            return true;
+        }
+        if (i + 1 == curve.size()) break;
+        double lo = curve[i].throughput, hi = curve[i + 1].throughput;
+        if ((lo < throughput && throughput < hi) || (hi < throughput && throughput < lo)) {
+            double f = (throughput - lo) / (hi - lo);
+            *per_user = curve[i].per_user.p90 + f * (curve[i + 1].per_user.p90 - curve[i].per_user.p90);
+            return true;
+        }
+    }
+    return false;
+}
+
+std::vector<int> sweep_pareto(const std::vector<PointResult>& points) {
+    std::vector<int> idx(points.size());
+    for (size_t i = 0; i < idx.size(); i++) idx[i] = static_cast<int>(i);
+    // By per-user speed descending (throughput descending on ties); a point
+    // is on the frontier when its throughput beats every faster point's.
+    std::sort(idx.begin(), idx.end(), [&](int a, int b) {
+        const PointResult &pa = points[static_cast<size_t>(a)], &pb = points[static_cast<size_t>(b)];
+        if (pa.per_user.p90 != pb.per_user.p90) return pa.per_user.p90 > pb.per_user.p90;
+        if (pa.throughput != pb.throughput) return pa.throughput > pb.throughput;
+        return a < b;
+    });
+    std::vector<int> front;
+    double best = -1;
+    for (int i : idx)
+        if (points[static_cast<size_t>(i)].throughput > best) {
+            best = points[static_cast<size_t>(i)].throughput;
+            front.push_back(i);
+        }
+    std::reverse(front.begin(), front.end());
+    return front;
+}
+
+}  // namespace sp

@@ -1,0 +1,58 @@
+// sweep.h: loads x policies, run in parallel, and what capacity planners
+// read off the result: the Pareto frontier, capacity at the SLO per policy,
+// and the two headline ratios between a chosen pair of policies.
+//
+// The curve's axes: x = per-user speed p90 (tokens/s met by 90 % of
+// requests, MLCommons' 1/TPOT_p90), y = output tokens/s per GPU.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "simulator/sim.h"
+
+namespace sp {
+
+struct Capacity {
+    std::string policy;
+    bool met = false;            // some point meets the per-user SLA
+    double throughput = 0;       // tokens/s/GPU at the SLA: the best meeting point, or the
+                                 // interpolated crossing between a meeting and a failing point
+    double load = 0;             // users (or rate) there, interpolated likewise
+    double best_point_throughput = 0;  // the best measured point that meets the SLA
+};
+
+struct Headline {
+    std::string a, b;            // policy a compared with policy b
+    double throughput_gain = 0;  // capacity(a) / capacity(b) at the per-user SLA; 0 if either misses it
+    double matched_throughput = 0;  // tokens/s/GPU where per-user speeds are compared: capacity(b)
+    double per_user_gain = 0;    // per-user p90 of a / of b at matched_throughput; 0 if a's curve misses it
+};
+
+struct SweepResult {
+    std::vector<double> loads;   // users or rates, ascending
+    std::vector<PointResult> points;  // policy-major: points[p * loads.size() + i]
+    std::vector<int> pareto;     // indices into points on the frontier, by ascending per-user speed
+    std::vector<Capacity> capacity;   // one per policy
+    Headline headline;           // empty a/b when the scenario names no pair
+    double wall_s = 0;           // host time the sweep took (not part of the deterministic output)
+};
+
+// Runs every (policy, load) point on `threads` threads (0 = hardware
+// concurrency). The result is identical for any thread count. `done`, when
+// given, counts finished points as they finish, for a progress display.
+SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
+                      const std::vector<double>& loads, int threads, std::atomic<int>* done = nullptr);
+
+// Capacity at `sla` per-user tokens/s along one policy's points (ascending load).
+Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector<double>& loads, double sla);
+
+// Per-user p90 of a curve at a throughput, by linear interpolation between
+// the two points whose throughputs bracket it; false when none do.
+bool sweep_per_user_at(const std::vector<PointResult>& curve, double throughput, double* per_user);
+
+// Indices of the points no other point beats in both throughput and per-user p90.
+std::vector<int> sweep_pareto(const std::vector<PointResult>& points);
+
+}  // namespace sp

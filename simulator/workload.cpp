@@ -1,0 +1,62 @@
+// workload.cpp: request attributes, think times and arrival gaps; see workload.h.
+#include "simulator/workload.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sp {
+
+enum { STREAM_TRACE = 21, STREAM_LENGTHS = 22, STREAM_THINK = 23 };
+
+int length_draw(const LengthDist& d, Rng& r) {
+    switch (d.kind) {
+    case DIST_FIXED: return d.value;
+    case DIST_UNIFORM: return static_cast<int>(rng_range(r, d.min, d.max));
+    case DIST_LOGNORMAL: {
+        double v = std::round(d.median * std::exp(d.sigma * rng_normal(r)));
+        return static_cast<int>(std::clamp(v, static_cast<double>(d.min), static_cast<double>(d.max)));
+    }
+    }
+    return d.value;
+}
+
+int length_max(const LengthDist& d) { return d.kind == DIST_FIXED ? d.value : d.max; }
+
+RequestSpec workload_request(const Scenario& sc, const AcceptanceData& acc, uint64_t key) {
+    RequestSpec spec;
+    Rng pick = rng_seed(rng_hash(sc.seed, STREAM_TRACE, key));
+    double u = rng_uniform(pick);
+    while (spec.domain + 1 < static_cast<int>(acc.domain_cdf.size()) &&
+           u >= acc.domain_cdf[static_cast<size_t>(spec.domain)])
+        spec.domain++;
+    if (!acc.requests.empty()) {
+        const std::vector<int>& pool = acc.by_domain[static_cast<size_t>(spec.domain)];
+        spec.trace_idx = pool[rng_below(pick, pool.size())];
+    }
+    if (sc.workload.lengths == LENGTHS_TRACE) {
+        const TraceRequest& tr = acc.requests[static_cast<size_t>(spec.trace_idx)];
+        spec.prompt_len = tr.prompt_len;
+        spec.output_len = tr.output_len;
+    } else {
+        Rng len = rng_seed(rng_hash(sc.seed, STREAM_LENGTHS, key));
+        spec.prompt_len = length_draw(sc.workload.prompt_len, len);
+        spec.output_len = length_draw(sc.workload.output_len, len);
+    }
+    // A request emits at least its first token; a zero-length trace output counts as one.
+    spec.output_len = std::max(spec.output_len, 1);
+    return spec;
+}
+
+double workload_think_s(const Workload& w, uint64_t seed, uint64_t key) {
+    if (w.think_time_s <= 0) return 0;
+    if (!w.think_exponential) return w.think_time_s;
+    Rng r = rng_seed(rng_hash(seed, STREAM_THINK, key));
+    return rng_exponential(r, 1 / w.think_time_s);
+}
+
+double workload_gap_s(const Workload& w, double rate, Rng& arrivals) {
+    if (w.arrival == ARRIVAL_POISSON) return rng_exponential(arrivals, rate);
+    return rng_gamma(arrivals, w.burstiness) / (w.burstiness * rate);
+}
+
+}  // namespace sp

@@ -1,0 +1,310 @@
+// test_sim.cpp: the simulator against closed forms: Little's law, Leviathan
+// et al.'s expected tokens per step and speedup, the degenerate acceptance
+// cases, M/D/1 queueing, the arrival generators, the engine invariants, and
+// determinism across thread counts. Scenarios are built in code so each test
+// states exactly the conditions its closed form assumes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "simulator/report.h"
+#include "simulator/sweep.h"
+#include "simulator/workload.h"
+#include "traces/models.h"
+
+using namespace sp;
+
+// A dense 8B-like target whose KV cache is negligible (1 KV head of dim 8):
+// the step time then does not drift with context, which the closed forms
+// below assume. H100 datasheet numbers, written out here.
+static Scenario base(double alpha, int gamma) {
+    Scenario sc;
+    sc.path = "test";
+    sc.name = "test";
+    sc.seed = 7;
+    Workload& w = sc.workload;
+    w.mode = WORKLOAD_CLOSED;
+    w.concurrency = {1};
+    w.requests = 200;
+    w.warmup = 20;
+    w.lengths = LENGTHS_DIST;
+    w.prompt_len = {DIST_FIXED, 100, 1, 1, 0, 0};
+    w.output_len = {DIST_FIXED, 400, 1, 1, 0, 0};
+    w.mix = {{"all", 1, {}}};
+    sc.engine.gamma = gamma;
+    sc.engine.max_seqs = 256;
+    sc.engine.max_batch_tokens = 8192;
+    sc.engine.kv_capacity_tokens = 10'000'000;
+    sc.engine.prefill_chunk_tokens = 2048;
+    sc.acceptance.kind = ACCEPT_IID;
+    sc.acceptance.alpha = alpha;
+    CostModel& c = sc.cost;
+    c.kind = COST_ROOFLINE;
+    model_preset("llama3-8b", &c.roofline.model);
+    c.roofline.model.n_kv_heads = 1;
+    c.roofline.model.head_dim = 8;
+    c.roofline.gpu = {"h100-sxm", "test", 3.35e12, 989e12, 80e9, 30e-6};
+    c.drafter = {DRAFTER_MTP, 1, 256};
+    sc.slo = {10, 0};
+    return sc;
+}
+
+static Policy policy(const char* text) {
+    Policy p;
+    std::string err;
+    EXPECT_TRUE(policy_parse(text, &p, &err)) << err;
+    return p;
+}
+
+static PointResult run(const Scenario& sc, const char* pol, double load, SimObserver* obs = nullptr) {
+    AcceptanceData acc = acceptance_load(sc);
+    return sim_run_point(sc, acc, policy(pol), load, obs);
+}
+
+// [SECTION] Little's law ---------------------------------------------------------
+
+TEST(Sim, ClosedLoopThroughputObeysLittlesLaw) {
+    for (const char* pol : {"ar", "fixed:3", "dspark"}) {
+        Scenario sc = base(0.7, 4);
+        sc.workload.requests = 3000;
+        sc.workload.warmup = 300;
+        sc.workload.output_len = {DIST_UNIFORM, 0, 50, 400, 0, 0};
+        const int n = 32;
+        PointResult p = run(sc, pol, n);
+        // X_req = N / E[E2E]; X_tok = N * E[OSL] / E[E2E]
+        EXPECT_NEAR(p.request_rate, n / p.e2e.mean, 0.005 * p.request_rate) << pol;
+        EXPECT_NEAR(p.throughput, n * p.mean_output_len / p.e2e.mean, 0.005 * p.throughput) << pol;
+    }
+}
+
+TEST(Sim, WithFixedLengthsThroughputIsNTimesOslOverTtftPlusOslMinusOneTpot) {
+    Scenario sc = base(0.6, 3);
+    sc.workload.requests = 2000;
+    sc.workload.warmup = 200;
+    const int n = 16, osl = 400;
+    PointResult p = run(sc, "fixed:3", n);
+    double x = n * osl / (p.ttft.mean + (osl - 1) * p.tpot.mean);
+    EXPECT_NEAR(p.throughput, x, 0.005 * x);
+}
+
+// [SECTION] Leviathan's closed forms ---------------------------------------------
+
+// Expected tokens per step with i.i.d. acceptance alpha and k drafts:
+// E = (1 - alpha^(k+1)) / (1 - alpha) (Leviathan et al. 2023, eq. 1).
+static double leviathan_tokens(double alpha, int k) { return (1 - std::pow(alpha, k + 1)) / (1 - alpha); }
+
+TEST(Sim, OneUserFixedKTokensPerStepMatchLeviathan) {
+    for (double alpha : {0.5, 0.8}) {
+        for (int k : {1, 3, 5}) {
+            Scenario sc = base(alpha, 5);
+            sc.workload.output_len.value = 4000;
+            sc.workload.requests = 20;
+            sc.workload.warmup = 0;
+            std::string pol = "fixed:" + std::to_string(k);
+            PointResult p = run(sc, pol.c_str(), 1);
+            double e = leviathan_tokens(alpha, k);
+            // Variance of tokens per step N = 1 + min(Geom, k): E[N^2] - E[N]^2 by summing
+            // P(N = j) = alpha^(j-1) (1 - alpha) for j <= k and alpha^k for j = k + 1.
+            double m2 = 0;
+            for (int j = 1; j <= k; j++) m2 += j * j * std::pow(alpha, j - 1) * (1 - alpha);
+            m2 += (k + 1) * (k + 1) * std::pow(alpha, k);
+            double sd = std::sqrt((m2 - e * e) / static_cast<double>(p.n_steps));
+            // The last steps of each request are capped by its remaining tokens,
+            // which lowers tau by at most k tokens per request: allow that too.
+            double cap = static_cast<double>(k) * 20 / static_cast<double>(p.n_steps);
+            EXPECT_NEAR(p.tau, e, 5 * sd + cap) << "alpha " << alpha << " k " << k;
+        }
+    }
+}
+
+TEST(Sim, OneUserSpeedupOverArMatchesTheClosedFormForTheCostRatio) {
+    const double alpha = 0.8;
+    const int k = 4;
+    Scenario sc = base(alpha, k);
+    sc.workload.output_len.value = 4000;
+    sc.workload.requests = 20;
+    sc.workload.warmup = 0;
+    PointResult ar = run(sc, "ar", 1);
+    PointResult spec = run(sc, "fixed:4", 1);
+    // The scenario's cost ratio: one decode step of ar against draft + verify of k+1 tokens.
+    BatchShape one{1, 1, 2100, 0, 0, 0}, block{1, k + 1, 2100, 0, 0, 0};
+    double t_ar = cost_forward_s(sc.cost, one);
+    double t_spec = cost_draft_s(sc.cost, 1, k, 2100) + cost_forward_s(sc.cost, block);
+    double speedup = leviathan_tokens(alpha, k) * t_ar / t_spec;
+    double measured = spec.per_user.mean / ar.per_user.mean;
+    EXPECT_NEAR(measured, speedup, 0.03 * speedup);  // tau's sampling error at ~1000 steps/request is ~1 %
+    EXPECT_GT(measured, 1.5);  // and speculation does pay off here
+}
+
+// [SECTION] degenerate cases -----------------------------------------------------
+
+TEST(Sim, AlphaZeroGivesExactlyOneTokenPerStep) {
+    Scenario sc = base(0.0, 4);
+    for (int n : {1, 8}) {
+        PointResult p = run(sc, "fixed:4", n);
+        EXPECT_EQ(p.tau, 1.0);
+        EXPECT_GT(p.waste, 0.79);  // 4 of 5 verified tokens rejected, save capped final steps
+    }
+}
+
+TEST(Sim, AlphaOneGivesKPlusOneTokensPerStep) {
+    Scenario sc = base(1.0, 4);
+    sc.workload.output_len.value = 1 + 5 * 80;  // after the first token, whole blocks of k + 1
+    for (int n : {1, 8}) {
+        PointResult p = run(sc, "fixed:4", n);
+        EXPECT_EQ(p.tau, 5.0);
+        EXPECT_EQ(p.waste, 0.0);
+    }
+}
+
+TEST(Sim, FixedZeroIsByteIdenticalToAr) {
+    Scenario sc = base(0.7, 4);
+    sc.workload.concurrency = {1, 4, 16};
+    AcceptanceData acc = acceptance_load(sc);
+    std::vector<double> loads{1, 4, 16};
+    auto json = [&](const char* pol) {
+        Policy p = policy(pol);
+        p.name = "x";  // the name is the one field allowed to differ
+        SweepResult r = sweep_run(sc, acc, {p}, loads, 1);
+        std::ostringstream out;
+        report_json(out, sc, {p}, r);
+        return out.str();
+    };
+    EXPECT_EQ(json("fixed:0"), json("ar"));
+}
+
+// [SECTION] queueing -------------------------------------------------------------
+
+TEST(Sim, BatchCapOneWithPoissonArrivalsWaitsAsMD1) {
+    Scenario sc = base(0.0, 1);
+    sc.engine.max_seqs = 1;
+    sc.workload.output_len.value = 10;
+    sc.workload.requests = 1;
+    sc.workload.warmup = 0;
+    // Service time D: one request alone (closed loop, one user).
+    double d = run(sc, "ar", 1).e2e.mean;
+    const double rho = 0.6, lambda = rho / d;
+    sc.workload.mode = WORKLOAD_OPEN;
+    sc.workload.arrival = ARRIVAL_POISSON;
+    sc.workload.requests = 40000;
+    sc.workload.warmup = 2000;
+    PointResult p = run(sc, "ar", lambda);
+    double wq = lambda * d * d / (2 * (1 - rho));  // Pollaczek-Khinchine for deterministic service
+    // Batch means of M/D/1 waits at rho 0.6 are correlated over ~(1+rho)/(1-rho)^2 = 10 customers;
+    // 40000 customers give a standard error near 2 % of W_q. Allow 4 standard errors.
+    EXPECT_NEAR(p.e2e.mean - d, wq, 0.08 * wq);
+    EXPECT_NEAR(p.busy_fraction, rho, 0.02);
+}
+
+TEST(Sim, ArrivalGapsHaveTheirMeanAndCv) {
+    Workload w;
+    for (double shape : {1.0, 0.25, 4.0}) {
+        w.arrival = shape == 1.0 ? ARRIVAL_POISSON : ARRIVAL_GAMMA;
+        w.burstiness = shape;
+        Rng r = rng_seed(3);
+        const int n = 200000;
+        const double rate = 5;
+        double sum = 0, sq = 0;
+        for (int i = 0; i < n; i++) {
+            double g = workload_gap_s(w, rate, r);
+            sum += g;
+            sq += g * g;
+        }
+        double mean = sum / n, var = sq / n - mean * mean, cv = std::sqrt(var) / mean;
+        double want_cv = 1 / std::sqrt(shape);
+        EXPECT_NEAR(mean, 1 / rate, 6 * want_cv / rate / std::sqrt(n)) << shape;
+        EXPECT_NEAR(cv, want_cv, 0.03 * want_cv) << shape;  // ~5 sigma for the heavy-tailed shape 0.25
+    }
+}
+
+// [SECTION] invariants -----------------------------------------------------------
+
+struct InvariantChecker : SimObserver {
+    int64_t last = 0;
+    int64_t states = 0, completions = 0;
+    int violations = 0;
+    std::string first;
+    void bad(const std::string& what) {
+        if (violations++ == 0) first = what;
+    }
+    void on_state(const SimState& s) override {
+        states++;
+        if (s.now_ns < last) bad("time ran backwards");
+        last = s.now_ns;
+        if (s.arrived != s.done + s.waiting + s.prefilling + s.running) bad("requests not conserved");
+        if (s.kv_used > s.kv_capacity || s.kv_used < 0) bad("KV capacity exceeded");
+        if (!s.busy && (s.waiting + s.prefilling + s.running) > 0) bad("idle while work waits");
+    }
+    void on_complete(const CompletedRequest& r) override {
+        completions++;
+        if (!(r.arrival_ns <= r.first_token_ns && r.first_token_ns <= r.done_ns)) bad("causality");
+    }
+};
+
+TEST(Sim, InvariantsHoldUnderLoadForEveryPolicy) {
+    for (const char* pol : {"ar", "mtp1", "fixed:4", "threshold:0.5", "dspark", "dspark-async", "goodput"}) {
+        Scenario sc = base(0.7, 4);
+        sc.acceptance.kind = ACCEPT_PARAMETRIC;
+        sc.workload.mix = {{"code", 0.4, {0.9, 0.8, 0.7, 0.6}}, {"chat", 0.6, {0.7, 0.6, 0.5, 0.4}}};
+        sc.workload.prompt_len = {DIST_UNIFORM, 0, 100, 3000, 0, 0};
+        sc.workload.output_len = {DIST_UNIFORM, 0, 1, 500, 0, 0};
+        sc.engine.kv_capacity_tokens = 40000;  // tight: admission must wait for memory
+        sc.engine.max_seqs = 48;
+        sc.engine.max_batch_tokens = 1024;
+        sc.engine.prefill_chunk_tokens = 512;
+        InvariantChecker check;
+        PointResult p = run(sc, pol, 64, &check);
+        EXPECT_EQ(check.violations, 0) << pol << ": " << check.first;
+        EXPECT_GT(check.states, 1000) << pol;
+        EXPECT_EQ(p.n_requests, sc.workload.requests) << pol;
+    }
+}
+
+// [SECTION] determinism ----------------------------------------------------------
+
+TEST(Sim, TheSameSeedGivesByteIdenticalJsonOnOneThreadAndOnMany) {
+    Scenario sc = base(0.7, 4);
+    sc.acceptance.kind = ACCEPT_PARAMETRIC;
+    sc.workload.mix = {{"code", 0.4, {0.9, 0.8, 0.7, 0.6}}, {"chat", 0.6, {0.7, 0.6, 0.5, 0.4}}};
+    std::vector<Policy> pols{policy("ar"), policy("fixed:2"), policy("dspark"), policy("dspark-async")};
+    std::vector<double> loads{1, 8, 32};
+    AcceptanceData acc = acceptance_load(sc);
+    auto json = [&](int threads, uint64_t seed) {
+        sc.seed = seed;
+        SweepResult r = sweep_run(sc, acc, pols, loads, threads);
+        std::ostringstream out;
+        report_json(out, sc, pols, r);
+        return out.str();
+    };
+    std::string one = json(1, 7);
+    EXPECT_EQ(one, json(1, 7));
+    EXPECT_EQ(one, json(2, 7));
+    EXPECT_EQ(one, json(4, 7));
+    EXPECT_NE(one, json(1, 8));
+}
+
+TEST(Sim, PoliciesComparedInOneSweepSeeTheSameRequests) {
+    // Common random numbers: the n-th request of user u is the same request
+    // under every policy, so the measured output lengths match closely.
+    Scenario sc = base(0.7, 4);
+    sc.workload.output_len = {DIST_UNIFORM, 0, 10, 1000, 0, 0};
+    struct Lengths : SimObserver {
+        std::vector<std::pair<uint64_t, int>> seen;
+        void on_complete(const CompletedRequest& r) override { seen.push_back({r.key, r.output_len}); }
+    } a, b;
+    run(sc, "ar", 8, &a);
+    run(sc, "dspark", 8, &b);
+    std::sort(a.seen.begin(), a.seen.end());
+    std::sort(b.seen.begin(), b.seen.end());
+    size_t common = 0;
+    for (auto& [key, len] : a.seen) {
+        auto it = std::lower_bound(b.seen.begin(), b.seen.end(), std::make_pair(key, 0));
+        if (it != b.seen.end() && it->first == key) {
+            EXPECT_EQ(it->second, len);
+            common++;
+        }
+    }
+    EXPECT_GT(common, a.seen.size() / 2);
+}
