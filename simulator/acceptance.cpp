@@ -84,13 +84,13 @@ AcceptanceData acceptance_load(const Scenario& sc) {
     return a;
 }
 
-void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trace_idx, int t, SlotDraws* out) {
-    const int G = a.gamma;
+void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trace_idx, int t, int from, int to,
+                     SlotDraws* out) {
     if (a.kind == ACCEPT_TRACE) {
         const TraceRequest& tr = a.requests[static_cast<size_t>(trace_idx)];
         int row = tr.output_len > 0 ? t % tr.output_len : 0;
         size_t at = tr.offset + static_cast<size_t>(row) * static_cast<size_t>(a.trace_gamma);
-        for (int k = 0; k < G; k++) {
+        for (int k = from; k < to; k++) {
             out->beta[k] = a.beta[at + static_cast<size_t>(k)];
             out->conf[k] = a.conf.empty() ? a.fallback_conf[static_cast<size_t>(tr.domain)][static_cast<size_t>(k)]
                                           : a.conf[at + static_cast<size_t>(k)];
@@ -98,7 +98,7 @@ void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trac
         return;
     }
     const std::vector<double>& alpha = a.alpha[static_cast<size_t>(domain)];
-    for (int k = 0; k < G; k++) {
+    for (int k = from; k < to; k++) {
         Rng r = rng_seed(rng_hash(a.seed, STREAM_SLOT, key, static_cast<uint64_t>(t) * 64 + static_cast<uint64_t>(k)));
         SynthSlot s = synth_slot(r, alpha[static_cast<size_t>(k)], a.kappa, a.raw_temperature);
         out->conf[k] = s.conf_prob;

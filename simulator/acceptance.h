@@ -57,7 +57,11 @@ struct SlotDraws {
     float conf[TRACE_MAX_GAMMA];
     float beta[TRACE_MAX_GAMMA];
 };
-void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trace_idx, int t, SlotDraws* out);
+// Fills slots [from, to) (0-based: slot k+1 at index k); a caller that needs
+// no confidences draws only the slots it verifies, which matters for the
+// parametric sources, whose every slot is a Beta draw.
+void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trace_idx, int t, int from, int to,
+                     SlotDraws* out);
 
 // Drafts accepted among the first ell of `d` (the leading run of accepts).
 int acceptance_count(const AcceptanceData& a, uint64_t key, int t, int ell, const SlotDraws& d);

@@ -263,7 +263,7 @@ static EngineConfig parse_engine(const Ctx& c, const toml::table* t, double* kv_
     const std::string p = "engine";
     check_keys(c, t, p,
                {"gamma", "max_seqs", "max_batch_tokens", "kv_capacity_tokens", "kv_memory_fraction",
-                "prefill_chunk_tokens", "tp"});
+                "prefill_chunk_tokens", "tp", "prefill"});
     EngineConfig e;
     e.gamma = int(need_int(c, t, p, "gamma", 1, TRACE_MAX_GAMMA));
     e.max_seqs = int(get_int(c, t, p, "max_seqs", e.max_seqs, 1, MAX_SEQS));
@@ -276,6 +276,7 @@ static EngineConfig parse_engine(const Ctx& c, const toml::table* t, double* kv_
     *kv_memory_fraction = get_num(c, t, p, "kv_memory_fraction", 0.9, FRACTION);
     e.prefill_chunk_tokens = int(get_int(c, t, p, "prefill_chunk_tokens", e.prefill_chunk_tokens, 1, MAX_BATCH));
     e.tp = int(get_int(c, t, p, "tp", e.tp, 1, MAX_TP));
+    e.disaggregated_prefill = get_choice(c, t, p, "prefill", 0, {"colocated", "disaggregated"}) == 1;
     return e;
 }
 
@@ -536,7 +537,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     r.tp = e.tp;
     r.bw_efficiency = get_num(c, t, p, "bw_efficiency", r.bw_efficiency, FRACTION);
     r.flops_efficiency = get_num(c, t, p, "flops_efficiency", r.flops_efficiency, FRACTION);
-    r.gpu.overhead_s = get_num(c, t, p, "overhead_us", r.gpu.overhead_s * 1e6, NONNEG) * 1e-6;
+    if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, NONNEG) * 1e-6;
 
     if (const toml::node* n = find(t, "profiles")) {
         std::string s = as_str(c, *n, "cost.profiles");
@@ -658,7 +659,8 @@ static TraceFacts read_trace(const Ctx& c, AcceptanceConfig& acc, bool need_posi
     const std::string where = " of " + acc.trace_path;
     if (runs.empty()) fail(c, "acceptance.trace", "a trace store with at least one run", "a store with none");
     if (acc.run_id == 0) {
-        // The only run, or the first complete one; the id is stored resolved.
+        // The only run, or the first complete one; the id is stored resolved,
+        // so the simulator reads the run the checks were made on.
         auto it = runs.size() == 1 ? runs.begin()
                                    : std::find_if(runs.begin(), runs.end(), [](const Run& r) { return r.complete; });
         if (it == runs.end())
@@ -703,18 +705,16 @@ static void check_trace(const Ctx& c, Scenario& s, const TraceFacts& f, bool use
              "at most the trace run's gamma " + std::to_string(f.run.gamma) + " (acceptance.trace, " + run_desc + ")",
              std::to_string(gamma));
 
-    // The requests the workload can draw: with positions when the trace
-    // supplies acceptance, in the mix's domains.
+    // The requests the simulator replays are those with positions, even when
+    // only their lengths are used (simulator/acceptance.cpp reads them so).
     std::vector<const Request*> usable;
     std::set<std::string> domains;
     for (size_t i = 0; i < f.requests.size(); i++) {
-        if (use_acceptance && !f.has_positions[i]) continue;
+        if (!f.has_positions[i]) continue;
         usable.push_back(&f.requests[i]);
         domains.insert(f.requests[i].domain);
     }
-    if (usable.empty())
-        fail(c, "acceptance.trace",
-             run_desc + " to hold requests" + (use_acceptance ? " with positions" : std::string()), "none");
+    if (usable.empty()) fail(c, "acceptance.trace", run_desc + " to hold requests with positions", "none");
     if (!mix_is_all(s.workload.mix)) {
         std::string listed;
         for (const std::string& d : domains) listed += (listed.empty() ? "" : ", ") + d;
@@ -725,14 +725,15 @@ static void check_trace(const Ctx& c, Scenario& s, const TraceFacts& f, bool use
     }
 
     if (!use_lengths) return;
+    // Every mix domain occurs among the usable requests (checked above), so one is found.
     const Request* largest = nullptr;
+    auto tokens = [](const Request* r) { return int64_t(r->prompt_len) + r->output_len; };
     for (const Request* r : usable) {
         bool in_mix = mix_is_all(s.workload.mix);
         for (const DomainMix& d : s.workload.mix) in_mix = in_mix || d.domain == r->domain;
-        if (in_mix && (!largest || r->prompt_len + r->output_len > largest->prompt_len + largest->output_len))
-            largest = r;
+        if (in_mix && (!largest || tokens(r) > tokens(largest))) largest = r;
     }
-    int64_t need = int64_t(largest->prompt_len) + largest->output_len + gamma;
+    int64_t need = tokens(largest) + gamma;
     if (need > s.engine.kv_capacity_tokens)
         fail(c, "engine.kv_capacity_tokens",
              "at least " + std::to_string(need) + " tokens for the largest trace request (idx " +
@@ -755,7 +756,7 @@ static void derive_kv_capacity(const Ctx& c, Scenario& s, double fraction) {
              "a value > 0 (none can be derived: " + fmt_num(weights / 1e9) + " GB of weights leave no room in " +
                  std::to_string(r.tp) + " x " + fmt_num(r.gpu.hbm_bytes / 1e9) + " GB of HBM)",
              "nothing");
-    s.engine.kv_capacity_tokens = std::min<int64_t>(int64_t(std::min(tokens, double(MAX_KV))), MAX_KV);
+    s.engine.kv_capacity_tokens = int64_t(std::min(tokens, double(MAX_KV)));
 }
 
 static void check_cost(const Ctx& c, Scenario& s, double kv_fraction, const std::string& profiles,
@@ -842,7 +843,7 @@ Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
     if (!use_lengths) check_dist_fit(c, s, kv_got);
     if (!s.acceptance.trace_path.empty()) {
         // A trace nothing uses is still opened, so a wrong path is caught.
-        TraceFacts f = read_trace(c, s.acceptance, use_acceptance);
+        TraceFacts f = read_trace(c, s.acceptance, use_acceptance || use_lengths);
         if (use_acceptance || use_lengths) check_trace(c, s, f, use_acceptance, use_lengths, kv_got);
     }
     return s;

@@ -61,6 +61,13 @@ struct EngineConfig {
     int64_t kv_capacity_tokens = 0;   // KV cache, tokens; a request holds prompt + output + gamma
     int prefill_chunk_tokens = 2048;  // prefill tokens per iteration, at most
     int tp = 1;                       // GPUs per replica; throughput is reported per GPU
+    // Prefill on separate GPUs (prefill/decode disaggregation, as DeepSeek and
+    // large deployments serve): a request's prompt is prefilled on its own,
+    // without queueing, in the time one forward of its chunks takes on this
+    // replica's hardware; it then joins the decode replica with its first
+    // token emitted, and decode steps carry no prefill. Throughput counts
+    // the decode GPUs only.
+    bool disaggregated_prefill = false;
 };
 
 enum AcceptanceKind { ACCEPT_TRACE, ACCEPT_PARAMETRIC, ACCEPT_IID };
@@ -68,7 +75,8 @@ enum AcceptanceKind { ACCEPT_TRACE, ACCEPT_PARAMETRIC, ACCEPT_IID };
 struct AcceptanceConfig {
     AcceptanceKind kind = ACCEPT_TRACE;
     std::string trace_path;           // ACCEPT_TRACE (or LENGTHS_TRACE): resolved against the scenario's folder
-    int64_t run_id = 0;               // run in the trace; 0 = the only run, or the first complete one
+    int64_t run_id = 0;               // run in the trace; 0 = the only run, or the first complete one;
+                                      // scenario_load stores the resolved id
     double alpha = 0;                 // ACCEPT_IID: every slot's conditional acceptance
     double kappa = 4;                 // confidence model of traces synth (parametric, iid)
     double raw_temperature = 1.5;

@@ -18,14 +18,14 @@ namespace sp {
 
 // [SECTION] state ---------------------------------------------------------------
 
-enum EventKind { EV_STEP_END, EV_ARRIVAL };
+enum EventKind { EV_STEP_END, EV_ARRIVAL, EV_PREFILL_DONE };
 
 struct Event {
     int64_t time;     // ns
     int cls;          // tie-break at equal time: step ends (0) before arrivals (1)
     uint64_t seq;     // scheduling order
     int kind;
-    int arg;          // EV_ARRIVAL: the user (closed loop), -1 (open loop)
+    int arg;          // EV_ARRIVAL: the user (closed loop), -1 (open loop); EV_PREFILL_DONE: the pool slot
     bool operator>(const Event& o) const {
         if (time != o.time) return time > o.time;
         if (cls != o.cls) return cls > o.cls;
@@ -40,7 +40,8 @@ struct SimRequest {
     int prompt_len = 0, output_len = 0;
     int prefilled = 0;            // prompt tokens in the KV cache
     int generated = 0;            // output tokens emitted; the anchor is token generated - 1
-    int64_t kv_reserved = 0;      // tokens
+    int64_t kv_reserved = 0;      // tokens held from admission to completion
+    bool admitted = false;        // holds its KV reservation
     int64_t arrival_ns = 0, first_token_ns = 0;
     int64_t verified = 0, accepted = 0;  // drafts, for goodput's observed acceptance
     int n_steps = 0;              // decode steps taken
@@ -53,6 +54,7 @@ struct Sim {
     const Policy& policy;
     SimObserver* obs;
     int gamma, draft_len;
+    bool reads_conf;                  // the policy ranks drafts by confidence: draw every slot up front
 
     int64_t now = 0;
     uint64_t seq = 0;
@@ -89,6 +91,7 @@ struct Sim {
 
     // counters
     int64_t arrived = 0, done = 0;
+    int remote_prefill = 0;           // disaggregated: prompts being prefilled elsewhere
     int64_t window_start = -1, window_end = -1;
     // window sums
     int64_t w_tokens = 0, w_steps = 0, w_req_steps = 0, w_emitted = 0, w_verified = 0, w_rejected = 0;
@@ -98,6 +101,7 @@ struct Sim {
 
     Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
         : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
+          reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
           arrivals(rng_seed(s.seed, 31)) {}
 
     void schedule(int64_t time, int cls, int kind, int arg) {
@@ -111,6 +115,36 @@ struct Sim {
 static int64_t to_ns(double s) { return std::max<int64_t>(1, static_cast<int64_t>(std::llround(s * 1e9))); }
 
 // [SECTION] workload --------------------------------------------------------------
+
+// Disaggregated prefill: the prompt's chunks run back to back on a prefill
+// replica of the same hardware, alone.
+static double remote_prefill_s(const Sim& s, int prompt_len) {
+    double t = 0;
+    for (int done = 0; done < prompt_len;) {
+        int chunk = std::min(s.sc.engine.prefill_chunk_tokens, prompt_len - done);
+        BatchShape b;
+        b.n_prefill_seqs = 1;
+        b.n_prefill_tokens = chunk;
+        b.prefill_context = done;
+        t += cost_forward_s(s.sc.cost, b);
+        done += chunk;
+    }
+    return t;
+}
+
+static void complete(Sim& s, int slot);
+
+// The prompt is in a KV cache elsewhere and the first token is out; the
+// request now waits for a place in the decode batch.
+static void prefill_done(Sim& s, int slot) {
+    SimRequest& r = s.pool[static_cast<size_t>(slot)];
+    s.remote_prefill--;
+    r.prefilled = r.prompt_len;
+    r.generated = 1;
+    r.first_token_ns = s.now;
+    if (r.output_len == 1) complete(s, slot);
+    else s.waiting_fifo.push_back(slot);
+}
 
 static void arrive(Sim& s, int user) {
     uint64_t key = user >= 0 ? (static_cast<uint64_t>(user) << 32 | s.user_seq[static_cast<size_t>(user)]++)
@@ -139,8 +173,14 @@ static void arrive(Sim& s, int user) {
     r.first_token_ns = 0;
     r.verified = r.accepted = 0;
     r.n_steps = 0;
-    s.waiting_fifo.push_back(slot);
+    r.admitted = false;
     s.arrived++;
+    if (s.sc.engine.disaggregated_prefill) {
+        s.remote_prefill++;
+        s.schedule(s.now + to_ns(remote_prefill_s(s, r.prompt_len)), 1, EV_PREFILL_DONE, slot);
+    } else {
+        s.waiting_fifo.push_back(slot);
+    }
     if (user < 0) s.schedule(s.now + to_ns(workload_gap_s(s.sc.workload, s.rate, s.arrivals)), 1, EV_ARRIVAL, -1);
 }
 
@@ -151,7 +191,7 @@ static void arrive(Sim& s, int user) {
 static void complete(Sim& s, int slot) {
     SimRequest& r = s.pool[static_cast<size_t>(slot)];
     s.done++;
-    s.kv_used -= r.kv_reserved;
+    if (r.admitted) s.kv_used -= r.kv_reserved;
     if (s.obs) s.obs->on_complete({r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now});
     if (s.window_start < 0) {
         if (s.done >= s.sc.workload.warmup) s.window_start = s.now;
@@ -215,9 +255,14 @@ static void admit(Sim& s) {
         SimRequest& r = s.pool[static_cast<size_t>(slot)];
         if (s.kv_used + r.kv_reserved > s.sc.engine.kv_capacity_tokens) break;  // FCFS: the head waits
         s.kv_used += r.kv_reserved;
+        r.admitted = true;
         s.waiting_head++;
-        s.prefilling.push_back(slot);
-        s.pending_prefill += r.prompt_len;
+        if (r.prefilled == r.prompt_len && r.generated > 0) {  // prefilled elsewhere
+            s.running.push_back(slot);
+        } else {
+            s.prefilling.push_back(slot);
+            s.pending_prefill += r.prompt_len;
+        }
     }
     if (s.waiting_head > 4096 && s.waiting_head * 2 > s.waiting_fifo.size()) {  // compact the FIFO
         s.waiting_fifo.erase(s.waiting_fifo.begin(), s.waiting_fifo.begin() + static_cast<long>(s.waiting_head));
@@ -244,7 +289,8 @@ static void start_step(Sim& s) {
     for (size_t i = 0; i < R; i++) {
         const SimRequest& r = s.pool[static_cast<size_t>(s.step_decode[i])];
         int t = r.generated - 1;
-        acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, t, &s.draws[i]);
+        if (s.reads_conf) acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, t, 0, G, &s.draws[i]);
+        else std::fill_n(s.draws[i].conf, G, 0.0f);
         std::copy_n(s.draws[i].conf, G, &s.conf[i * static_cast<size_t>(G)]);
         // two steps old: the ring row of step n_steps - 2, or this step's for a young request
         const float* stale = r.n_steps >= 2 ? &r.conf_hist[static_cast<size_t>(((r.n_steps - 2) % 3) * G)]
@@ -275,6 +321,10 @@ static void start_step(Sim& s) {
     for (size_t i = 0; i < R; i++) {
         assert(s.ell[i] >= 0 && s.ell[i] <= s.max_len[i] && "policy exceeded a request's cap");
         decode_tokens += 1 + s.ell[i];
+        if (!s.reads_conf && s.ell[i] > 0) {  // only the verified slots' outcomes are needed
+            const SimRequest& r = s.pool[static_cast<size_t>(s.step_decode[i])];
+            acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, r.generated - 1, 0, s.ell[i], &s.draws[i]);
+        }
     }
     assert(decode_tokens <= s.sc.engine.max_batch_tokens && "policy exceeded the token budget");
 
@@ -399,13 +449,15 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
         assert(ev.time >= s.now && "time ran backwards");
         s.now = ev.time;
         if (ev.kind == EV_STEP_END) end_step(s);
-        else arrive(s, ev.arg);
+        else if (ev.kind == EV_ARRIVAL) arrive(s, ev.arg);
+        else prefill_done(s, ev.arg);
         // Handle every event of this instant before deciding the next step.
         if (!s.events.empty() && s.events.top().time == s.now) continue;
         if (!s.busy && s.window_end < 0) start_step(s);
         if (s.obs) {
             SimState st{s.now, s.arrived, s.done, s.waiting_count(), static_cast<int>(s.prefilling.size()),
-                        static_cast<int>(s.running.size()), s.kv_used, sc.engine.kv_capacity_tokens, s.busy};
+                        static_cast<int>(s.running.size()), s.remote_prefill, s.kv_used,
+                        sc.engine.kv_capacity_tokens, s.busy};
             s.obs->on_state(st);
         }
     }

@@ -52,6 +52,7 @@ struct SimState {
     int64_t now_ns = 0;
     int64_t arrived = 0, done = 0;
     int waiting = 0, prefilling = 0, running = 0;
+    int remote_prefill = 0;        // disaggregated prefill: prompts being prefilled elsewhere
     int64_t kv_used = 0, kv_capacity = 0;
     bool busy = false;
 };

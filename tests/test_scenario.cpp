@@ -18,6 +18,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <vector>
@@ -202,14 +203,14 @@ TEST(Scenario, DefaultLoadsWithTheValuesItsFileStates) {
     EXPECT_DOUBLE_EQ(s.slo.ttft_s, 2.0);
 }
 
-TEST(Scenario, TeachingLoadsWithIidAcceptanceAndSmallModel) {
+TEST(Scenario, TeachingLoadsWithIidAcceptanceOnTheSlowestGpu) {
     Scenario s = scenario_load((SCENARIOS / "teaching.toml").string());
     EXPECT_EQ(s.acceptance.kind, ACCEPT_IID);
     EXPECT_DOUBLE_EQ(s.acceptance.alpha, 0.8);
     EXPECT_EQ(s.engine.gamma, 4);
     EXPECT_EQ(s.workload.concurrency, (std::vector<int>{1, 2, 4, 8, 16, 32, 64, 128}));
     EXPECT_EQ(s.workload.lengths, LENGTHS_DIST);
-    EXPECT_EQ(s.cost.roofline.model.name, "qwen3-0.6b");
+    EXPECT_EQ(s.cost.roofline.model.name, "qwen3-8b");
     EXPECT_EQ(s.cost.roofline.gpu.name, "a100-80gb");
     EXPECT_EQ(policy_names(s), (std::vector<std::string>{"ar", "fixed:1", "fixed:2", "fixed:3", "fixed:4", "dspark"}));
 }
@@ -276,6 +277,24 @@ TEST(Scenario, EveryScenarioInTheFolderLoads) {
         n++;
     }
     EXPECT_GE(n, 4);
+}
+
+// The README's annotated example is a real scenario: it loads as written.
+TEST(Scenario, ReadmeAnnotatedExampleLoads) {
+    std::ifstream in(SCENARIOS / "README.md");
+    std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t at = readme.find("## Annotated example");
+    ASSERT_NE(at, std::string::npos);
+    size_t begin = readme.find("```toml\n", at);
+    ASSERT_NE(begin, std::string::npos);
+    begin += 8;
+    size_t end = readme.find("```", begin);
+    ASSERT_NE(end, std::string::npos);
+    Scenario s = scenario_parse(readme.substr(begin, end - begin), (SCENARIOS / "example.toml").string());
+    EXPECT_EQ(s.name, "example");
+    EXPECT_DOUBLE_EQ(s.workload.mix[0].weight, 0.7);
+    EXPECT_TRUE(s.workload.think_exponential);
+    EXPECT_EQ(s.acceptance.trace_path, BUNDLED_TRACE);
 }
 
 // [SECTION] defaults ------------------------------------------------------------------------
@@ -421,6 +440,21 @@ TEST(Scenario, ParametricAlphaVectorsAreKept) {
     Scenario s = parse(t);
     ASSERT_EQ(s.workload.mix.size(), 1u);
     EXPECT_EQ(s.workload.mix[0].alpha, (std::vector<double>{0.9, 0.8, 0.7, 1.0}));
+}
+
+TEST(Scenario, TraceCanSupplyLengthsAloneWhileAcceptanceIsParametric) {
+    Text t;
+    t.engine = "[engine]\ngamma = 5\n";  // more than the trace's gamma 4: its positions are not replayed
+    t.acceptance = "[acceptance]\nsource = \"parametric\"\ntrace = \"trace.specdb\"\n";
+    t.workload = "[workload]\nconcurrency = [1]\n[[workload.domain]]\nname = \"code\"\n"
+                 "alpha = [0.9, 0.8, 0.7, 0.6, 0.5]\n";
+    Scenario s = parse(t);
+    EXPECT_EQ(s.workload.lengths, LENGTHS_TRACE);
+    EXPECT_EQ(s.acceptance.kind, ACCEPT_PARAMETRIC);
+    // The domain must still be one of the trace's.
+    t.workload = "[workload]\nconcurrency = [1]\n[[workload.domain]]\nname = \"math\"\n"
+                 "alpha = [0.9, 0.8, 0.7, 0.6, 0.5]\n";
+    EXPECT_TRUE(refused(t, "workload.domain[0].name", "\"math\""));
 }
 
 // [SECTION] one-line errors naming the key ------------------------------------------------

@@ -233,7 +233,8 @@ struct InvariantChecker : SimObserver {
         states++;
         if (s.now_ns < last) bad("time ran backwards");
         last = s.now_ns;
-        if (s.arrived != s.done + s.waiting + s.prefilling + s.running) bad("requests not conserved");
+        if (s.arrived != s.done + s.waiting + s.prefilling + s.running + s.remote_prefill)
+            bad("requests not conserved");
         if (s.kv_used > s.kv_capacity || s.kv_used < 0) bad("KV capacity exceeded");
         if (!s.busy && (s.waiting + s.prefilling + s.running) > 0) bad("idle while work waits");
     }
@@ -243,7 +244,8 @@ struct InvariantChecker : SimObserver {
     }
 };
 
-TEST(Sim, InvariantsHoldUnderLoadForEveryPolicy) {
+TEST(Sim, InvariantsHoldUnderLoadForEveryPolicyWithColocatedOrDisaggregatedPrefill) {
+    for (bool disagg : {false, true})
     for (const char* pol : {"ar", "mtp1", "fixed:4", "threshold:0.5", "dspark", "dspark-async", "goodput"}) {
         Scenario sc = base(0.7, 4);
         sc.acceptance.kind = ACCEPT_PARAMETRIC;
@@ -254,9 +256,10 @@ TEST(Sim, InvariantsHoldUnderLoadForEveryPolicy) {
         sc.engine.max_seqs = 48;
         sc.engine.max_batch_tokens = 1024;
         sc.engine.prefill_chunk_tokens = 512;
+        sc.engine.disaggregated_prefill = disagg;
         InvariantChecker check;
         PointResult p = run(sc, pol, 64, &check);
-        EXPECT_EQ(check.violations, 0) << pol << ": " << check.first;
+        EXPECT_EQ(check.violations, 0) << pol << (disagg ? " disaggregated: " : ": ") << check.first;
         EXPECT_GT(check.states, 1000) << pol;
         EXPECT_EQ(p.n_requests, sc.workload.requests) << pol;
     }
@@ -307,4 +310,25 @@ TEST(Sim, PoliciesComparedInOneSweepSeeTheSameRequests) {
         }
     }
     EXPECT_GT(common, a.seen.size() / 2);
+}
+
+TEST(Sim, DisaggregatedPrefillGivesTtftOfThePromptAloneAndKeepsPrefillOutOfDecodeSteps) {
+    Scenario sc = base(0.7, 4);
+    sc.engine.disaggregated_prefill = true;
+    sc.engine.prefill_chunk_tokens = 64;  // the 100-token prompt: chunks of 64 and 36
+    struct Steps : SimObserver {
+        int prefill_tokens = 0;
+        void on_step(const StepView& v) override { prefill_tokens += v.prefill_tokens; }
+    } steps;
+    PointResult p = run(sc, "dspark", 16, &steps);
+    BatchShape c1, c2;
+    c1.n_prefill_seqs = c2.n_prefill_seqs = 1;
+    c1.n_prefill_tokens = 64;
+    c2.n_prefill_tokens = 36;
+    c2.prefill_context = 64;
+    double ttft = cost_forward_s(sc.cost, c1) + cost_forward_s(sc.cost, c2);
+    // every request: TTFT is its prompt's prefill alone (ns rounding per chunk)
+    EXPECT_NEAR(p.ttft.p99, ttft, 0.005 * ttft);
+    EXPECT_NEAR(p.ttft.mean, ttft, 1e-8);
+    EXPECT_EQ(steps.prefill_tokens, 0);
 }
