@@ -66,22 +66,30 @@ static void info(const std::string& path) {
     std::vector<Profile> profiles = trace_db_profiles(db);
     if (!profiles.empty()) {
         std::printf("\nprofiles: %zu cells\n", profiles.size());
-        // One summary line per (gpu, model, phase) table.
-        size_t i = 0;
-        while (i < profiles.size()) {
-            const Profile& p = profiles[i];
-            size_t j = i;
-            int min_b = p.n_tokens, max_b = p.n_tokens;
-            while (j < profiles.size() && profiles[j].gpu == p.gpu && profiles[j].model == p.model &&
-                   profiles[j].phase == p.phase) {
-                min_b = std::min(min_b, profiles[j].n_tokens);
-                max_b = std::max(max_b, profiles[j].n_tokens);
-                j++;
+        // One line per (gpu, model, phase) table, in order of first appearance.
+        struct Table {
+            const Profile* first;
+            size_t cells = 0;
+            int min_r = 0, max_r = 0, min_b = 0, max_b = 0, min_c = 0, max_c = 0;
+        };
+        std::vector<Table> tables;
+        for (const Profile& p : profiles) {
+            Table* t = nullptr;
+            for (Table& u : tables)
+                if (u.first->gpu == p.gpu && u.first->model == p.model && u.first->phase == p.phase) t = &u;
+            if (!t) {
+                tables.push_back({&p, 0, p.n_seqs, p.n_seqs, p.n_tokens, p.n_tokens, p.context, p.context});
+                t = &tables.back();
             }
-            std::printf("  %-8s %s on %s: %zu cells, B %d..%d\n", phase_name(p.phase), p.model.name.c_str(),
-                        p.gpu.c_str(), j - i, min_b, max_b);
-            i = j;
+            t->cells++;
+            t->min_r = std::min(t->min_r, p.n_seqs), t->max_r = std::max(t->max_r, p.n_seqs);
+            t->min_b = std::min(t->min_b, p.n_tokens), t->max_b = std::max(t->max_b, p.n_tokens);
+            t->min_c = std::min(t->min_c, p.context), t->max_c = std::max(t->max_c, p.context);
         }
+        for (const Table& t : tables)
+            std::printf("  %-8s %s on %s: %zu cells, R %d..%d, B %d..%d, context %d..%d\n",
+                        phase_name(t.first->phase), t.first->model.name.c_str(), t.first->gpu.c_str(), t.cells,
+                        t.min_r, t.max_r, t.min_b, t.max_b, t.min_c, t.max_c);
     }
 }
 

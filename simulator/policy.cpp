@@ -112,35 +112,25 @@ static int slot_cap(const PolicyInput& in, int r) {
 // 63..32 the gain's float bits (positive IEEE floats order like their bit
 // patterns), bits 31..24 255 - j, bits 23..0 2^24 - 1 - r. Keys are unique.
 //
-// The sort: one counting pass into 128 buckets per octave of gain over 16
-// octaves (the float's exponent and top 7 mantissa bits), then an insertion
-// sort, which only moves keys within their bucket: about one key per bucket
-// at R = 256. Gains below 2^-16 share a last bucket, sorted apart; a crowded
-// bucket (equal or near-equal gains, e.g. confidences of 1) sends the whole
-// range to std::sort instead, so the worst case stays O(N log N). Up to
-// RANK_SMALL slots std::sort does it all.
-//
-// Measured per dspark_schedule call at R = 256, gamma = 7, every slot
-// admitted (thread CPU time, 2.6 GHz Xeon): k-way merge with a binary heap
-// over the R requests, O(R + K log R), 41 us; with a loser tree 40 us (both
-// wait on a chain of dependent compares per slot); LSD radix sort, 3 passes
-// of 10 bits, 14 us; this 13 us, of which the walk with its step_time calls
-// is 1 us.
+// The sort (ranking_init): an LSD radix sort on the gain's top bits, then
+// std::sort on each run of keys those bits do not separate (rare, short runs
+// unless many gains are equal; O(N log N) at worst); up to RANK_SMALL slots,
+// std::sort alone. Measured per dspark_schedule call at R = 256, gamma = 7,
+// every slot admitted (thread CPU time, 2.6 GHz Xeon VM): k-way merge with a
+// binary heap over the R requests, O(R + K log R) for K slots drawn, 41 us;
+// with a loser tree 40 us (both wait on a chain of dependent compares per
+// slot); one counting pass into 128 buckets per octave plus insertion sort
+// 13 us, but slower on gains crowded into one octave, as the bundled trace's
+// are (insertion sort was half its time in bench_sim); this 13 us, of which
+// the walk with its step_time calls is 4 us.
 constexpr int RANK_MAX_GAMMA = 255;
 constexpr int RANK_MAX_N = 1 << 24;
-constexpr uint32_t RANK_BUCKETS = 16 * 128;
-constexpr size_t RANK_SMALL = 80;      // slots up to which std::sort beats the buckets (measured crossover)
-constexpr uint32_t RANK_CROWDED = 32;  // keys in one bucket beyond which insertion sort loses
+constexpr int RANK_RADIX = 1024;  // buckets per radix digit
+constexpr size_t RANK_SMALL = 80;  // slots up to which std::sort beats the radix sort (measured crossover)
 
 static uint64_t rank_key(float a, int j, int r) {
     return static_cast<uint64_t>(std::bit_cast<uint32_t>(a)) << 32 | static_cast<uint64_t>(RANK_MAX_GAMMA - j) << 24 |
            static_cast<uint64_t>(RANK_MAX_N - 1 - r);
-}
-
-// 0 for a = 1, rising as a falls; bits 62..48 of the key are a's float bits
-// >> 16, at most 0x3F80 since a <= 1.
-static uint32_t rank_bucket(uint64_t key) {
-    return std::min(0x3F80 - static_cast<uint32_t>(key >> 48), RANK_BUCKETS - 1);
 }
 
 struct Ranking {
@@ -152,7 +142,6 @@ static void ranking_init(Ranking& k, const PolicyInput& in, const float* f, int 
     assert(in.n >= 0 && in.n < RANK_MAX_N && in.gamma >= 0 && in.gamma <= RANK_MAX_GAMMA &&
            "ranking: n or gamma out of range");
     thread_local std::vector<uint64_t> buf;  // (2 n gamma) keys as produced, then sorted
-    thread_local std::vector<uint32_t> start;
     const size_t cells = static_cast<size_t>(in.n) * in.gamma;
     if (buf.size() < 2 * cells) buf.resize(2 * cells);
     uint64_t *raw = buf.data(), *out = buf.data() + cells;
@@ -168,31 +157,39 @@ static void ranking_init(Ranking& k, const PolicyInput& in, const float* f, int 
         }
     }
     auto later = [](uint64_t x, uint64_t y) { return x > y; };
-    if (size <= RANK_SMALL) {  // the buckets' fixed cost (2049 counters) would dominate
+    if (size <= RANK_SMALL) {  // the radix passes' fixed cost (2 x 1024 counters) would dominate
         std::sort(raw, raw + size, later);
         k = Ranking{raw, static_cast<int>(size), 0};
         return;
     }
-    start.assign(RANK_BUCKETS + 1, 0);
-    for (size_t i = 0; i < size; i++) start[rank_bucket(raw[i]) + 1]++;
-    uint32_t crowd = 0;
-    for (uint32_t b = 0; b < RANK_BUCKETS; b++) {
-        if (b + 1 < RANK_BUCKETS) crowd = std::max(crowd, start[b + 1]);
-        start[b + 1] += start[b];
+    // LSD radix sort, descending, on the top 20 of the gain's 30 significant
+    // float bits (a <= 1, so bits 31 and 30 are 0): two digits of 10 bits, a
+    // digit equal in every key skipped. Keys that agree on those 20 bits
+    // (gains within 2^-13 of each other, equal gains among them) are left
+    // adjacent and get their final order from std::sort on the whole key.
+    uint32_t count[2][RANK_RADIX];
+    std::fill(&count[0][0], &count[0][0] + 2 * RANK_RADIX, 0u);
+    for (size_t i = 0; i < size; i++) {
+        count[0][raw[i] >> 42 & (RANK_RADIX - 1)]++;
+        count[1][raw[i] >> 52 & (RANK_RADIX - 1)]++;
     }
-    for (size_t i = 0; i < size; i++) out[start[rank_bucket(raw[i])]++] = raw[i];
-    const size_t tail = start[RANK_BUCKETS - 2];  // start of the last bucket, after the scatter
-    if (crowd > RANK_CROWDED) {
-        std::sort(out, out + tail, later);
-    } else {
-        for (size_t i = 1; i < tail; i++) {
-            uint64_t x = out[i];
-            size_t at = i;
-            for (; at > 0 && out[at - 1] < x; at--) out[at] = out[at - 1];
-            out[at] = x;
+    for (int d = 0; d < 2; d++) {
+        const int shift = 42 + 10 * d;
+        if (count[d][raw[0] >> shift & (RANK_RADIX - 1)] == size) continue;
+        uint32_t at = 0;
+        for (int b = RANK_RADIX - 1; b >= 0; b--) {
+            uint32_t c = count[d][b];
+            count[d][b] = at;
+            at += c;
         }
+        for (size_t i = 0; i < size; i++) out[count[d][raw[i] >> shift & (RANK_RADIX - 1)]++] = raw[i];
+        std::swap(raw, out);
     }
-    std::sort(out + tail, out + size, later);
+    for (size_t i = 0, e; i < size; i = e) {
+        for (e = i + 1; e < size && raw[e] >> 42 == raw[i] >> 42;) e++;
+        if (e - i > 1) std::sort(raw + i, raw + e, later);
+    }
+    out = raw;
     k = Ranking{out, static_cast<int>(size), 0};
 }
 
@@ -279,7 +276,7 @@ constexpr double GOODPUT_MAX_ALPHA = 0.999;
 // alpha) in all. Global argmax of (n + sum of gains) / step_time(B) over the
 // gain ranking: alpha_hat comes from past steps, so no selection bias.
 static void goodput(const PolicyInput& in, int* ell) {
-    assert(in.alpha_hat && "goodput needs alpha_hat");
+    assert((in.alpha_hat || in.n == 0) && "goodput needs alpha_hat");
     assert(in.token_budget >= in.n && "goodput: token budget below one token per request");
     thread_local std::vector<float> alpha;
     alpha.resize(static_cast<size_t>(in.n));

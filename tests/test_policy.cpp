@@ -590,3 +590,13 @@ TEST(Policy, EveryPolicyIsDeterministicAndKeepsCapsAndBudget) {
         }
     }
 }
+
+TEST(Policy, AnEmptyBatchIsNotAnError) {
+    World w = world(0, 4, {});
+    w.budget = 0;
+    for (const char* text : {"ar", "mtp1", "fixed:2", "threshold:0.5", "dspark", "dspark-async", "goodput"})
+        EXPECT_EQ(w.choose(text), L{}) << text;
+    double theta = -1;
+    EXPECT_EQ(w.dspark(true, &theta), L{});
+    EXPECT_EQ(theta, 0.0);
+}
