@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -57,7 +58,7 @@ static fs::path fresh(const std::string& name) {
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
-    for (const char* sub : {"", "traces", "traces info", "traces synth", "traces export", "traces import"}) {
+    for (const char* sub : {"", "traces", "traces info", "traces synth", "traces export", "traces import", "sim", "sweep"}) {
         Result r = run(std::string(sub) + " --help");
         EXPECT_EQ(r.code, 0) << sub;
         EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
@@ -161,4 +162,54 @@ TEST(Cli, AFailedImportLeavesTheDatabaseAsItWas) {
     EXPECT_EQ(r.err_lines(), 1) << r.err;
     EXPECT_NE(r.err.find("bad.jsonl:2"), std::string::npos) << r.err;
     EXPECT_EQ(run("traces export " + db.string()).out, before);
+}
+
+// [SECTION] sim and sweep ------------------------------------------------------
+
+static std::string scenario(const char* name) { return std::string(SPECPLAN_SOURCE_DIR) + "/scenarios/" + name; }
+
+TEST(Cli, SweepWritesTheSameJsonAndCsvOnOneThreadAndOnTwo) {
+    fs::path j1 = scratch() / "one.json", j2 = scratch() / "two.json", c1 = scratch() / "one.csv",
+             c2 = scratch() / "two.csv";
+    std::string args = "sweep " + scenario("teaching.toml") + " --concurrency 1,8,32 --policies ar,fixed:2,dspark";
+    Result a = run(args + " --threads 1 --json " + j1.string() + " --csv " + c1.string());
+    Result b = run(args + " --threads 2 --quiet --json " + j2.string() + " --csv " + c2.string());
+    ASSERT_EQ(a.code, 0) << a.err;
+    ASSERT_EQ(b.code, 0) << b.err;
+    EXPECT_EQ(b.out, "") << "--quiet prints nothing";
+    std::string ja = slurp(j1), ca = slurp(c1);
+    EXPECT_EQ(ja, slurp(j2));
+    EXPECT_EQ(ca, slurp(c2));
+    // 3 policies x 3 loads: a header and nine rows, and nine points in the JSON
+    EXPECT_EQ(std::count(ca.begin(), ca.end(), '\n'), 10);
+    EXPECT_NE(ja.find("\"capacity_at_slo\""), std::string::npos);
+    EXPECT_NE(a.out.find("capacity at SLO"), std::string::npos) << a.out;
+}
+
+TEST(Cli, SimPrintsOnePointsSummary) {
+    Result r = run("sim " + scenario("teaching.toml") + " --policy dspark --concurrency 4");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("policy dspark, 4 users"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("per-user tok/s"), std::string::npos) << r.out;
+}
+
+TEST(Cli, BadScenariosAndFlagsAreOneLineNamingTheProblem) {
+    fs::path bad = scratch() / "bad.toml";
+    std::ofstream(bad) << "[engine]\ngamma = 0\n";
+    struct Case {
+        std::string args, needle;
+    } cases[] = {
+        {"sweep /nonexistent.toml", "/nonexistent.toml"},
+        {"sweep " + bad.string(), "engine.gamma"},
+        {"sweep " + scenario("teaching.toml") + " --policies warp-speed", "--policies"},
+        {"sweep " + scenario("teaching.toml") + " --concurrency 4,2", "--concurrency"},
+        {"sweep " + scenario("teaching.toml") + " --concurrency 1.5", "--concurrency"},
+        {"sim " + scenario("teaching.toml") + " --policy fixed:x", "fixed:K"},
+    };
+    for (const Case& c : cases) {
+        Result r = run(c.args);
+        EXPECT_EQ(r.code, 1) << c.args << ": " << r.err;
+        EXPECT_EQ(r.err_lines(), 1) << c.args << ": " << r.err;
+        EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.args << ": " << r.err;
+    }
 }
