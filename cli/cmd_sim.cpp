@@ -9,6 +9,7 @@
 #include <memory>
 #include <thread>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "simulator/report.h"
 #include "simulator/scenario.h"
@@ -27,29 +28,18 @@ struct SimArgs {
 // "1,2,4" -> {1, 2, 4}; each value must be > 0 and the list increasing.
 static std::vector<double> parse_loads(const std::string& text, const char* flag) {
     std::vector<double> out;
-    size_t pos = 0;
-    while (pos <= text.size()) {
-        size_t comma = text.find(',', pos);
-        std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        char* end = nullptr;
-        double v = std::strtod(item.c_str(), &end);
-        if (item.empty() || *end != '\0' || !(v > 0))
-            throw Error(std::string(flag) + " '" + text + "': expected positive numbers separated by commas");
-        if (!out.empty() && v <= out.back())
-            throw Error(std::string(flag) + " '" + text + "': expected increasing values");
+    for (const std::string& item : split_list(text)) {
+        double v = parse_number(item, flag, text);
+        if (!(v > 0)) throw Error(std::string(flag) + " '" + text + "': expected positive numbers");
+        if (!out.empty() && v <= out.back()) throw Error(std::string(flag) + " '" + text + "': expected increasing values");
         out.push_back(v);
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
     }
     return out;
 }
 
 static std::vector<Policy> parse_policies(const std::string& text, const Scenario& sc) {
     std::vector<Policy> out;
-    size_t pos = 0;
-    while (pos <= text.size()) {
-        size_t comma = text.find(',', pos);
-        std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    for (const std::string& item : split_list(text)) {
         Policy p;
         std::string err;
         if (!policy_parse(item, &p, &err)) throw Error("--policies: " + err);
@@ -59,8 +49,6 @@ static std::vector<Policy> parse_policies(const std::string& text, const Scenari
             if (p.batch_table.empty()) throw Error("--policies: batch-table needs policies.batch_table in the scenario");
         }
         out.push_back(p);
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
     }
     return out;
 }

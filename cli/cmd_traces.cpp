@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "traces/models.h"
 #include "traces/synth.h"
@@ -103,19 +104,7 @@ static SynthDomain parse_domain(const std::string& arg, int n_requests) {
     SynthDomain d;
     d.name = arg.substr(0, eq);
     d.n_requests = n_requests;
-    std::string rest = arg.substr(eq + 1);
-    size_t pos = 0;
-    while (pos <= rest.size()) {
-        size_t comma = rest.find(',', pos);
-        std::string item = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        char* end = nullptr;
-        double v = std::strtod(item.c_str(), &end);
-        if (item.empty() || *end != '\0')
-            throw Error("--domain '" + arg + "': expected a number, got '" + item + "'");
-        d.alpha.push_back(v);
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
-    }
+    for (const std::string& item : split_list(arg.substr(eq + 1))) d.alpha.push_back(parse_number(item, "--domain", arg));
     return d;
 }
 

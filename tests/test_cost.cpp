@@ -11,6 +11,8 @@
 #include "simulator/cost.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/scratch.h"
 #include <stdlib.h>
 
 #include <cmath>
@@ -393,21 +395,11 @@ TEST(CostMeasured, TheDraftIsLookedUpAtRSequencesAndRTimesGammaTokens) {
 
 // [SECTION] loading and validation -------------------------------------------------------
 
-class ScratchStore {
-public:
-    ScratchStore() {
-        std::string tmpl = ::testing::TempDir() + "specplan_cost_XXXXXX";
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-        dir_ = tmpl;
-        db = trace_db_open(dir_ + "/t.specdb", TRACE_CREATE);
-    }
-    ~ScratchStore() {
-        trace_db_close(db);
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-    ScratchStore(const ScratchStore&) = delete;
-    ScratchStore& operator=(const ScratchStore&) = delete;
+// A scratch trace store. Members are destroyed in reverse order, so the
+// handle closes before its directory goes.
+struct ScratchStore {
+    ScratchDir dir{"specplan_cost"};
+    TraceDb db = trace_db_open(dir.file("t.specdb"), TRACE_CREATE);
     void add(const std::string& gpu, const char* model, Phase phase, int n) {
         for (int i = 0; i < n; i++) {
             Profile p = cell(phase, 1, 1 << i, 512, 100.0 + i);
@@ -416,10 +408,6 @@ public:
             trace_db_append_profile(db, p);
         }
     }
-    TraceDb db;
-
-private:
-    std::string dir_;
 };
 
 static std::string error_of(const std::function<void()>& fn) {

@@ -15,6 +15,8 @@
 #include "traces/trace_db.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/scratch.h"
 #include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -40,25 +42,6 @@ constexpr int GAMMA = 6;
 constexpr int A_REQUESTS = 20;
 constexpr int B_BATCH = 4;             // requests per run-B transaction
 constexpr int B_STEPS_PER_REQUEST = 120;
-
-class ScratchDir {
-public:
-    ScratchDir() {
-        std::string tmpl = ::testing::TempDir() + "specplan_trace_crash_XXXXXX";
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-        path_ = tmpl;
-    }
-    ~ScratchDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
-};
 
 // [SECTION] the deterministic content both processes generate ----------------------
 
@@ -218,7 +201,7 @@ class TraceDbCrash : public ::testing::TestWithParam<int> {};
 
 TEST_P(TraceDbCrash, AWriterKilledMidRunLeavesEveryCommittedTransactionIntact) {
     const int delay_ms = GetParam();
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_crash"};
     const std::string path = dir.file("crash.specdb");
 
     int fds[2];

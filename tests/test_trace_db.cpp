@@ -14,6 +14,8 @@
 #include "traces/trace_db.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/scratch.h"
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -73,26 +75,6 @@ void PrintTo(const Profile& p, std::ostream* os) {
 }  // namespace sp
 
 // [SECTION] scratch files and a raw connection -----------------------------------
-
-// A fresh directory per test, removed with everything in it (-wal and -shm too).
-class ScratchDir {
-public:
-    ScratchDir() {
-        std::string tmpl = ::testing::TempDir() + "specplan_trace_db_XXXXXX";
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-        path_ = tmpl;
-    }
-    ~ScratchDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
-};
 
 struct RawDb {
     sqlite3* db = nullptr;
@@ -349,7 +331,7 @@ static int64_t write_small_store(const std::string& path, sp::Run* run_out = nul
 // [SECTION] round trip ------------------------------------------------------------------
 
 TEST(TraceDb, EveryTableSurvivesTheRoundTrip) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("round_trip.specdb");
 
     sp::Run run1 = sample_run();
@@ -459,7 +441,7 @@ TEST(TraceDb, EveryTableSurvivesTheRoundTrip) {
 }
 
 TEST(TraceDb, AShapeIsStoredOnceAndSharedByRunsAndProfiles) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("shapes.specdb"), TRACE_CREATE);
     sp::Run a = sample_run(), b = sample_run(), c = sample_run();
     c.target.bytes_per_kv = 1;  // one field differs: another shape
@@ -505,7 +487,7 @@ static std::string iso8601(std::time_t t) {
 }
 
 TEST(TraceDb, BeginRunFillsInCreatedAtAndGitRevWhenEmpty) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("stamp.specdb");
     sp::Run r = sample_run();
     r.created_at = "";
@@ -531,7 +513,7 @@ TEST(TraceDb, BeginRunFillsInCreatedAtAndGitRevWhenEmpty) {
 }
 
 TEST(TraceDb, ARunIsIncompleteUntilFinishRun) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("complete.specdb");
     sp::Run r = sample_run();
     r.complete = true;  // the caller cannot claim completeness up front
@@ -553,7 +535,7 @@ TEST(TraceDb, ARunIsIncompleteUntilFinishRun) {
 }
 
 TEST(TraceDb, FinishRunAndReadRunOfAMissingRunAreRefused) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("missing_run.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();
     trace_db_begin_run(db, r);
@@ -566,7 +548,7 @@ TEST(TraceDb, FinishRunAndReadRunOfAMissingRunAreRefused) {
 // [SECTION] open: what is refused ---------------------------------------------------------
 
 TEST(TraceDb, CreateMakesANewStoreWithItsApplicationIdAndVersion) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("new.specdb");
     ASSERT_FALSE(fs::exists(path));
     {
@@ -594,7 +576,7 @@ TEST(TraceDb, CreateMakesANewStoreWithItsApplicationIdAndVersion) {
 // Each must get a working handle: one writes the schema, the others find it.
 // Children only open, append and _exit; they never touch gtest.
 TEST(TraceDb, ProcessesCreatingOneNewStoreAtOnceAllSucceed) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     constexpr int ROUNDS = 15, PROCS = 3;
     int failures = 0;
     std::string errors;
@@ -646,7 +628,7 @@ TEST(TraceDb, ProcessesCreatingOneNewStoreAtOnceAllSucceed) {
 }
 
 TEST(TraceDb, AMissingFileIsRefusedUnlessCreating) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("absent.specdb");
     std::string msg = ERROR_OF(trace_db_open(path, TRACE_READ));
     EXPECT_TRUE(contains(msg, path)) << msg;
@@ -655,7 +637,7 @@ TEST(TraceDb, AMissingFileIsRefusedUnlessCreating) {
 }
 
 TEST(TraceDb, ANewerSchemaVersionIsRefused) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("future.specdb");
     write_small_store(path);
     {
@@ -673,7 +655,7 @@ TEST(TraceDb, ANewerSchemaVersionIsRefused) {
 }
 
 TEST(TraceDb, AFileThatIsNotADatabaseIsRefused) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string text = dir.file("text.specdb");
     {
         std::ofstream f(text);
@@ -698,7 +680,7 @@ TEST(TraceDb, AFileThatIsNotADatabaseIsRefused) {
 }
 
 TEST(TraceDb, ASQLiteDatabaseThatIsNotATraceStoreIsRefused) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string other = dir.file("other_app.db");
     const std::string plain = dir.file("plain.db");
     {
@@ -745,7 +727,7 @@ static void write_big_store(const std::string& path) {
 }
 
 TEST(TraceDb, ATruncatedFileIsRefused) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("truncated.specdb");
     write_big_store(path);
     uintmax_t size = fs::file_size(path);
@@ -758,7 +740,7 @@ TEST(TraceDb, ATruncatedFileIsRefused) {
 }
 
 TEST(TraceDb, AFileOverwrittenInTheMiddleIsRefused) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("overwritten.specdb");
     write_big_store(path);
     uintmax_t size = fs::file_size(path);
@@ -782,7 +764,7 @@ TEST(TraceDb, AFileOverwrittenInTheMiddleIsRefused) {
 // [SECTION] readers: damaged and hand-edited rows ---------------------------------------
 
 TEST(TraceDb, APositionsBlobOfTheWrongSizeIsRefusedOnRead) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("blob_size.specdb");
     int64_t good_id = write_small_store(path);
     int64_t bad_id = 0;
@@ -813,7 +795,7 @@ TEST(TraceDb, APositionsBlobOfTheWrongSizeIsRefusedOnRead) {
 }
 
 TEST(TraceDb, AConfidenceBlobOfTheWrongSizeIsRefusedOnRead) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("conf_size.specdb");
     int64_t id = write_small_store(path);
     {
@@ -828,7 +810,7 @@ TEST(TraceDb, AConfidenceBlobOfTheWrongSizeIsRefusedOnRead) {
 }
 
 TEST(TraceDb, AnOutputLenEditedUnderItsPositionsIsRefusedOnRead) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("output_len.specdb");
     int64_t id = write_small_store(path);
     {
@@ -841,7 +823,7 @@ TEST(TraceDb, AnOutputLenEditedUnderItsPositionsIsRefusedOnRead) {
 }
 
 TEST(TraceDb, AHandEditedBetaOutsideZeroOneIsRefusedOnRead) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("beta_range.specdb");
     int64_t id = write_small_store(path);
     {
@@ -857,7 +839,7 @@ TEST(TraceDb, AHandEditedBetaOutsideZeroOneIsRefusedOnRead) {
 }
 
 TEST(TraceDb, AHandEditedNonFiniteConfidenceLogitIsRefusedOnRead) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("logit_nan.specdb");
     int64_t id = write_small_store(path);
     {
@@ -875,7 +857,7 @@ TEST(TraceDb, AHandEditedNonFiniteConfidenceLogitIsRefusedOnRead) {
 // The writer refuses verify_len > the run's gamma and a bonus without a full
 // accept; a reader must refuse the same rows when they were edited in.
 TEST(TraceDb, AHandEditedStepThatContradictsItsRunIsRefusedOnRead) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("step_edit.specdb");
     sp::Run r;
     write_small_store(path, &r);
@@ -902,7 +884,7 @@ TEST(TraceDb, AHandEditedStepThatContradictsItsRunIsRefusedOnRead) {
 }
 
 TEST(TraceDb, AHandEditedProfileWithUnorderedPercentilesIsRefusedOnRead) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("profile_edit.specdb");
     write_small_store(path);
     {
@@ -926,7 +908,7 @@ TEST(TraceDb, AHandEditedProfileWithUnorderedPercentilesIsRefusedOnRead) {
     } while (0)
 
 TEST(TraceDb, BeginRunRefusesAnInvalidRunAndWritesNothing) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("bad_runs.specdb"), TRACE_CREATE);
     auto with = [](auto edit) { sp::Run r = sample_run(); edit(r); return r; };
     std::vector<sp::Run> bad = {
@@ -952,7 +934,7 @@ TEST(TraceDb, BeginRunRefusesAnInvalidRunAndWritesNothing) {
 }
 
 TEST(TraceDb, AppendRequestRefusesAnInvalidRequestAndWritesNothing) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("bad_requests.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();
     trace_db_begin_run(db, r);
@@ -979,7 +961,7 @@ TEST(TraceDb, AppendRequestRefusesAnInvalidRequestAndWritesNothing) {
 }
 
 TEST(TraceDb, AppendPositionsRefusesInvalidPositionsAndWritesNothing) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("bad_positions.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();  // gamma 7
     trace_db_begin_run(db, r);
@@ -1017,7 +999,7 @@ TEST(TraceDb, AppendPositionsRefusesInvalidPositionsAndWritesNothing) {
 }
 
 TEST(TraceDb, AppendStepsRefusesInvalidStepsAndWritesNothing) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("bad_steps.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();  // gamma 7
     trace_db_begin_run(db, r);
@@ -1059,7 +1041,7 @@ TEST(TraceDb, AppendStepsRefusesInvalidStepsAndWritesNothing) {
 }
 
 TEST(TraceDb, AppendProfileRefusesAnInvalidProfileAndWritesNothing) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("bad_profiles.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();
     trace_db_begin_run(db, r);
@@ -1080,7 +1062,7 @@ TEST(TraceDb, AppendProfileRefusesAnInvalidProfileAndWritesNothing) {
 }
 
 TEST(TraceDb, AReadOnlyHandleRefusesToWrite) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("read_only.specdb");
     sp::Run r;
     int64_t id = write_small_store(path, &r);
@@ -1098,7 +1080,7 @@ TEST(TraceDb, AReadOnlyHandleRefusesToWrite) {
 // Zero output tokens is a real request (the target ended at once); its
 // positions are a 0 x gamma array, which is an empty blob, not NULL.
 TEST(TraceDb, PositionsOfAnEmptyOutputRoundTrip) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("empty_output.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();
     trace_db_begin_run(db, r);
@@ -1116,7 +1098,7 @@ TEST(TraceDb, PositionsOfAnEmptyOutputRoundTrip) {
 // [SECTION] transactions ----------------------------------------------------------------------
 
 TEST(TraceDb, ATransactionThatIsNotCommittedRollsBack) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("txn.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();
     trace_db_begin_run(db, r);
@@ -1140,7 +1122,7 @@ TEST(TraceDb, ATransactionThatIsNotCommittedRollsBack) {
 }
 
 TEST(TraceDb, NestedTransactionsWriteOnlyAtTheOutermostCommit) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("nested.specdb");
     TraceDb w = trace_db_open(path, TRACE_CREATE);
     sp::Run r = sample_run();
@@ -1168,7 +1150,7 @@ TEST(TraceDb, NestedTransactionsWriteOnlyAtTheOutermostCommit) {
 }
 
 TEST(TraceDb, ClosingWithAnOpenTransactionRollsBack) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("close_txn.specdb");
     {
         TraceDb db = trace_db_open(path, TRACE_CREATE);
@@ -1190,7 +1172,7 @@ TEST(TraceDb, ClosingWithAnOpenTransactionRollsBack) {
 // appends belongs to its transaction: nothing reaches the file without the
 // outer commit, and the outer commit writes everything but the refused record.
 TEST(TraceDb, ARefusedAppendInsideATransactionUndoesOnlyItself) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("inner_fail.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();
     trace_db_begin_run(db, r);
@@ -1221,7 +1203,7 @@ TEST(TraceDb, ARefusedAppendInsideATransactionUndoesOnlyItself) {
 // rolling back the whole transaction itself. The caller's transaction is then
 // gone; appends it makes afterwards must not be committed on their own.
 TEST(TraceDb, AnAppendThatFailsOnAFullDiskDoesNotCommitLaterAppends) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("full.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();
     r.gamma = 8;
@@ -1258,7 +1240,7 @@ TEST(TraceDb, AnAppendThatFailsOnAFullDiskDoesNotCommitLaterAppends) {
 // Afterwards the handle must still be correct: no phantom transaction, and
 // appends atomic again.
 TEST(TraceDb, AFailedBeginLeavesTheHandleConsistent) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("busy.specdb");
     TraceDb db = trace_db_open(path, TRACE_CREATE);
     sp::Run r = sample_run();
@@ -1285,7 +1267,7 @@ TEST(TraceDb, AFailedBeginLeavesTheHandleConsistent) {
 // [SECTION] SQLite settings -----------------------------------------------------------------------
 
 TEST(TraceDb, ForeignKeysAreEnforcedAndTheJournalIsWal) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("settings.specdb");
     write_small_store(path);
     {
@@ -1311,7 +1293,7 @@ TEST(TraceDb, ForeignKeysAreEnforcedAndTheJournalIsWal) {
 }
 
 TEST(TraceDb, ErrorMessagesAreOneLineEvenWhenAStoredNameHasANewline) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("newline.specdb"), TRACE_CREATE);
     sp::Run r = sample_run();
     r.target.name = "evil\nname\r\nwith lines";
@@ -1321,7 +1303,7 @@ TEST(TraceDb, ErrorMessagesAreOneLineEvenWhenAStoredNameHasANewline) {
 }
 
 TEST(TraceDb, AMovedHandleKeepsTheConnection) {
-    ScratchDir dir;
+    ScratchDir dir{"specplan_trace_db"};
     TraceDb a = trace_db_open(dir.file("move.specdb"), TRACE_CREATE);
     TraceDb b(std::move(a));
     EXPECT_EQ(a.db, nullptr);
