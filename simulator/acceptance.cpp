@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "traces/rng.h"
-#include "traces/synth.h"
 #include "traces/trace_stats.h"
 
 namespace sp {
@@ -24,7 +23,6 @@ AcceptanceData acceptance_load(const Scenario& sc) {
     a.gamma = sc.engine.gamma;
     a.seed = sc.seed;
     a.kappa = sc.acceptance.kappa;
-    a.raw_temperature = sc.acceptance.raw_temperature;
     double total = 0;
     for (const DomainMix& d : sc.workload.mix) {
         a.domains.push_back(d.domain);
@@ -37,6 +35,11 @@ AcceptanceData acceptance_load(const Scenario& sc) {
     if (a.kind == ACCEPT_PARAMETRIC)
         for (const DomainMix& d : sc.workload.mix) a.alpha.push_back(d.alpha);
     if (a.kind == ACCEPT_IID) a.alpha.assign(a.domains.size(), std::vector<double>(a.gamma, sc.acceptance.alpha));
+
+    for (const std::vector<double>& alphas : a.alpha) {
+        a.conf_tables.emplace_back();
+        for (double al : alphas) a.conf_tables.back().push_back(conf_table(al, a.kappa));
+    }
 
     bool need_trace = a.kind == ACCEPT_TRACE || sc.workload.lengths == LENGTHS_TRACE;
     if (!need_trace) return a;
@@ -97,12 +100,13 @@ void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trac
         }
         return;
     }
-    const std::vector<double>& alpha = a.alpha[static_cast<size_t>(domain)];
+    const std::vector<ConfTable>& tables = a.conf_tables[static_cast<size_t>(domain)];
     for (int k = from; k < to; k++) {
-        Rng r = rng_seed(rng_hash(a.seed, STREAM_SLOT, key, static_cast<uint64_t>(t) * 64 + static_cast<uint64_t>(k)));
-        SynthSlot s = synth_slot(r, alpha[static_cast<size_t>(k)], a.kappa, a.raw_temperature);
-        out->conf[k] = s.conf_prob;
-        out->beta[k] = s.beta;
+        uint64_t tk = static_cast<uint64_t>(t) * 64 + static_cast<uint64_t>(k);
+        // synth_slot_table's draw, without the raw logit the simulator never reads
+        double c = conf_table_sample(tables[static_cast<size_t>(k)], rng_unit(rng_hash(a.seed, STREAM_SLOT, key, tk)));
+        out->conf[k] = static_cast<float>(c);
+        out->beta[k] = rng_unit(rng_hash(a.seed, STREAM_COIN, key, tk)) < c ? 1.0f : 0.0f;
     }
 }
 

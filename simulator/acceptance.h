@@ -7,8 +7,9 @@
 //               With distribution lengths longer than the recording, t wraps
 //               around the recorded output (t mod n).
 //   parametric  per-domain conditional acceptance alpha_k; each slot is drawn
-//               from the model of traces synth (synth_slot): c ~ Beta(kappa
-//               alpha_k, kappa (1 - alpha_k)), accepted with probability c.
+//               from the model of traces synth: c ~ Beta(kappa alpha_k,
+//               kappa (1 - alpha_k)), accepted with probability c. The Beta
+//               draw goes through synth's inverse-CDF table (ConfTable).
 //   iid         the same with alpha_k = alpha for every slot.
 //
 // Every draw is keyed by (request key, t, k) through rng_hash, never by a
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "simulator/scenario.h"
+#include "traces/synth.h"
 
 namespace sp {
 
@@ -44,7 +46,8 @@ struct AcceptanceData {
     std::vector<std::vector<float>> fallback_conf;  // (domain, gamma) pooled alpha_k, used when conf is empty
     // parametric / iid
     std::vector<std::vector<double>> alpha;  // (domain, gamma)
-    double kappa = 4, raw_temperature = 1.5;
+    std::vector<std::vector<ConfTable>> conf_tables;  // (domain, gamma)
+    double kappa = 4;                        // confidence concentration (scenario acceptance.kappa)
 };
 
 // Loads the trace run or builds the parametric tables for a validated scenario.

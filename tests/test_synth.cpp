@@ -284,3 +284,42 @@ TEST(Synth, TheBundledTraceMatchesItsRecipe) {
         }
     }
 }
+
+// [SECTION] the confidence table --------------------------------------------
+
+TEST(BetaCdf, MatchesClosedForms) {
+    for (double x : {0.001, 0.1, 0.37, 0.5, 0.8, 0.999}) {
+        EXPECT_NEAR(beta_cdf(1, 1, x), x, 1e-13);                          // uniform
+        EXPECT_NEAR(beta_cdf(3.6, 1, x), std::pow(x, 3.6), 1e-13);          // I_x(a, 1) = x^a
+        EXPECT_NEAR(beta_cdf(1, 0.4, x), 1 - std::pow(1 - x, 0.4), 1e-13);  // I_x(1, b) = 1 - (1-x)^b
+        EXPECT_NEAR(beta_cdf(2, 2, x), 3 * x * x - 2 * x * x * x, 1e-13);
+        EXPECT_NEAR(beta_cdf(0.3, 2.7, x), 1 - beta_cdf(2.7, 0.3, 1 - x), 1e-13);  // symmetry
+    }
+    // I_{1/2}(a, a) = 1/2 for any a
+    for (double a : {0.2, 1.5, 30.0}) EXPECT_NEAR(beta_cdf(a, a, 0.5), 0.5, 1e-12);
+}
+
+TEST(ConfTable, QuantilesInvertTheCdfAndTheMeanIsAlpha) {
+    for (double alpha : {0.1, 0.5, 0.92}) {
+        const double kappa = 4, a = kappa * alpha, b = kappa * (1 - alpha);
+        ConfTable t = conf_table(alpha, kappa);
+        ASSERT_EQ(t.quantile.size(), static_cast<size_t>(CONF_TABLE_N + 1));
+        for (int i = 1; i < CONF_TABLE_N; i += 97) {
+            double u = static_cast<double>(i) / CONF_TABLE_N;
+            // Stored as float: exact up to half an ulp of q, which moves the
+            // CDF by pdf(q) x ulp/2; near a pole of the density that is large.
+            double q = t.quantile[static_cast<size_t>(i)];
+            double pdf = std::exp((a - 1) * std::log(q) + (b - 1) * std::log1p(-q) -
+                                  (std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b)));
+            double half_ulp = 0.5 * (std::nextafter(static_cast<float>(q), 2.0f) - static_cast<float>(q));
+            EXPECT_NEAR(beta_cdf(a, b, q), u, pdf * half_ulp * 1.01 + 1e-10) << alpha << " u " << u;
+        }
+        // E[c] = alpha through the table: a million evenly spaced u
+        const int n = 1 << 20;
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += synth_slot_table(t, (i + 0.5) / n, 0.5, 1.5).conf_prob;
+        EXPECT_NEAR(sum / n, alpha, 2e-4) << alpha;
+    }
+    ConfTable point = conf_table(1.0, 4);
+    EXPECT_EQ(synth_slot_table(point, 0.3, 0.99, 1.5).beta, 1.0f);
+}

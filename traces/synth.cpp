@@ -33,10 +33,8 @@ void synth_validate(const SynthSpec& s) {
         bad("raw temperature: expected a finite number > 0");
 }
 
-SynthSlot synth_slot(Rng& rng, double alpha, double kappa, double raw_temperature) {
-    double c = alpha;
-    if (alpha > 0 && alpha < 1) c = rng_beta(rng, kappa * alpha, kappa * (1 - alpha));
-    double u = rng_uniform(rng);
+// A slot from its calibrated confidence c and the acceptance coin u.
+static SynthSlot slot_from(double c, double u, double raw_temperature) {
     // The logit of a confidence at exactly 0 or 1 is infinite; clamp to the
     // float32 resolution near 1 so stored logits stay finite.
     double cc = std::min(std::max(c, 1e-7), 1 - 1e-7);
@@ -45,6 +43,88 @@ SynthSlot synth_slot(Rng& rng, double alpha, double kappa, double raw_temperatur
     s.conf_prob = static_cast<float>(c);
     s.conf_logit = static_cast<float>(raw_temperature * std::log(cc / (1 - cc)));
     return s;
+}
+
+SynthSlot synth_slot(Rng& rng, double alpha, double kappa, double raw_temperature) {
+    double c = alpha;
+    if (alpha > 0 && alpha < 1) c = rng_beta(rng, kappa * alpha, kappa * (1 - alpha));
+    double u = rng_uniform(rng);
+    return slot_from(c, u, raw_temperature);
+}
+
+// [SECTION] the confidence distribution as a table ---------------------------
+
+// I_x(a, b) by its continued fraction (modified Lentz), on the side of x
+// where it converges fast; the other side through I_x(a, b) = 1 - I_{1-x}(b, a).
+static double beta_cf(double a, double b, double x) {
+    const double tiny = 1e-300, eps = 1e-15;
+    double c = 1, d = 1 - (a + b) * x / (a + 1);
+    d = 1 / (std::fabs(d) < tiny ? tiny : d);
+    double h = d;
+    for (int m = 1; m <= 500; m++) {
+        double even = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m));
+        d = 1 + even * d;
+        d = 1 / (std::fabs(d) < tiny ? tiny : d);
+        c = 1 + even / c;
+        if (std::fabs(c) < tiny) c = tiny;
+        h *= d * c;
+        double odd = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1));
+        d = 1 + odd * d;
+        d = 1 / (std::fabs(d) < tiny ? tiny : d);
+        c = 1 + odd / c;
+        if (std::fabs(c) < tiny) c = tiny;
+        double step = d * c;
+        h *= step;
+        if (std::fabs(step - 1) < eps) break;
+    }
+    return h;
+}
+
+double beta_cdf(double a, double b, double x) {
+    if (x <= 0) return 0;
+    if (x >= 1) return 1;
+    double log_front = a * std::log(x) + b * std::log1p(-x) - (std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b));
+    if (x < (a + 1) / (a + b + 2)) return std::exp(log_front) * beta_cf(a, b, x) / a;
+    return 1 - std::exp(log_front) * beta_cf(b, a, 1 - x) / b;
+}
+
+ConfTable conf_table(double alpha, double kappa) {
+    ConfTable t;
+    t.alpha = alpha;
+    t.quantile.assign(CONF_TABLE_N + 1, static_cast<float>(alpha));
+    if (!(alpha > 0 && alpha < 1)) return t;  // a point mass
+    const double a = kappa * alpha, b = kappa * (1 - alpha);
+    const double lbeta = std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b);
+    t.quantile[0] = 0;
+    t.quantile[CONF_TABLE_N] = 1;
+    double lo = 0;  // quantiles rise with u: each search starts at the last one
+    for (int i = 1; i < CONF_TABLE_N; i++) {
+        double u = static_cast<double>(i) / CONF_TABLE_N, hi = 1, x = lo;
+        // Newton on I_x - u, kept inside a shrinking bracket; bisect when a step leaves it.
+        for (int it = 0; it < 100 && hi - lo > 1e-12; it++) {
+            double f = beta_cdf(a, b, x) - u;
+            if (f < 0) lo = x;
+            else hi = x;
+            double pdf = std::exp((a - 1) * std::log(x) + (b - 1) * std::log1p(-x) - lbeta);
+            double next = pdf > 0 && std::isfinite(pdf) ? x - f / pdf : -1;
+            x = next > lo && next < hi ? next : 0.5 * (lo + hi);
+        }
+        t.quantile[static_cast<size_t>(i)] = static_cast<float>(x);
+        lo = x;
+    }
+    return t;
+}
+
+double conf_table_sample(const ConfTable& t, double u) {
+    double pos = u * CONF_TABLE_N;
+    int i = std::min(static_cast<int>(pos), CONF_TABLE_N - 1);
+    double f = pos - i;
+    return t.quantile[static_cast<size_t>(i)] +
+           f * (t.quantile[static_cast<size_t>(i) + 1] - t.quantile[static_cast<size_t>(i)]);
+}
+
+SynthSlot synth_slot_table(const ConfTable& t, double u_conf, double u_coin, double raw_temperature) {
+    return slot_from(conf_table_sample(t, u_conf), u_coin, raw_temperature);
 }
 
 static std::string spec_notes(const SynthSpec& s) {
