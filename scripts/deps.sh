@@ -12,6 +12,7 @@ SPECPLAN_PACKAGES=(
   libtomlplusplus-dev                            # scenarios/
   nlohmann-json3-dev                             # JSON Lines, JSON results
   libcli11-dev                                   # the specplan command line
+  libpcre2-dev                                   # engine/: the tokenizer's pre-tokenizer regex
 )
 
 deps_install() {

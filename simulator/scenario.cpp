@@ -175,11 +175,13 @@ static int as_choice(const Ctx& c, const toml::node& n, const std::string& key,
     return found;
 }
 
-static const toml::array& as_array(const Ctx& c, const toml::node& n, const std::string& key, const char* of) {
+// Returns a pointer, never null: a reference returned from a call with a
+// temporary std::string argument trips g++ 13's -Wdangling-reference.
+static const toml::array* as_array(const Ctx& c, const toml::node& n, const std::string& key, const char* of) {
     auto a = n.as_array();
     if (!a) fail(c, key, std::string("an array of ") + of, got_type(n));
     if (a->empty()) fail(c, key, std::string("a non-empty array of ") + of, "an empty array");
-    return *a;
+    return a;
 }
 
 // Getters of key `key` of table `t` at path `path`: get_* returns `def` when
@@ -354,7 +356,7 @@ static std::vector<DomainMix> parse_domains(const Ctx& c, const toml::node* n, c
             d.weight = get_num(c, t, q, "weight", 1, POSITIVE);
             if (const toml::node* an = find(t, "alpha")) {
                 const std::string k = q + ".alpha";
-                const toml::array& al = as_array(c, *an, k, "numbers in [0, 1]");
+                const toml::array& al = *as_array(c, *an, k, "numbers in [0, 1]");
                 for (size_t j = 0; j < al.size(); j++)
                     d.alpha.push_back(as_num(c, al[j], k + "[" + std::to_string(j) + "]", UNIT));
             }
@@ -392,7 +394,7 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
 
     // Sweep points: strictly increasing, so each point is a distinct load.
     if (const toml::node* n = find(t, "concurrency")) {
-        const toml::array& a = as_array(c, *n, "workload.concurrency", "integers >= 1");
+        const toml::array& a = *as_array(c, *n, "workload.concurrency", "integers >= 1");
         for (size_t i = 0; i < a.size(); i++) {
             const std::string k = "workload.concurrency[" + std::to_string(i) + "]";
             int x = int(as_int(c, a[i], k, 1, MAX_SEQS));
@@ -405,7 +407,7 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
         fail(c, "workload.concurrency", "an array of integers >= 1 (workload.mode = \"closed\")", "nothing");
     }
     if (const toml::node* n = find(t, "rate")) {
-        const toml::array& a = as_array(c, *n, "workload.rate", "requests/s > 0");
+        const toml::array& a = *as_array(c, *n, "workload.rate", "requests/s > 0");
         for (size_t i = 0; i < a.size(); i++) {
             const std::string k = "workload.rate[" + std::to_string(i) + "]";
             double x = as_num(c, a[i], k, POSITIVE);
@@ -559,7 +561,7 @@ static void parse_policies(const Ctx& c, const toml::table* t, int gamma, Scenar
     check_keys(c, t, p, {"list", "compare", "batch_table"});
     const toml::node* ln = find(t, "list");
     if (!ln) fail(c, "policies.list", "an array of policy names", "nothing");
-    const toml::array& list = as_array(c, *ln, "policies.list", "policy names");
+    const toml::array& list = *as_array(c, *ln, "policies.list", "policy names");
     for (size_t i = 0; i < list.size(); i++) {
         const std::string k = "policies.list[" + std::to_string(i) + "]";
         std::string text = as_str(c, list[i], k), err;
@@ -581,7 +583,7 @@ static void parse_policies(const Ctx& c, const toml::table* t, int gamma, Scenar
     if (const toml::node* n = find(t, "batch_table")) {
         if (!has_table_policy)
             fail(c, "policies.batch_table", "no batch_table unless \"batch-table\" is in policies.list", "one");
-        const toml::array& a = as_array(c, *n, "policies.batch_table", "[min running requests, k] pairs");
+        const toml::array& a = *as_array(c, *n, "policies.batch_table", "[min running requests, k] pairs");
         for (size_t i = 0; i < a.size(); i++) {
             const std::string k = "policies.batch_table[" + std::to_string(i) + "]";
             const toml::array* row = a[i].as_array();

@@ -1,0 +1,79 @@
+// cuda_common.h: the CUDA plumbing every CUDA file of engine/ shares.
+//
+// defines: CUDA_CHECK, CUBLAS_CHECK, CUDA_CHECK_LAST, bf16, ceil_div;
+// in device code also warp_sum, warp_max, block_sum (reductions over a block
+// of at most 1024 threads).
+//
+// Errors throw sp::Error ("CUDA error cudaErrorX (text) at engine/foo.cu:42:
+// call") rather than abort as llm.c and calm do. The engine is a library:
+// the CLI turns sp::Error into one line on stderr and exit 1 like every other
+// failure, and tests can assert on the errors a caller can cause (the KV
+// capacity error goes through the same type). An asynchronous kernel fault
+// (illegal address) leaves the context unusable; it still surfaces here, at
+// the next checked call, and the process should then exit, which throwing
+// up to main does. This header is plain C++ apart from the __CUDACC__ part,
+// so .cpp files of the CUDA backend include it too.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+namespace sp {
+
+using bf16 = __nv_bfloat16;
+
+// Throws sp::Error naming the error, the call and file:line (cuda_common.cpp).
+[[noreturn]] void cuda_fail(cudaError_t err, const char* call, const char* file, int line);
+[[noreturn]] void cublas_fail(cublasStatus_t st, const char* call, const char* file, int line);
+// Throws sp::Error(what): for launchers' argument checks. The .cu files
+// never see sp::Error's header (traces/trace_db.h is C++20; nvcc builds C++17).
+[[noreturn]] void cuda_throw(const std::string& what);
+
+inline void cuda_check(cudaError_t err, const char* call, const char* file, int line) {
+    if (err != cudaSuccess) cuda_fail(err, call, file, line);
+}
+inline void cublas_check(cublasStatus_t st, const char* call, const char* file, int line) {
+    if (st != CUBLAS_STATUS_SUCCESS) cublas_fail(st, call, file, line);
+}
+
+#define CUDA_CHECK(call) ::sp::cuda_check((call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(call) ::sp::cublas_check((call), #call, __FILE__, __LINE__)
+// After a kernel launch: launch-configuration errors show at once.
+#define CUDA_CHECK_LAST() ::sp::cuda_check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+#ifdef __CUDACC__
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+// Sum over the whole block (blockDim.x a multiple of 32, <= 1024); every
+// thread gets the result. Uses 33 floats of shared memory; safe to call
+// repeatedly (it syncs before reusing them).
+__device__ __forceinline__ float block_sum(float v) {
+    __shared__ float partial[32];
+    __shared__ float total;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+    v = warp_sum(v);
+    __syncthreads();  // a previous call may still be reading `total`
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float s = lane < n_warps ? partial[lane] : 0.0f;
+        s = warp_sum(s);
+        if (lane == 0) total = s;
+    }
+    __syncthreads();
+    return total;
+}
+#endif
+
+}  // namespace sp

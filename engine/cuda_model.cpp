@@ -1,0 +1,325 @@
+// cuda_model.cpp: weight upload and the CUDA forward over a ragged batch.
+// Host code only: the kernels are behind kernels.h, cuBLAS behind matmul.cu.
+//
+// The forward, per layer (x is the fp32 residual stream; each rmsnorm adds
+// the previous sub-layer's bf16 output y into x before norming):
+//   xn = rmsnorm(x += y, attn_norm);  qkv = xn @ wqkv^T
+//   q/k norm + RoPE (in place);  kv_append;  att = attention(q, cache)
+//   y = att @ wo^T
+//   xn = rmsnorm(x += y, mlp_norm);  gu = xn @ wgu^T;  act = swiglu(gu)
+//   y = act @ w_down^T
+// then xn = rmsnorm(x += y, final_norm) and logits = xn @ lm_head^T in fp32.
+// Layer l's output (the hidden state) is x right after the next norm's add.
+#include "engine/cuda_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace sp {
+
+namespace {
+
+// Bytes rounded up so every tensor in a shared allocation starts 256-aligned.
+size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// Lays tensors out in one allocation: first a sizing pass, then a pass that
+// converts and copies. `add` returns the device pointer of the next tensor.
+struct Packer {
+    std::vector<bf16> host;  // filled in the second pass
+    size_t elems = 0;
+    bf16* base = nullptr;
+    const bf16* add(std::initializer_list<const std::vector<float>*> parts) {
+        const size_t start = elems;
+        for (const auto* p : parts) {
+            if (base)
+                for (float v : *p) host[elems++] = __float2bfloat16(v);
+            else
+                elems += p->size();
+        }
+        elems = aligned(elems * sizeof(bf16)) / sizeof(bf16);
+        return base ? base + start : nullptr;
+    }
+};
+
+// Every tensor's size against the config, before anything is uploaded.
+void check_sizes(const ModelWeights& w) {
+    const Config& c = w.cfg;
+    const size_t d = c.hidden, D = c.head_dim, q_dim = c.n_heads * D, kv_dim = c.n_kv_heads * D, F = c.ffn;
+    auto want = [](const std::vector<float>& t, size_t n, const std::string& what) {
+        if (t.size() != n)
+            throw Error("CudaModel: weight " + what + ": expected " + std::to_string(n) + " floats, got " +
+                        std::to_string(t.size()));
+    };
+    want(w.embed, c.vocab * d, "embed");
+    if (!c.tie_embeddings) want(w.lm_head, c.vocab * d, "lm_head");
+    want(w.final_norm, d, "final_norm");
+    for (int l = 0; l < c.n_layers; l++) {
+        const LayerWeights& lw = w.layers[l];
+        const std::string p = "layers." + std::to_string(l) + ".";
+        want(lw.attn_norm, d, p + "attn_norm");
+        want(lw.mlp_norm, d, p + "mlp_norm");
+        want(lw.wq, q_dim * d, p + "wq");
+        want(lw.wk, kv_dim * d, p + "wk");
+        want(lw.wv, kv_dim * d, p + "wv");
+        want(lw.wo, d * q_dim, p + "wo");
+        want(lw.w_gate, F * d, p + "w_gate");
+        want(lw.w_up, F * d, p + "w_up");
+        want(lw.w_down, d * F, p + "w_down");
+        if (c.qk_norm) {
+            want(lw.q_norm, D, p + "q_norm");
+            want(lw.k_norm, D, p + "k_norm");
+        }
+    }
+}
+
+}  // namespace
+
+CudaModel::CudaModel(const ModelWeights& w) : cfg_(w.cfg) {
+    const Config& c = cfg_;
+    if (static_cast<int>(w.layers.size()) != c.n_layers || c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0 ||
+        c.head_dim % 2 != 0)
+        throw Error("CudaModel: inconsistent config (" + c.name + ")");
+    check_sizes(w);
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    cublas_ = cublas_create(stream_);
+
+    // two passes: size, then convert into host staging and upload once
+    auto lay_out = [&](Packer& p) {
+        embed_ = p.add({&w.embed});
+        final_norm_ = p.add({&w.final_norm});
+        lm_head_ = c.tie_embeddings ? embed_ : p.add({&w.lm_head});
+        layers_.assign(c.n_layers, CudaLayer{});
+        for (int l = 0; l < c.n_layers; l++) {
+            const LayerWeights& lw = w.layers[l];
+            CudaLayer& L = layers_[l];
+            L.attn_norm = p.add({&lw.attn_norm});
+            L.wqkv = p.add({&lw.wq, &lw.wk, &lw.wv});
+            L.q_norm = c.qk_norm ? p.add({&lw.q_norm}) : nullptr;
+            L.k_norm = c.qk_norm ? p.add({&lw.k_norm}) : nullptr;
+            L.wo = p.add({&lw.wo});
+            L.mlp_norm = p.add({&lw.mlp_norm});
+            L.wgu = p.add({&lw.w_gate, &lw.w_up});
+            L.w_down = p.add({&lw.w_down});
+        }
+    };
+    Packer sizing;
+    lay_out(sizing);
+    weight_bytes_ = sizing.elems * sizeof(bf16);
+    CUDA_CHECK(cudaMalloc(&params_, weight_bytes_));
+    Packer fill;
+    fill.base = params_;
+    fill.host.assign(sizing.elems, __float2bfloat16(0.0f));
+    lay_out(fill);
+    CUDA_CHECK(cudaMemcpy(params_, fill.host.data(), weight_bytes_, cudaMemcpyHostToDevice));
+
+    const std::vector<double> inv_freq = rope_inv_freq(c);
+    std::vector<float> f(inv_freq.begin(), inv_freq.end());  // fp32, as the reference's angles use it
+    CUDA_CHECK(cudaMalloc(&inv_freq_, f.size() * sizeof(float)));
+    CUDA_CHECK(cudaMemcpy(inv_freq_, f.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice));
+    const float neg_inf = -INFINITY;
+    CUDA_CHECK(cudaMalloc(&neg_inf_, sizeof(float)));
+    CUDA_CHECK(cudaMemcpy(neg_inf_, &neg_inf, sizeof(float), cudaMemcpyHostToDevice));
+}
+
+CudaModel::~CudaModel() {
+    // unchecked: destructors must not throw
+    cudaStreamSynchronize(stream_);
+    cublas_destroy(cublas_);
+    cudaFree(params_);
+    cudaFree(inv_freq_);
+    cudaFree(neg_inf_);
+    cudaFree(acts_);
+    cudaFree(meta_);
+    cudaStreamDestroy(stream_);
+}
+
+void CudaModel::ensure_activations(int T, int n_hidden) {
+    if (T <= cap_T_ && n_hidden <= cap_hidden_) return;
+    const Config& c = cfg_;
+    const int newT = std::max(T, cap_T_), newH = std::max(n_hidden, cap_hidden_);
+    const size_t t = static_cast<size_t>(newT), d = c.hidden, D = c.head_dim;
+    const size_t sizes[] = {
+        aligned(t * d * sizeof(float)),                                       // x
+        aligned(t * d * sizeof(bf16)),                                        // xn
+        aligned(t * (c.n_heads + 2 * c.n_kv_heads) * D * sizeof(bf16)),      // qkv
+        aligned(t * c.n_heads * D * sizeof(bf16)),                            // att
+        aligned(t * d * sizeof(bf16)),                                        // y
+        aligned(t * 2 * c.ffn * sizeof(bf16)),                                // gu
+        aligned(t * c.ffn * sizeof(bf16)),                                    // act
+        aligned(t * c.vocab * sizeof(float)),                                 // logits
+        aligned(static_cast<size_t>(newH) * t * d * sizeof(float)) + 256,    // hidden
+    };
+    size_t total = 0;
+    for (size_t s : sizes) total += s;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffers may be in use
+    CUDA_CHECK(cudaFree(acts_));
+    acts_ = nullptr;
+    CUDA_CHECK(cudaMalloc(&acts_, total));
+    char* p = static_cast<char*>(acts_);
+    auto next = [&](size_t i) {
+        char* at = p;
+        p += sizes[i];
+        return at;
+    };
+    x_ = reinterpret_cast<float*>(next(0));
+    xn_ = reinterpret_cast<bf16*>(next(1));
+    qkv_ = reinterpret_cast<bf16*>(next(2));
+    att_ = reinterpret_cast<bf16*>(next(3));
+    y_ = reinterpret_cast<bf16*>(next(4));
+    gu_ = reinterpret_cast<bf16*>(next(5));
+    act_ = reinterpret_cast<bf16*>(next(6));
+    logits_ = reinterpret_cast<float*>(next(7));
+    hidden_ = reinterpret_cast<float*>(next(8));
+    cap_T_ = newT;
+    cap_hidden_ = newH;
+}
+
+void CudaModel::forward_device(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers) {
+    const Config& c = cfg_;
+    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, F = c.ffn, V = c.vocab;
+    const int S = static_cast<int>(b.seq.size());
+    const float eps = static_cast<float>(c.rms_eps);
+
+    // --- check the batch against the cache and the config (nothing changed yet)
+    if (kv.n_layers() != c.n_layers || kv.kv_dim() != KVH * D)
+        throw Error("CudaModel::forward: KV cache was made for another config");
+    if (static_cast<int>(b.q_len.size()) != S) throw Error("CudaModel::forward: seq and q_len differ in length");
+    std::vector<bool> seen(kv.n_seqs(), false);
+    int T = 0;
+    for (int s = 0; s < S; s++) {
+        const int slot = b.seq[s];
+        if (slot < 0 || slot >= kv.n_seqs() || seen[slot])
+            throw Error("CudaModel::forward: sequence slot " + std::to_string(slot) + " out of range or repeated");
+        if (b.q_len[s] < 1) throw Error("CudaModel::forward: q_len must be >= 1");
+        seen[slot] = true;
+        T += b.q_len[s];
+    }
+    if (static_cast<int>(b.tokens.size()) != T)
+        throw Error("CudaModel::forward: " + std::to_string(b.tokens.size()) + " tokens for a total q_len of " +
+                    std::to_string(T));
+    for (int tok : b.tokens)
+        if (tok < 0 || tok >= V) throw Error("CudaModel::forward: token " + std::to_string(tok) + " out of range");
+    for (int l : hidden_layers)
+        if (l < 0 || l >= c.n_layers)
+            throw Error("CudaModel::forward: hidden layer " + std::to_string(l) + " out of range");
+
+    // --- reserve the new rows (throws "KV cache full" before anything changes)
+    std::vector<int> old_len(S);
+    for (int s = 0; s < S; s++) old_len[s] = kv.len(b.seq[s]);
+    kv.grow(b.seq, b.q_len);
+
+    // --- metadata: tokens, tok_seq, tok_pos, slot (T each), block tables (S, max_blocks)
+    int max_blocks = 1;
+    for (int s = 0; s < S; s++) max_blocks = std::max(max_blocks, static_cast<int>(kv.blocks(b.seq[s]).size()));
+    std::vector<int> meta(4 * static_cast<size_t>(T) + static_cast<size_t>(S) * max_blocks, 0);
+    int* m_tokens = meta.data();
+    int* m_seq = m_tokens + T;
+    int* m_pos = m_seq + T;
+    int* m_slot = m_pos + T;
+    int* m_tables = m_slot + T;
+    const int bs = kv.block_size();
+    for (int s = 0, t = 0; s < S; s++) {
+        const std::vector<int>& blocks = kv.blocks(b.seq[s]);
+        std::copy(blocks.begin(), blocks.end(), m_tables + static_cast<size_t>(s) * max_blocks);
+        for (int i = 0; i < b.q_len[s]; i++, t++) {
+            const int pos = old_len[s] + i;
+            m_tokens[t] = b.tokens[t];
+            m_seq[t] = s;
+            m_pos[t] = pos;
+            m_slot[t] = blocks[pos / bs] * bs + pos % bs;
+        }
+    }
+    if (meta.size() > cap_meta_) {
+        CUDA_CHECK(cudaStreamSynchronize(stream_));
+        CUDA_CHECK(cudaFree(meta_));
+        meta_ = nullptr;
+        CUDA_CHECK(cudaMalloc(&meta_, meta.size() * sizeof(int)));
+        cap_meta_ = meta.size();
+    }
+    // pageable source: the call returns once the data is staged, so `meta` may go
+    CUDA_CHECK(cudaMemcpyAsync(meta_, meta.data(), meta.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    const int* d_tokens = meta_;
+    const int* d_seq = d_tokens + T;
+    const int* d_pos = d_seq + T;
+    const int* d_slot = d_pos + T;
+    const int* d_tables = d_slot + T;
+
+    const int n_hidden = static_cast<int>(hidden_layers.size());
+    ensure_activations(T, n_hidden);
+    T_ = T;
+    // the residual stream after layer l is x once the next norm has added y
+    auto save_hidden = [&](int l) {
+        for (int k = 0; k < n_hidden; k++)
+            if (hidden_layers[k] == l)
+                CUDA_CHECK(cudaMemcpyAsync(hidden_ + static_cast<size_t>(k) * T * d, x_,
+                                           static_cast<size_t>(T) * d * sizeof(float), cudaMemcpyDeviceToDevice,
+                                           stream_));
+    };
+
+    embed_forward(x_, d_tokens, embed_, T, d, stream_);
+    for (int l = 0; l < c.n_layers; l++) {
+        const CudaLayer& L = layers_[l];
+        // attention block
+        rmsnorm_forward(xn_, x_, l == 0 ? nullptr : y_, L.attn_norm, T, d, eps, stream_);
+        if (l > 0) save_hidden(l - 1);
+        matmul_forward(cublas_, qkv_, false, xn_, L.wqkv, T, d, (H + 2 * KVH) * D);
+        rope_forward(qkv_, d_pos, inv_freq_, L.q_norm, L.k_norm, T, H, KVH, D, eps, stream_);
+        kv_append(kv.k(l), kv.v(l), qkv_, d_slot, T, H, KVH, D, stream_);
+        attention_forward(att_, qkv_, kv.k(l), kv.v(l), d_tables, max_blocks, bs, d_seq, d_pos, T, H, KVH, D,
+                          stream_);
+        matmul_forward(cublas_, y_, false, att_, L.wo, T, H * D, d);
+        // MLP block
+        rmsnorm_forward(xn_, x_, y_, L.mlp_norm, T, d, eps, stream_);
+        matmul_forward(cublas_, gu_, false, xn_, L.wgu, T, d, 2 * F);
+        swiglu_forward(act_, gu_, T, F, stream_);
+        matmul_forward(cublas_, y_, false, act_, L.w_down, T, F, d);
+    }
+    rmsnorm_forward(xn_, x_, y_, final_norm_, T, d, eps, stream_);
+    save_hidden(c.n_layers - 1);
+    matmul_forward(cublas_, logits_, true, xn_, lm_head_, T, d, V);
+}
+
+void CudaModel::forward(KvCache& kv, const RaggedBatch& b, std::vector<float>* logits,
+                        const std::vector<int>& hidden_layers, std::vector<float>* hidden) {
+    forward_device(kv, b, hidden_layers);
+    const size_t T = static_cast<size_t>(T_), V = cfg_.vocab, d = cfg_.hidden;
+    logits->resize(T * V);
+    CUDA_CHECK(cudaMemcpyAsync(logits->data(), logits_, T * V * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    if (hidden) {
+        hidden->resize(hidden_layers.size() * T * d);
+        CUDA_CHECK(cudaMemcpyAsync(hidden->data(), hidden_, hidden->size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                   stream_));
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+std::vector<int> CudaModel::greedy(KvCache& kv, int seq, const std::vector<int>& prompt, int n_new, int suppress) {
+    const int V = cfg_.vocab;
+    int* d_id = nullptr;
+    CUDA_CHECK(cudaMalloc(&d_id, sizeof(int)));
+    std::vector<int> out;
+    try {
+        std::vector<int> tokens = prompt;
+        for (int i = 0; i < n_new; i++) {
+            forward_device(kv, RaggedBatch{{seq}, {static_cast<int>(tokens.size())}, tokens});
+            float* last = logits_ + static_cast<size_t>(T_ - 1) * V;
+            if (suppress >= 0 && suppress < V)
+                CUDA_CHECK(cudaMemcpyAsync(last + suppress, neg_inf_, sizeof(float),
+                                           cudaMemcpyDeviceToDevice, stream_));
+            argmax_forward(d_id, last, 1, V, stream_);
+            int id = 0;
+            CUDA_CHECK(cudaMemcpyAsync(&id, d_id, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+            CUDA_CHECK(cudaStreamSynchronize(stream_));
+            out.push_back(id);
+            tokens = {id};
+        }
+    } catch (...) {
+        cudaFree(d_id);
+        throw;
+    }
+    CUDA_CHECK(cudaFree(d_id));
+    return out;
+}
+
+}  // namespace sp

@@ -1,0 +1,97 @@
+// cuda_model.h: the CUDA forward of a Qwen3 or Llama decoder: bf16 weights
+// and activations, fp32 residual stream, logits and accumulation; every
+// projection through cuBLAS, everything else through kernels.h.
+//
+// Same contract as reference_forward (reference.h): a RaggedBatch of new
+// tokens, each sequence at its own position, attention causal within the new
+// tokens and full over the cached prefix; the new K and V rows go into the
+// paged KvCache. q, k and v come from one fused projection (wq|wk|wv rows),
+// gate and up from another (w_gate|w_up).
+#pragma once
+
+#include <vector>
+
+#include "engine/cuda_common.h"
+#include "engine/kernels.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/reference.h"  // RaggedBatch
+
+namespace sp {
+
+struct CudaLayer {
+    const bf16* attn_norm;  // (d)
+    const bf16* wqkv;       // ((H + 2 KVH) D, d)
+    const bf16* q_norm;     // (D) or nullptr (Llama)
+    const bf16* k_norm;     // (D) or nullptr
+    const bf16* wo;         // (d, H D)
+    const bf16* mlp_norm;   // (d)
+    const bf16* wgu;        // (2F, d)
+    const bf16* w_down;     // (d, F)
+};
+
+class CudaModel {
+public:
+    // Uploads w to the device as bf16, in one allocation.
+    explicit CudaModel(const ModelWeights& w);
+    ~CudaModel();
+    CudaModel(const CudaModel&) = delete;
+    CudaModel& operator=(const CudaModel&) = delete;
+
+    const Config& config() const { return cfg_; }
+    cudaStream_t stream() const { return stream_; }
+    size_t weight_bytes() const { return weight_bytes_; }
+
+    // Runs the batch, enqueued on stream(); returns without synchronising.
+    // Afterwards logits_device() holds (T, V) fp32 and, for hidden_layers,
+    // hidden_device() holds (hidden_layers.size(), T, d) fp32: the residual
+    // stream after those layers. Checks the batch and grows the cache first:
+    // a bad batch or a full cache throws and leaves the cache as it was.
+    void forward_device(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers = {});
+    const float* logits_device() const { return logits_; }
+    const float* hidden_device() const { return hidden_; }
+    int last_T() const { return T_; }
+
+    // forward_device, then copies the results to the host (synchronises).
+    void forward(KvCache& kv, const RaggedBatch& b, std::vector<float>* logits,
+                 const std::vector<int>& hidden_layers = {}, std::vector<float>* hidden = nullptr);
+
+    // Greedy decoding of one sequence: prefill `prompt` into slot seq, then
+    // n_new argmax steps (argmax on the device; the logit of token
+    // `suppress` is set to -inf first when >= 0, as HF's min_new_tokens does
+    // for EOS). Copies each token id back to build the next batch.
+    std::vector<int> greedy(KvCache& kv, int seq, const std::vector<int>& prompt, int n_new, int suppress = -1);
+
+private:
+    void ensure_activations(int T, int n_hidden);
+
+    Config cfg_;
+    cudaStream_t stream_ = nullptr;
+    Cublas cublas_;
+    // weights: one allocation
+    bf16* params_ = nullptr;
+    size_t weight_bytes_ = 0;
+    const bf16* embed_ = nullptr;       // (V, d)
+    const bf16* final_norm_ = nullptr;  // (d)
+    const bf16* lm_head_ = nullptr;     // (V, d); embed_ when tied
+    std::vector<CudaLayer> layers_;     // (L)
+    float* inv_freq_ = nullptr;         // (D/2)
+    // activations for up to cap_T_ tokens: one allocation, grown on demand
+    void* acts_ = nullptr;
+    int cap_T_ = 0, cap_hidden_ = 0, T_ = 0;
+    float* x_ = nullptr;        // (T, d) residual stream
+    bf16* xn_ = nullptr;        // (T, d) normed input of a projection
+    bf16* qkv_ = nullptr;       // (T, (H + 2 KVH) D)
+    bf16* att_ = nullptr;       // (T, H D)
+    bf16* y_ = nullptr;         // (T, d) output of wo or w_down, added into x by the next norm
+    bf16* gu_ = nullptr;        // (T, 2F)
+    bf16* act_ = nullptr;       // (T, F)
+    float* logits_ = nullptr;   // (T, V)
+    float* hidden_ = nullptr;   // (n_hidden, T, d)
+    float* neg_inf_ = nullptr;  // one -inf, for greedy's suppress
+    // per-forward metadata: tokens, tok_seq, tok_pos, slot (T each), block tables
+    int* meta_ = nullptr;
+    size_t cap_meta_ = 0;
+};
+
+}  // namespace sp

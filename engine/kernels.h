@@ -1,0 +1,94 @@
+// kernels.h: the launchers of the CUDA backend's own kernels, one family per
+// .cu file (llm.c's layout). Plain C++: the .cpp files of the backend and the
+// tests include it. Every launcher enqueues on `stream`, checks the launch,
+// and returns without synchronising.
+//
+// Shapes use model.h's legend (V d L H KVH D F T S). Activations are bf16
+// except the residual stream x and the logits, which stay fp32; reductions
+// (norms, softmax, dot products) accumulate in fp32. Row-major throughout.
+// Per-token metadata, as the forward uploads it:
+//   tok_seq (T)  index 0..S-1 of the token's sequence in the batch
+//   tok_pos (T)  the token's absolute position in its sequence
+//   slot    (T)  its row in the paged KV cache: block * block_size + offset
+//   block_tables (S, max_blocks)  each sequence's cache blocks, in order
+#pragma once
+
+#include <cstdint>
+
+#include "engine/cuda_common.h"
+
+namespace sp {
+
+// --- embed.cu
+// x (T, d) fp32 = embed[tokens[t]]; embed (V, d) bf16. Tokens are checked on
+// the host before upload.
+void embed_forward(float* x, const int* tokens, const bf16* embed, int T, int d, cudaStream_t stream);
+
+// --- rmsnorm.cu
+// Residual add fused with RMSNorm, per row t:
+//   if y: x[t] += y[t]          x (T, d) fp32, y (T, d) bf16 or nullptr
+//   out[t] = rmsnorm(x[t]) * w  out (T, d) bf16, w (d) bf16
+void rmsnorm_forward(bf16* out, float* x, const bf16* y, const bf16* w, int T, int d, float eps,
+                     cudaStream_t stream);
+
+// --- rope.cu
+// In place on qkv (T, (H + 2 KVH) D), each row [q heads | k heads | v heads]:
+// when q_norm (D) and k_norm (D) are given (Qwen3), RMSNorm of each q and k
+// head first; then RoPE at tok_pos[t] on every q and k head, HF's rotate_half
+// pairing (i, i + D/2), angle fp32(inv_freq[i]) * pos. inv_freq (D/2) fp32.
+void rope_forward(bf16* qkv, const int* tok_pos, const float* inv_freq, const bf16* q_norm, const bf16* k_norm,
+                  int T, int H, int KVH, int D, float eps, cudaStream_t stream);
+
+// --- swiglu.cu
+// out (T, F) = silu(gu[:, :F]) * gu[:, F:]; gu (T, 2F) is the fused gate|up
+// projection's output.
+void swiglu_forward(bf16* out, const bf16* gu, int T, int F, cudaStream_t stream);
+
+// --- kv_append.cu
+// Copies each token's k and v (from qkv (T, (H + 2 KVH) D), after RoPE) into
+// its cache row slot[t]: k_cache, v_cache (n_blocks * block_size, KVH D).
+void kv_append(bf16* k_cache, bf16* v_cache, const bf16* qkv, const int* slot, int T, int H, int KVH, int D,
+               cudaStream_t stream);
+
+// --- attention.cu
+// out (T, H D): for each token t and head h, softmax(q k^T / sqrt(D)) v over
+// positions 0..tok_pos[t] of its sequence (the cached prefix plus the new
+// tokens up to itself: causal), read through the block table from the paged
+// cache, which already holds this forward's new rows. GQA: head h reads KV
+// head h / (H / KVH). q is read from qkv (T, (H + 2 KVH) D).
+void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
+                       const int* block_tables, int max_blocks, int block_size, const int* tok_seq,
+                       const int* tok_pos, int T, int H, int KVH, int D, cudaStream_t stream);
+
+// --- sampling.cu
+// ids (T) = argmax of each logits row (T, V); ties go to the lowest index.
+void argmax_forward(int* ids, const float* logits, int T, int V, cudaStream_t stream);
+// probs (T, V) = softmax(logits / temperature[t]) per row; temperature > 0.
+void softmax_forward(float* probs, const float* logits, const float* temperature, int T, int V,
+                     cudaStream_t stream);
+// ids (T): one draw per row from softmax(logits / temperature[t]) by the
+// Gumbel-max trick, argmax_i logits_i / temp + g_i, with g_i from a
+// counter-based hash of (seed, request[t], position[t], i): reproducible, the
+// same for a request whatever batch it is in, no host round trip, no state.
+// temperature[t] == 0 gives the argmax.
+void sample_forward(int* ids, const float* logits, const float* temperature, const uint64_t* request,
+                    const int* position, uint64_t seed, int T, int V, cudaStream_t stream);
+// The uniform (0, 1) that sample_forward draws for vocab entry i (host copy
+// of the device hash, for tests).
+double sample_uniform(uint64_t seed, uint64_t request, int position, int i);
+
+// --- matmul.cu
+// The one cuBLAS wrapper: a handle bound to a stream, and its workspace.
+struct Cublas {
+    cublasHandle_t handle = nullptr;
+    void* workspace = nullptr;
+    size_t workspace_bytes = 0;
+    cudaStream_t stream = nullptr;
+};
+Cublas cublas_create(cudaStream_t stream);
+void cublas_destroy(Cublas& c);
+// y (T, n_out) = x (T, n_in) @ W (n_out, n_in)^T; x and W bf16, fp32
+// accumulation (CUBLAS_COMPUTE_32F); y bf16, or fp32 when y_fp32.
+void matmul_forward(const Cublas& c, void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in, int n_out);
+
+}  // namespace sp

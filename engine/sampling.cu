@@ -1,0 +1,154 @@
+// sampling.cu: picking tokens from logits on the device: argmax, temperature
+// softmax, and sampling with a counter-based RNG.
+//
+// Sampling uses the Gumbel-max trick: argmax_i (logit_i / temp + g_i), g_i =
+// -log(-log u_i) with u_i uniform, draws i with probability
+// softmax(logit / temp)_i exactly, in one pass, with no normalisation and no
+// sort. u_i is a hash of (seed, request, position, i) (three splitmix64
+// rounds), so a draw is a pure function of its key: the same for a request
+// whatever batch it runs in, reproducible, and stateless, with no host round
+// trip per token. u has 24 bits, (0.5 .. 2^24 - 0.5) / 2^24, so g is bounded
+// (-2.85 .. 17.3); the truncated tails weigh 2^-24.
+#include <cmath>
+
+#include "engine/kernels.h"
+
+namespace sp {
+
+namespace {
+
+__host__ __device__ inline uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+// The per-row part of the key, hashed once per row.
+__host__ __device__ inline uint64_t row_key(uint64_t seed, uint64_t request, int position) {
+    return splitmix64(splitmix64(seed ^ splitmix64(request)) ^ static_cast<uint64_t>(static_cast<uint32_t>(position)));
+}
+__host__ __device__ inline float uniform_of(uint64_t key, int i) {
+    const uint64_t h = splitmix64(key ^ static_cast<uint64_t>(static_cast<uint32_t>(i)));
+    return (static_cast<float>(h >> 40) + 0.5f) * (1.0f / 16777216.0f);
+}
+
+constexpr int kThreads = 256;
+
+// Block-wide argmax of (v, i) pairs: the largest v, the lowest i among equals.
+// Every thread gets the index. (NaN logits give an unspecified index.)
+__device__ int block_argmax(float v, int i) {
+    __shared__ float sv[kThreads / 32];
+    __shared__ int si[kThreads / 32];
+    __shared__ int result;
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+        if (ov > v || (ov == v && oi < i)) {
+            v = ov;
+            i = oi;
+        }
+    }
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    if (lane == 0) {
+        sv[warp] = v;
+        si[warp] = i;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float bv = sv[0];
+        int bi = si[0];
+        for (int w = 1; w < kThreads / 32; w++)
+            if (sv[w] > bv || (sv[w] == bv && si[w] < bi)) {
+                bv = sv[w];
+                bi = si[w];
+            }
+        result = bi;
+    }
+    __syncthreads();
+    return result;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------
+// CUDA kernels
+
+// One block per row for all three.
+__global__ void argmax_forward_kernel1(int* ids, const float* logits, int V) {
+    const float* row = logits + static_cast<size_t>(blockIdx.x) * V;
+    float best = -INFINITY;
+    int bi = V;  // loses every comparison against a real entry
+    for (int i = threadIdx.x; i < V; i += blockDim.x)
+        if (row[i] > best || bi == V) {
+            best = row[i];
+            bi = i;
+        }
+    const int id = block_argmax(best, bi);
+    if (threadIdx.x == 0) ids[blockIdx.x] = id < V ? id : 0;
+}
+
+__global__ void softmax_forward_kernel1(float* probs, const float* logits, const float* temperature, int V) {
+    const size_t off = static_cast<size_t>(blockIdx.x) * V;
+    const float inv_t = 1.0f / temperature[blockIdx.x];
+    __shared__ float red[kThreads / 32];
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, logits[off + i] * inv_t);
+    mx = warp_max(mx);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = mx;
+    __syncthreads();
+    mx = red[0];
+    for (int w = 1; w < kThreads / 32; w++) mx = fmaxf(mx, red[w]);
+    float sum = 0.0f;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(logits[off + i] * inv_t - mx);
+    sum = block_sum(sum);
+    for (int i = threadIdx.x; i < V; i += blockDim.x) probs[off + i] = expf(logits[off + i] * inv_t - mx) / sum;
+}
+
+__global__ void sample_forward_kernel1(int* ids, const float* logits, const float* temperature,
+                                       const uint64_t* request, const int* position, uint64_t seed, int V) {
+    const int t = blockIdx.x;
+    const float* row = logits + static_cast<size_t>(t) * V;
+    const float temp = temperature[t];
+    const uint64_t key = row_key(seed, request[t], position[t]);
+    float best = -INFINITY;
+    int bi = V;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = row[i];
+        if (temp > 0.0f) v = v / temp - logf(-logf(uniform_of(key, i)));
+        if (v > best || bi == V) {
+            best = v;
+            bi = i;
+        }
+    }
+    const int id = block_argmax(best, bi);
+    if (threadIdx.x == 0) ids[t] = id < V ? id : 0;
+}
+
+// ----------------------------------------------------------------------------
+// kernel launchers
+
+void argmax_forward(int* ids, const float* logits, int T, int V, cudaStream_t stream) {
+    if (T == 0) return;
+    argmax_forward_kernel1<<<T, kThreads, 0, stream>>>(ids, logits, V);
+    CUDA_CHECK_LAST();
+}
+
+void softmax_forward(float* probs, const float* logits, const float* temperature, int T, int V,
+                     cudaStream_t stream) {
+    if (T == 0) return;
+    softmax_forward_kernel1<<<T, kThreads, 0, stream>>>(probs, logits, temperature, V);
+    CUDA_CHECK_LAST();
+}
+
+void sample_forward(int* ids, const float* logits, const float* temperature, const uint64_t* request,
+                    const int* position, uint64_t seed, int T, int V, cudaStream_t stream) {
+    if (T == 0) return;
+    sample_forward_kernel1<<<T, kThreads, 0, stream>>>(ids, logits, temperature, request, position, seed, V);
+    CUDA_CHECK_LAST();
+}
+
+double sample_uniform(uint64_t seed, uint64_t request, int position, int i) {
+    return uniform_of(row_key(seed, request, position), i);
+}
+
+}  // namespace sp
