@@ -29,6 +29,8 @@
 // 2.0 to 4.1 u; against the CPU reference on random weights 0.6 to 1.7 u.
 #include <gtest/gtest.h>
 
+#include "tests/hf_fixture.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -482,19 +484,6 @@ TEST(CudaKernels, SamplingFollowsTemperatureSoftmax) {
 
 namespace {
 
-struct Fixture {
-    std::string dir;
-    nlohmann::json ref;
-};
-bool load_fixture(const std::string& name, Fixture* f) {
-    f->dir = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/" + name;
-    std::ifstream in(f->dir + "/reference.json");
-    if (!in) return false;
-    f->ref = nlohmann::json::parse(in);
-    return true;
-}
-#define LOAD_FIXTURE_OR_SKIP(name, f) \
-    if (!load_fixture(name, &f)) GTEST_SKIP() << "no HF fixture at tests/fixtures/" << name
 
 void check_fixture_logits_and_hidden(const std::string& name) {
     Fixture f;

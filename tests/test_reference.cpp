@@ -13,6 +13,8 @@
 //    RoPE's relative-position property and the Llama 3 frequency bands.
 #include <gtest/gtest.h>
 
+#include "tests/hf_fixture.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -104,25 +106,6 @@ std::vector<float> rows(const std::vector<float>& m, int first, int count, int w
 
 // ---------------------------------------------------------------------------
 // HF fixtures
-
-struct Fixture {
-    std::string dir;
-    nlohmann::json ref;
-};
-
-// Loads tests/fixtures/<name>/reference.json; false when the fixture is not there.
-bool load_fixture(const std::string& name, Fixture* f) {
-    f->dir = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/" + name;
-    std::ifstream in(f->dir + "/reference.json");
-    if (!in) return false;
-    f->ref = nlohmann::json::parse(in);
-    return true;
-}
-
-#define LOAD_FIXTURE_OR_SKIP(name, f)                                                                           \
-    if (!load_fixture(name, &f))                                                                                \
-        GTEST_SKIP() << "no HF fixture at tests/fixtures/" << name                                              \
-                     << "/reference.json; make it with python3 tests/make_fixtures.py (needs torch and transformers)"
 
 // Tolerance for the reference against HF, both fp32 (the bf16 fixture too:
 // its weights are upcast exactly on both sides and run in fp32). The two
