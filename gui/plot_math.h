@@ -1,0 +1,51 @@
+// plot_math.h: the arithmetic of the dashboard's plot module, kept apart from
+// ImGui so that CI tests it without a window: scale transforms (linear and
+// log), tick positions with readable labels, zoom and pan, and hit-testing of
+// points in screen space. ImPlot is not packaged in Debian; gui/plot.cpp
+// draws with ImDrawList on top of this.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace sp {
+
+// One axis' visible range. A log axis needs lo > 0.
+struct Axis {
+    double lo = 0, hi = 1;
+    bool log = false;
+};
+
+// Position of v along the axis: 0 at lo, 1 at hi (outside [0, 1] beyond the range).
+double axis_to_unit(const Axis& a, double v);
+double axis_from_unit(const Axis& a, double u);
+
+struct Tick {
+    double value;
+    std::string label;  // "0.25", "1.5k", "2M", "1e-3"
+    bool major;         // log axes: decades are major, 2x and 5x minor
+};
+
+// Ticks inside [lo, hi]. Linear: multiples of 1, 2 or 5 x 10^k, about
+// `target` of them. Log: every decade (every n-th when there are many), with
+// 2x and 5x minor ticks when the range spans few decades.
+std::vector<Tick> axis_ticks(const Axis& a, int target = 6);
+
+// A value as a tick label: at most 3 significant digits, k/M/G suffixes from
+// 1e3 up, scientific below 1e-2.
+std::string tick_label(double v);
+
+// Zoom by `factor` (< 1 zooms in) keeping the point at unit position
+// `anchor` (0..1) fixed on screen; pan by `delta` in unit positions.
+void axis_zoom(Axis& a, double anchor, double factor);
+void axis_pan(Axis& a, double delta);
+
+// A range that shows every value in [lo, hi] with a margin, and for a log
+// axis only positive values. Degenerate ranges widen around their value.
+Axis axis_fit(double lo, double hi, bool log);
+
+// Index of the point nearest to (mx, my) within radius pixels, or -1.
+// xs, ys are screen coordinates of n points.
+int hit_test(const double* xs, const double* ys, int n, double mx, double my, double radius);
+
+}  // namespace sp

@@ -1,0 +1,93 @@
+// test_plot_math.cpp: the dashboard's plot arithmetic (gui/plot_math.h)
+// against hand-worked values: transforms, ticks and labels, zoom and pan,
+// fitting, hit-testing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "gui/plot_math.h"
+
+using namespace sp;
+
+static std::vector<double> values(const std::vector<Tick>& ticks) {
+    std::vector<double> v;
+    for (const Tick& t : ticks) v.push_back(t.value);
+    return v;
+}
+
+TEST(PlotMath, LinearAndLogTransformsAreInverse) {
+    Axis lin{-2, 6, false};
+    EXPECT_DOUBLE_EQ(axis_to_unit(lin, 2), 0.5);
+    EXPECT_DOUBLE_EQ(axis_to_unit(lin, -2), 0.0);
+    Axis lg{1, 10000, true};
+    EXPECT_DOUBLE_EQ(axis_to_unit(lg, 100), 0.5);  // the geometric middle
+    EXPECT_NEAR(axis_from_unit(lg, 0.25), 10, 1e-12);
+    for (double v : {1.5, 37.0, 9999.0}) EXPECT_NEAR(axis_from_unit(lg, axis_to_unit(lg, v)), v, 1e-9 * v);
+    for (double v : {-1.5, 0.0, 5.9}) EXPECT_NEAR(axis_from_unit(lin, axis_to_unit(lin, v)), v, 1e-12);
+}
+
+TEST(PlotMath, LinearTicksAreNiceMultiples) {
+    EXPECT_EQ(values(axis_ticks({0, 1, false}, 5)), (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1.0}));
+    EXPECT_EQ(values(axis_ticks({0, 13000, false}, 6)), (std::vector<double>{0, 5000, 10000}));
+    EXPECT_EQ(values(axis_ticks({-3, 7, false}, 5)), (std::vector<double>{-2, 0, 2, 4, 6}));
+    std::vector<Tick> t = axis_ticks({0, 13000, false}, 6);
+    EXPECT_EQ(t[1].label, "5k");
+    EXPECT_EQ(t[2].label, "10k");
+}
+
+TEST(PlotMath, LogTicksAreDecadesWithMinorTicksOverFewDecades) {
+    std::vector<Tick> t = axis_ticks({1, 1000, true}, 6);
+    EXPECT_EQ(values(t), (std::vector<double>{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}));
+    EXPECT_TRUE(t[0].major);
+    EXPECT_FALSE(t[1].major);
+    EXPECT_EQ(t[9].label, "1k");
+    // nine decades, six ticks wanted: every other decade, no minor ticks
+    EXPECT_EQ(values(axis_ticks({1e-3, 1e6, true}, 6)), (std::vector<double>{1e-3, 1e-1, 1e1, 1e3, 1e5}));
+    EXPECT_TRUE(axis_ticks({0, 10, true}).empty());  // a log axis needs lo > 0
+}
+
+TEST(PlotMath, LabelsAreShortAndReadable) {
+    EXPECT_EQ(tick_label(0), "0");
+    EXPECT_EQ(tick_label(0.25), "0.25");
+    EXPECT_EQ(tick_label(1500), "1.5k");
+    EXPECT_EQ(tick_label(2e6), "2M");
+    EXPECT_EQ(tick_label(-3000), "-3k");
+    EXPECT_EQ(tick_label(0.001), "0.001");
+    EXPECT_EQ(tick_label(123.456), "123");
+}
+
+TEST(PlotMath, ZoomKeepsTheAnchorAndPanShiftsByUnits) {
+    Axis a{0, 100, false};
+    axis_zoom(a, 0.25, 0.5);  // zoom in 2x around the value 25
+    EXPECT_DOUBLE_EQ(a.lo, 12.5);
+    EXPECT_DOUBLE_EQ(a.hi, 62.5);
+    EXPECT_DOUBLE_EQ(axis_from_unit(a, 0.25), 25);
+    axis_pan(a, 0.1);  // a tenth of the width to the right
+    EXPECT_DOUBLE_EQ(a.lo, 17.5);
+    EXPECT_DOUBLE_EQ(a.hi, 67.5);
+    Axis lg{1, 10000, true};
+    axis_zoom(lg, 0.5, 0.5);  // around 100: one decade on each side becomes half a decade
+    EXPECT_NEAR(lg.lo, 10, 1e-9);
+    EXPECT_NEAR(lg.hi, 1000, 1e-7);
+}
+
+TEST(PlotMath, FitAddsAMarginAndHandlesDegenerateRanges) {
+    Axis a = axis_fit(0, 100, false);
+    EXPECT_DOUBLE_EQ(a.lo, -5);
+    EXPECT_DOUBLE_EQ(a.hi, 105);
+    Axis d = axis_fit(7, 7, false);
+    EXPECT_LT(d.lo, 7);
+    EXPECT_GT(d.hi, 7);
+    Axis l = axis_fit(10, 1000, true);
+    EXPECT_NEAR(std::log10(l.lo), 1 - 0.1, 1e-12);  // 5 % of two decades
+    EXPECT_NEAR(std::log10(l.hi), 3 + 0.1, 1e-12);
+}
+
+TEST(PlotMath, HitTestFindsTheNearestPointWithinTheRadius) {
+    double xs[] = {10, 50, 52, 200}, ys[] = {10, 50, 51, 10};
+    EXPECT_EQ(hit_test(xs, ys, 4, 51, 50, 5), 1);   // (50,50) at 1, (52,51) at 1.41
+    EXPECT_EQ(hit_test(xs, ys, 4, 52, 52, 5), 2);
+    EXPECT_EQ(hit_test(xs, ys, 4, 120, 10, 5), -1);  // nothing within 5 px
+    EXPECT_EQ(hit_test(xs, ys, 4, 14, 13, 5), 0);    // exactly at the radius counts
+}
