@@ -1,4 +1,5 @@
-// cuda_model.cpp: weight upload and the CUDA forward over a ragged batch.
+// cuda_model.cpp: weights (uploaded, or random and made on the device), and the
+// CUDA forward over a ragged batch.
 // Host code only: the kernels are behind kernels.h, cuBLAS behind matmul.cu.
 //
 // The forward, per layer (x is the fp32 residual stream; each rmsnorm adds
@@ -22,25 +23,6 @@ namespace {
 
 // Bytes rounded up so every tensor in a shared allocation starts 256-aligned.
 size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
-
-// Lays tensors out in one allocation: first a sizing pass, then a pass that
-// converts and copies. `add` returns the device pointer of the next tensor.
-struct Packer {
-    std::vector<bf16> host;  // filled in the second pass
-    size_t elems = 0;
-    bf16* base = nullptr;
-    const bf16* add(std::initializer_list<const std::vector<float>*> parts) {
-        const size_t start = elems;
-        for (const auto* p : parts) {
-            if (base)
-                for (float v : *p) host[elems++] = __float2bfloat16(v);
-            else
-                elems += p->size();
-        }
-        elems = aligned(elems * sizeof(bf16)) / sizeof(bf16);
-        return base ? base + start : nullptr;
-    }
-};
 
 // Every tensor's size against the config, before anything is uploaded.
 void check_sizes(const ModelWeights& w) {
@@ -84,35 +66,91 @@ CudaModel::CudaModel(const ModelWeights& w) : cfg_(w.cfg) {
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     cublas_ = cublas_create(stream_);
 
-    // two passes: size, then convert into host staging and upload once
-    auto lay_out = [&](Packer& p) {
-        embed_ = p.add({&w.embed});
-        final_norm_ = p.add({&w.final_norm});
-        lm_head_ = c.tie_embeddings ? embed_ : p.add({&w.lm_head});
-        layers_.assign(c.n_layers, CudaLayer{});
-        for (int l = 0; l < c.n_layers; l++) {
-            const LayerWeights& lw = w.layers[l];
-            CudaLayer& L = layers_[l];
-            L.attn_norm = p.add({&lw.attn_norm});
-            L.wqkv = p.add({&lw.wq, &lw.wk, &lw.wv});
-            L.q_norm = c.qk_norm ? p.add({&lw.q_norm}) : nullptr;
-            L.k_norm = c.qk_norm ? p.add({&lw.k_norm}) : nullptr;
-            L.wo = p.add({&lw.wo});
-            L.mlp_norm = p.add({&lw.mlp_norm});
-            L.wgu = p.add({&lw.w_gate, &lw.w_up});
-            L.w_down = p.add({&lw.w_down});
-        }
-    };
-    Packer sizing;
-    lay_out(sizing);
-    weight_bytes_ = sizing.elems * sizeof(bf16);
+    // lay the tensors out, then convert into host staging and upload once
+    weight_bytes_ = lay_out(nullptr) * sizeof(bf16);
     CUDA_CHECK(cudaMalloc(&params_, weight_bytes_));
-    Packer fill;
-    fill.base = params_;
-    fill.host.assign(sizing.elems, __float2bfloat16(0.0f));
-    lay_out(fill);
-    CUDA_CHECK(cudaMemcpy(params_, fill.host.data(), weight_bytes_, cudaMemcpyHostToDevice));
+    lay_out(params_);
+    std::vector<bf16> host(weight_bytes_ / sizeof(bf16), __float2bfloat16(0.0f));
+    auto put = [&](const bf16* at, std::initializer_list<const std::vector<float>*> parts) {
+        size_t i = static_cast<size_t>(at - params_);
+        for (const auto* part : parts)
+            for (float v : *part) host[i++] = __float2bfloat16(v);
+    };
+    put(embed_, {&w.embed});
+    put(final_norm_, {&w.final_norm});
+    if (!c.tie_embeddings) put(lm_head_, {&w.lm_head});
+    for (int l = 0; l < c.n_layers; l++) {
+        const LayerWeights& lw = w.layers[l];
+        const CudaLayer& L = layers_[l];
+        put(L.attn_norm, {&lw.attn_norm});
+        put(L.wqkv, {&lw.wq, &lw.wk, &lw.wv});
+        if (c.qk_norm) {
+            put(L.q_norm, {&lw.q_norm});
+            put(L.k_norm, {&lw.k_norm});
+        }
+        put(L.wo, {&lw.wo});
+        put(L.mlp_norm, {&lw.mlp_norm});
+        put(L.wgu, {&lw.w_gate, &lw.w_up});
+        put(L.w_down, {&lw.w_down});
+    }
+    CUDA_CHECK(cudaMemcpy(params_, host.data(), weight_bytes_, cudaMemcpyHostToDevice));
+    init_constants();
+}
 
+CudaModel::CudaModel(const Config& config, uint64_t seed, float scale) : cfg_(config) {
+    const Config& c = cfg_;
+    config_check(c, "CudaModel(" + c.name + ")");
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    cublas_ = cublas_create(stream_);
+    const size_t elems = lay_out(nullptr);
+    weight_bytes_ = elems * sizeof(bf16);
+    CUDA_CHECK(cudaMalloc(&params_, weight_bytes_));
+    lay_out(params_);
+    // every element uniform (padding too), then the norm weights at 1
+    init_uniform(params_, elems, scale, seed, stream_);
+    const size_t d = c.hidden, D = c.head_dim;
+    auto ones = [&](const bf16* at, size_t n) { init_fill(params_ + (at - params_), n, 1.0f, stream_); };
+    ones(final_norm_, d);
+    for (const CudaLayer& L : layers_) {
+        ones(L.attn_norm, d);
+        ones(L.mlp_norm, d);
+        if (c.qk_norm) {
+            ones(L.q_norm, D);
+            ones(L.k_norm, D);
+        }
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    init_constants();
+}
+
+size_t CudaModel::lay_out(bf16* base) {
+    const Config& c = cfg_;
+    const size_t d = c.hidden, D = c.head_dim, F = c.ffn, H = c.n_heads, KVH = c.n_kv_heads;
+    size_t elems = 0;
+    auto add = [&](size_t n) -> const bf16* {
+        const size_t start = elems;
+        elems += aligned(n * sizeof(bf16)) / sizeof(bf16);
+        return base ? base + start : nullptr;
+    };
+    embed_ = add(c.vocab * d);
+    final_norm_ = add(d);
+    lm_head_ = c.tie_embeddings ? embed_ : add(c.vocab * d);
+    layers_.assign(c.n_layers, CudaLayer{});
+    for (CudaLayer& L : layers_) {
+        L.attn_norm = add(d);
+        L.wqkv = add((H + 2 * KVH) * D * d);
+        L.q_norm = c.qk_norm ? add(D) : nullptr;
+        L.k_norm = c.qk_norm ? add(D) : nullptr;
+        L.wo = add(d * H * D);
+        L.mlp_norm = add(d);
+        L.wgu = add(2 * F * d);
+        L.w_down = add(d * F);
+    }
+    return elems;
+}
+
+void CudaModel::init_constants() {
+    const Config& c = cfg_;
     const std::vector<double> inv_freq = rope_inv_freq(c);
     std::vector<float> f(inv_freq.begin(), inv_freq.end());  // fp32, as the reference's angles use it
     CUDA_CHECK(cudaMalloc(&inv_freq_, f.size() * sizeof(float)));
@@ -176,10 +214,14 @@ void CudaModel::ensure_activations(int T, int n_hidden) {
 }
 
 void CudaModel::forward_device(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers) {
+    prepare(kv, b, hidden_layers);
+    enqueue(kv);
+}
+
+void CudaModel::prepare(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers) {
     const Config& c = cfg_;
-    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, F = c.ffn, V = c.vocab;
+    const int KVH = c.n_kv_heads, D = c.head_dim, V = c.vocab;
     const int S = static_cast<int>(b.seq.size());
-    const float eps = static_cast<float>(c.rms_eps);
 
     // --- check the batch against the cache and the config (nothing changed yet)
     if (kv.n_layers() != c.n_layers || kv.kv_dim() != KVH * D)
@@ -239,15 +281,25 @@ void CudaModel::forward_device(KvCache& kv, const RaggedBatch& b, const std::vec
     }
     // pageable source: the call returns once the data is staged, so `meta` may go
     CUDA_CHECK(cudaMemcpyAsync(meta_, meta.data(), meta.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    ensure_activations(T, static_cast<int>(hidden_layers.size()));
+    T_ = T;
+    max_blocks_ = max_blocks;
+    hidden_layers_ = hidden_layers;
+}
+
+void CudaModel::enqueue(const KvCache& kv) {
+    const Config& c = cfg_;
+    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, F = c.ffn, V = c.vocab;
+    const float eps = static_cast<float>(c.rms_eps);
+    const int T = T_, max_blocks = max_blocks_, bs = kv.block_size();
+    if (T == 0) throw Error("CudaModel::enqueue: no prepared batch");
     const int* d_tokens = meta_;
     const int* d_seq = d_tokens + T;
     const int* d_pos = d_seq + T;
     const int* d_slot = d_pos + T;
     const int* d_tables = d_slot + T;
-
+    const std::vector<int>& hidden_layers = hidden_layers_;
     const int n_hidden = static_cast<int>(hidden_layers.size());
-    ensure_activations(T, n_hidden);
-    T_ = T;
     // the residual stream after layer l is x once the next norm has added y
     auto save_hidden = [&](int l) {
         for (int k = 0; k < n_hidden; k++)

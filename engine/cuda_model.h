@@ -9,6 +9,7 @@
 // gate and up from another (w_gate|w_up).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "engine/cuda_common.h"
@@ -34,6 +35,11 @@ class CudaModel {
 public:
     // Uploads w to the device as bf16, in one allocation.
     explicit CudaModel(const ModelWeights& w);
+    // Random weights of any shape, made on the device (no host copy): every
+    // matrix uniform on (-scale, scale) from init_uniform's counter-based
+    // hash of (seed, element), the norm weights at 1. For timing: 0.02 * sqrt(3)
+    // gives the std 0.02 of weights_random, whose values it does not reproduce.
+    CudaModel(const Config& c, uint64_t seed, float scale = 0.0346f);
     ~CudaModel();
     CudaModel(const CudaModel&) = delete;
     CudaModel& operator=(const CudaModel&) = delete;
@@ -48,6 +54,15 @@ public:
     // stream after those layers. Checks the batch and grows the cache first:
     // a bad batch or a full cache throws and leaves the cache as it was.
     void forward_device(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers = {});
+    // forward_device in two halves, for CUDA graphs. prepare() checks the
+    // batch, grows the cache, uploads the metadata (tokens, positions, cache
+    // rows, block tables) and sizes the activations; enqueue() launches the
+    // kernels of the last prepared batch and nothing else (no allocation, no
+    // host copy, no synchronisation), so it can be captured on stream() and
+    // the graph replayed after a prepare() of a batch of the same shape (same
+    // T and max_blocks, and no larger: buffers must not move).
+    void prepare(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers = {});
+    void enqueue(const KvCache& kv);
     const float* logits_device() const { return logits_; }
     const float* hidden_device() const { return hidden_; }
     int last_T() const { return T_; }
@@ -64,6 +79,8 @@ public:
 
 private:
     void ensure_activations(int T, int n_hidden);
+    size_t lay_out(bf16* base);  // sets the weight pointers into base (sizes only when null); returns elements
+    void init_constants();       // inv_freq_, neg_inf_
 
     Config cfg_;
     cudaStream_t stream_ = nullptr;
@@ -78,7 +95,8 @@ private:
     float* inv_freq_ = nullptr;         // (D/2)
     // activations for up to cap_T_ tokens: one allocation, grown on demand
     void* acts_ = nullptr;
-    int cap_T_ = 0, cap_hidden_ = 0, T_ = 0;
+    int cap_T_ = 0, cap_hidden_ = 0, T_ = 0, max_blocks_ = 0;
+    std::vector<int> hidden_layers_;  // of the prepared batch
     float* x_ = nullptr;        // (T, d) residual stream
     bf16* xn_ = nullptr;        // (T, d) normed input of a projection
     bf16* qkv_ = nullptr;       // (T, (H + 2 KVH) D)

@@ -77,6 +77,14 @@ void sample_forward(int* ids, const float* logits, const float* temperature, con
 // of the device hash, for tests).
 double sample_uniform(uint64_t seed, uint64_t request, int position, int i);
 
+// --- init.cu
+// p (n) bf16 = scale * (2 u_i - 1), u_i uniform (0, 1) from a counter-based
+// hash of (seed, i): reproducible, no state, no host copy. Uniform on
+// (-scale, scale) has standard deviation scale / sqrt(3).
+void init_uniform(bf16* p, size_t n, float scale, uint64_t seed, cudaStream_t stream);
+// p (n) bf16 = value.
+void init_fill(bf16* p, size_t n, float value, cudaStream_t stream);
+
 // --- matmul.cu
 // The one cuBLAS wrapper: a handle bound to a stream, and its workspace.
 struct Cublas {

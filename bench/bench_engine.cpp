@@ -1,0 +1,374 @@
+// bench_engine: the CUDA engine's speed on the GPU machine (issue: performance
+// section, items 1 and 3). Not Google Benchmark: it needs one model of 16 GB
+// built once, CUDA events, and figures derived from several measurements.
+//
+//  1. Copy bandwidth: cudaMemcpy device to device of --copy-gib GiB, best of
+//     10 after 2 warm-ups, counting bytes read plus bytes written (2 x size).
+//  2. Batch-1 decode at --model's shape (bf16 weights made on the device,
+//     CudaModel(Config, seed)) after a prefill of the largest --contexts,
+//     at each context c: the step that appends token c, timed --steps times
+//     after --warmup, the cache truncated back to c after each step (so every
+//     step does the same work). Two modes: "eager" (forward_device: metadata
+//     upload, then every launch from the host) and "graph" (prepare(), then
+//     one cudaGraphLaunch of the captured enqueue()). Per-step time: CUDA
+//     events around the step, median; also wall = host time of the whole loop
+//     / steps. Bytes read per token: every weight the step reads (all
+//     matrices and norms incl. the LM head, one embedding row; not the rest
+//     of the embedding table) plus the KV cache of c + 1 positions
+//     (2 x L x KVH x D bf16 each). Achieved bandwidth = bytes / median time.
+//  3. Verify cost at --context: a forward of 1 + k tokens at batch 1, k = 0
+//     .. --max-k, each mode; median time and its ratio to k = 0.
+//
+//   bench_engine [--model qwen3-8b] [--contexts 512] [--context 512] [--steps 100]
+//                [--warmup 10] [--verify-steps 50] [--max-k 15] [--copy-gib 2] [--out PATH]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/cuda_model.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+
+using namespace sp;
+using json = nlohmann::json;
+
+namespace {
+
+struct Args {
+    std::string model = "qwen3-8b";
+    std::vector<int> contexts = {512};
+    int context = 512;
+    int steps = 100, warmup = 10, verify_steps = 50, max_k = 15;
+    double copy_gib = 2;
+    std::string out;
+    std::string command;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    std::fprintf(stderr,
+                 "bench_engine: %s\nusage: bench_engine [--model NAME] [--contexts C,C,...] [--context C] "
+                 "[--steps N] [--warmup N] [--verify-steps N] [--max-k K] [--copy-gib G] [--out PATH]\n",
+                 why.c_str());
+    std::exit(2);
+}
+
+Args parse(int argc, char** argv) {
+    Args a;
+    for (int i = 0; i < argc; i++) {
+        if (i) a.command += ' ';
+        a.command += argv[i];
+    }
+    for (int i = 1; i < argc; i++) {
+        const std::string k = argv[i];
+        if (i + 1 >= argc) usage("missing value for " + k);
+        const std::string v = argv[++i];
+        try {
+            if (k == "--model") a.model = v;
+            else if (k == "--contexts") {
+                a.contexts.clear();
+                std::stringstream ss(v);
+                for (std::string item; std::getline(ss, item, ',');) a.contexts.push_back(std::stoi(item));
+            } else if (k == "--context") a.context = std::stoi(v);
+            else if (k == "--steps") a.steps = std::stoi(v);
+            else if (k == "--warmup") a.warmup = std::stoi(v);
+            else if (k == "--verify-steps") a.verify_steps = std::stoi(v);
+            else if (k == "--max-k") a.max_k = std::stoi(v);
+            else if (k == "--copy-gib") a.copy_gib = std::stod(v);
+            else if (k == "--out") a.out = v;
+            else usage("unknown option " + k);
+        } catch (const std::logic_error&) {
+            usage("bad value for " + k + ": " + v);
+        }
+    }
+    if (a.contexts.empty() || a.steps < 1 || a.warmup < 0 || a.verify_steps < 1 || a.max_k < 0 || a.copy_gib <= 0)
+        usage("bad arguments");
+    for (int c : a.contexts)
+        if (c < 1) usage("contexts must be >= 1");
+    if (a.context < 1) usage("--context must be >= 1");
+    return a;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct Events {
+    std::vector<cudaEvent_t> a, b;
+    explicit Events(int n) : a(n), b(n) {
+        for (int i = 0; i < n; i++) {
+            CUDA_CHECK(cudaEventCreate(&a[i]));
+            CUDA_CHECK(cudaEventCreate(&b[i]));
+        }
+    }
+    ~Events() {
+        for (size_t i = 0; i < a.size(); i++) {
+            cudaEventDestroy(a[i]);
+            cudaEventDestroy(b[i]);
+        }
+    }
+    Events(const Events&) = delete;
+    Events& operator=(const Events&) = delete;
+    std::vector<double> ms(int from) const {  // elapsed of pairs from..end
+        std::vector<double> out;
+        for (size_t i = static_cast<size_t>(from); i < a.size(); i++) {
+            float t = 0;
+            CUDA_CHECK(cudaEventElapsedTime(&t, a[i], b[i]));
+            out.push_back(t);
+        }
+        return out;
+    }
+};
+
+double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Device-to-device copy bandwidth, bytes read + written per second.
+json copy_bandwidth(double gib) {
+    const size_t bytes = static_cast<size_t>(gib * (1ull << 30));
+    void *src = nullptr, *dst = nullptr;
+    CUDA_CHECK(cudaMalloc(&src, bytes));
+    CUDA_CHECK(cudaMalloc(&dst, bytes));
+    CUDA_CHECK(cudaMemset(src, 1, bytes));
+    const int warm = 2, reps = 10;
+    Events ev(warm + reps);
+    for (int i = 0; i < warm + reps; i++) {
+        CUDA_CHECK(cudaEventRecord(ev.a[i]));
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice));
+        CUDA_CHECK(cudaEventRecord(ev.b[i]));
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<double> t = ev.ms(warm);
+    CUDA_CHECK(cudaFree(src));
+    CUDA_CHECK(cudaFree(dst));
+    const double best = *std::min_element(t.begin(), t.end()), med = median(t);
+    return {{"bytes_copied", bytes},
+            {"convention", "2 x bytes copied (read + write) / time"},
+            {"best_ms", best},
+            {"median_ms", med},
+            {"best_GBps", 2.0 * static_cast<double>(bytes) / (best * 1e-3) / 1e9},
+            {"median_GBps", 2.0 * static_cast<double>(bytes) / (med * 1e-3) / 1e9}};
+}
+
+// Bytes of weights one decode step reads: every matrix and norm, the LM head,
+// one embedding row (not the rest of the table).
+double weight_bytes_read(const Config& c) {
+    const double d = c.hidden, D = c.head_dim, F = c.ffn, H = c.n_heads, KVH = c.n_kv_heads, V = c.vocab;
+    const double layer = (H + 2 * KVH) * D * d + d * H * D + 2 * F * d + d * F + 2 * d + (c.qk_norm ? 2 * D : 0);
+    return 2.0 * (c.n_layers * layer + d /*final norm*/ + V * d /*LM head*/ + d /*embedding row*/);
+}
+double kv_bytes_read(const Config& c, int positions) {
+    return 2.0 * positions * 2 * c.n_layers * c.n_kv_heads * c.head_dim;
+}
+
+struct Timing {
+    double median_ms = 0, min_ms = 0, wall_ms = 0;
+};
+
+// Runs `batch` (sequence 0, appending at ctx) reps + warmup times, truncating
+// the cache back to ctx after each; eager or through a graph of enqueue().
+Timing time_step(CudaModel& m, KvCache& kv, const RaggedBatch& batch, int ctx, bool graph, int warmup, int reps) {
+    cudaStream_t s = m.stream();
+    cudaGraphExec_t exec = nullptr;
+    if (graph) {
+        m.prepare(kv, batch);
+        CUDA_CHECK(cudaStreamSynchronize(s));
+        cudaGraph_t g = nullptr;
+        CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        m.enqueue(kv);
+        CUDA_CHECK(cudaStreamEndCapture(s, &g));
+        CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+        CUDA_CHECK(cudaGraphDestroy(g));
+        kv.truncate(0, ctx);
+    }
+    Events ev(warmup + reps);
+    double t0 = 0;
+    for (int i = 0; i < warmup + reps; i++) {
+        if (i == warmup) {
+            CUDA_CHECK(cudaStreamSynchronize(s));
+            t0 = now_s();
+        }
+        CUDA_CHECK(cudaEventRecord(ev.a[i], s));
+        if (graph) {
+            m.prepare(kv, batch);
+            CUDA_CHECK(cudaGraphLaunch(exec, s));
+        } else {
+            m.forward_device(kv, batch);
+        }
+        CUDA_CHECK(cudaEventRecord(ev.b[i], s));
+        kv.truncate(0, ctx);
+    }
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    const double wall = now_s() - t0;
+    if (exec) CUDA_CHECK(cudaGraphExecDestroy(exec));
+    const std::vector<double> t = ev.ms(warmup);
+    return {median(t), *std::min_element(t.begin(), t.end()), wall * 1e3 / reps};
+}
+
+std::string today_utc() {
+    const std::time_t t = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    const Args a = parse(argc, argv);
+    Config cfg;
+    if (!config_preset(a.model, &cfg)) usage("unknown model preset " + a.model);
+
+    int dev = 0, driver = 0, runtime = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    CUDA_CHECK(cudaDriverGetVersion(&driver));
+    CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+    json out;
+    out["date_utc"] = today_utc();
+    out["command"] = a.command;
+    out["device"] = {{"name", prop.name},
+                     {"sms", prop.multiProcessorCount},
+                     {"memory_bytes", prop.totalGlobalMem},
+                     {"l2_bytes", prop.l2CacheSize},
+                     {"cuda_driver", driver},
+                     {"cuda_runtime", runtime}};
+    std::printf("bench_engine on %s (%d SMs, %.1f GiB), CUDA driver %d runtime %d, %s\n", prop.name,
+                prop.multiProcessorCount, static_cast<double>(prop.totalGlobalMem) / double(1ull << 30), driver, runtime,
+                out["date_utc"].get<std::string>().c_str());
+    std::printf("command: %s\n\n", a.command.c_str());
+
+    // 1. copy bandwidth
+    const json copy = copy_bandwidth(a.copy_gib);
+    out["copy"] = copy;
+    const double copy_GBps = copy["best_GBps"];
+    std::printf("copy bandwidth (cudaMemcpy D2D, %.1f GiB, read+write bytes): best %.0f GB/s, median %.0f GB/s\n\n",
+                a.copy_gib, copy_GBps, copy["median_GBps"].get<double>());
+
+    // 2. the model, on the device
+    double t0 = now_s();
+    CudaModel m(cfg, /*seed=*/1);
+    const double init_s = now_s() - t0;
+    const int max_ctx = std::max(*std::max_element(a.contexts.begin(), a.contexts.end()), a.context);
+    KvCacheOptions ko;
+    ko.capacity_tokens = max_ctx + a.max_k + 64;
+    KvCache kv(cfg, 1, ko);
+    const double w_read = weight_bytes_read(cfg);
+    out["model"] = {{"preset", a.model},
+                    {"dtype", "bf16"},
+                    {"hidden", cfg.hidden},
+                    {"ffn", cfg.ffn},
+                    {"layers", cfg.n_layers},
+                    {"heads", cfg.n_heads},
+                    {"kv_heads", cfg.n_kv_heads},
+                    {"head_dim", cfg.head_dim},
+                    {"vocab", cfg.vocab},
+                    {"weight_bytes_allocated", m.weight_bytes()},
+                    {"weight_bytes_read_per_token", w_read},
+                    {"device_init_s", init_s}};
+    std::printf("model %s bf16: %.2f GB of weights allocated, %.2f GB read per decode token; made on the device in "
+                "%.2f s\n",
+                a.model.c_str(), static_cast<double>(m.weight_bytes()) / 1e9, w_read / 1e9, init_s);
+
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<int> tok(0, cfg.vocab - 1);
+    std::vector<int> prompt(max_ctx);
+    for (int& t : prompt) t = tok(rng);
+    t0 = now_s();
+    m.forward_device(kv, RaggedBatch{{0}, {max_ctx}, prompt});
+    CUDA_CHECK(cudaStreamSynchronize(m.stream()));
+    const double prefill_s = now_s() - t0;
+    out["prefill"] = {{"tokens", max_ctx}, {"seconds_first_call", prefill_s}};
+    std::printf("prefill of %d tokens (first call, untimed warm-up): %.3f s\n\n", max_ctx, prefill_s);
+
+    // decode at each context, largest first (truncate keeps a prefix)
+    std::vector<int> ctxs = a.contexts;
+    std::sort(ctxs.rbegin(), ctxs.rend());
+    std::printf("batch-1 decode, median of %d steps after %d warm-up (CUDA events per step; wall = host loop time / "
+                "steps)\n",
+                a.steps, a.warmup);
+    std::printf("%8s %6s %10s %10s %10s %9s %9s %9s %8s\n", "context", "mode", "median ms", "min ms", "wall ms",
+                "tok/s", "GB/tok", "GB/s", "of copy");
+    json decode = json::array();
+    for (int ctx : ctxs) {
+        kv.truncate(0, ctx);
+        const double bytes = w_read + kv_bytes_read(cfg, ctx + 1);
+        const RaggedBatch step{{0}, {1}, {tok(rng)}};
+        for (bool graph : {false, true}) {
+            const Timing t = time_step(m, kv, step, ctx, graph, a.warmup, a.steps);
+            const double gbps = bytes / (t.median_ms * 1e-3) / 1e9;
+            decode.push_back({{"context", ctx},
+                              {"mode", graph ? "graph" : "eager"},
+                              {"median_ms", t.median_ms},
+                              {"min_ms", t.min_ms},
+                              {"wall_ms_per_step", t.wall_ms},
+                              {"tokens_per_s", 1e3 / t.median_ms},
+                              {"bytes_read_per_token", bytes},
+                              {"kv_bytes_read_per_token", kv_bytes_read(cfg, ctx + 1)},
+                              {"achieved_GBps", gbps},
+                              {"fraction_of_copy_bandwidth", gbps / copy_GBps}});
+            std::printf("%8d %6s %10.3f %10.3f %10.3f %9.1f %9.3f %9.0f %7.1f%%\n", ctx, graph ? "graph" : "eager",
+                        t.median_ms, t.min_ms, t.wall_ms, 1e3 / t.median_ms, bytes / 1e9, gbps,
+                        100 * gbps / copy_GBps);
+        }
+    }
+    out["decode"] = decode;
+    std::printf("\n");
+
+    // 3. verify cost at a.context: back to that length (truncate, or extend
+    // the cached prompt when the last decode context was shorter)
+    if (kv.len(0) >= a.context) {
+        kv.truncate(0, a.context);
+    } else {
+        const int from = kv.len(0);
+        m.forward_device(kv, RaggedBatch{{0}, {a.context - from}, std::vector<int>(prompt.begin() + from,
+                                                                                 prompt.begin() + a.context)});
+    }
+    std::printf("verify cost at context %d: forward of 1 + k tokens, batch 1, median of %d after %d warm-up\n",
+                a.context, a.verify_steps, a.warmup);
+    std::printf("%4s %12s %8s %12s %8s\n", "k", "eager ms", "ratio", "graph ms", "ratio");
+    json verify = json::array();
+    double base[2] = {0, 0};
+    for (int k = 0; k <= a.max_k; k++) {
+        std::vector<int> toks(1 + k);
+        for (int& t : toks) t = tok(rng);
+        const RaggedBatch blk{{0}, {1 + k}, toks};
+        double ms[2];
+        for (int g = 0; g < 2; g++) {
+            ms[g] = time_step(m, kv, blk, a.context, g == 1, a.warmup, a.verify_steps).median_ms;
+            if (k == 0) base[g] = ms[g];
+        }
+        verify.push_back({{"k", k},
+                          {"tokens", 1 + k},
+                          {"eager_median_ms", ms[0]},
+                          {"eager_ratio", ms[0] / base[0]},
+                          {"graph_median_ms", ms[1]},
+                          {"graph_ratio", ms[1] / base[1]}});
+        std::printf("%4d %12.3f %8.3f %12.3f %8.3f\n", k, ms[0], ms[0] / base[0], ms[1], ms[1] / base[1]);
+    }
+    out["verify"] = {{"context", a.context}, {"rows", verify}};
+
+    if (!a.out.empty()) {
+        std::ofstream f(a.out);
+        f << out.dump(2) << "\n";
+        if (!f) throw Error("bench_engine: cannot write " + a.out);
+        std::printf("\nwrote %s\n", a.out.c_str());
+    }
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_engine: %s\n", e.what());
+    return 1;
+}
