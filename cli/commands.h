@@ -10,5 +10,8 @@ namespace sp {
 
 void traces_commands(CLI::App& app);  // cmd_traces.cpp
 void sim_commands(CLI::App& app);     // cmd_sim.cpp
+// cmd_profile.cpp; argv is kept for the run's notes. Without CUDA the
+// subcommand is there but fails with one line, "built without CUDA".
+void profile_commands(CLI::App& app, int argc, char** argv);
 
 }  // namespace sp

@@ -4,7 +4,8 @@
 // Exit codes: 0 success, 1 bad input or a failed operation (one line on
 // stderr: "specplan: <file>: <what>"), 2 bad command line.
 
-// defines: traces_commands (info, synth, export, import), sim_commands (sim, sweep)
+// defines: traces_commands (info, synth, export, import), sim_commands (sim, sweep),
+// profile_commands (profile: CUDA builds only)
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "specplan " SPECPLAN_GIT_REV);
     sp::traces_commands(app);
     sp::sim_commands(app);
+    sp::profile_commands(app, argc, argv);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -169,6 +169,7 @@ CudaModel::~CudaModel() {
     cudaFree(neg_inf_);
     cudaFree(acts_);
     cudaFree(meta_);
+    cudaFree(attn_work_);
     cudaStreamDestroy(stream_);
 }
 
@@ -282,6 +283,14 @@ void CudaModel::prepare(KvCache& kv, const RaggedBatch& b, const std::vector<int
     // pageable source: the call returns once the data is staged, so `meta` may go
     CUDA_CHECK(cudaMemcpyAsync(meta_, meta.data(), meta.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
     ensure_activations(T, static_cast<int>(hidden_layers.size()));
+    const size_t attn_need = attention_workspace_bytes(T, c.n_heads, KVH, D, max_blocks, bs);
+    if (attn_need > attn_work_bytes_) {
+        CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may be in use
+        CUDA_CHECK(cudaFree(attn_work_));
+        attn_work_ = nullptr;
+        CUDA_CHECK(cudaMalloc(&attn_work_, attn_need));
+        attn_work_bytes_ = attn_need;
+    }
     T_ = T;
     max_blocks_ = max_blocks;
     hidden_layers_ = hidden_layers;
@@ -319,7 +328,7 @@ void CudaModel::enqueue(const KvCache& kv) {
         rope_forward(qkv_, d_pos, inv_freq_, L.q_norm, L.k_norm, T, H, KVH, D, eps, stream_);
         kv_append(kv.k(l), kv.v(l), qkv_, d_slot, T, H, KVH, D, stream_);
         attention_forward(att_, qkv_, kv.k(l), kv.v(l), d_tables, max_blocks, bs, d_seq, d_pos, T, H, KVH, D,
-                          stream_);
+                          attn_work_, attn_work_bytes_, stream_);
         matmul_forward(cublas_, y_, false, att_, L.wo, T, H * D, d);
         // MLP block
         rmsnorm_forward(xn_, x_, y_, L.mlp_norm, T, d, eps, stream_);

@@ -110,6 +110,9 @@ private:
     // per-forward metadata: tokens, tok_seq, tok_pos, slot (T each), block tables
     int* meta_ = nullptr;
     size_t cap_meta_ = 0;
+    // attention's split-context partials (attention_workspace_bytes), grown in prepare()
+    void* attn_work_ = nullptr;
+    size_t attn_work_bytes_ = 0;
 };
 
 }  // namespace sp

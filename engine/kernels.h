@@ -56,9 +56,23 @@ void kv_append(bf16* k_cache, bf16* v_cache, const bf16* qkv, const int* slot, i
 // tokens up to itself: causal), read through the block table from the paged
 // cache, which already holds this forward's new rows. GQA: head h reads KV
 // head h / (H / KVH). q is read from qkv (T, (H + 2 KVH) D).
+// The fast path (flash-decoding: query tiles of one sequence's consecutive
+// tokens, the context split into chunks, a merge) needs a device workspace
+// of attention_workspace_bytes(T, H, KVH, D, max_blocks, block_size) bytes
+// (0 when the launch needs none); it depends only on those arguments, so it
+// can be sized outside a graph capture. Consecutive tokens of a sequence
+// must come in position order (the forward's layout) to share a tile; any
+// order is correct.
+size_t attention_workspace_bytes(int T, int H, int KVH, int D, int max_blocks, int block_size);
 void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
                        const int* block_tables, int max_blocks, int block_size, const int* tok_seq,
-                       const int* tok_pos, int T, int H, int KVH, int D, cudaStream_t stream);
+                       const int* tok_pos, int T, int H, int KVH, int D, void* work, size_t work_bytes,
+                       cudaStream_t stream);
+// The same, by the plain first version (one block per token and head, no
+// workspace): the tests' reference for the fast path.
+void attention_forward_reference(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
+                                 const int* block_tables, int max_blocks, int block_size, const int* tok_seq,
+                                 const int* tok_pos, int T, int H, int KVH, int D, cudaStream_t stream);
 
 // --- sampling.cu
 // ids (T) = argmax of each logits row (T, V); ties go to the lowest index.
@@ -96,7 +110,18 @@ struct Cublas {
 Cublas cublas_create(cudaStream_t stream);
 void cublas_destroy(Cublas& c);
 // y (T, n_out) = x (T, n_in) @ W (n_out, n_in)^T; x and W bf16, fp32
-// accumulation (CUBLAS_COMPUTE_32F); y bf16, or fp32 when y_fp32.
+// accumulation (CUBLAS_COMPUTE_32F); y bf16, or fp32 when y_fp32. Small T
+// (gemv_supported) goes to gemv.cu's kernel, the rest to cuBLAS.
 void matmul_forward(const Cublas& c, void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in, int n_out);
+
+// --- gemv.cu
+// The same product for a few tokens, memory-bound: W streamed once with
+// 16-byte loads, each warp a few output rows for all T tokens, fp32
+// accumulation. Needs 1 <= T <= kGemvMaxT, n_in a multiple of 8 and x, W
+// 16-byte aligned (gemv_supported); matmul_forward dispatches.
+constexpr int kGemvMaxT = 8;
+bool gemv_supported(const bf16* x, const bf16* W, int T, int n_in);
+void gemv_forward(void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in, int n_out,
+                  cudaStream_t stream);
 
 }  // namespace sp

@@ -1,4 +1,4 @@
-// matmul.cu: the one cuBLAS wrapper. Every projection of the forward is
+// matmul.cu: the one cuBLAS wrapper (T > kGemvMaxT; gemv.cu below that). Every projection of the forward is
 //   y (T, n_out) = x (T, n_in) @ W (n_out, n_in)^T
 // with bf16 x and W (HF's nn.Linear layout, row-major) and fp32 accumulation.
 //
@@ -36,6 +36,10 @@ void cublas_destroy(Cublas& c) {
 void matmul_forward(const Cublas& c, void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in,
                     int n_out) {
     if (T == 0) return;
+    if (gemv_supported(x, W, T, n_in)) {  // decode and verify: a weight stream, not a GEMM
+        gemv_forward(y, y_fp32, x, W, T, n_in, n_out, c.stream);
+        return;
+    }
     const float alpha = 1.0f, beta = 0.0f;
     CUBLAS_CHECK(cublasGemmEx(c.handle, CUBLAS_OP_T, CUBLAS_OP_N, n_out, T, n_in, &alpha, W, CUDA_R_16BF, n_in, x,
                               CUDA_R_16BF, n_in, &beta, y, y_fp32 ? CUDA_R_32F : CUDA_R_16BF, n_out,

@@ -321,6 +321,55 @@ TEST(CudaKernels, MatmulMatchesCpu) {
     cublas_destroy(cb);
 }
 
+// The small-T GEMV (decode, verify projections) against a double CPU loop,
+// T 1..8, on shapes with ragged tails: n_in not a multiple of 256 (a lane's
+// last vectors missing), n_out odd (a warp's second row past the end); and
+// matmul_forward's fallback to cuBLAS when n_in is not a multiple of 8.
+TEST(CudaKernels, GemvMatchesCpuForSmallT) {
+    std::mt19937 rng(51);
+    Cublas cb = cublas_create(nullptr);
+    struct Shape {
+        int n_in, n_out;
+    };
+    for (const Shape sh : {Shape{4096, 37}, Shape{1000, 129}, Shape{8, 5}, Shape{2056, 64}, Shape{100, 33}})
+        for (int T : {1, 2, 3, 4, 8}) {
+            const int n_in = sh.n_in, n_out = sh.n_out;
+            const std::vector<float> x = random_bf16_values(static_cast<size_t>(T) * n_in, rng),
+                                     W = random_bf16_values(static_cast<size_t>(n_out) * n_in, rng);
+            Dev<bf16> d_x(to_bf16(x)), d_W(to_bf16(W)), d_y(static_cast<size_t>(T) * n_out);
+            Dev<float> d_y32(static_cast<size_t>(T) * n_out);
+            d_y.poison();
+            d_y32.poison();
+            EXPECT_EQ(gemv_supported(d_x.p, d_W.p, T, n_in), n_in % 8 == 0);
+            if (n_in % 8 == 0) {
+                gemv_forward(d_y.p, false, d_x.p, d_W.p, T, n_in, n_out, nullptr);
+                gemv_forward(d_y32.p, true, d_x.p, d_W.p, T, n_in, n_out, nullptr);
+            } else {
+                matmul_forward(cb, d_y.p, false, d_x.p, d_W.p, T, n_in, n_out);
+                matmul_forward(cb, d_y32.p, true, d_x.p, d_W.p, T, n_in, n_out);
+            }
+            std::vector<float> want(static_cast<size_t>(T) * n_out);
+            double row_scale = 0;
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < n_out; o++) {
+                    double s = 0, a = 0;
+                    for (int i = 0; i < n_in; i++) {
+                        const double p = static_cast<double>(x[static_cast<size_t>(t) * n_in + i]) *
+                                         W[static_cast<size_t>(o) * n_in + i];
+                        s += p;
+                        a += std::fabs(p);
+                    }
+                    want[static_cast<size_t>(t) * n_out + o] = static_cast<float>(s);
+                    row_scale = std::max(row_scale, a);
+                }
+            const std::string shape = " T " + std::to_string(T) + " n_in " + std::to_string(n_in) + " n_out " +
+                                      std::to_string(n_out);
+            check_close("gemv bf16 out" + shape, to_float(d_y.download()), want, kKernelRtol, kFp32Rtol * row_scale);
+            check_close("gemv fp32 out" + shape, d_y32.download(), want, 0, kFp32Rtol * row_scale);
+        }
+    cublas_destroy(cb);
+}
+
 // Paged attention over shuffled blocks: 3 sequences with cached prefixes of
 // 0, 17 and 40 tokens bringing 5, 4 and 1 new tokens (prefill, verify,
 // decode), GQA 2:1, against a double-precision CPU loop.
@@ -350,8 +399,14 @@ TEST(CudaKernels, PagedAttentionMatchesCpu) {
         Dev<bf16> d_qkv(to_bf16(qkv)), d_k(to_bf16(kc)), d_v(to_bf16(vc)), d_out(static_cast<size_t>(T) * H * D);
         Dev<int> d_tables(tables), d_seq(tok_seq), d_pos(tok_pos);
         d_out.poison();
+        Dev<char> d_work(attention_workspace_bytes(T, H, KVH, D, max_blocks, bs));
         attention_forward(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T, H, KVH, D,
-                          nullptr);
+                          d_work.p, d_work.n, nullptr);
+        const std::vector<float> got = to_float(d_out.download());
+        d_out.poison();
+        attention_forward_reference(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T,
+                                    H, KVH, D, nullptr);
+        const std::vector<float> got_ref = to_float(d_out.download());
         std::vector<float> want(static_cast<size_t>(T) * H * D);
         for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++) {
@@ -378,7 +433,71 @@ TEST(CudaKernels, PagedAttentionMatchesCpu) {
                 }
             }
         // outputs are convex combinations of |v| <~ 4: fp32 softmax noise 1e-5, then one bf16 rounding
-        check_close("paged attention D " + std::to_string(D), to_float(d_out.download()), want, kKernelRtol, 4e-5);
+        check_close("paged attention D " + std::to_string(D), got, want, kKernelRtol, 4e-5);
+        check_close("paged attention (reference kernel) D " + std::to_string(D), got_ref, want, kKernelRtol, 4e-5);
+    }
+}
+
+// The flash-decoding path against the plain kernel on random ragged batches
+// over shuffled pages: decode tokens, verify blocks of up to 16 tokens (two
+// query tiles when unaligned), a prefill chunk, contexts up to 4097 and more
+// (several key chunks, ragged last chunk), GQA 1, 4 and 8 query heads per KV
+// head, D 64 and 128. Both outputs are one bf16 rounding of the same fp32
+// softmax (different summation orders): within 2 roundings of each other.
+TEST(CudaKernels, FlashAttentionMatchesPlainKernelOnRaggedBatches) {
+    std::mt19937 rng(61);
+    struct Case {
+        int H, KVH, D, bs;
+        std::vector<int> prefix, q_len;
+    };
+    const std::vector<Case> cases = {
+        {32, 8, 128, 16, {4096}, {1}},                       // batch-1 decode at context 4097
+        {32, 8, 128, 16, {512}, {8}},                        // verify 1 + 7, aligned
+        {32, 8, 128, 16, {4090}, {16}},                      // verify 1 + 15 across a tile boundary
+        {16, 2, 64, 16, {0, 1000, 4096, 33}, {37, 5, 1, 3}}, // prefill chunk + verify + decode + short
+        {8, 8, 128, 32, {300, 2047}, {2, 9}},                // MHA, block size 32
+        {16, 2, 128, 16, {6000, 100}, {1, 4}},               // 8 heads per group, beyond 4097
+    };
+    for (const Case& cs : cases) {
+        const int H = cs.H, KVH = cs.KVH, D = cs.D, bs = cs.bs, S = static_cast<int>(cs.prefix.size());
+        const int width = (H + 2 * KVH) * D, kv_dim = KVH * D;
+        int max_blocks = 1, n_blocks = 0;
+        for (int s = 0; s < S; s++) {
+            const int nb = ceil_div(cs.prefix[s] + cs.q_len[s], bs);
+            max_blocks = std::max(max_blocks, nb);
+            n_blocks += nb;
+        }
+        n_blocks += 3;  // some pages nobody owns
+        std::vector<int> perm(n_blocks);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng);
+        std::vector<int> tables(static_cast<size_t>(S) * max_blocks, 0), tok_seq, tok_pos;
+        for (int s = 0, next = 0; s < S; s++) {
+            const int nb = ceil_div(cs.prefix[s] + cs.q_len[s], bs);
+            for (int b = 0; b < nb; b++) tables[static_cast<size_t>(s) * max_blocks + b] = perm[next++];
+            for (int i = 0; i < cs.q_len[s]; i++) {
+                tok_seq.push_back(s);
+                tok_pos.push_back(cs.prefix[s] + i);
+            }
+        }
+        const int T = static_cast<int>(tok_seq.size());
+        const std::vector<float> qkv = random_bf16_values(static_cast<size_t>(T) * width, rng, 2.0f);
+        const std::vector<float> kc = random_bf16_values(static_cast<size_t>(n_blocks) * bs * kv_dim, rng),
+                                 vc = random_bf16_values(kc.size(), rng);
+        Dev<bf16> d_qkv(to_bf16(qkv)), d_k(to_bf16(kc)), d_v(to_bf16(vc)), d_out(static_cast<size_t>(T) * H * D);
+        Dev<int> d_tables(tables), d_seq(tok_seq), d_pos(tok_pos);
+        Dev<char> d_work(attention_workspace_bytes(T, H, KVH, D, max_blocks, bs));
+        d_out.poison();
+        attention_forward_reference(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T,
+                                    H, KVH, D, nullptr);
+        const std::vector<float> want = to_float(d_out.download());
+        d_out.poison();
+        attention_forward(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T, H, KVH, D,
+                          d_work.p, d_work.n, nullptr);
+        char label[128];
+        std::snprintf(label, sizeof label, "flash vs plain attention H %d KVH %d D %d, T %d, max ctx %d", H, KVH, D, T,
+                      max_blocks * bs);
+        check_close(label, to_float(d_out.download()), want, 2 * kKernelRtol, 8e-5);
     }
 }
 

@@ -1,0 +1,396 @@
+// cmd_profile.cpp: `specplan profile`, the measured cost model's source. On
+// one GPU, with random bf16 weights of a preset shape made on the device
+// (timing does not depend on weight values), it times the engine's own
+// forward (engine/cuda_model.h) over a grid and writes one run and its
+// profile cells into a trace store (traces/trace_db.h), the table the
+// simulator's measured cost model interpolates (simulator/cost.h).
+//
+// Phases, as cost.cpp reads them (R sequences, B new tokens in all, context c):
+//   verify   R sequences x q new tokens at context c: B = R*q; the full target
+//            forward, logits for every token.
+//   prefill  one sequence, a chunk of B tokens after c cached ones. The forward
+//            computes logits for all B tokens (CudaModel has no last-token-only
+//            head), an overestimate by one LM-head GEMM over B tokens.
+//   draft    a DSpark-like stand-in drafter: --draft-layers target-width layers
+//            (a CudaModel of the same shape cut to that many layers, its own
+//            KV cache) over R*gamma block tokens at context c with the LM head
+//            for every block token, then gamma sequential Markov-head steps,
+//            each (R, rank) x (rank, V) through cuBLAS plus an argmax: B = R*gamma.
+//            Block queries attend causally within the block (DSpark's see the
+//            whole block; the difference is gamma^2/2 of R*c key reads).
+//
+// Method: the KV cache of each sequence is grown to c tokens directly
+// (KvCache::grow reserves the blocks; the cache memory is filled once with
+// random bf16, since attention time does not depend on the values), so every
+// cell really attends over c cached tokens per sequence without a prefill.
+// Each cell is prepared once (metadata upload, cache growth by the new
+// tokens), its enqueue() captured into a CUDA graph, replayed --warmup times,
+// then --reps times between CUDA events: the latencies are GPU time of the
+// whole forward, no host overhead. Replays write the same cache rows again,
+// so every replay does the same work. Cells whose KV (R x (c + q) tokens,
+// rounded up to whole blocks) does not fit the cache are skipped and said so.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "traces/trace_db.h"
+
+#ifdef SPECPLAN_HAVE_CUDA
+#include "engine/cuda_model.h"
+#include "engine/kernels.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#endif
+
+namespace sp {
+
+struct ProfileArgs {
+    std::string model, out;
+    std::string r = "1,2,4,8,16,32,64,128,256", q = "1,2,4,8,16", context = "512,2048,8192";
+    std::string prefill_b = "256,512,1024,2048";
+    int reps = 20, warmup = 3, draft_layers = 5, markov_rank = 256;
+    uint64_t seed = 1;
+    std::string command;  // the whole command line, for the run's notes
+};
+
+#ifdef SPECPLAN_HAVE_CUDA
+
+// "1,2,4" -> {1, 2, 4}; each a whole number >= lo.
+static std::vector<int> parse_int_list(const std::string& text, const char* flag, int lo) {
+    std::vector<int> out;
+    for (const std::string& item : split_list(text)) {
+        double v = parse_number(item, flag, text);
+        if (v != std::floor(v) || v < lo || v > 1e7)
+            throw Error(std::string(flag) + " '" + text + "': expected whole numbers >= " + std::to_string(lo) +
+                        ", got '" + item + "'");
+        out.push_back(static_cast<int>(v));
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+// [SECTION] timing --------------------------------------------------------------
+
+struct Percentiles {
+    double p10 = 0, p50 = 0, p90 = 0;
+};
+
+// Linear interpolation between order statistics at x * (n - 1).
+static Percentiles percentiles(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    auto at = [&](double x) {
+        double pos = x * static_cast<double>(v.size() - 1);
+        size_t i = static_cast<size_t>(pos);
+        double w = pos - static_cast<double>(i);
+        return i + 1 < v.size() ? v[i] + w * (v[i + 1] - v[i]) : v[i];
+    };
+    return {at(0.1), at(0.5), at(0.9)};
+}
+
+// Captures `enqueue` (launches on `s` only) into a graph, replays it warmup
+// times, then reps times between events; GPU microseconds per replay.
+template <class Enqueue>
+static Percentiles time_graph(cudaStream_t s, Enqueue enqueue, int warmup, int reps) {
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    enqueue();
+    CUDA_CHECK(cudaStreamEndCapture(s, &g));
+    CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+    CUDA_CHECK(cudaGraphDestroy(g));
+    std::vector<cudaEvent_t> ev(2 * static_cast<size_t>(reps));
+    for (cudaEvent_t& e : ev) CUDA_CHECK(cudaEventCreate(&e));
+    for (int i = 0; i < warmup; i++) CUDA_CHECK(cudaGraphLaunch(exec, s));
+    for (int i = 0; i < reps; i++) {
+        CUDA_CHECK(cudaEventRecord(ev[2 * i], s));
+        CUDA_CHECK(cudaGraphLaunch(exec, s));
+        CUDA_CHECK(cudaEventRecord(ev[2 * i + 1], s));
+    }
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    std::vector<double> us;
+    for (int i = 0; i < reps; i++) {
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, ev[2 * i], ev[2 * i + 1]));
+        us.push_back(1e3 * ms);
+    }
+    for (cudaEvent_t e : ev) CUDA_CHECK(cudaEventDestroy(e));
+    CUDA_CHECK(cudaGraphExecDestroy(exec));
+    return percentiles(us);
+}
+
+// [SECTION] memory --------------------------------------------------------------
+
+static double gib(double bytes) { return bytes / double(1ull << 30); }
+
+// Device bytes one forward of T tokens keeps in activations (cuda_model.h's
+// acts_ and meta_), for sizing the KV cache before the first forward.
+static double activation_bytes(const Config& c, int T) {
+    const double d = c.hidden, F = c.ffn, V = c.vocab, qkv = (c.n_heads + 2.0 * c.n_kv_heads) * c.head_dim;
+    const double per_token = 4 * d + 2 * d + 2 * qkv + 2.0 * c.n_heads * c.head_dim + 2 * d + 4 * F + 2 * F + 4 * V;
+    return T * per_token + 16.0 * T;
+}
+
+// A KV cache for n_seqs slots in what is free now, less the activations of a
+// T_max-token forward and `slack` bytes (cuBLAS workspace, graphs, Markov
+// buffers), and no larger than `need_tokens`.
+static std::unique_ptr<KvCache> kv_make(const Config& c, int n_seqs, int T_max, double slack, int64_t need_tokens) {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const double per_token = 2.0 * c.n_layers * c.n_kv_heads * c.head_dim * sizeof(bf16);
+    const double room = static_cast<double>(free_b) - activation_bytes(c, T_max) - slack;
+    int64_t tokens = std::min<int64_t>(need_tokens, static_cast<int64_t>(room / per_token));
+    if (tokens < 16)
+        throw Error("profile: " + c.name + ": no room for a KV cache (" + std::to_string(gib(double(free_b))) +
+                    " GiB free after the weights)");
+    KvCacheOptions o;
+    o.capacity_tokens = tokens;
+    auto kv = std::make_unique<KvCache>(c, n_seqs, o);
+    // Values do not change attention time; random bf16 keeps them finite and
+    // unlike zeros (which would give uniform softmax rows).
+    init_uniform(kv->k(0), kv->bytes() / sizeof(bf16), 1.0f, 12345, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::printf("  KV cache: %lld tokens (%.1f GiB, %d blocks of %d) of %.1f GiB free; %.1f KiB per token\n",
+                (long long)kv->capacity_tokens(), gib(double(kv->bytes())), kv->n_blocks(), kv->block_size(),
+                gib(double(free_b)), per_token / 1024);
+    return kv;
+}
+
+static int blocks_for(const KvCache& kv, int n_seqs, int len) {
+    return n_seqs * ((len + kv.block_size() - 1) / kv.block_size());
+}
+
+// [SECTION] one cell ------------------------------------------------------------
+
+struct Grid {
+    std::vector<int> r, q, context, prefill_b, prefill_context;
+};
+
+struct Writer {
+    TraceDb& db;
+    int64_t run_id;
+    std::string gpu;
+    ModelShape shape;
+    int written = 0, skipped = 0;
+};
+
+static void record(Writer& w, Phase phase, int R, int B, int c, const Percentiles& p, int reps) {
+    Profile prof;
+    prof.run_id = w.run_id;
+    prof.gpu = w.gpu;
+    prof.model = w.shape;
+    prof.phase = phase;
+    prof.n_seqs = R;
+    prof.n_tokens = B;
+    prof.context = c;
+    prof.latency_us_p10 = p.p10;
+    prof.latency_us_p50 = p.p50;
+    prof.latency_us_p90 = p.p90;
+    prof.n_samples = reps;
+    trace_db_append_profile(w.db, prof);
+    w.written++;
+}
+
+// Sequences 0..R-1 at context c, q new random tokens each: prepare (grows the
+// cache by q), time the captured forward (plus `extra`, launched after it in
+// the same graph), then empty those sequences again. False when skipped.
+template <class Extra>
+static bool time_cell(CudaModel& m, KvCache& kv, Writer& w, Phase phase, int R, int q, int c, const ProfileArgs& a,
+                      std::mt19937& rng, Extra extra) {
+    const char* name = phase_name(phase);
+    const int need = blocks_for(kv, R, c + q);
+    if (need > kv.free_blocks()) {
+        std::printf("  %-7s R=%-3d q=%-4d B=%-5d context=%-5d skipped: KV needs %lld tokens (R x (context + q)), "
+                    "the cache holds %lld\n",
+                    name, R, q, R * q, c, (long long)need * kv.block_size(), (long long)kv.capacity_tokens());
+        std::fflush(stdout);
+        w.skipped++;
+        return false;
+    }
+    RaggedBatch b;
+    std::uniform_int_distribution<int> tok(0, m.config().vocab - 1);
+    for (int i = 0; i < R; i++) {
+        b.seq.push_back(i);
+        b.q_len.push_back(q);
+        for (int j = 0; j < q; j++) b.tokens.push_back(tok(rng));
+    }
+    if (c > 0) kv.grow(b.seq, std::vector<int>(static_cast<size_t>(R), c));
+    m.prepare(kv, b);
+    Percentiles p = time_graph(
+        m.stream(),
+        [&] {
+            m.enqueue(kv);
+            extra();
+        },
+        a.warmup, a.reps);
+    for (int i = 0; i < R; i++) kv.truncate(i, 0);
+    record(w, phase, R, R * q, c, p, a.reps);
+    std::printf("  %-7s R=%-3d q=%-4d B=%-5d context=%-5d p50 %10.1f us  (p10 %.1f, p90 %.1f)\n", name, R, q, R * q, c,
+                p.p50, p.p10, p.p90);
+    std::fflush(stdout);
+    return true;
+}
+
+// [SECTION] the run -------------------------------------------------------------
+
+static double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+static void profile(const ProfileArgs& a) {
+    Config cfg;
+    if (!config_preset(a.model, &cfg)) throw Error("--model '" + a.model + "': not a preset (qwen3-0.6b, qwen3-8b, "
+                                                   "qwen3-32b, llama3-8b)");
+    Grid g;
+    g.r = parse_int_list(a.r, "--r", 1);
+    g.q = parse_int_list(a.q, "--q", 1);
+    g.context = parse_int_list(a.context, "--context", 0);
+    g.prefill_b = parse_int_list(a.prefill_b, "--prefill-b", 1);
+    g.prefill_context = g.context;
+    if (g.prefill_context.front() != 0) g.prefill_context.insert(g.prefill_context.begin(), 0);
+    if (a.reps < 1 || a.warmup < 0) throw Error("--reps must be >= 1 and --warmup >= 0");
+    if (g.q.back() > TRACE_MAX_GAMMA) throw Error("--q: at most " + std::to_string(TRACE_MAX_GAMMA) + " per sequence");
+    if (a.draft_layers < 0 || a.draft_layers > cfg.n_layers)
+        throw Error("--draft-layers: expected 0.." + std::to_string(cfg.n_layers));
+    if (a.markov_rank < 1) throw Error("--markov-rank: expected >= 1");
+
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    const double t_start = now_s();
+
+    TraceDb db = trace_db_open(a.out, TRACE_CREATE);
+    Run run;
+    run.producer = PRODUCER_ENGINE;
+    run.target = config_shape(cfg);
+    run.drafter_kind = a.draft_layers > 0 ? "dspark" : "none";
+    run.drafter_name = a.draft_layers > 0
+                           ? "stand-in: " + std::to_string(a.draft_layers) + " random target-width layers + LM head + "
+                                 "rank-" + std::to_string(a.markov_rank) + " Markov head"
+                           : "none";
+    run.gpu = prop.name;
+    run.temperature = 0;
+    run.gamma = g.q.back();
+    run.notes = "cost profile: " + a.command +
+                ". Random bf16 weights; KV grown directly (random values), not prefilled; each cell one CUDA graph "
+                "of the forward, GPU time between events; verify = full target forward of R x q tokens with logits "
+                "for all; prefill logits for all B tokens (overestimate); draft = " +
+                (a.draft_layers > 0 ? std::to_string(a.draft_layers) + "-layer target-width stand-in + LM head over "
+                                          "R x gamma + gamma Markov GEMMs"
+                                    : std::string("not measured")) +
+                "; cells whose KV does not fit are skipped (see the output)";
+    trace_db_begin_run(db, run);
+    Writer w{db, run.id, prop.name, config_shape(cfg)};
+    std::mt19937 rng(static_cast<uint32_t>(a.seed));
+
+    std::printf("profile %s on %s (%.1f GiB): run %lld in %s; %d reps after %d warm-up per cell\n", a.model.c_str(),
+                prop.name, gib(double(prop.totalGlobalMem)), (long long)run.id, a.out.c_str(), a.reps, a.warmup);
+    const int T_max = std::max(g.r.back() * g.q.back(), g.prefill_b.back());
+    const int64_t need_tokens =
+        std::max<int64_t>(int64_t(g.r.back()) * (g.context.back() + g.q.back() + 16),
+                          int64_t(g.prefill_context.back()) + g.prefill_b.back() + 16);
+
+    {  // the target: verify and prefill
+        double t0 = now_s();
+        CudaModel m(cfg, a.seed);
+        CUDA_CHECK(cudaStreamSynchronize(m.stream()));
+        std::printf("  target %s: %.2f GB of weights, made in %.2f s\n", cfg.name.c_str(),
+                    double(m.weight_bytes()) / 1e9, now_s() - t0);
+        std::unique_ptr<KvCache> kv = kv_make(cfg, g.r.back(), T_max, 1.5 * double(1ull << 30), need_tokens);
+        for (int c : g.context)
+            for (int R : g.r)
+                for (int q : g.q) time_cell(m, *kv, w, PHASE_VERIFY, R, q, c, a, rng, [] {});
+        for (int c : g.prefill_context)
+            for (int B : g.prefill_b) time_cell(m, *kv, w, PHASE_PREFILL, 1, B, c, a, rng, [] {});
+    }
+
+    if (a.draft_layers > 0) {  // the drafter stand-in
+        Config dcfg = cfg;
+        dcfg.n_layers = a.draft_layers;
+        dcfg.name = cfg.name + "-draft" + std::to_string(a.draft_layers);
+        CudaModel dm(dcfg, a.seed + 1);
+        std::printf("  drafter %s: %.2f GB of weights\n", dcfg.name.c_str(), double(dm.weight_bytes()) / 1e9);
+        // Markov head: x (R, rank) bf16 -> logits (R, V) fp32 -> argmax ids (R).
+        const int R_max = g.r.back(), rank = a.markov_rank, V = cfg.vocab;
+        Cublas cb = cublas_create(dm.stream());
+        bf16 *mx = nullptr, *w2 = nullptr;
+        float* my = nullptr;
+        int* ids = nullptr;
+        CUDA_CHECK(cudaMalloc(&mx, sizeof(bf16) * size_t(R_max) * rank));
+        CUDA_CHECK(cudaMalloc(&w2, sizeof(bf16) * size_t(V) * rank));
+        CUDA_CHECK(cudaMalloc(&my, sizeof(float) * size_t(R_max) * V));
+        CUDA_CHECK(cudaMalloc(&ids, sizeof(int) * size_t(R_max)));
+        init_uniform(mx, size_t(R_max) * rank, 1.0f, a.seed + 2, dm.stream());
+        init_uniform(w2, size_t(V) * rank, 0.0346f, a.seed + 3, dm.stream());
+        try {
+            std::unique_ptr<KvCache> kv =
+                kv_make(dcfg, R_max, g.r.back() * g.q.back(), 1.5 * double(1ull << 30), need_tokens);
+            for (int c : g.context)
+                for (int R : g.r)
+                    for (int gamma : g.q)
+                        time_cell(dm, *kv, w, PHASE_DRAFT, R, gamma, c, a, rng, [&] {
+                            for (int j = 0; j < gamma; j++) {
+                                matmul_forward(cb, my, true, mx, w2, R, rank, V);
+                                argmax_forward(ids, my, R, V, dm.stream());
+                            }
+                        });
+        } catch (...) {
+            cudaFree(mx), cudaFree(w2), cudaFree(my), cudaFree(ids);
+            cublas_destroy(cb);
+            throw;
+        }
+        CUDA_CHECK(cudaFree(mx));
+        CUDA_CHECK(cudaFree(w2));
+        CUDA_CHECK(cudaFree(my));
+        CUDA_CHECK(cudaFree(ids));
+        cublas_destroy(cb);
+    }
+
+    trace_db_finish_run(db, run.id);
+    std::printf("%s: run %lld complete: %d cells written, %d skipped (KV does not fit), %.1f s\n", a.out.c_str(),
+                (long long)run.id, w.written, w.skipped, now_s() - t_start);
+}
+
+#else
+
+static void profile(const ProfileArgs&) {
+    throw Error("profile: built without CUDA (configure with SPECPLAN_CUDA=ON where nvcc is found)");
+}
+
+#endif  // SPECPLAN_HAVE_CUDA
+
+// [SECTION] registration --------------------------------------------------------
+
+void profile_commands(CLI::App& app, int argc, char** argv) {
+    auto a = std::make_shared<ProfileArgs>();
+    for (int i = 0; i < argc; i++) a->command += (i ? " " : "") + std::string(argv[i]);
+    CLI::App* p = app.add_subcommand(
+        "profile", "Measure the engine's step time on this GPU (verify, prefill, draft) into a trace store's profiles");
+    p->add_option("--model", a->model, "model preset: qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b")->required();
+    p->add_option("-o,--out", a->out, "trace database to create or append to")->required();
+    p->add_option("--r", a->r, "running sequences R, comma-separated")->capture_default_str();
+    p->add_option("--q", a->q, "new tokens per sequence (verify) and gamma (draft)")->capture_default_str();
+    p->add_option("--context", a->context, "cached tokens per sequence")->capture_default_str();
+    p->add_option("--prefill-b", a->prefill_b, "prefill chunk tokens (R = 1; contexts 0 and --context)")
+        ->capture_default_str();
+    p->add_option("--reps", a->reps, "timed replays per cell")->capture_default_str();
+    p->add_option("--warmup", a->warmup, "untimed replays per cell")->capture_default_str();
+    p->add_option("--draft-layers", a->draft_layers, "layers of the stand-in drafter; 0 = no draft cells")
+        ->capture_default_str();
+    p->add_option("--markov-rank", a->markov_rank, "the stand-in drafter's Markov head rank")->capture_default_str();
+    p->add_option("--seed", a->seed, "weight and token seed")->capture_default_str();
+    p->callback([a] { profile(*a); });
+}
+
+}  // namespace sp
