@@ -35,6 +35,64 @@ std::string tick_label(double v) {
     return buf;
 }
 
+std::string value_label(double v) {
+    if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+    char buf[64];
+    double m = std::fabs(v);
+    if (std::round(m) >= 1000) {
+        std::snprintf(buf, sizeof buf, "%.0f", m);
+        std::string digits = buf, out = v < 0 ? "-" : "";
+        for (size_t i = 0; i < digits.size(); i++) {
+            if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+            out += digits[i];
+        }
+        return out;
+    }
+    if (m >= 1e-3 || m == 0) {
+        // fixed notation with 4 significant digits, then trailing zeros dropped
+        int decimals = m >= 100 ? 1 : m >= 10 ? 2 : m >= 1 ? 3 : 3 - static_cast<int>(std::floor(std::log10(m)));
+        if (m == 0) decimals = 0;
+        std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+        std::string s = buf;
+        if (s.find('.') != std::string::npos) {
+            while (s.back() == '0') s.pop_back();
+            if (s.back() == '.') s.pop_back();
+        }
+        return s == "-0" ? "0" : s;
+    }
+    std::snprintf(buf, sizeof buf, "%.4g", v);
+    return buf;
+}
+
+std::string csv_field(const std::string& s) {
+    if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + "\"";
+}
+
+std::vector<bool> boxes_place(const std::vector<Box>& boxes) {
+    std::vector<bool> kept(boxes.size(), false);
+    std::vector<Box> placed;
+    for (size_t i = 0; i < boxes.size(); i++) {
+        const Box& b = boxes[i];
+        bool free = true;
+        for (const Box& p : placed)
+            if (b.x0 < p.x1 && p.x0 < b.x1 && b.y0 < p.y1 && p.y0 < b.y1) {
+                free = false;
+                break;
+            }
+        if (free) {
+            placed.push_back(b);
+            kept[i] = true;
+        }
+    }
+    return kept;
+}
+
 // The "nice" step near range/target: mantissa 1, 2 or 5 times 10^exponent.
 struct Step {
     double mantissa;

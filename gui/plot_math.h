@@ -35,6 +35,23 @@ std::vector<Tick> axis_ticks(const Axis& a, int target = 6);
 // 1e3 up, scientific below 1e-2.
 std::string tick_label(double v);
 
+// A data value for tooltips and read-outs, more precise than a tick label:
+// 4 significant digits without trailing zeros ("61.23", "0.5", "0.02134"),
+// whole numbers with thousands separators from 1000 up ("4,210").
+std::string value_label(double v);
+
+// One CSV field: quoted when it holds a comma, quote or line break, with
+// quotes doubled (RFC 4180).
+std::string csv_field(const std::string& s);
+
+// Greedy placement of text boxes (tick labels, point labels) in priority
+// order: a box is kept when it overlaps no box kept before it. Touching
+// edges do not overlap.
+struct Box {
+    double x0, y0, x1, y1;
+};
+std::vector<bool> boxes_place(const std::vector<Box>& boxes);
+
 // Zoom by `factor` (< 1 zooms in) keeping the point at unit position
 // `anchor` (0..1) fixed on screen; pan by `delta` in unit positions.
 void axis_zoom(Axis& a, double anchor, double factor);

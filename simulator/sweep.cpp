@@ -8,7 +8,8 @@
 namespace sp {
 
 SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
-                      const std::vector<double>& loads, int threads, std::atomic<int>* done) {
+                      const std::vector<double>& loads, int threads, std::atomic<int>* done,
+                      const std::atomic<bool>* cancel) {
     auto t0 = std::chrono::steady_clock::now();
     SweepResult res;
     res.loads = loads;
@@ -19,6 +20,7 @@ SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::
     std::atomic<size_t> next{0};
     auto worker = [&] {
         for (size_t i; (i = next.fetch_add(1)) < n;) {
+            if (cancel && cancel->load(std::memory_order_relaxed)) return;
             res.points[i] = sim_run_point(sc, acc, policies[i / loads.size()], loads[i % loads.size()]);
             if (done) done->fetch_add(1);
         }
@@ -37,31 +39,38 @@ SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::
         res.capacity.push_back(sweep_capacity(curve, loads, sc.slo.per_user_tok_s));
         res.capacity.back().policy = policies[p].name;
     }
-    if (!sc.compare_a.empty()) {
-        Headline& h = res.headline;
-        h.a = sc.compare_a;
-        h.b = sc.compare_b;
-        size_t ia = 0, ib = 0;
-        for (size_t p = 0; p < policies.size(); p++) {
-            if (policies[p].name == h.a) ia = p;
-            if (policies[p].name == h.b) ib = p;
-        }
-        const Capacity &ca = res.capacity[ia], &cb = res.capacity[ib];
-        if (ca.met && cb.met && cb.throughput > 0) h.throughput_gain = ca.throughput / cb.throughput;
-        if (cb.met) {
-            h.matched_throughput = cb.throughput;
-            std::vector<PointResult> a(res.points.begin() + static_cast<long>(ia * loads.size()),
-                                       res.points.begin() + static_cast<long>((ia + 1) * loads.size()));
-            std::vector<PointResult> b(res.points.begin() + static_cast<long>(ib * loads.size()),
-                                       res.points.begin() + static_cast<long>((ib + 1) * loads.size()));
-            double pa = 0, pb = 0;
-            if (sweep_per_user_at(a, h.matched_throughput, &pa) && sweep_per_user_at(b, h.matched_throughput, &pb) &&
-                pb > 0)
-                h.per_user_gain = pa / pb;
-        }
-    }
+    res.cancelled = cancel && cancel->load();
+    if (!sc.compare_a.empty()) res.headline = sweep_headline(res, policies, sc.compare_a, sc.compare_b);
     res.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return res;
+}
+
+Headline sweep_headline(const SweepResult& r, const std::vector<Policy>& policies, const std::string& a,
+                        const std::string& b) {
+    Headline h;
+    const size_t nl = r.loads.size();
+    size_t ia = policies.size(), ib = policies.size();
+    for (size_t p = 0; p < policies.size(); p++) {
+        if (policies[p].name == a) ia = p;
+        if (policies[p].name == b) ib = p;
+    }
+    if (ia == policies.size() || ib == policies.size() || r.capacity.size() != policies.size()) return h;
+    h.a = a;
+    h.b = b;
+    const Capacity &ca = r.capacity[ia], &cb = r.capacity[ib];
+    if (ca.met && cb.met && cb.throughput > 0) h.throughput_gain = ca.throughput / cb.throughput;
+    if (cb.met) {
+        h.matched_throughput = cb.throughput;
+        std::vector<PointResult> ca_pts(r.points.begin() + static_cast<long>(ia * nl),
+                                        r.points.begin() + static_cast<long>((ia + 1) * nl));
+        std::vector<PointResult> cb_pts(r.points.begin() + static_cast<long>(ib * nl),
+                                        r.points.begin() + static_cast<long>((ib + 1) * nl));
+        double pa = 0, pb = 0;
+        if (sweep_per_user_at(ca_pts, h.matched_throughput, &pa) && sweep_per_user_at(cb_pts, h.matched_throughput, &pb) &&
+            pb > 0)
+            h.per_user_gain = pa / pb;
+    }
+    return h;
 }
 
 Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector<double>& loads, double sla) {

@@ -37,13 +37,22 @@ struct SweepResult {
     std::vector<Capacity> capacity;   // one per policy
     Headline headline;           // empty a/b when the scenario names no pair
     double wall_s = 0;           // host time the sweep took (not part of the deterministic output)
+    bool cancelled = false;      // stopped early by sweep_run's cancel flag: points are incomplete
 };
 
 // Runs every (policy, load) point on `threads` threads (0 = hardware
 // concurrency). The result is identical for any thread count. `done`, when
 // given, counts finished points as they finish, for a progress display.
+// `cancel`, when given and set, stops the sweep between points (a point runs
+// to its end): the result then has cancelled = true and incomplete points.
 SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
-                      const std::vector<double>& loads, int threads, std::atomic<int>* done = nullptr);
+                      const std::vector<double>& loads, int threads, std::atomic<int>* done = nullptr,
+                      const std::atomic<bool>* cancel = nullptr);
+
+// The headline ratios of policy a over policy b (names in `policies`) from a
+// finished sweep; empty a/b when either is not among the policies.
+Headline sweep_headline(const SweepResult& r, const std::vector<Policy>& policies, const std::string& a,
+                        const std::string& b);
 
 // Capacity at `sla` per-user tokens/s along one policy's points (ascending load).
 Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector<double>& loads, double sla);

@@ -91,3 +91,29 @@ TEST(PlotMath, HitTestFindsTheNearestPointWithinTheRadius) {
     EXPECT_EQ(hit_test(xs, ys, 4, 120, 10, 5), -1);  // nothing within 5 px
     EXPECT_EQ(hit_test(xs, ys, 4, 14, 13, 5), 0);    // exactly at the radius counts
 }
+
+TEST(PlotMath, ValueLabelsKeepFourDigitsAndGroupThousands) {
+    EXPECT_EQ(value_label(0), "0");
+    EXPECT_EQ(value_label(61.234), "61.23");
+    EXPECT_EQ(value_label(60.0), "60");
+    EXPECT_EQ(value_label(174.56), "174.6");
+    EXPECT_EQ(value_label(0.5), "0.5");
+    EXPECT_EQ(value_label(0.021346), "0.02135");
+    EXPECT_EQ(value_label(-0.25), "-0.25");
+    EXPECT_EQ(value_label(4210.4), "4,210");
+    EXPECT_EQ(value_label(999.97), "1,000");  // rounds up into the grouped form
+    EXPECT_EQ(value_label(-1234567), "-1,234,567");
+    EXPECT_EQ(value_label(2e-5), "2e-05");
+}
+
+TEST(PlotMath, CsvFieldsAreQuotedOnlyWhenNeeded) {
+    EXPECT_EQ(csv_field("dspark"), "dspark");
+    EXPECT_EQ(csv_field("64 users: 4,210 tok/s"), "\"64 users: 4,210 tok/s\"");
+    EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+}
+
+TEST(PlotMath, BoxesArePlacedGreedilyWithoutOverlap) {
+    // b overlaps a; c touches a's right edge only; d overlaps b alone, which was dropped
+    std::vector<Box> boxes = {{0, 0, 10, 10}, {5, 5, 15, 15}, {10, 0, 20, 10}, {12, 12, 20, 20}};
+    EXPECT_EQ(boxes_place(boxes), (std::vector<bool>{true, false, true, true}));
+}

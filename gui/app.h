@@ -1,0 +1,143 @@
+// app.h: the dashboard's whole state (AppState) and its panels, one function
+// each. Everything the UI shows is derived from AppState; the simulator runs
+// on background Workers and hands back immutable results through Mailboxes,
+// so a frame never waits for it.
+//
+// Flow: the Scenario panel edits a draft (the scenario's TOML table, in
+// gui/scenario_edit.h). An edit marks it dirty; 0.3 s after the last edit the
+// draft is serialised and submitted to the sweep worker, which validates it
+// with the simulator's own loader (scenario_parse), loads the acceptance data
+// and runs the sweep, cancelling any stale run. A draft that fails to load
+// publishes its error instead; the last good sweep stays on screen.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gui/plot.h"
+#include "gui/timeline.h"
+#include "gui/worker.h"
+#include "simulator/acceptance.h"
+#include "simulator/sweep.h"
+#include "traces/trace_stats.h"
+
+namespace sp {
+
+struct ScenarioDraft;  // gui/scenario_edit.h
+
+enum Panel { PANEL_FRONTIER, PANEL_LATENCY, PANEL_ACCEPTANCE, PANEL_TIMELINE, PANEL_TRACES, PANEL_EXPLAIN, PANEL_COUNT };
+const char* panel_name(Panel p);             // "frontier", "latency", ... (the --panel names)
+bool panel_parse(const std::string& s, Panel* out);
+
+// One finished sweep of a validated scenario. Immutable once published.
+struct SweepOutput {
+    uint64_t generation = 0;                 // the draft edit it came from
+    Scenario scenario;
+    AcceptanceData acceptance;
+    SweepResult result;                      // policies = scenario.policies, loads from the workload
+    std::vector<double> loads;
+    // Trace source: the run's statistics, "all" first then per domain
+    // (trace_acceptance_stats); empty for parametric and iid sources.
+    std::vector<AcceptanceStats> trace_stats;
+};
+
+// What the sweep worker reports while it runs and when it fails.
+struct SweepProgress {
+    std::atomic<int> done{0};                // points finished
+    std::atomic<int> total{0};               // points in the running sweep; 0 = none
+};
+
+// TimelineStep and TimelineOutput, the Step timeline's capture, are in
+// gui/timeline.h (window-free, tested in CI).
+
+// The trace database shown in the Traces panel.
+struct TraceRunInfo {
+    Run run;
+    int64_t n_requests = 0;
+    std::vector<AcceptanceStats> stats;      // "all" first, then per domain
+    StepStats steps;
+};
+struct TracesView {
+    std::string path;                        // empty: none open
+    std::string error;                       // the last open's failure, shown in the panel
+    TraceCounts counts;
+    std::vector<TraceRunInfo> runs;
+    int selected = 0;
+};
+
+struct AppState {
+    AppState();
+    ~AppState();
+
+    // scenario
+    std::string scenario_path;               // where the draft was loaded from and saves to
+    std::unique_ptr<ScenarioDraft> draft;    // the edited scenario
+    uint64_t generation = 0;                 // bumped by every edit
+    bool dirty = false;                      // edited since the last submit
+    double edit_time = 0;                    // ImGui time of the last edit, for the debounce
+    std::string scenario_error;              // why the newest draft did not load; empty when it did
+    std::string file_error;                  // the last open/save failure (file dialogs)
+
+    // results
+    std::shared_ptr<const SweepOutput> sweep;        // newest good sweep, null until one lands
+    std::shared_ptr<const TimelineOutput> timeline;  // newest timeline capture
+    Worker sweep_worker, timeline_worker;
+    Mailbox<SweepOutput> sweep_box;
+    Mailbox<TimelineOutput> timeline_box;
+    Mailbox<std::string> error_box;          // the sweep worker's load errors
+    SweepProgress progress;
+    bool timeline_pending = false;           // a capture for the current selection is running
+
+    // traces
+    TracesView traces;
+    std::string acc_runs_path;               // the trace whose runs the Scenario panel lists
+    std::vector<Run> acc_runs;               // its runs
+    std::string acc_runs_error;
+
+    // view state
+    Panel panel = PANEL_FRONTIER;
+    bool select_panel = true;                // select app.panel's tab at the next frame
+    int dialog = 0;                          // file dialog open: 0 none, 1 open scenario, 2 save as, 3 open database
+    std::string dialog_path;                 // the path being typed in it
+    PlotView frontier, ttft, tpot, goodput;
+    PlotView alpha, tau, accepted_len, reliability;
+    PlotView trace_alpha;                    // Traces panel: the selected run's alpha_k
+    int compare_a = -1, compare_b = -1;      // policy indices for the headline; -1 = the scenario's pair
+    int timeline_policy = -1, timeline_load = -1;  // indices into the sweep; -1 = default choice
+    int timeline_step = 0;                   // first iteration shown
+    bool timeline_playing = false;
+    double timeline_last_advance = 0;        // ImGui time
+    std::string status;                      // one line for the status bar
+    bool quit = false;                       // File > Quit
+};
+
+// Lifecycle (app.cpp).
+bool app_open_scenario(AppState& app, const std::string& path);  // false: app.file_error says why; state kept
+bool app_save_scenario(AppState& app, const std::string& path);
+bool app_open_traces(AppState& app, const std::string& path);    // false: app.traces.error says why
+void app_mark_edited(AppState& app);         // call after changing the draft
+void app_submit_now(AppState& app);          // submit the draft without waiting for the debounce
+void app_poll(AppState& app);                // once per frame: debounce, take finished results
+bool app_idle(AppState& app);                // nothing submitted, running or pending
+void app_request_timeline(AppState& app);    // (re)capture the timeline for the current selection
+void app_frame(AppState& app);               // the whole window: menu, scenario column, panel tabs, status
+
+// Panels: each draws into the current ImGui window region.
+void panel_scenario(AppState& app);
+void panel_frontier(AppState& app);
+void panel_latency(AppState& app);
+void panel_acceptance(AppState& app);
+void panel_timeline(AppState& app);
+void panel_traces(AppState& app);
+void panel_explain(AppState& app);
+
+// Captures the timeline of one point of the sweep (timeline_capture_point on
+// its scenario; defined in panel_timeline.cpp); runs on the timeline worker.
+// The simulator cannot be interrupted mid-point: cancel is only checked
+// before the point starts.
+TimelineOutput timeline_capture(const SweepOutput& sweep, int policy, int load, const std::atomic<bool>& cancel);
+
+}  // namespace sp

@@ -1,0 +1,274 @@
+// panel_frontier.cpp: the capacity planner's plot. Throughput per GPU
+// against per-user speed p90, one curve per policy, one point per load; the
+// per-user SLA as a vertical line, each policy's capacity on it; under the
+// plot the capacity table and the headline ratios of a chosen pair.
+#include <imgui.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "gui/app.h"
+
+namespace sp {
+
+// "64 users" or "2.5 req/s": what one load of the sweep means.
+static std::string load_text(const Scenario& sc, double load) {
+    char buf[48];
+    if (sc.workload.mode == WORKLOAD_OPEN) std::snprintf(buf, sizeof buf, "%s req/s", value_label(load).c_str());
+    else std::snprintf(buf, sizeof buf, "%.0f user%s", load, load == 1 ? "" : "s");
+    return buf;
+}
+
+static std::string seconds_text(double s) {
+    char buf[32];
+    if (s < 1) std::snprintf(buf, sizeof buf, "%.0f ms", s * 1e3);
+    else std::snprintf(buf, sizeof buf, "%.2f s", s);
+    return buf;
+}
+
+static std::vector<PointResult> curve_of(const SweepResult& r, size_t p) {
+    const size_t nl = r.loads.size();
+    return std::vector<PointResult>(r.points.begin() + static_cast<long>(p * nl),
+                                    r.points.begin() + static_cast<long>((p + 1) * nl));
+}
+
+static int policy_index(const Scenario& sc, const std::string& name) {
+    for (size_t i = 0; i < sc.policies.size(); i++)
+        if (sc.policies[i].name == name) return static_cast<int>(i);
+    return -1;
+}
+
+// The pair the headline compares: the user's choice, else the scenario's
+// compare pair, else the last policy (usually the newest idea) over the first.
+static void compare_pair(const AppState& app, int* a, int* b) {
+    const Scenario& sc = app.sweep->scenario;
+    const int n = static_cast<int>(sc.policies.size());
+    *a = app.compare_a >= 0 && app.compare_a < n ? app.compare_a : policy_index(sc, sc.compare_a);
+    *b = app.compare_b >= 0 && app.compare_b < n ? app.compare_b : policy_index(sc, sc.compare_b);
+    if (*a < 0) *a = n - 1;
+    if (*b < 0) *b = 0;
+}
+
+static bool point_measured(const PointResult& p) { return p.n_requests > 0; }
+
+static void frontier_plot(AppState& app, ImVec2 size, bool labels, bool pareto) {
+    const SweepOutput& s = *app.sweep;
+    const Scenario& sc = s.scenario;
+    const SweepResult& r = s.result;
+    const size_t nl = r.loads.size(), np = sc.policies.size();
+    const double slo = sc.slo.per_user_tok_s;
+    if (!plot_begin("Throughput per GPU against per-user speed##frontier", app.frontier, size,
+                    "per-user tok/s (p90)", "output tok/s per GPU"))
+        return;
+
+    if (pareto && !r.pareto.empty()) {
+        std::vector<double> xs, ys;
+        for (int i : r.pareto) {
+            xs.push_back(r.points[static_cast<size_t>(i)].per_user.p90);
+            ys.push_back(r.points[static_cast<size_t>(i)].throughput);
+        }
+        plot_next_style({9.0f, 0.0f, false});
+        plot_line("Pareto frontier", xs.data(), ys.data(), static_cast<int>(xs.size()), IM_COL32(255, 255, 255, 40));
+    }
+    std::vector<double> xs(nl), ys(nl);
+    std::vector<std::string> tips(nl), texts(nl);
+    for (size_t p = 0; p < np; p++) {
+        for (size_t i = 0; i < nl; i++) {
+            const PointResult& pt = r.points[p * nl + i];
+            bool ok = point_measured(pt);
+            xs[i] = ok ? pt.per_user.p90 : NAN;
+            ys[i] = ok ? pt.throughput : NAN;
+            char buf[256];
+            std::snprintf(buf, sizeof buf,
+                          "%s: %s tok/s/GPU, p90 %.1f tok/s/user (mean %.1f)\nTTFT p90 %s, tau %.2f, batch %.0f "
+                          "tokens, waste %.0f%%",
+                          load_text(sc, r.loads[i]).c_str(), value_label(pt.throughput).c_str(), pt.per_user.p90,
+                          pt.per_user.mean, seconds_text(pt.ttft.p90).c_str(), pt.tau, pt.mean_batch_tokens,
+                          pt.waste * 100);
+            tips[i] = buf;
+            texts[i] = value_label(r.loads[i]);
+        }
+        const char* name = sc.policies[p].name.c_str();
+        plot_line(name, xs.data(), ys.data(), static_cast<int>(nl), plot_color(static_cast<int>(p)), tips.data());
+        if (labels) plot_labels(name, xs.data(), ys.data(), texts.data(), static_cast<int>(nl), plot_color(static_cast<int>(p)));
+    }
+    // each policy's capacity: where its curve crosses the SLA
+    for (size_t p = 0; p < np && p < r.capacity.size(); p++) {
+        const Capacity& c = r.capacity[p];
+        if (!c.met) continue;
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "capacity at the SLA: %s tok/s/GPU at %s", value_label(c.throughput).c_str(),
+                      load_text(sc, c.load).c_str());
+        std::string tip = buf;
+        plot_next_style({0.0f, 7.0f, true});
+        plot_scatter(sc.policies[p].name.c_str(), &slo, &c.throughput, 1, plot_color(static_cast<int>(p)), &tip);
+    }
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "SLA: p90 >= %s tok/s/user", value_label(slo).c_str());
+    if (slo > 0) plot_vline(slo, buf, PLOT_SLO_COLOR);
+    int a, b;
+    compare_pair(app, &a, &b);
+    Headline h = sweep_headline(r, sc.policies, sc.policies[static_cast<size_t>(a)].name,
+                                sc.policies[static_cast<size_t>(b)].name);
+    if (h.matched_throughput > 0 && a != b) {
+        std::snprintf(buf, sizeof buf, "matched throughput %s tok/s/GPU", value_label(h.matched_throughput).c_str());
+        plot_hline(h.matched_throughput, buf, IM_COL32(200, 200, 200, 160));
+    }
+    plot_end();
+}
+
+static void capacity_table(const AppState& app, int b) {
+    const SweepOutput& s = *app.sweep;
+    const Scenario& sc = s.scenario;
+    const SweepResult& r = s.result;
+    const bool open = sc.workload.mode == WORKLOAD_OPEN;
+    ImGui::Text("Capacity at the SLA (per-user p90 >= %s tok/s)", value_label(sc.slo.per_user_tok_s).c_str());
+    const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit;
+    if (!ImGui::BeginTable("capacity", 5, flags)) return;
+    ImGui::TableSetupColumn("policy");
+    ImGui::TableSetupColumn("tok/s/GPU");
+    ImGui::TableSetupColumn(open ? "req/s" : "users");
+    char vs[64];
+    std::snprintf(vs, sizeof vs, "vs %s", sc.policies[static_cast<size_t>(b)].name.c_str());
+    ImGui::TableSetupColumn(vs);
+    ImGui::TableSetupColumn("best measured point");
+    ImGui::TableHeadersRow();
+    double best = 0;
+    for (const Capacity& c : r.capacity)
+        if (c.met) best = std::max(best, c.throughput);
+    const Capacity& cb = r.capacity[static_cast<size_t>(b)];
+    for (size_t p = 0; p < r.capacity.size(); p++) {
+        const Capacity& c = r.capacity[p];
+        ImGui::TableNextRow();
+        ImGui::TableNextColumn();
+        ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(plot_color(static_cast<int>(p))), "%s%s", c.policy.c_str(),
+                           c.met && c.throughput == best ? "  (best)" : "");
+        if (!c.met) {
+            // how far it falls short: the fastest p90 any of its points reached
+            double fastest = 0;
+            const size_t nl = r.loads.size();
+            for (size_t i = 0; i < nl; i++) fastest = std::max(fastest, r.points[p * nl + i].per_user.p90);
+            ImGui::TableNextColumn();
+            ImGui::TextDisabled("misses");
+            ImGui::TableNextColumn();
+            ImGui::TextDisabled("-");
+            ImGui::TableNextColumn();
+            ImGui::TextDisabled("-");
+            ImGui::TableNextColumn();
+            ImGui::TextDisabled("fastest p90 %.1f tok/s", fastest);
+            continue;
+        }
+        ImGui::TableNextColumn();
+        ImGui::Text("%s", value_label(c.throughput).c_str());
+        ImGui::TableNextColumn();
+        ImGui::Text("%s", value_label(c.load).c_str());
+        ImGui::TableNextColumn();
+        if (cb.met && cb.throughput > 0) ImGui::Text("%.2fx", c.throughput / cb.throughput);
+        else ImGui::TextDisabled("-");
+        ImGui::TableNextColumn();
+        ImGui::Text("%s", value_label(c.best_point_throughput).c_str());
+    }
+    ImGui::EndTable();
+}
+
+static bool policy_combo(const char* id, const Scenario& sc, int* index) {
+    bool changed = false;
+    ImGui::SetNextItemWidth(150);
+    if (ImGui::BeginCombo(id, sc.policies[static_cast<size_t>(*index)].name.c_str())) {
+        for (size_t i = 0; i < sc.policies.size(); i++)
+            if (ImGui::Selectable(sc.policies[i].name.c_str(), static_cast<int>(i) == *index)) {
+                *index = static_cast<int>(i);
+                changed = true;
+            }
+        ImGui::EndCombo();
+    }
+    return changed;
+}
+
+static void headline(AppState& app) {
+    const SweepOutput& s = *app.sweep;
+    const Scenario& sc = s.scenario;
+    const SweepResult& r = s.result;
+    int a, b;
+    compare_pair(app, &a, &b);
+    ImGui::TextUnformatted("Compare");
+    ImGui::SameLine();
+    if (policy_combo("##a", sc, &a)) app.compare_a = a;
+    ImGui::SameLine();
+    ImGui::TextUnformatted("with");
+    ImGui::SameLine();
+    if (policy_combo("##b", sc, &b)) app.compare_b = b;
+    const std::string& na = sc.policies[static_cast<size_t>(a)].name;
+    const std::string& nb = sc.policies[static_cast<size_t>(b)].name;
+    Headline h = sweep_headline(r, sc.policies, na, nb);
+    const Capacity &ca = r.capacity[static_cast<size_t>(a)], &cb = r.capacity[static_cast<size_t>(b)];
+    const std::string slo = value_label(sc.slo.per_user_tok_s);
+    ImGui::Spacing();
+    ImGui::TextDisabled("Throughput per GPU at the SLA (p90 >= %s tok/s/user)", slo.c_str());
+    if (h.throughput_gain > 0) {
+        ImGui::Text("%.2fx   %s %s vs %s %s tok/s/GPU", h.throughput_gain, na.c_str(), value_label(ca.throughput).c_str(),
+                    nb.c_str(), value_label(cb.throughput).c_str());
+    } else {
+        std::string who = !ca.met && !cb.met ? "neither policy" : !ca.met ? na : nb;
+        ImGui::TextWrapped("-   %s never reaches %s tok/s/user at p90 in this sweep", who.c_str(), slo.c_str());
+    }
+    ImGui::Spacing();
+    if (h.matched_throughput > 0) {
+        ImGui::TextDisabled("Per-user speed p90 at matched throughput (%s tok/s/GPU, %s's capacity)",
+                            value_label(h.matched_throughput).c_str(), nb.c_str());
+        double pa = 0, pb = 0;
+        bool got_a = sweep_per_user_at(curve_of(r, static_cast<size_t>(a)), h.matched_throughput, &pa);
+        bool got_b = sweep_per_user_at(curve_of(r, static_cast<size_t>(b)), h.matched_throughput, &pb);
+        if (h.per_user_gain > 0 && got_a && got_b)
+            ImGui::Text("%.2fx   %s %.1f vs %s %.1f tok/s/user", h.per_user_gain, na.c_str(), pa, nb.c_str(), pb);
+        else
+            ImGui::TextWrapped("-   %s's curve never reaches %s tok/s/GPU", na.c_str(),
+                               value_label(h.matched_throughput).c_str());
+    } else {
+        ImGui::TextDisabled("Per-user speed at matched throughput: needs %s to meet the SLA", nb.c_str());
+    }
+}
+
+void panel_frontier(AppState& app) {
+    if (!app.sweep) {
+        ImGui::TextDisabled("no results yet");
+        const int total = app.progress.total, done = app.progress.done;
+        if (total > 0) {
+            char label[64];
+            std::snprintf(label, sizeof label, "%d / %d points", done, total);
+            ImGui::ProgressBar(static_cast<float>(done) / static_cast<float>(total), ImVec2(300, 0), label);
+        }
+        if (!app.scenario_error.empty()) ImGui::TextWrapped("%s", app.scenario_error.c_str());
+        return;
+    }
+    const Scenario& sc = app.sweep->scenario;
+    static bool labels = true, pareto = true;
+    ImGui::Checkbox(sc.workload.mode == WORKLOAD_OPEN ? "label points by rate" : "label points by users", &labels);
+    ImGui::SameLine();
+    ImGui::Checkbox("Pareto frontier", &pareto);
+    ImGui::SameLine();
+    if (ImGui::Checkbox("log x", &app.frontier.x_log)) app.frontier.fitted = false;
+    ImGui::SameLine();
+    ImGui::TextDisabled("  %s: each point is one %s; hover a point for its numbers", sc.name.c_str(),
+                        sc.workload.mode == WORKLOAD_OPEN ? "arrival rate" : "number of users");
+
+    const float row = ImGui::GetTextLineHeightWithSpacing() + 4;
+    const float readout_h = row * (static_cast<float>(sc.policies.size()) + 3);
+    ImVec2 avail = ImGui::GetContentRegionAvail();
+    float plot_h = std::max(avail.y - readout_h, 320.0f);
+    frontier_plot(app, ImVec2(0, plot_h), labels, pareto);
+
+    int a, b;
+    compare_pair(app, &a, &b);
+    float table_w = std::min(ImGui::GetContentRegionAvail().x * 0.55f, 620.0f);
+    ImGui::BeginChild("capacity", ImVec2(table_w, 0), false);
+    capacity_table(app, b);
+    ImGui::EndChild();
+    ImGui::SameLine();
+    ImGui::BeginChild("headline", ImVec2(0, 0), false);
+    headline(app);
+    ImGui::EndChild();
+}
+
+}  // namespace sp
