@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "gui/scenario_edit.h"
 
@@ -32,7 +33,8 @@ bool panel_parse(const std::string& s, Panel* out) {
 
 AppState::AppState() : draft(std::make_unique<ScenarioDraft>()) {
     frontier.x_log = false;
-    ttft.x_log = tpot.x_log = goodput.x_log = true;   // loads are roughly geometric (1, 2, 4, ... 256)
+    ttft.x_log = tpot.x_log = goodput.x_log = goodput_share.x_log = true;  // loads are roughly geometric (1, 2, 4, ... 256)
+    ttft.y_log = true;   // TTFT spans 20 ms at low load to seconds once requests queue
     worker_start(sweep_worker);
     worker_start(timeline_worker);
 }
@@ -116,6 +118,7 @@ void app_submit_now(AppState& app) {
             const Scenario& sc = out->scenario;
             mailbox_put(a->error_box, std::make_shared<const std::string>());   // it loads: clear the error
             out->acceptance = acceptance_load(sc);
+            out->reliability = reliability_compute(out->acceptance);
             if (sc.workload.mode == WORKLOAD_CLOSED)
                 for (int c : sc.workload.concurrency) out->loads.push_back(c);
             else
@@ -127,7 +130,9 @@ void app_submit_now(AppState& app) {
             if (cancel) return;
             a->progress.done = 0;
             a->progress.total = static_cast<int>(sc.policies.size() * out->loads.size());
-            out->result = sweep_run(sc, out->acceptance, sc.policies, out->loads, 0, &a->progress.done, &cancel);
+            // one core fewer than the machine has, so the UI thread keeps one to draw on
+            const int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+            out->result = sweep_run(sc, out->acceptance, sc.policies, out->loads, threads, &a->progress.done, &cancel);
             a->progress.total = 0;
             if (out->result.cancelled) return;
             mailbox_put(a->sweep_box, std::shared_ptr<const SweepOutput>(std::move(out)));
@@ -169,7 +174,7 @@ void app_poll(AppState& app) {
     if (auto e = mailbox_take(app.error_box)) app.scenario_error = *e;
     if (auto s = mailbox_take(app.sweep_box)) {
         app.sweep = std::move(s);
-        for (PlotView* v : {&app.frontier, &app.ttft, &app.tpot, &app.goodput, &app.alpha, &app.tau,
+        for (PlotView* v : {&app.frontier, &app.ttft, &app.tpot, &app.goodput, &app.goodput_share, &app.alpha, &app.tau,
                             &app.accepted_len, &app.reliability})
             v->fitted = false;
         if (app.compare_a >= static_cast<int>(app.sweep->scenario.policies.size())) app.compare_a = -1;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gui/plot.h"
+#include "gui/reliability.h"
 #include "gui/timeline.h"
 #include "gui/worker.h"
 #include "simulator/acceptance.h"
@@ -42,6 +43,7 @@ struct SweepOutput {
     // Trace source: the run's statistics, "all" first then per domain
     // (trace_acceptance_stats); empty for parametric and iid sources.
     std::vector<AcceptanceStats> trace_stats;
+    Reliability reliability;                 // the trace's confidence head; available = false without one
 };
 
 // What the sweep worker reports while it runs and when it fails.
@@ -103,7 +105,12 @@ struct AppState {
     int dialog = 0;                          // file dialog open: 0 none, 1 open scenario, 2 save as, 3 open database
     std::string dialog_path;                 // the path being typed in it
     PlotView frontier, ttft, tpot, goodput;
+    PlotView goodput_share;
     PlotView alpha, tau, accepted_len, reliability;
+    bool frontier_labels = true, frontier_pareto = true;   // Frontier: label points by load, shade the Pareto set
+    float loads_from = 1, loads_to = 256;    // Scenario: the load generator (geometric spacing)
+    int loads_points = 12;
+    int64_t traces_plotted_run = -1;         // Traces: the run app.trace_alpha was fitted to
     PlotView trace_alpha;                    // Traces panel: the selected run's alpha_k
     int compare_a = -1, compare_b = -1;      // policy indices for the headline; -1 = the scenario's pair
     int timeline_policy = -1, timeline_load = -1;  // indices into the sweep; -1 = default choice

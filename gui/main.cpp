@@ -20,10 +20,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 #include "git_rev.h"
 #include "gui/app.h"
@@ -87,6 +89,8 @@ int main(int argc, char** argv) {
     cli.add_option("--screenshot", screenshot, "render off-screen, write this PNG and exit");
     cli.add_option("--panel", panel_arg, "panel shown: frontier, latency, acceptance, timeline, traces, explain");
     cli.add_option("--size", size_arg, "window size in pixels, WxH (default 1600x1000)");
+    bool frame_stats = false;
+    cli.add_flag("--frame-stats", frame_stats, "on exit, print frame times, overall and while a sweep ran");
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -161,6 +165,9 @@ int main(int argc, char** argv) {
         using clock = std::chrono::steady_clock;
         const auto t0 = clock::now();
         int settled = 0;
+        // --frame-stats: frame intervals in ms, split by whether a sweep was running
+        std::vector<double> frames_busy, frames_idle;
+        auto last_frame = clock::now();
         while (!glfwWindowShouldClose(window) && !app.quit) {
             // Redraw continuously while something moves (a sweep, a debounce,
             // the timeline playing); otherwise sleep until an event or 4 Hz.
@@ -192,6 +199,11 @@ int main(int argc, char** argv) {
                                          : err;
             }
 
+            const auto now = clock::now();
+            (app.progress.total > 0 ? frames_busy : frames_idle)
+                .push_back(std::chrono::duration<double, std::milli>(now - last_frame).count());
+            last_frame = now;
+
             if (headless) {
                 // A few frames after everything landed: tables and auto-fitted
                 // plots size themselves over the first frames they appear in.
@@ -220,6 +232,18 @@ int main(int argc, char** argv) {
                 glfwSwapBuffers(window);
             }
         }
+
+        if (frame_stats)
+            for (auto* v : {&frames_busy, &frames_idle}) {
+                if (v->empty()) continue;
+                std::sort(v->begin(), v->end());
+                double sum = 0;
+                for (double x : *v) sum += x;
+                const double n = static_cast<double>(v->size());
+                std::printf("frames %s: %zu, mean %.1f ms (%.0f fps), p90 %.1f ms, max %.1f ms\n",
+                            v == &frames_busy ? "while sweeping" : "otherwise", v->size(), sum / n, 1000.0 * n / sum,
+                            (*v)[v->size() * 9 / 10], v->back());
+            }
     }
 
     ImGui_ImplOpenGL3_Shutdown();

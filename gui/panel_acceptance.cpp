@@ -12,7 +12,6 @@
 //             what its choices rest on
 //
 // [SECTION] domain curves
-// [SECTION] reliability bins
 // [SECTION] plots
 // [SECTION] panel
 #include <imgui.h>
@@ -99,61 +98,6 @@ static std::vector<double> tau_by_block(const std::vector<double>& survival) {
     double t = 1;
     for (size_t k = 0; k < survival.size(); k++) tau[k] = t += std::isfinite(survival[k]) ? survival[k] : 0.0;
     return tau;
-}
-
-// [SECTION] reliability bins -----------------------------------------------------
-
-constexpr int REL_BINS = 10;
-
-// Predicted prefix survival a(t,k) = prod_{i<=k} conf(t,i) of every real
-// slot of the run (t + k < output_len, k <= gamma), binned by prediction,
-// against the realised prod_{i<=k} beta(t,i). Computed once per sweep.
-struct ReliabilityBins {
-    const SweepOutput* sweep = nullptr;  // the sweep it was computed for
-    uint64_t generation = 0;
-    bool available = false;              // the trace has confidences
-    double pred[REL_BINS] = {}, real[REL_BINS] = {};  // sums, then means
-    int64_t count[REL_BINS] = {};
-    int64_t total = 0;
-    double ece = 0;                      // expected calibration error: sum n_b |real_b - pred_b| / N
-};
-
-static void reliability_compute(ReliabilityBins& rb, const SweepOutput& s) {
-    rb = ReliabilityBins{};
-    rb.sweep = &s;
-    rb.generation = s.generation;
-    const AcceptanceData& a = s.acceptance;
-    if (a.kind != ACCEPT_TRACE || a.conf.empty() || a.conf.size() != a.beta.size() || a.trace_gamma <= 0) return;
-    rb.available = true;
-    const size_t TG = static_cast<size_t>(a.trace_gamma);
-    const int G = std::min(a.gamma, a.trace_gamma);
-    for (size_t i = 0; i < a.requests.size(); i++) {
-        const TraceRequest& q = a.requests[i];
-        // Requests' rows are stored back to back; bound by the next one's start.
-        const size_t end = i + 1 < a.requests.size() ? a.requests[i + 1].offset : a.beta.size();
-        if (q.offset >= end || end > a.beta.size()) continue;
-        const size_t rows = std::min(static_cast<size_t>(std::max(q.output_len, 0)), (end - q.offset) / TG);
-        for (size_t t = 0; t < rows; t++) {
-            const size_t at = q.offset + t * TG;
-            double pred = 1, real = 1;
-            for (int k = 1; k <= G && t + static_cast<size_t>(k) < static_cast<size_t>(q.output_len); k++) {
-                pred *= a.conf[at + static_cast<size_t>(k - 1)];
-                real *= a.beta[at + static_cast<size_t>(k - 1)];
-                const int b = std::clamp(static_cast<int>(pred * REL_BINS), 0, REL_BINS - 1);
-                rb.pred[b] += pred;
-                rb.real[b] += real;
-                rb.count[b]++;
-            }
-        }
-    }
-    for (int b = 0; b < REL_BINS; b++) {
-        rb.total += rb.count[b];
-        if (rb.count[b] == 0) continue;
-        rb.pred[b] /= static_cast<double>(rb.count[b]);
-        rb.real[b] /= static_cast<double>(rb.count[b]);
-    }
-    for (int b = 0; b < REL_BINS; b++)
-        if (rb.total) rb.ece += static_cast<double>(rb.count[b]) / static_cast<double>(rb.total) * std::fabs(rb.real[b] - rb.pred[b]);
 }
 
 // [SECTION] plots ----------------------------------------------------------------
@@ -250,7 +194,7 @@ static void plot_accepted(AppState& app, const std::vector<double>& mix, int gam
     plot_end();
 }
 
-static void plot_reliability(AppState& app, const ReliabilityBins& rb, ImVec2 size) {
+static void plot_reliability(AppState& app, const Reliability& rb, ImVec2 size) {
     char title[160];
     std::snprintf(title, sizeof title, "Confidence reliability (ECE %.3f)##acceptance_reliability", rb.ece);
     if (!plot_begin(title, app.reliability, size, "predicted prefix survival Π_{i≤k} c(t,i)",
@@ -261,7 +205,7 @@ static void plot_reliability(AppState& app, const ReliabilityBins& rb, ImVec2 si
     plot_line("perfect calibration", diag, diag, 2, IM_COL32(160, 160, 160, 255));
     std::vector<double> x, y;
     std::vector<std::string> tips;
-    for (int b = 0; b < REL_BINS; b++) {
+    for (int b = 0; b < RELIABILITY_BINS; b++) {
         if (rb.count[b] == 0) continue;
         x.push_back(rb.pred[b]);
         y.push_back(rb.real[b]);
@@ -280,14 +224,14 @@ static void reliability_missing(const SweepOutput& s, ImVec2 size) {
     const ImVec2 p = ImGui::GetCursorScreenPos();
     ImGui::GetWindowDrawList()->AddRect(p, ImVec2(p.x + size.x, p.y + size.y), IM_COL32(255, 255, 255, 40));
     ImGui::SetCursorScreenPos(ImVec2(p.x + 10, p.y + 10));
-    ImGui::PushTextWrapPos(p.x + size.x - 10);
+    ImGui::PushTextWrapPos(ImGui::GetCursorPosX() + size.x - 20);  // wrap positions are window-local
     ImGui::TextUnformatted("Confidence reliability");
     if (s.acceptance.kind == ACCEPT_TRACE)
         ImGui::TextDisabled("This trace run has no confidence head. The confidence-driven policies "
                             "(threshold, dspark) rank drafts by each domain's pooled α_k instead, so every "
                             "request of a domain looks alike to them.");
     else
-        ImGui::TextDisabled("Parametric source: each confidence is drawn from Beta(κα_k, κ(1-α_k)) and the "
+        ImGui::TextDisabled("Parametric / iid source: each confidence is drawn from Beta(κα_k, κ(1-α_k)) and the "
                             "slot is accepted with that probability, so the confidences are calibrated by "
                             "construction. Load a trace with a confidence head to see a real one.");
     ImGui::PopTextWrapPos();
@@ -309,8 +253,7 @@ void panel_acceptance(AppState& app) {
     }
     const SweepOutput& s = *app.sweep;
     const int G = s.acceptance.gamma;
-    static ReliabilityBins rel;
-    if (rel.sweep != &s || rel.generation != s.generation) reliability_compute(rel, s);
+    const Reliability& rel = s.reliability;
 
     const std::vector<DomainCurve> curves = domain_curves(s);
     const std::vector<double> mix = mix_survival(curves, G);

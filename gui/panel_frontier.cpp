@@ -186,6 +186,12 @@ static bool policy_combo(const char* id, const Scenario& sc, int* index) {
     return changed;
 }
 
+static void text_dim_wrapped(const char* text) {
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+    ImGui::TextWrapped("%s", text);
+    ImGui::PopStyleColor();
+}
+
 static void headline(AppState& app) {
     const SweepOutput& s = *app.sweep;
     const Scenario& sc = s.scenario;
@@ -205,7 +211,9 @@ static void headline(AppState& app) {
     const Capacity &ca = r.capacity[static_cast<size_t>(a)], &cb = r.capacity[static_cast<size_t>(b)];
     const std::string slo = value_label(sc.slo.per_user_tok_s);
     ImGui::Spacing();
-    ImGui::TextDisabled("Throughput per GPU at the SLA (p90 >= %s tok/s/user)", slo.c_str());
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "Throughput per GPU at the SLA (p90 >= %s tok/s/user)", slo.c_str());
+    text_dim_wrapped(buf);
     if (h.throughput_gain > 0) {
         ImGui::Text("%.2fx   %s %s vs %s %s tok/s/GPU", h.throughput_gain, na.c_str(), value_label(ca.throughput).c_str(),
                     nb.c_str(), value_label(cb.throughput).c_str());
@@ -215,8 +223,9 @@ static void headline(AppState& app) {
     }
     ImGui::Spacing();
     if (h.matched_throughput > 0) {
-        ImGui::TextDisabled("Per-user speed p90 at matched throughput (%s tok/s/GPU, %s's capacity)",
-                            value_label(h.matched_throughput).c_str(), nb.c_str());
+        std::snprintf(buf, sizeof buf, "Per-user speed p90 at matched throughput (%s tok/s/GPU, %s's capacity)",
+                      value_label(h.matched_throughput).c_str(), nb.c_str());
+        text_dim_wrapped(buf);
         double pa = 0, pb = 0;
         bool got_a = sweep_per_user_at(curve_of(r, static_cast<size_t>(a)), h.matched_throughput, &pa);
         bool got_b = sweep_per_user_at(curve_of(r, static_cast<size_t>(b)), h.matched_throughput, &pb);
@@ -226,7 +235,8 @@ static void headline(AppState& app) {
             ImGui::TextWrapped("-   %s's curve never reaches %s tok/s/GPU", na.c_str(),
                                value_label(h.matched_throughput).c_str());
     } else {
-        ImGui::TextDisabled("Per-user speed at matched throughput: needs %s to meet the SLA", nb.c_str());
+        std::snprintf(buf, sizeof buf, "Per-user speed at matched throughput: needs %s to meet the SLA", nb.c_str());
+        text_dim_wrapped(buf);
     }
 }
 
@@ -243,7 +253,14 @@ void panel_frontier(AppState& app) {
         return;
     }
     const Scenario& sc = app.sweep->scenario;
-    static bool labels = true, pareto = true;
+    const SweepResult& r = app.sweep->result;
+    if (sc.policies.empty() || r.loads.empty() || r.capacity.size() != sc.policies.size() ||
+        r.points.size() != sc.policies.size() * r.loads.size()) {
+        ImGui::TextDisabled("the last sweep is incomplete");
+        return;
+    }
+    bool& labels = app.frontier_labels;
+    bool& pareto = app.frontier_pareto;
     ImGui::Checkbox(sc.workload.mode == WORKLOAD_OPEN ? "label points by rate" : "label points by users", &labels);
     ImGui::SameLine();
     ImGui::Checkbox("Pareto frontier", &pareto);

@@ -62,11 +62,6 @@ static std::string goodput_tip(const Scenario& sc, double load, const PointResul
     return buf;
 }
 
-// The goodput share has no PlotView in AppState; it lives here and is
-// re-fitted whenever a new sweep lands, as app_poll does for the others.
-static PlotView g_goodput_share;
-static uint64_t g_goodput_share_generation = ~0ull;
-
 void panel_latency(AppState& app) {
     if (!app.sweep) {
         ImGui::TextDisabled("no results yet");
@@ -77,21 +72,16 @@ void panel_latency(AppState& app) {
     }
     const SweepOutput& s = *app.sweep;
     const Scenario& sc = s.scenario;
-    if (g_goodput_share_generation != s.generation) {
-        g_goodput_share.fitted = false;
-        g_goodput_share_generation = s.generation;
-    }
     const bool open = sc.workload.mode == WORKLOAD_OPEN;
     const char* x_label = open ? "arrival rate (req/s)" : "concurrent users";
 
     bool log_load = app.ttft.x_log;
     if (ImGui::Checkbox("log load axis", &log_load)) {
-        for (PlotView* v : {&app.ttft, &app.tpot, &app.goodput, &g_goodput_share}) {
+        for (PlotView* v : {&app.ttft, &app.tpot, &app.goodput, &app.goodput_share}) {
             v->x_log = log_load;
             v->fitted = false;
         }
     }
-    g_goodput_share.x_log = app.goodput.x_log;
     ImGui::SameLine();
     if (ImGui::Checkbox("log TTFT axis", &app.ttft.y_log)) app.ttft.fitted = false;
     ImGui::SameLine();
@@ -131,7 +121,7 @@ void panel_latency(AppState& app) {
         plot_end();
     }
     ImGui::SameLine();
-    if (plot_begin("Share of requests meeting both SLOs##goodput_share", g_goodput_share, cell, x_label,
+    if (plot_begin("Share of requests meeting both SLOs##goodput_share", app.goodput_share, cell, x_label,
                    "goodput share (%)")) {
         latency_curves(s, goodput_pct, goodput_tip);
         plot_end();

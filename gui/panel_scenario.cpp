@@ -117,8 +117,9 @@ static void edit_loads(AppState& app, bool closed) {
             app.scenario_error = app.draft->path + ": " + key + ": expected numbers separated by commas";
         }
     }
-    static float lo = 1, hi = 256;
-    static int n = 12;
+    float& lo = app.loads_from;
+    float& hi = app.loads_to;
+    int& n = app.loads_points;
     if (!loads.empty()) lo = static_cast<float>(loads.front()), hi = static_cast<float>(loads.back());
     ImGui::PushItemWidth(70);
     ImGui::InputFloat("##from", &lo, 0, 0, "%g");

@@ -164,7 +164,8 @@ static void draw_transport(AppState& app, int n, int shown) {
     app.timeline_step = std::clamp(app.timeline_step, 0, last);
     ImGui::SameLine();
     ImGui::SetNextItemWidth(160);
-    ImGui::SliderInt("##first", &app.timeline_step, 0, last, "first shown: %d");
+    int first = app.timeline_step + 1;  // 1-based, as the iterations are numbered below
+    if (ImGui::SliderInt("##first", &first, 1, last + 1, "first shown: %d")) app.timeline_step = std::clamp(first - 1, 0, last);
     ImGui::SameLine();
     ImGui::TextDisabled("iterations %d-%d of %d captured", app.timeline_step + 1, std::min(n, app.timeline_step + shown), n);
 }
@@ -244,10 +245,12 @@ static float draw_header(ImDrawList* dl, ImVec2 p, const TimelineOutput& t, int 
     line(text);
     std::snprintf(buf, sizeof buf, "R %d   B %d / %d", timeline_requests(s), s.batch_tokens, t.token_budget);
     line(text);
-    std::snprintf(buf, sizeof buf, "decode %lld + prefill %d tokens", static_cast<long long>(verified), s.prefill_tokens);
+    std::snprintf(buf, sizeof buf, "decode %lld + prefill %d", static_cast<long long>(verified), s.prefill_tokens);
     line(dim);
-    std::snprintf(buf, sizeof buf, "step %.2f ms  (draft %.2f)", step_s * 1e3, s.draft_s * 1e3);
+    std::snprintf(buf, sizeof buf, "step %.2f ms", step_s * 1e3);
     line(text);
+    std::snprintf(buf, sizeof buf, "= draft %.2f + forward %.2f", s.draft_s * 1e3, s.forward_s * 1e3);
+    line(dim);
     if (t.conf_read) {
         const double tau = timeline_tau(s);
         std::snprintf(buf, sizeof buf, "τ %.1f   Θ %s tok/s", tau, tick_label(step_s > 0 ? tau / step_s : 0).c_str());
@@ -258,7 +261,7 @@ static float draw_header(ImDrawList* dl, ImVec2 p, const TimelineOutput& t, int 
     std::snprintf(buf, sizeof buf, "emitted %lld   %s tok/s", static_cast<long long>(emitted),
                   tick_label(step_s > 0 ? static_cast<double>(emitted) / step_s : 0).c_str());
     line(CELL_COLORS[CELL_ACCEPTED]);
-    std::snprintf(buf, sizeof buf, "wasted %lld of %lld verified (%.0f%%)", static_cast<long long>(wasted),
+    std::snprintf(buf, sizeof buf, "wasted %lld of %lld (%.0f%%)", static_cast<long long>(wasted),
                   static_cast<long long>(verified), verified ? 100.0 * static_cast<double>(wasted) / static_cast<double>(verified) : 0.0);
     line(wasted ? CELL_COLORS[CELL_REJECTED] : dim);
     return y - p.y + lh * 0.4f;
@@ -303,11 +306,11 @@ static void draw_grids(const TimelineOutput& t, int first, int shown, ImVec2 siz
 
     const float gap = 14, lh = ImGui::GetTextLineHeight();
     const float card_w = (size.x - gap * static_cast<float>(shown - 1)) / static_cast<float>(shown);
-    const float header_h = lh * 7.4f;
+    const float header_h = lh * 8.4f;  // draw_header's 8 lines
     const float grid_h = size.y - header_h - lh * 2.5f;
     const int cols = gamma + 1;
     const float col_gap = 4;  // between the target's token and the drafts
-    const float cell_w = std::min(26.0f, (card_w - col_gap) / static_cast<float>(std::max(1, cols)));
+    const float cell_w = std::min(36.0f, (card_w - col_gap) / static_cast<float>(std::max(1, cols)));
     // Cells shrink with R down to 4 px; beyond that the rest are summarised.
     const int max_rows = std::max(1, static_cast<int>(grid_h / 4));
     const int n_rows = std::min(static_cast<int>(rows.size()), max_rows);
@@ -318,6 +321,8 @@ static void draw_grids(const TimelineOutput& t, int first, int shown, ImVec2 siz
         const int index = first + c;
         const TimelineStep& s = t.steps[static_cast<size_t>(index)];
         const float x0 = p0.x + static_cast<float>(c) * (card_w + gap);
+        // Clip to the card: long numbers must not run into the next one.
+        dl->PushClipRect(ImVec2(x0, p0.y), ImVec2(x0 + card_w, p0.y + size.y), true);
         float y = p0.y + draw_header(dl, ImVec2(x0, p0.y), t, index, t0);
         // column captions
         dl->AddText(ImVec2(x0, y), ImGui::GetColorU32(ImGuiCol_TextDisabled), "+1");
@@ -362,6 +367,7 @@ static void draw_grids(const TimelineOutput& t, int first, int shown, ImVec2 siz
             std::snprintf(buf, sizeof buf, "+%d more requests", more);
             dl->AddText(ImVec2(x0, gy0 + static_cast<float>(n_rows) * cell_h + 2), ImGui::GetColorU32(ImGuiCol_TextDisabled), buf);
         }
+        dl->PopClipRect();
     }
 }
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 
 #include "gui/app.h"
@@ -79,30 +80,42 @@ static void run_table(AppState& app, float height) {
 
 // [SECTION] selected run ---------------------------------------------------------
 
+// One "label  value" line, values aligned in a column (the font is proportional).
+static void kv(const char* label, const char* fmt, ...) IM_FMTARGS(2);
+static void kv(const char* label, const char* fmt, ...) {
+    ImGui::TextDisabled("%s", label);
+    ImGui::SameLine(100);
+    va_list args;
+    va_start(args, fmt);
+    ImGui::TextV(fmt, args);
+    va_end(args);
+}
+
 static void run_metadata(const TraceRunInfo& r) {
     const Run& run = r.run;
     const ModelShape& m = run.target;
     ImGui::Text("Run %lld%s", static_cast<long long>(run.id), run.complete ? "" : "  (incomplete: its writer stopped early)");
     ImGui::Separator();
-    ImGui::Text("producer   %s", producer_name(run.producer));
-    ImGui::Text("created    %s", run.created_at.c_str());
-    ImGui::Text("git rev    %s", run.git_rev.c_str());
-    ImGui::Text("GPU        %s", run.gpu.c_str());
-    ImGui::Text("drafter    %s: %s", run.drafter_kind.c_str(), run.drafter_name.c_str());
-    ImGui::Text("block γ %d, temperature %g%s", run.gamma, run.temperature, run.temperature == 0 ? " (greedy)" : "");
-    ImGui::Text("target     %s", m.name.c_str());
-    ImGui::TextDisabled("  %.2fB params, %d layers, d %d, %d/%d heads x %d, ffn %d, vocab %d",
-                        static_cast<double>(m.n_params) * 1e-9, m.n_layers, m.hidden, m.n_heads, m.n_kv_heads, m.head_dim,
-                        m.ffn, m.vocab);
-    ImGui::Text("requests   %lld", static_cast<long long>(r.n_requests));
+    kv("producer", "%s", producer_name(run.producer));
+    kv("created", "%s", run.created_at.c_str());
+    kv("git rev", "%s", run.git_rev.c_str());
+    kv("GPU", "%s", run.gpu.c_str());
+    kv("drafter", "%s: %s", run.drafter_kind.c_str(), run.drafter_name.c_str());
+    kv("block γ", "%d", run.gamma);
+    kv("temperature", "%g%s", run.temperature, run.temperature == 0 ? " (greedy: β is 0 or 1)" : "");
+    kv("target", "%s", m.name.c_str());
+    kv("", "%.2fB params, %d layers, d %d", static_cast<double>(m.n_params) * 1e-9, m.n_layers, m.hidden);
+    kv("", "%d query / %d KV heads x %d, ffn %d, vocab %d", m.n_heads, m.n_kv_heads, m.head_dim, m.ffn, m.vocab);
+    kv("requests", "%lld", static_cast<long long>(r.n_requests));
     if (r.steps.n_steps > 0)
-        ImGui::Text("live steps %lld: τ %.3f, mean verified %.2f, mean batch %.1f", static_cast<long long>(r.steps.n_steps),
-                    r.steps.tau, r.steps.mean_verify_len, r.steps.mean_batch);
+        kv("live steps", "%lld: τ %.3f, mean verified %.2f, mean batch %.1f", static_cast<long long>(r.steps.n_steps),
+           r.steps.tau, r.steps.mean_verify_len, r.steps.mean_batch);
     else
-        ImGui::TextDisabled("no live engine steps (teacher-forced positions only)");
+        kv("live steps", "none (teacher-forced positions only)");
     if (!run.notes.empty()) {
         ImGui::Spacing();
-        ImGui::TextWrapped("notes: %s", run.notes.c_str());
+        ImGui::TextDisabled("notes");
+        ImGui::TextWrapped("%s", run.notes.c_str());
     }
 }
 
@@ -111,9 +124,12 @@ static void domain_table(const TraceRunInfo& r) {
     for (const AcceptanceStats& s : r.stats) gamma = std::max(gamma, static_cast<int>(s.alpha.size()));
     gamma = std::min(gamma, TRACE_MAX_GAMMA);
     const int ncol = 4 + gamma;
+    // Wide blocks scroll sideways; a scrolling table needs its height given.
+    const bool wide = gamma > 12;
     const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_Borders | ImGuiTableFlags_SizingFixedFit |
-                                  ImGuiTableFlags_ScrollX;
-    const float h = ImGui::GetTextLineHeightWithSpacing() * static_cast<float>(r.stats.size() + 2);
+                                  (wide ? ImGuiTableFlags_ScrollX : 0);
+    const float row_h = ImGui::GetTextLineHeight() + 2 * ImGui::GetStyle().CellPadding.y;
+    const float h = wide ? row_h * static_cast<float>(r.stats.size() + 1) + ImGui::GetStyle().ScrollbarSize + 4 : 0;
     if (!ImGui::BeginTable("domains", ncol, flags, ImVec2(0, h))) return;
     ImGui::TableSetupColumn("domain");
     ImGui::TableSetupColumn("requests");
@@ -147,9 +163,8 @@ static void domain_table(const TraceRunInfo& r) {
 
 static void domain_plot(AppState& app, const TraceRunInfo& r, ImVec2 size) {
     // Refit when another run is shown.
-    static int64_t shown_run = -1;
-    if (shown_run != r.run.id) {
-        shown_run = r.run.id;
+    if (app.traces_plotted_run != r.run.id) {
+        app.traces_plotted_run = r.run.id;
         app.trace_alpha.fitted = false;
     }
     char id[64];
@@ -184,15 +199,16 @@ void panel_traces(AppState& app) {
     }
     ImGui::Text("Database: %s", v.path.c_str());
     const TraceCounts& c = v.counts;
-    ImGui::TextDisabled("%lld runs, %lld requests, %lld positions (%lld full-block anchors), %lld live steps, %lld cost profiles",
+    ImGui::TextDisabled("%lld runs, %lld requests, %lld positions (%lld anchor rows), %lld live steps, %lld cost profiles",
                         static_cast<long long>(c.runs), static_cast<long long>(c.requests), static_cast<long long>(c.positions),
                         static_cast<long long>(c.anchors), static_cast<long long>(c.steps), static_cast<long long>(c.profiles));
     if (v.runs.empty()) {
         ImGui::TextDisabled("The database holds no runs.");
         return;
     }
-    const float row = ImGui::GetTextLineHeightWithSpacing() + 2;
-    run_table(app, std::min(row * static_cast<float>(v.runs.size() + 1) + 6, ImGui::GetContentRegionAvail().y * 0.35f));
+    const float row = ImGui::GetTextLineHeight() + 2 * ImGui::GetStyle().CellPadding.y;
+    run_table(app, std::min(row * static_cast<float>(v.runs.size() + 1) + ImGui::GetStyle().ScrollbarSize + 2,
+                            ImGui::GetContentRegionAvail().y * 0.35f));
     if (v.selected < 0 || v.selected >= static_cast<int>(v.runs.size())) v.selected = 0;
     const TraceRunInfo& r = v.runs[static_cast<size_t>(v.selected)];
 

@@ -484,7 +484,7 @@ static void texts_draw(ImDrawList* dl, const PlotView& v, const Layout& l) {
         if (!t.text || (i >= n_refs && !keep[i])) continue;
         if (t.backing) {
             ImVec2 sz = ImGui::CalcTextSize(t.text->c_str());
-            dl->AddRectFilled(ImVec2(t.at.x - 2, t.at.y), ImVec2(t.at.x + sz.x + 2, t.at.y + sz.y), IM_COL32(20, 20, 24, 210));
+            dl->AddRectFilled(ImVec2(t.at.x - 2, t.at.y), ImVec2(t.at.x + sz.x + 2, t.at.y + sz.y), IM_COL32(16, 16, 20, 235));
         }
         dl->AddText(t.at, t.color, t.text->c_str());
     }
@@ -618,7 +618,9 @@ static void export_csv() {
         if (s.kind == SERIES_LABELS) continue;
         for (size_t i = 0; i < s.xs.size(); i++) {
             f << csv_field(s.label) << ',' << number(s.xs[i]) << ',';
-            f << number(s.ys[i]) << ',' << csv_field(i < s.tips.size() ? s.tips[i] : "") << '\n';
+            std::string tip = i < s.tips.size() ? s.tips[i] : "";
+            std::replace(tip.begin(), tip.end(), '\n', ' ');  // one row per line, for grep and spreadsheets
+            f << number(s.ys[i]) << ',' << csv_field(tip) << '\n';
         }
     }
     for (const PlotRef& r : g_plot.refs) {

@@ -50,8 +50,8 @@ std::string value_label(double v) {
     }
     if (m >= 1e-3 || m == 0) {
         // fixed notation with 4 significant digits, then trailing zeros dropped
-        int decimals = m >= 100 ? 1 : m >= 10 ? 2 : m >= 1 ? 3 : 3 - static_cast<int>(std::floor(std::log10(m)));
-        if (m == 0) decimals = 0;
+        int decimals = m == 0 ? 0 : m >= 100 ? 1 : m >= 10 ? 2 : m >= 1 ? 3
+                                                                       : 3 - static_cast<int>(std::floor(std::log10(m)));
         std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
         std::string s = buf;
         if (s.find('.') != std::string::npos) {
