@@ -44,6 +44,15 @@ AppState::~AppState() {
     worker_stop(timeline_worker);
 }
 
+std::string load_text(const Scenario& sc, double load) {
+    char buf[48];
+    if (sc.workload.mode == WORKLOAD_OPEN)
+        std::snprintf(buf, sizeof buf, "%s req/s", value_label(load).c_str());
+    else
+        std::snprintf(buf, sizeof buf, "%.0f user%s", load, load == 1 ? "" : "s");
+    return buf;
+}
+
 // --- files
 
 bool app_open_scenario(AppState& app, const std::string& path) {
@@ -145,7 +154,7 @@ void app_submit_now(AppState& app) {
 
 // The timeline's default choice: DSpark's scheduler (the view exists to show
 // it cutting verification) at the middle load.
-static void timeline_defaults(AppState& app) {
+void app_timeline_defaults(AppState& app) {
     const SweepOutput& s = *app.sweep;
     const int np = static_cast<int>(s.scenario.policies.size()), nl = static_cast<int>(s.loads.size());
     if (app.timeline_policy < 0 || app.timeline_policy >= np) {
@@ -158,7 +167,7 @@ static void timeline_defaults(AppState& app) {
 
 void app_request_timeline(AppState& app) {
     if (!app.sweep || app.sweep->loads.empty()) return;
-    timeline_defaults(app);
+    app_timeline_defaults(app);
     std::shared_ptr<const SweepOutput> s = app.sweep;
     const int p = app.timeline_policy, l = app.timeline_load;
     AppState* a = &app;

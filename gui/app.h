@@ -130,7 +130,11 @@ void app_submit_now(AppState& app);          // submit the draft without waiting
 void app_poll(AppState& app);                // once per frame: debounce, take finished results
 bool app_idle(AppState& app);                // nothing submitted, running or pending
 void app_request_timeline(AppState& app);    // (re)capture the timeline for the current selection
+void app_timeline_defaults(AppState& app);   // an unset selection becomes dspark (else the last policy) at the middle load
 void app_frame(AppState& app);               // the whole window: menu, scenario column, panel tabs, status
+
+// "64 users" or "2.5 req/s": what one load of the sweep means.
+std::string load_text(const Scenario& sc, double load);
 
 // Panels: each draws into the current ImGui window region.
 void panel_scenario(AppState& app);

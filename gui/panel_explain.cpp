@@ -103,13 +103,6 @@ static int find_policy(const Scenario& sc, PolicyKind kind, int k = -1) {
     return -1;
 }
 
-static std::string load_words(const Scenario& sc, double load) {
-    char buf[48];
-    if (sc.workload.mode == WORKLOAD_OPEN) std::snprintf(buf, sizeof buf, "%s req/s", value_label(load).c_str());
-    else std::snprintf(buf, sizeof buf, "%.0f user%s", load, load == 1 ? "" : "s");
-    return buf;
-}
-
 static bool table_begin(const char* id, int columns) {
     return ImGui::BeginTable(id, columns,
                              ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit);
@@ -215,7 +208,7 @@ static void explain_theta(const SweepOutput& s, const SlotAcceptance& a) {
     const double tokens_per_step = pt.tau * pt.mean_running;
     const double theta = tokens_per_step / step_s;
     ImGui::TextColored(EXPLAIN_DIM, "Measured: %s at %s (the middle load of the sweep)", sc.policies[static_cast<size_t>(p)].name.c_str(),
-                       load_words(sc, r.loads[li]).c_str());
+                       load_text(sc, r.loads[li]).c_str());
     ImGui::Text("    requests decoding per step R = %.1f,  τ per request = %.3f  →  τ = %.1f tokens per step", pt.mean_running,
                 pt.tau, tokens_per_step);
     ImGui::Text("    verified tokens per step B = %.0f (prefill included),  step time = busy · window / steps = %.2f ms",
@@ -316,7 +309,7 @@ static void explain_leviathan(const SweepOutput& s, const SlotAcceptance& a) {
     ImGui::TableSetupColumn("E tokens/step");
     ImGui::TableSetupColumn("k·c");
     ImGui::TableSetupColumn("speedup E/(kc+1)");
-    ImGui::TableSetupColumn(nl ? ("measured at " + load_words(sc, r.loads[0]) + ": fixed:k / ar").c_str() : "measured");
+    ImGui::TableSetupColumn(nl ? ("measured at " + load_text(sc, r.loads[0]) + ": fixed:k / ar").c_str() : "measured");
     ImGui::TableHeadersRow();
     std::vector<double> speedup;
     int best = -1;

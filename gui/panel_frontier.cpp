@@ -12,14 +12,6 @@
 
 namespace sp {
 
-// "64 users" or "2.5 req/s": what one load of the sweep means.
-static std::string load_text(const Scenario& sc, double load) {
-    char buf[48];
-    if (sc.workload.mode == WORKLOAD_OPEN) std::snprintf(buf, sizeof buf, "%s req/s", value_label(load).c_str());
-    else std::snprintf(buf, sizeof buf, "%.0f user%s", load, load == 1 ? "" : "s");
-    return buf;
-}
-
 static std::string seconds_text(double s) {
     char buf[32];
     if (s < 1) std::snprintf(buf, sizeof buf, "%.0f ms", s * 1e3);

@@ -12,13 +12,6 @@
 
 namespace sp {
 
-static std::string latency_load_text(const Scenario& sc, double load) {
-    char buf[48];
-    if (sc.workload.mode == WORKLOAD_OPEN) std::snprintf(buf, sizeof buf, "%s req/s", value_label(load).c_str());
-    else std::snprintf(buf, sizeof buf, "%.0f user%s", load, load == 1 ? "" : "s");
-    return buf;
-}
-
 // One curve per policy of `metric` against load.
 static void latency_curves(const SweepOutput& s, double (*metric)(const PointResult&),
                            std::string (*tip)(const Scenario&, double load, const PointResult&)) {
@@ -45,20 +38,20 @@ static double goodput_pct(const PointResult& p) { return p.goodput_fraction * 10
 static std::string ttft_tip(const Scenario& sc, double load, const PointResult& p) {
     char buf[160];
     std::snprintf(buf, sizeof buf, "%s: TTFT p50 %.0f ms, p90 %.0f ms, p99 %.0f ms",
-                  latency_load_text(sc, load).c_str(), p.ttft.p50 * 1e3, p.ttft.p90 * 1e3, p.ttft.p99 * 1e3);
+                  load_text(sc, load).c_str(), p.ttft.p50 * 1e3, p.ttft.p90 * 1e3, p.ttft.p99 * 1e3);
     return buf;
 }
 static std::string tpot_tip(const Scenario& sc, double load, const PointResult& p) {
     char buf[200];
     std::snprintf(buf, sizeof buf, "%s: TPOT p50 %.1f ms, p90 %.1f ms, p99 %.1f ms\nper-user p90 %.1f tok/s, tau %.2f",
-                  latency_load_text(sc, load).c_str(), p.tpot.p50 * 1e3, p.tpot.p90 * 1e3, p.tpot.p99 * 1e3,
+                  load_text(sc, load).c_str(), p.tpot.p50 * 1e3, p.tpot.p90 * 1e3, p.tpot.p99 * 1e3,
                   p.per_user.p90, p.tau);
     return buf;
 }
 static std::string goodput_tip(const Scenario& sc, double load, const PointResult& p) {
     char buf[200];
     std::snprintf(buf, sizeof buf, "%s: %.2f of %.2f req/s meet both SLOs (%.0f%%)",
-                  latency_load_text(sc, load).c_str(), p.goodput_rate, p.request_rate, p.goodput_fraction * 100);
+                  load_text(sc, load).c_str(), p.goodput_rate, p.request_rate, p.goodput_fraction * 100);
     return buf;
 }
 

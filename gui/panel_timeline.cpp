@@ -91,26 +91,7 @@ static void draw_legend() {
 
 // [SECTION] controls -------------------------------------------------------------
 
-static std::string load_label(const SweepOutput& s, int i) {
-    char buf[64];
-    double v = s.loads[static_cast<size_t>(i)];
-    if (s.scenario.workload.mode == WORKLOAD_CLOSED) std::snprintf(buf, sizeof buf, "%g users", v);
-    else std::snprintf(buf, sizeof buf, "%g req/s", v);
-    return buf;
-}
-
-// The defaults app_request_timeline would choose, for the combos' previews
-// before the first capture: DSpark's scheduler at the middle load.
-static void resolve_defaults(AppState& app) {
-    const SweepOutput& s = *app.sweep;
-    const int np = static_cast<int>(s.scenario.policies.size()), nl = static_cast<int>(s.loads.size());
-    if (app.timeline_policy < 0 || app.timeline_policy >= np) {
-        app.timeline_policy = np - 1;
-        for (int p = 0; p < np; p++)
-            if (s.scenario.policies[static_cast<size_t>(p)].kind == POLICY_DSPARK) app.timeline_policy = p;
-    }
-    if (app.timeline_load < 0 || app.timeline_load >= nl) app.timeline_load = nl / 2;
-}
+static std::string load_label(const SweepOutput& s, int i) { return load_text(s.scenario, s.loads[static_cast<size_t>(i)]); }
 
 // Policy and load combos; true when the selection changed.
 static bool draw_selection(AppState& app) {
@@ -379,7 +360,7 @@ void panel_timeline(AppState& app) {
         return;
     }
     const SweepOutput& sw = *app.sweep;
-    resolve_defaults(app);
+    app_timeline_defaults(app);
     bool changed = draw_selection(app);
 
     // A capture for another selection or an older sweep: ask for a new one.

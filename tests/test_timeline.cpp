@@ -8,50 +8,15 @@
 
 #include "gui/timeline.h"
 #include "simulator/sim.h"
+#include "sim_scenario.h"
 #include "traces/models.h"
 
 using namespace sp;
 
-// test_sim.cpp's scenario: a dense 8B-like target whose KV cache is
-// negligible, H100 datasheet numbers, lengths fixed in code.
 static Scenario base(double alpha, int gamma, int output_len, int warmup, int requests) {
-    Scenario sc;
-    sc.path = "test";
-    sc.name = "test";
-    sc.seed = 7;
-    Workload& w = sc.workload;
-    w.mode = WORKLOAD_CLOSED;
-    w.concurrency = {1};
-    w.requests = requests;
-    w.warmup = warmup;
-    w.lengths = LENGTHS_DIST;
-    w.prompt_len = {DIST_FIXED, 100, 1, 1, 0, 0};
-    w.output_len = {DIST_FIXED, output_len, 1, 1, 0, 0};
-    w.mix = {{"all", 1, {}}};
-    sc.engine.gamma = gamma;
-    sc.engine.max_seqs = 256;
-    sc.engine.max_batch_tokens = 8192;
-    sc.engine.kv_capacity_tokens = 10'000'000;
-    sc.engine.prefill_chunk_tokens = 2048;
-    sc.acceptance.kind = ACCEPT_IID;
-    sc.acceptance.alpha = alpha;
-    CostModel& c = sc.cost;
-    c.kind = COST_ROOFLINE;
-    model_preset("llama3-8b", &c.roofline.model);
-    c.roofline.model.n_kv_heads = 1;
-    c.roofline.model.head_dim = 8;
-    c.roofline.gpu = {"h100-sxm", "test", 3.35e12, 989e12, 80e9, 30e-6};
-    c.drafter = {DRAFTER_MTP, 1, 256};
-    sc.slo = {10, 0};
-    return sc;
+    return sim_scenario(alpha, gamma, output_len, warmup, requests);
 }
-
-static Policy policy(const char* text) {
-    Policy p;
-    std::string err;
-    EXPECT_TRUE(policy_parse(text, &p, &err)) << err;
-    return p;
-}
+static Policy policy(const char* text) { return sim_policy(text); }
 
 static TimelineOutput capture(const Scenario& sc, const char* pol, double load) {
     AcceptanceData acc = acceptance_load(sc);
