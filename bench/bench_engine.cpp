@@ -5,7 +5,8 @@
 //  1. Copy bandwidth: cudaMemcpy device to device of --copy-gib GiB, best of
 //     10 after 2 warm-ups, counting bytes read plus bytes written (2 x size).
 //  2. Batch-1 decode at --model's shape (bf16 weights made on the device,
-//     CudaModel(Config, seed)) after a prefill of the largest --contexts,
+//     CudaModel(Config, seed)) after a prefill of the largest --contexts
+//     (one eager forward; its first call, then the median of 3 more, timed),
 //     at each context c: the step that appends token c, timed --steps times
 //     after --warmup, the cache truncated back to c after each step (so every
 //     step does the same work). Two modes: "eager" (forward_device: metadata
@@ -18,9 +19,21 @@
 //     (2 x L x KVH x D bf16 each). Achieved bandwidth = bytes / median time.
 //  3. Verify cost at --context: a forward of 1 + k tokens at batch 1, k = 0
 //     .. --max-k, each mode; median time and its ratio to k = 0.
+//  4. With --gemv 1: the projections alone. For each of the model's five
+//     projection shapes (qkv, wo, gate|up, down, LM head, each with the
+//     forward's epilogue) and T in 1, 2, 4, 8, 16: a CUDA graph of R launches,
+//     each on its own slice of a 4 GiB weight buffer (no L2 reuse), replayed
+//     5 times after one warm-up; time per launch = median replay / R, and
+//     the weight bytes over it; gemv_forward (with the forward's fused norm
+//     and epilogue), and cuBLAS's GEMM (no norm) for comparison.
+//  With --profile-step 1: one eager decode step at the first --contexts
+//  value between cudaProfilerStart and cudaProfilerStop, for
+//  `ncu --profile-from-start off` (per-kernel times, serialised).
 //
 //   bench_engine [--model qwen3-8b] [--contexts 512] [--context 512] [--steps 100]
-//                [--warmup 10] [--verify-steps 50] [--max-k 15] [--copy-gib 2] [--out PATH]
+//                [--warmup 10] [--verify-steps 50] [--max-k 15] [--copy-gib 2] [--gemv 0|1]
+//                [--profile-step 0|1] [--out PATH]
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -36,6 +49,7 @@
 #include <vector>
 
 #include "engine/cuda_model.h"
+#include "engine/kernels.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 
@@ -52,12 +66,15 @@ struct Args {
     double copy_gib = 2;
     std::string out;
     std::string command;
+    bool gemv = false;
+    bool profile_step = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr,
                  "bench_engine: %s\nusage: bench_engine [--model NAME] [--contexts C,C,...] [--context C] "
-                 "[--steps N] [--warmup N] [--verify-steps N] [--max-k K] [--copy-gib G] [--out PATH]\n",
+                 "[--steps N] [--warmup N] [--verify-steps N] [--max-k K] [--copy-gib G] [--gemv 0|1] "
+                 "[--profile-step 0|1] [--out PATH]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -85,6 +102,8 @@ Args parse(int argc, char** argv) {
             else if (k == "--max-k") a.max_k = std::stoi(v);
             else if (k == "--copy-gib") a.copy_gib = std::stod(v);
             else if (k == "--out") a.out = v;
+            else if (k == "--profile-step") a.profile_step = std::stoi(v) != 0;
+            else if (k == "--gemv") a.gemv = std::stoi(v) != 0;
             else usage("unknown option " + k);
         } catch (const std::logic_error&) {
             usage("bad value for " + k + ": " + v);
@@ -217,6 +236,113 @@ Timing time_step(CudaModel& m, KvCache& kv, const RaggedBatch& batch, int ctx, b
     return {median(t), *std::min_element(t.begin(), t.end()), wall * 1e3 / reps};
 }
 
+// 4. The projections alone (see the file comment).
+json gemv_bench(const Config& c, double copy_GBps) {
+    struct Shape {
+        const char* name;
+        int n_in, n_out;
+        Epilogue epi;
+        bool norm;  // input rmsnorm(x) * w of an fp32 x, as in the forward
+    };
+    const int d = c.hidden, qkv = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim, q = c.n_heads * c.head_dim;
+    const std::vector<Shape> shapes = {{"qkv", d, qkv, Epilogue::Bf16, true},
+                                       {"wo", q, d, Epilogue::AddFp32, false},
+                                       {"gate_up", d, 2 * c.ffn, Epilogue::SwiGLU, true},
+                                       {"down", c.ffn, d, Epilogue::AddFp32, false},
+                                       {"lm_head", d, c.vocab, Epilogue::Fp32, true}};
+    const size_t buf_elems = (4ull << 30) / sizeof(bf16);
+    const int max_T = 16;
+    int max_in = 0, max_out = 0;
+    for (const Shape& s : shapes) {
+        max_in = std::max(max_in, s.n_in);
+        max_out = std::max(max_out, s.n_out);
+    }
+    cudaStream_t s = nullptr;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    bf16 *W = nullptr, *x = nullptr;
+    float* y = nullptr;
+    CUDA_CHECK(cudaMalloc(&W, buf_elems * sizeof(bf16)));
+    CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(max_T) * max_in * sizeof(bf16)));
+    CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(max_T) * max_out * sizeof(float)));
+    init_uniform(W, buf_elems, 0.0346f, 11, s);
+    init_uniform(x, static_cast<size_t>(max_T) * max_in, 1.0f, 12, s);
+    float* x32 = nullptr;  // the residual stream of the normed inputs: fp32 copies of x's values
+    bf16* nw = nullptr;
+    CUDA_CHECK(cudaMalloc(&x32, static_cast<size_t>(max_T) * max_in * sizeof(float)));
+    CUDA_CHECK(cudaMalloc(&nw, static_cast<size_t>(max_in) * sizeof(bf16)));
+    CUDA_CHECK(cudaMemsetAsync(x32, 0, static_cast<size_t>(max_T) * max_in * sizeof(float), s));
+    init_fill(nw, max_in, 1.0f, s);
+    const RmsnormInput norm{x32, nw, 1e-6f};
+    CUDA_CHECK(cudaMemsetAsync(y, 0, static_cast<size_t>(max_T) * max_out * sizeof(float), s));
+    Cublas cb = cublas_create(s);
+    bf16* scratch = nullptr;
+    CUDA_CHECK(cudaMalloc(&scratch, static_cast<size_t>(max_T) * max_out * sizeof(bf16)));
+    json rows = json::array();
+    std::printf("projections alone: time per launch in a graph of R launches over distinct weights (median of 5)\n");
+    std::printf("%8s %6s %7s %5s %10s %9s %8s\n", "shape", "T", "impl", "R", "us", "GB/s", "of copy");
+    for (const Shape& sh : shapes) {
+        const size_t elems = static_cast<size_t>(sh.n_in) * sh.n_out;
+        const int R = static_cast<int>(std::max<size_t>(2, std::min<size_t>(64, buf_elems / elems)));
+        for (int T : {1, 2, 4, 8, 16})
+            for (const bool cublas : {false, true}) {
+                CUDA_CHECK(cudaStreamSynchronize(s));
+                cudaGraph_t g = nullptr;
+                cudaGraphExec_t exec = nullptr;
+                CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+                for (int r = 0; r < R; r++) {
+                    const bf16* Wr = W + static_cast<size_t>(r) * elems;
+                    if (cublas) {
+                        const float alpha = 1.0f, beta = sh.epi == Epilogue::AddFp32 ? 1.0f : 0.0f;
+                        const bool f32 = sh.epi == Epilogue::Fp32 || sh.epi == Epilogue::AddFp32;
+                        CUBLAS_CHECK(cublasGemmEx(cb.handle, CUBLAS_OP_T, CUBLAS_OP_N, sh.n_out, T, sh.n_in, &alpha,
+                                                  Wr, CUDA_R_16BF, sh.n_in, x, CUDA_R_16BF, sh.n_in, &beta,
+                                                  f32 ? static_cast<void*>(y) : static_cast<void*>(scratch),
+                                                  f32 ? CUDA_R_32F : CUDA_R_16BF, sh.n_out, CUBLAS_COMPUTE_32F,
+                                                  CUBLAS_GEMM_DEFAULT));
+                    } else {
+                        // the forward fuses the norm up to kGemvNormMaxT tokens (above, a norm kernel runs first)
+                        const bool fused = sh.norm && T <= kGemvNormMaxT;
+                        gemv_forward(y, sh.epi, x, Wr, T, sh.n_in, sh.n_out, s, fused ? &norm : nullptr);
+                    }
+                }
+                CUDA_CHECK(cudaStreamEndCapture(s, &g));
+                CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+                CUDA_CHECK(cudaGraphDestroy(g));
+                Events ev(6);
+                for (int i = 0; i < 6; i++) {
+                    CUDA_CHECK(cudaEventRecord(ev.a[i], s));
+                    CUDA_CHECK(cudaGraphLaunch(exec, s));
+                    CUDA_CHECK(cudaEventRecord(ev.b[i], s));
+                }
+                CUDA_CHECK(cudaStreamSynchronize(s));
+                CUDA_CHECK(cudaGraphExecDestroy(exec));
+                const double us = median(ev.ms(1)) * 1e3 / R;
+                const double gbps = 2.0 * static_cast<double>(elems) / (us * 1e-6) / 1e9;
+                rows.push_back({{"shape", sh.name},
+                                {"n_in", sh.n_in},
+                                {"n_out", sh.n_out},
+                                {"T", T},
+                                {"impl", cublas ? "cublas" : "gemv"},
+                                {"launches", R},
+                                {"us_per_launch", us},
+                                {"weight_GBps", gbps},
+                                {"fraction_of_copy_bandwidth", gbps / copy_GBps}});
+                std::printf("%8s %6d %7s %5d %10.2f %9.0f %7.1f%%\n", sh.name, T, cublas ? "cublas" : "gemv", R, us, gbps,
+                            100 * gbps / copy_GBps);
+            }
+    }
+    std::printf("\n");
+    cublas_destroy(cb);
+    CUDA_CHECK(cudaFree(W));
+    CUDA_CHECK(cudaFree(x));
+    CUDA_CHECK(cudaFree(y));
+    CUDA_CHECK(cudaFree(scratch));
+    CUDA_CHECK(cudaFree(x32));
+    CUDA_CHECK(cudaFree(nw));
+    CUDA_CHECK(cudaStreamDestroy(s));
+    return rows;
+}
+
 std::string today_utc() {
     const std::time_t t = std::time(nullptr);
     char buf[32];
@@ -258,6 +384,8 @@ int main(int argc, char** argv) try {
     std::printf("copy bandwidth (cudaMemcpy D2D, %.1f GiB, read+write bytes): best %.0f GB/s, median %.0f GB/s\n\n",
                 a.copy_gib, copy_GBps, copy["median_GBps"].get<double>());
 
+    if (a.gemv) out["gemv"] = gemv_bench(cfg, copy_GBps);
+
     // 2. the model, on the device
     double t0 = now_s();
     CudaModel m(cfg, /*seed=*/1);
@@ -291,8 +419,30 @@ int main(int argc, char** argv) try {
     m.forward_device(kv, RaggedBatch{{0}, {max_ctx}, prompt});
     CUDA_CHECK(cudaStreamSynchronize(m.stream()));
     const double prefill_s = now_s() - t0;
-    out["prefill"] = {{"tokens", max_ctx}, {"seconds_first_call", prefill_s}};
-    std::printf("prefill of %d tokens (first call, untimed warm-up): %.3f s\n\n", max_ctx, prefill_s);
+    std::vector<double> pre;
+    for (int i = 0; i < 3; i++) {
+        kv.truncate(0, 0);
+        t0 = now_s();
+        m.forward_device(kv, RaggedBatch{{0}, {max_ctx}, prompt});
+        CUDA_CHECK(cudaStreamSynchronize(m.stream()));
+        pre.push_back(now_s() - t0);
+    }
+    out["prefill"] = {{"tokens", max_ctx}, {"seconds_first_call", prefill_s}, {"seconds_median_of_3", median(pre)}};
+    std::printf("prefill of %d tokens (one eager forward): first call %.3f s, then median of 3: %.1f ms\n\n", max_ctx,
+                prefill_s, 1e3 * median(pre));
+
+    if (a.profile_step) {  // one eager decode step at the first context between cudaProfilerStart/Stop, for ncu
+        kv.truncate(0, a.contexts.front());
+        m.forward_device(kv, RaggedBatch{{0}, {1}, {tok(rng)}});
+        CUDA_CHECK(cudaStreamSynchronize(m.stream()));
+        kv.truncate(0, a.contexts.front());
+        CUDA_CHECK(cudaProfilerStart());
+        m.forward_device(kv, RaggedBatch{{0}, {1}, {tok(rng)}});
+        CUDA_CHECK(cudaStreamSynchronize(m.stream()));
+        CUDA_CHECK(cudaProfilerStop());
+        kv.truncate(0, a.contexts.front());
+        std::printf("profiled one eager decode step at context %d (cudaProfilerStart/Stop)\n\n", a.contexts.front());
+    }
 
     // decode at each context, largest first (truncate keeps a prefix)
     std::vector<int> ctxs = a.contexts;

@@ -2,22 +2,29 @@
 //
 // Each new token attends to its own sequence's positions 0..pos: the cached
 // prefix and the new tokens up to itself (causal within the new ones), which
-// kv_append has already written into the cache.
+// kv_append (or rope_forward with the cache pointers) has already written
+// into the cache.
 //
 // Two versions (llm.c's numbering):
 //  - kernel1, the plain reference: one block per (token, query head), each
 //    warp an online softmax in fp32 over every 4th key, the warps' partial
-//    states merged at the end. Kept for the tests (attention_forward_reference).
-//  - kernel2, flash-decoding: one block per (query tile, KV head, key chunk).
-//    A query tile is up to QT consecutive tokens of one sequence (a verify
-//    block of 1 + k, or QT-aligned pieces of a prefill chunk), and the block
-//    serves all H / KVH query heads of its KV head for all of them, so each
-//    K/V row is read from memory once per (tile, KV head). The context is
-//    split into chunks across blocks so that batch-1 decode fills the chip;
-//    each block leaves an unnormalised partial (max m, sum l, acc) per query
-//    row, and a small second kernel merges the chunks (skipped when there is
-//    one chunk: the block then writes the output itself). K/V rows go through
-//    shared memory in tiles of 32 keys with 16-byte loads; all math in fp32.
+//    states merged at the end. Kept for the tests (attention_forward_reference)
+//    and for head shapes kernel2 does not take.
+//  - kernel2, flash-decoding on tensor cores: one block per (query tile, KV
+//    head, key chunk). A query tile is up to QT consecutive tokens of one
+//    sequence (a verify block of 1 + k, or QT-aligned pieces of a prefill
+//    chunk), and the block serves all G = H / KVH query heads of its KV head
+//    for all of them (QT G <= 64 rows, 16 per warp), so each K/V row is read
+//    from memory once per (tile, KV head). The context is split into chunks
+//    across blocks so that batch-1 decode fills the chip; each block leaves
+//    an unnormalised partial (max m, sum l, acc) per query row, and a small
+//    second kernel merges the chunks (skipped when there is one chunk: the
+//    block then writes the output itself). A prefill chunk is many tiles of
+//    one chunk each: the same kernel is the tiled causal prefill attention.
+//    The first flash-decoding kernel did the same tiling with fp32 scalar
+//    dot products through shared memory; its cost grew by about 4 us per
+//    layer per token of a verify block and a 2,048-token prefill took 261 ms
+//    (H100, 2026-11-23); with tensor cores, 65 ms (the whole forward).
 //
 // Tiles are found on the device: token t starts a tile when it is the first
 // of its sequence in the batch, when its position does not follow the
@@ -29,6 +36,7 @@
 // contexts, and a captured graph replays with the same split.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "engine/kernels.h"
 
@@ -40,17 +48,14 @@ constexpr int kMaxD = 256;
 constexpr int kDimsPerLane = kMaxD / 32;
 
 // kernel2's shape
-constexpr int kThreads2 = 128;
+constexpr int kThreads2 = 128;      // 4 warps of 16 query rows
 constexpr int kKeys = 32;           // keys per shared-memory tile
-constexpr int kQElems = 8192;       // bf16 elements of q per block (16 KB): QT * G * D <= this
 constexpr int kMaxRows = 64;        // query rows per block: QT * G <= this
 constexpr int kMaxSplits = 64;      // chunks per context, at most
-constexpr int kMinChunk = 32;       // keys per chunk, at least
-constexpr int kGroups = kQElems / 8 / kThreads2;  // 8-dim acc groups per thread, at most (rows * D <= kQElems)
-constexpr int kKPad = 8;            // bf16 padding per K/V row in shared memory (16 bytes: no bank conflicts)
+constexpr int kMinChunk = 32;       // keys per chunk, at least (a multiple of kKeys)
 
 struct FlashShape {
-    int qt = 0;       // tokens per query tile
+    int qt = 0;       // tokens per query tile; 0: kernel2 does not take this head shape
     int splits = 0;   // key chunks
     int chunk = 0;    // keys per chunk
 };
@@ -65,12 +70,13 @@ int sm_count() {
     return n;
 }
 
-// The launch shape of kernel2, or qt = 0 when it does not apply.
+// The launch shape of kernel2, or qt = 0 when it does not apply (head_dim
+// 16, 32, 64 or 128 are instantiated; at most 64 query heads per KV head).
 FlashShape flash_shape(int T, int H, int KVH, int D, int max_blocks, int block_size) {
     FlashShape f;
     const int G = H / KVH;
-    if (D % 8 != 0 || D > kMaxD || G > kMaxRows) return f;
-    f.qt = std::max(1, std::min({16, kQElems / (G * D), kMaxRows / G}));
+    if ((D != 16 && D != 32 && D != 64 && D != 128) || G > kMaxRows) return f;
+    f.qt = std::min(16, kMaxRows / G);
     const int ctx_max = std::max(1, max_blocks * block_size);
     const int tiles = ceil_div(T, f.qt);
     const int want = ceil_div(2 * sm_count(), tiles * KVH);
@@ -87,6 +93,8 @@ FlashShape flash_shape(int T, int H, int KVH, int D, int max_blocks, int block_s
 __global__ void attention_forward_kernel1(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
                                           const int* block_tables, int max_blocks, int block_size,
                                           const int* tok_seq, const int* tok_pos, int H, int KVH, int D) {
+    pdl_launch_dependents();
+    pdl_wait();
     const int t = blockIdx.x, h = blockIdx.y;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int kv_dim = KVH * D, g = h / (H / KVH);
@@ -152,164 +160,229 @@ __global__ void attention_forward_kernel1(bf16* out, const bf16* qkv, const bf16
     }
 }
 
-// 8 bf16 <-> fp32
-__device__ __forceinline__ void unpack8(const uint4& u, float* f) {
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const float2 p = __bfloat1622float2(h[i]);
-        f[2 * i] = p.x;
-        f[2 * i + 1] = p.y;
-    }
+__device__ __forceinline__ void mma_16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+}
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    const int n = valid ? 16 : 0;  // 0: zero-fill
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(n));
 }
 
-// Grid (T, KVH, splits), kThreads2 threads. Partials: for query row
-// (t, h) and chunk s, work_ml[((t * H + h) * splits + s) * 2 + {0, 1}] = (m, l)
-// and work_acc[((t * H + h) * splits + s) * D + i] = acc_i (unnormalised).
-// Dynamic shared memory: q (rows, D) bf16, K and V (kKeys, D + kKPad) bf16,
-// p (rows, kKeys) fp32.
+// Grid (T, KVH, splits), kThreads2 threads (FlashAttention-2 style). Each of
+// the 4 warps owns 16 query rows (row r = token r / G of the tile, head r % G
+// of the group; a decode token's 4 rows fill a quarter of warp 0's tile, the
+// tensor cores do not care); its Q stays in registers as A fragments of
+// mma.sync m16n8k16 (bf16 in, fp32 accumulate). Per tile of kKeys keys (K and
+// V through shared memory, double-buffered with cp.async): S = Q K^T (B
+// fragments read straight from K rows), the online softmax on S's
+// accumulator fragments in the log2 domain, then O += P V with P re-used
+// from S's fragments as the A operand and V's B fragments from
+// ldmatrix.trans. P goes in as two bf16 terms, hi = bf16(p) and lo =
+// bf16(p - hi) (two mmas): P rounded to bf16 alone put errors of 2^-9 of
+// sum p |v| into the output, up to 20x the tests' bound against kernel1's
+// fp32 softmax; split, P carries 16 bits and the output only its own bf16
+// rounding. Rows past the tile and keys past the chunk or the row's
+// position are masked to -inf. Partials: (m, l) with m in log2 units, acc
+// (D) unnormalised; work_ml[((t * H + h) * splits + s) * 2 + {0, 1}],
+// work_acc[((t * H + h) * splits + s) * D + i].
+template <int D>
 __global__ void __launch_bounds__(kThreads2) attention_forward_kernel2(
     bf16* out, float* work_ml, float* work_acc, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
     const int* block_tables, int max_blocks, int block_size, const int* tok_seq, const int* tok_pos, int T, int H,
-    int KVH, int D, int qt, int chunk, int splits) {
-    const int t0 = blockIdx.x, g = blockIdx.y, split = blockIdx.z;
+    int KVH, int qt, int chunk, int splits) {
+    static_assert(D % 16 == 0 && D <= 256, "head_dim: a multiple of 16, at most 256");
+    constexpr int LD = D + 8;  // padded smem row (bf16): rows 16 bytes apart mod 128, no bank conflicts
+    __shared__ __align__(16) bf16 k_s[2][kKeys][LD];
+    __shared__ __align__(16) bf16 v_s[2][kKeys][LD];
+    pdl_launch_dependents();
+    pdl_wait();
+    // the longest tiles (prefill's last tokens) first
+    const int t0 = T - 1 - static_cast<int>(blockIdx.x), g = blockIdx.y, split = blockIdx.z;
     const int seq = tok_seq[t0], pos0 = tok_pos[t0];
-    // does t0 start a tile? (see the file comment)
     if (t0 > 0 && tok_seq[t0 - 1] == seq && tok_pos[t0 - 1] + 1 == pos0 && pos0 % qt != 0) return;
     int n_tok = 1;
     while (t0 + n_tok < T && tok_seq[t0 + n_tok] == seq && tok_pos[t0 + n_tok] == pos0 + n_tok &&
            (pos0 + n_tok) % qt != 0)
         n_tok++;
     const int key_begin = split * chunk;
-    const int n_ctx_tile = pos0 + n_tok;  // keys the tile's last token sees
-    if (key_begin >= n_ctx_tile) return;  // the merge does not read this chunk for these tokens
+    const int n_ctx_tile = pos0 + n_tok;
+    if (key_begin >= n_ctx_tile) return;
     const int key_end = min(key_begin + chunk, n_ctx_tile);
 
     const int G = H / KVH, rows = n_tok * G, kv_dim = KVH * D, width = (H + 2 * KVH) * D;
-    const int D8 = D / 8, ld = D + kKPad;  // 16-byte vectors per row; padded row stride in bf16
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, gq = lane >> 2, qq = lane & 3;
     const int* table = block_tables + static_cast<size_t>(seq) * max_blocks;
-    const float scale = rsqrtf(static_cast<float>(D));
+    const float scale_log2 = rsqrtf(static_cast<float>(D)) * 1.44269504088896340736f;
 
-    extern __shared__ __align__(16) unsigned char smem[];
-    bf16* q_s = reinterpret_cast<bf16*>(smem);                  // (rows, D); row r = (token r / G, head r % G)
-    bf16* k_s = q_s + static_cast<size_t>(qt) * G * D;    // (kKeys, ld)
-    bf16* v_s = k_s + kKeys * ld;                               // (kKeys, ld)
-    float* p_s = reinterpret_cast<float*>(v_s + kKeys * ld);    // (rows, kKeys)
-    __shared__ float m_s[kMaxRows], l_s[kMaxRows], corr_s[kMaxRows];
-
-    for (int v = tid; v < rows * D8; v += kThreads2) {
-        const int r = v / D8, c = v % D8;
-        const int t = t0 + r / G, h = g * G + r % G;
-        reinterpret_cast<uint4*>(q_s)[v] =
-            *reinterpret_cast<const uint4*>(qkv + static_cast<size_t>(t) * width + static_cast<size_t>(h) * D + c * 8);
-    }
-    for (int r = tid; r < rows; r += kThreads2) {
-        m_s[r] = -INFINITY;
-        l_s[r] = 0.0f;
-    }
-
-    // this thread's accumulators: 8-dim groups e = tid + kThreads2 * i of (rows, D8)
-    float acc[kGroups][8];
+    // this lane's two rows (gq and gq + 8 of the warp's 16) and their positions; -1: no such row
+    int pos_r[2];
+    const bf16* q_r[2];
 #pragma unroll
-    for (int i = 0; i < kGroups; i++)
+    for (int h = 0; h < 2; h++) {
+        const int r = warp * 16 + gq + 8 * h;
+        const bool live = r < rows;
+        pos_r[h] = live ? pos0 + r / G : -1;
+        q_r[h] = qkv + static_cast<size_t>(t0 + (live ? r / G : 0)) * width +
+                 static_cast<size_t>(g * G + (live ? r % G : 0)) * D;
+    }
+    const bool warp_live = warp * 16 < rows;
+    uint32_t qf[D / 16][4];
 #pragma unroll
-        for (int k = 0; k < 8; k++) acc[i][k] = 0.0f;
+    for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {  // a0: (row lo, k 2qq), a1: (row hi, 2qq), a2: (lo, 2qq + 8), a3: (hi, 2qq + 8)
+            const int h = j & 1, col = 16 * kk + 2 * qq + 8 * (j >> 1);
+            qf[kk][j] = pos_r[h] >= 0 ? *reinterpret_cast<const uint32_t*>(q_r[h] + col) : 0u;
+        }
 
-    for (int j0 = key_begin; j0 < key_end; j0 += kKeys) {
-        const int n_keys = min(kKeys, key_end - j0);
-        __syncthreads();  // the previous tile's readers are done (and q_s, m_s are written)
-        for (int v = tid; v < n_keys * D8; v += kThreads2) {
-            const int j = v / D8, c = v % D8, key = j0 + j;
-            const size_t row = static_cast<size_t>(table[key / block_size]) * block_size + key % block_size;
-            const size_t at = row * kv_dim + static_cast<size_t>(g) * D + c * 8;
-            *reinterpret_cast<uint4*>(k_s + j * ld + c * 8) = *reinterpret_cast<const uint4*>(k_cache + at);
-            *reinterpret_cast<uint4*>(v_s + j * ld + c * 8) = *reinterpret_cast<const uint4*>(v_cache + at);
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) o[n][i] = 0.0f;
+    float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.0f, 0.0f};  // l: this lane's partial sum
+
+    auto issue = [&](int buf, int j0) {
+        for (int v = tid; v < kKeys * (D / 8); v += kThreads2) {
+            const int j = v / (D / 8), c = v % (D / 8), key = j0 + j;
+            const bool ok = key < key_end;
+            size_t at = 0;
+            if (ok) {
+                const size_t row = static_cast<size_t>(table[key / block_size]) * block_size + key % block_size;
+                at = row * kv_dim + static_cast<size_t>(g) * D + c * 8;
+            }
+            cp_async16(&k_s[buf][j][c * 8], k_cache + at, ok);
+            cp_async16(&v_s[buf][j][c * 8], v_cache + at, ok);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+
+    issue(0, key_begin);
+    int buf = 0;
+    for (int j0 = key_begin; j0 < key_end; j0 += kKeys, buf ^= 1) {
+        if (j0 + kKeys < key_end) {
+            issue(buf ^ 1, j0 + kKeys);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
         }
         __syncthreads();
-        // scores: pair (r, j) = (p / kKeys, p % kKeys); masked keys get -inf
-        for (int p = tid; p < rows * kKeys; p += kThreads2) {
-            const int r = p / kKeys, j = p % kKeys, key = j0 + j;
-            float s = -INFINITY;
-            if (j < n_keys && key <= pos0 + r / G) {
-                const uint4* qr = reinterpret_cast<const uint4*>(q_s + r * D);
-                const uint4* kr = reinterpret_cast<const uint4*>(k_s + j * ld);
-                float dot = 0.0f;
-                for (int c = 0; c < D8; c++) {
-                    float qf[8], kf[8];
-                    unpack8(qr[c], qf);
-                    unpack8(kr[c], kf);
+        if (warp_live) {
+            // S = Q K^T: 4 n-tiles of 8 keys
+            float sc[kKeys / 8][4];
 #pragma unroll
-                    for (int k = 0; k < 8; k++) dot += qf[k] * kf[k];
-                }
-                s = dot * scale;
-            }
-            p_s[p] = s;
-        }
-        __syncthreads();
-        // online softmax per row: one warp per row, a lane per key
-        for (int r = warp; r < rows; r += kThreads2 / 32) {
-            const float s = p_s[r * kKeys + lane];
-            const float m_old = m_s[r];
-            const float m_new = fmaxf(m_old, warp_max(s));
-            // m_new = -inf: no key of this tile for this row yet; keep everything at zero
-            const float e = m_new == -INFINITY ? 0.0f : expf(s - m_new);
-            const float corr = m_new == -INFINITY ? 1.0f : expf(m_old - m_new);
-            const float sum = warp_sum(e);
-            p_s[r * kKeys + lane] = e;
-            __syncwarp();
-            if (lane == 0) {
-                m_s[r] = m_new;
-                l_s[r] = l_s[r] * corr + sum;
-                corr_s[r] = corr;
-            }
-        }
-        __syncthreads();
-        // acc (rows, D) = acc * corr + p (rows, keys) @ V (keys, D)
+            for (int n = 0; n < kKeys / 8; n++) {
 #pragma unroll
-        for (int i = 0; i < kGroups; i++) {
-            const int e = tid + kThreads2 * i;
-            if (e < rows * D8) {
-                const int r = e / D8, c = e % D8;
-                const float corr = corr_s[r];
+                for (int i = 0; i < 4; i++) sc[n][i] = 0.0f;
 #pragma unroll
-                for (int k = 0; k < 8; k++) acc[i][k] *= corr;
-                const float* pr = p_s + r * kKeys;
-                for (int j = 0; j < n_keys; j++) {
-                    const float pj = pr[j];
-                    float vf[8];
-                    unpack8(*reinterpret_cast<const uint4*>(v_s + j * ld + c * 8), vf);
-#pragma unroll
-                    for (int k = 0; k < 8; k++) acc[i][k] += pj * vf[k];
+                for (int kk = 0; kk < D / 16; kk++) {
+                    const bf16* kr = &k_s[buf][8 * n + gq][16 * kk + 2 * qq];
+                    mma_16816(sc[n], qf[kk], *reinterpret_cast<const uint32_t*>(kr),
+                              *reinterpret_cast<const uint32_t*>(kr + 8));
                 }
             }
+            // mask, scale, online softmax (rows lo: i = 0, 1; hi: i = 2, 3)
+            float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+            for (int n = 0; n < kKeys / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int key = j0 + 8 * n + 2 * qq + (i & 1), h = i >> 1;
+                    sc[n][i] = key < key_end && key <= pos_r[h] ? sc[n][i] * scale_log2 : -INFINITY;
+                    mx[h] = fmaxf(mx[h], sc[n][i]);
+                }
+            float corr[2];
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+                const float m_new = fmaxf(m_r[h], mx[h]);
+                // m_new = -inf: no key for this row yet; keep everything at zero
+                corr[h] = m_new == -INFINITY ? 1.0f : exp2f(m_r[h] - m_new);
+                m_r[h] = m_new;
+                l_r[h] *= corr[h];
+            }
+#pragma unroll
+            for (int n = 0; n < kKeys / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int h = i >> 1;
+                    const float p = m_r[h] == -INFINITY ? 0.0f : exp2f(sc[n][i] - m_r[h]);
+                    sc[n][i] = p;
+                    l_r[h] += p;
+                }
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                o[n][0] *= corr[0];
+                o[n][1] *= corr[0];
+                o[n][2] *= corr[1];
+                o[n][3] *= corr[1];
+            }
+            // O += P V: k-steps of 16 keys; P's A fragment from two S n-tiles
+#pragma unroll
+            for (int ks = 0; ks < kKeys / 16; ks++) {
+                uint32_t pa[4], pl[4];  // P's A fragment, hi and lo terms
+#pragma unroll
+                for (int j = 0; j < 4; j++) {  // j: (row lo, keys +0), (hi, +0), (lo, +8), (hi, +8)
+                    const float* e = &sc[2 * ks + (j >> 1)][2 * (j & 1)];
+                    pa[j] = pack_bf16(e[0], e[1]);
+                    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&pa[j]);
+                    pl[j] = pack_bf16(e[0] - __low2float(h), e[1] - __high2float(h));
+                }
+#pragma unroll
+                for (int n = 0; n < D / 8; n += 2) {
+                    // matrices: keys +0..7 / +8..15 of this k-step, dims 8 n / 8 (n + 1)
+                    const int mat = lane >> 3;
+                    const bf16* src = &v_s[buf][16 * ks + (mat & 1) * 8 + (lane & 7)][8 * (n + (mat >> 1))];
+                    uint32_t b0, b1, b2, b3;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                                 : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                                 : "r"(static_cast<unsigned>(__cvta_generic_to_shared(src))));
+                    mma_16816(o[n], pa, b0, b1);
+                    mma_16816(o[n], pl, b0, b1);
+                    mma_16816(o[n + 1], pa, b2, b3);
+                    mma_16816(o[n + 1], pl, b2, b3);
+                }
+            }
         }
+        __syncthreads();  // this buffer is refilled two tiles on
     }
-    __syncthreads();  // l_s final
 
-    // write: the output itself when there is one chunk, else the partials
+    // the rows' sums over the 4 lanes of a row
 #pragma unroll
-    for (int i = 0; i < kGroups; i++) {
-        const int e = tid + kThreads2 * i;
-        if (e < rows * D8) {
-            const int r = e / D8, c = e % D8;
-            const int t = t0 + r / G, h = g * G + r % G;
-            if (splits == 1) {
-                const float inv = 1.0f / l_s[r];  // l > 0: key 0 is always in range
-                alignas(16) bf16 o[8];
+    for (int h = 0; h < 2; h++) {
+        l_r[h] += __shfl_xor_sync(0xffffffffu, l_r[h], 1);
+        l_r[h] += __shfl_xor_sync(0xffffffffu, l_r[h], 2);
+    }
+    if (!warp_live) return;
 #pragma unroll
-                for (int k = 0; k < 8; k++) o[k] = __float2bfloat16(acc[i][k] * inv);
-                *reinterpret_cast<uint4*>(out + static_cast<size_t>(t) * H * D + static_cast<size_t>(h) * D + c * 8) =
-                    *reinterpret_cast<const uint4*>(o);
-            } else {
-                float* a = work_acc + (static_cast<size_t>(t * H + h) * splits + split) * D + c * 8;
-                *reinterpret_cast<float4*>(a) = make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
-                *reinterpret_cast<float4*>(a + 4) = make_float4(acc[i][4], acc[i][5], acc[i][6], acc[i][7]);
-                if (c == 0) {
-                    float* ml = work_ml + (static_cast<size_t>(t * H + h) * splits + split) * 2;
-                    ml[0] = m_s[r];
-                    ml[1] = l_s[r];
-                }
+    for (int h = 0; h < 2; h++) {
+        if (pos_r[h] < 0) continue;
+        const int r = warp * 16 + gq + 8 * h;
+        const int t = t0 + r / G, head = g * G + r % G;
+        if (splits == 1) {
+            const float inv = 1.0f / l_r[h];  // l > 0: key 0 is always in range
+            bf16* dst = out + static_cast<size_t>(t) * H * D + static_cast<size_t>(head) * D;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+                *reinterpret_cast<uint32_t*>(dst + 8 * n + 2 * qq) = pack_bf16(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
+        } else {
+            const size_t base = static_cast<size_t>(t * H + head) * splits + split;
+            float* a = work_acc + base * D;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+                *reinterpret_cast<float2*>(a + 8 * n + 2 * qq) = make_float2(o[n][2 * h], o[n][2 * h + 1]);
+            if (qq == 0) {
+                work_ml[base * 2] = m_r[h];
+                work_ml[base * 2 + 1] = l_r[h];
             }
         }
     }
@@ -317,20 +390,44 @@ __global__ void __launch_bounds__(kThreads2) attention_forward_kernel2(
 
 // Grid (T, H), D threads rounded up to a warp: merges the chunks token t
 // reached, ceil((pos + 1) / chunk), each with l > 0 (its first key is <= pos).
+// Warp 0 turns the (m, l) pairs into weights 2^(m_s - M) / L at once (m in
+// log2 units); the accumulator loads are then independent. (A serial loop over the pairs took 5.4 us at 17
+// chunks, H100, 2026-11-23.)
 __global__ void attention_merge_kernel(bf16* out, const float* work_ml, const float* work_acc, const int* tok_pos,
                                        int H, int D, int chunk, int splits) {
+    pdl_launch_dependents();
+    pdl_wait();
     const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
     const int n = min(splits, (tok_pos[t] + chunk) / chunk);
     const size_t base = static_cast<size_t>(t * H + h) * splits;
-    float M = -INFINITY;
-    for (int s = 0; s < n; s++) M = fmaxf(M, work_ml[(base + s) * 2]);
-    float L = 0.0f, sum = 0.0f;
-    for (int s = 0; s < n; s++) {
-        const float w = expf(work_ml[(base + s) * 2] - M);
-        L += w * work_ml[(base + s) * 2 + 1];
-        if (i < D) sum += w * work_acc[(base + s) * D + i];
+    __shared__ float w_s[kMaxSplits];
+    if (i < 32) {
+        float m[kMaxSplits / 32], l[kMaxSplits / 32], M = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < kMaxSplits / 32; k++) {
+            const int s = i + 32 * k;
+            m[k] = s < n ? work_ml[(base + s) * 2] : -INFINITY;
+            l[k] = s < n ? work_ml[(base + s) * 2 + 1] : 0.0f;
+            M = fmaxf(M, m[k]);
+        }
+        M = warp_max(M);
+        float L = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kMaxSplits / 32; k++) {
+            m[k] = i + 32 * k < n ? exp2f(m[k] - M) : 0.0f;
+            L += m[k] * l[k];
+        }
+        L = warp_sum(L);
+#pragma unroll
+        for (int k = 0; k < kMaxSplits / 32; k++)
+            if (i + 32 * k < n) w_s[i + 32 * k] = m[k] / L;
     }
-    if (i < D) out[static_cast<size_t>(t) * H * D + static_cast<size_t>(h) * D + i] = __float2bfloat16(sum / L);
+    __syncthreads();
+    if (i < D) {
+        float sum = 0.0f;
+        for (int s = 0; s < n; s++) sum += w_s[s] * work_acc[(base + s) * D + i];
+        out[static_cast<size_t>(t) * H * D + static_cast<size_t>(h) * D + i] = __float2bfloat16(sum);
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -342,9 +439,8 @@ void attention_forward_reference(bf16* out, const bf16* qkv, const bf16* k_cache
     if (D > kMaxD || KVH <= 0 || H % KVH != 0)
         cuda_throw("attention_forward: needs head_dim <= " + std::to_string(kMaxD) + " and KVH dividing H");
     if (T == 0) return;
-    attention_forward_kernel1<<<dim3(T, H), 32 * kWarps, 0, stream>>>(
-        out, qkv, k_cache, v_cache, block_tables, max_blocks, block_size, tok_seq, tok_pos, H, KVH, D);
-    CUDA_CHECK_LAST();
+    launch_pdl(attention_forward_kernel1, dim3(T, H), 32 * kWarps, 0, stream, out, qkv, k_cache, v_cache,
+               block_tables, max_blocks, block_size, tok_seq, tok_pos, H, KVH, D);
 }
 
 size_t attention_workspace_bytes(int T, int H, int KVH, int D, int max_blocks, int block_size) {
@@ -362,7 +458,7 @@ void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf
         cuda_throw("attention_forward: needs head_dim <= " + std::to_string(kMaxD) + " and KVH dividing H");
     if (T == 0) return;
     const FlashShape f = flash_shape(T, H, KVH, D, max_blocks, block_size);
-    if (f.qt == 0) {  // a head shape kernel2 does not take (D not a multiple of 8, or > 64 heads per group)
+    if (f.qt == 0) {  // a head shape kernel2 does not take
         attention_forward_reference(out, qkv, k_cache, v_cache, block_tables, max_blocks, block_size, tok_seq,
                                     tok_pos, T, H, KVH, D, stream);
         return;
@@ -373,24 +469,16 @@ void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf
                    std::to_string(need));
     float* work_ml = static_cast<float*>(work);
     float* work_acc = need ? work_ml + static_cast<size_t>(T) * H * f.splits * 2 : nullptr;
-    const int G = H / KVH;
-    const size_t smem = static_cast<size_t>(f.qt) * G * D * sizeof(bf16) + 2 * kKeys * (D + kKPad) * sizeof(bf16) +
-                        static_cast<size_t>(f.qt) * G * kKeys * sizeof(float);
-    static size_t smem_set = 0;
-    if (smem > 48 * 1024 && smem > smem_set) {
-        CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel2, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
-        smem_set = smem;
-    }
-    attention_forward_kernel2<<<dim3(T, KVH, f.splits), kThreads2, smem, stream>>>(
-        out, work_ml, work_acc, qkv, k_cache, v_cache, block_tables, max_blocks, block_size, tok_seq, tok_pos, T, H,
-        KVH, D, f.qt, f.chunk, f.splits);
-    CUDA_CHECK_LAST();
-    if (f.splits > 1) {
-        attention_merge_kernel<<<dim3(T, H), ceil_div(D, 32) * 32, 0, stream>>>(out, work_ml, work_acc, tok_pos, H,
-                                                                              D, f.chunk, f.splits);
-        CUDA_CHECK_LAST();
-    }
+    const dim3 grid(T, KVH, f.splits);
+    auto k2 = D == 16 ? attention_forward_kernel2<16>
+              : D == 32 ? attention_forward_kernel2<32>
+              : D == 64 ? attention_forward_kernel2<64>
+                        : attention_forward_kernel2<128>;
+    launch_pdl(k2, grid, kThreads2, 0, stream, out, work_ml, work_acc, qkv, k_cache, v_cache, block_tables,
+               max_blocks, block_size, tok_seq, tok_pos, T, H, KVH, f.qt, f.chunk, f.splits);
+    if (f.splits > 1)
+        launch_pdl(attention_merge_kernel, dim3(T, H), ceil_div(D, 32) * 32, 0, stream, out, work_ml, work_acc,
+                   tok_pos, H, D, f.chunk, f.splits);
 }
 
 }  // namespace sp

@@ -2,15 +2,22 @@
 // CUDA forward over a ragged batch.
 // Host code only: the kernels are behind kernels.h, cuBLAS behind matmul.cu.
 //
-// The forward, per layer (x is the fp32 residual stream; each rmsnorm adds
-// the previous sub-layer's bf16 output y into x before norming):
-//   xn = rmsnorm(x += y, attn_norm);  qkv = xn @ wqkv^T
-//   q/k norm + RoPE (in place);  kv_append;  att = attention(q, cache)
-//   y = att @ wo^T
-//   xn = rmsnorm(x += y, mlp_norm);  gu = xn @ wgu^T;  act = swiglu(gu)
-//   y = act @ w_down^T
-// then xn = rmsnorm(x += y, final_norm) and logits = xn @ lm_head^T in fp32.
-// Layer l's output (the hidden state) is x right after the next norm's add.
+// The forward, per layer (x is the fp32 residual stream; the projections
+// that feed it add their fp32 product into it, Epilogue::AddFp32):
+//   qkv = rmsnorm(x, attn_norm) @ wqkv^T
+//   q/k norm + RoPE (in place) and the KV append, one kernel;  att = attention(q, cache)
+//   x += att @ wo^T
+//   act = swiglu(rmsnorm(x, mlp_norm) @ wgu^T)
+//   x += act @ w_down^T
+// then logits = rmsnorm(x, final_norm) @ lm_head^T in fp32. For up to
+// kGemvNormMaxT tokens each line is one kernel (a GEMV with the norm in its
+// prologue, SwiGLU or the residual add in its epilogue), attention two (its
+// chunks' merge): 7 per layer; up to kGemvMaxT the norms run as kernels of
+// their own.
+// Layer l's output (the hidden state) is x after its w_down. wgu's rows are
+// stored gate/up interleaved in groups of kGluGroup (kernels.h). Every kernel
+// is launched with programmatic dependent launch (cuda_common.h), so a
+// projection's first weight loads overlap the tail of the kernel before it.
 #include "engine/cuda_model.h"
 
 #include <algorithm>
@@ -36,6 +43,9 @@ void check_sizes(const ModelWeights& w) {
     want(w.embed, c.vocab * d, "embed");
     if (!c.tie_embeddings) want(w.lm_head, c.vocab * d, "lm_head");
     want(w.final_norm, d, "final_norm");
+    if (c.ffn % kGluGroup != 0)
+        throw Error("CudaModel: intermediate_size " + std::to_string(c.ffn) + " must be a multiple of " +
+                    std::to_string(kGluGroup));
     for (int l = 0; l < c.n_layers; l++) {
         const LayerWeights& lw = w.layers[l];
         const std::string p = "layers." + std::to_string(l) + ".";
@@ -90,7 +100,15 @@ CudaModel::CudaModel(const ModelWeights& w) : cfg_(w.cfg) {
         }
         put(L.wo, {&lw.wo});
         put(L.mlp_norm, {&lw.mlp_norm});
-        put(L.wgu, {&lw.w_gate, &lw.w_up});
+        {  // gate/up interleaved in groups of kGluGroup rows
+            size_t i = static_cast<size_t>(L.wgu - params_);
+            for (int r = 0; r < 2 * c.ffn; r++) {
+                const int grp = r / (2 * kGluGroup), k = r % (2 * kGluGroup);
+                const std::vector<float>& src = k < kGluGroup ? lw.w_gate : lw.w_up;
+                const size_t from = static_cast<size_t>(grp * kGluGroup + k % kGluGroup) * c.hidden;
+                for (int j = 0; j < c.hidden; j++) host[i++] = __float2bfloat16(src[from + j]);
+            }
+        }
         put(L.w_down, {&lw.w_down});
     }
     CUDA_CHECK(cudaMemcpy(params_, host.data(), weight_bytes_, cudaMemcpyHostToDevice));
@@ -100,6 +118,8 @@ CudaModel::CudaModel(const ModelWeights& w) : cfg_(w.cfg) {
 CudaModel::CudaModel(const Config& config, uint64_t seed, float scale) : cfg_(config) {
     const Config& c = cfg_;
     config_check(c, "CudaModel(" + c.name + ")");
+    if (c.ffn % kGluGroup != 0)
+        throw Error("CudaModel(" + c.name + "): intermediate_size must be a multiple of " + std::to_string(kGluGroup));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     cublas_ = cublas_create(stream_);
     const size_t elems = lay_out(nullptr);
@@ -183,7 +203,6 @@ void CudaModel::ensure_activations(int T, int n_hidden) {
         aligned(t * d * sizeof(bf16)),                                        // xn
         aligned(t * (c.n_heads + 2 * c.n_kv_heads) * D * sizeof(bf16)),      // qkv
         aligned(t * c.n_heads * D * sizeof(bf16)),                            // att
-        aligned(t * d * sizeof(bf16)),                                        // y
         aligned(t * 2 * c.ffn * sizeof(bf16)),                                // gu
         aligned(t * c.ffn * sizeof(bf16)),                                    // act
         aligned(t * c.vocab * sizeof(float)),                                 // logits
@@ -205,11 +224,10 @@ void CudaModel::ensure_activations(int T, int n_hidden) {
     xn_ = reinterpret_cast<bf16*>(next(1));
     qkv_ = reinterpret_cast<bf16*>(next(2));
     att_ = reinterpret_cast<bf16*>(next(3));
-    y_ = reinterpret_cast<bf16*>(next(4));
-    gu_ = reinterpret_cast<bf16*>(next(5));
-    act_ = reinterpret_cast<bf16*>(next(6));
-    logits_ = reinterpret_cast<float*>(next(7));
-    hidden_ = reinterpret_cast<float*>(next(8));
+    gu_ = reinterpret_cast<bf16*>(next(4));
+    act_ = reinterpret_cast<bf16*>(next(5));
+    logits_ = reinterpret_cast<float*>(next(6));
+    hidden_ = reinterpret_cast<float*>(next(7));
     cap_T_ = newT;
     cap_hidden_ = newH;
 }
@@ -322,23 +340,20 @@ void CudaModel::enqueue(const KvCache& kv) {
     for (int l = 0; l < c.n_layers; l++) {
         const CudaLayer& L = layers_[l];
         // attention block
-        rmsnorm_forward(xn_, x_, l == 0 ? nullptr : y_, L.attn_norm, T, d, eps, stream_);
-        if (l > 0) save_hidden(l - 1);
-        matmul_forward(cublas_, qkv_, false, xn_, L.wqkv, T, d, (H + 2 * KVH) * D);
-        rope_forward(qkv_, d_pos, inv_freq_, L.q_norm, L.k_norm, T, H, KVH, D, eps, stream_);
-        kv_append(kv.k(l), kv.v(l), qkv_, d_slot, T, H, KVH, D, stream_);
+        const RmsnormInput attn_in{x_, L.attn_norm, eps}, mlp_in{x_, L.mlp_norm, eps};
+        matmul_forward(cublas_, qkv_, Epilogue::Bf16, xn_, L.wqkv, T, d, (H + 2 * KVH) * D, nullptr, &attn_in);
+        rope_forward(qkv_, d_pos, inv_freq_, L.q_norm, L.k_norm, T, H, KVH, D, eps, stream_, kv.k(l), kv.v(l),
+                     d_slot);
         attention_forward(att_, qkv_, kv.k(l), kv.v(l), d_tables, max_blocks, bs, d_seq, d_pos, T, H, KVH, D,
                           attn_work_, attn_work_bytes_, stream_);
-        matmul_forward(cublas_, y_, false, att_, L.wo, T, H * D, d);
+        matmul_forward(cublas_, x_, Epilogue::AddFp32, att_, L.wo, T, H * D, d);
         // MLP block
-        rmsnorm_forward(xn_, x_, y_, L.mlp_norm, T, d, eps, stream_);
-        matmul_forward(cublas_, gu_, false, xn_, L.wgu, T, d, 2 * F);
-        swiglu_forward(act_, gu_, T, F, stream_);
-        matmul_forward(cublas_, y_, false, act_, L.w_down, T, F, d);
+        matmul_forward(cublas_, act_, Epilogue::SwiGLU, xn_, L.wgu, T, d, 2 * F, gu_, &mlp_in);
+        matmul_forward(cublas_, x_, Epilogue::AddFp32, act_, L.w_down, T, F, d);
+        save_hidden(l);
     }
-    rmsnorm_forward(xn_, x_, y_, final_norm_, T, d, eps, stream_);
-    save_hidden(c.n_layers - 1);
-    matmul_forward(cublas_, logits_, true, xn_, lm_head_, T, d, V);
+    const RmsnormInput final_in{x_, final_norm_, eps};
+    matmul_forward(cublas_, logits_, Epilogue::Fp32, xn_, lm_head_, T, d, V, nullptr, &final_in);
 }
 
 void CudaModel::forward(KvCache& kv, const RaggedBatch& b, std::vector<float>* logits,

@@ -1,12 +1,14 @@
 // cuda_model.h: the CUDA forward of a Qwen3 or Llama decoder: bf16 weights
-// and activations, fp32 residual stream, logits and accumulation; every
-// projection through cuBLAS, everything else through kernels.h.
+// and activations, fp32 residual stream, logits and accumulation; the
+// projections through matmul_forward (gemv.cu for up to kGemvMaxT tokens,
+// cuBLAS above), everything else through kernels.h.
 //
 // Same contract as reference_forward (reference.h): a RaggedBatch of new
 // tokens, each sequence at its own position, attention causal within the new
 // tokens and full over the cached prefix; the new K and V rows go into the
 // paged KvCache. q, k and v come from one fused projection (wq|wk|wv rows),
-// gate and up from another (w_gate|w_up).
+// gate and up from another (w_gate and w_up rows interleaved in groups of
+// kGluGroup, so that the projection's epilogue can apply SwiGLU).
 #pragma once
 
 #include <cstdint>
@@ -27,7 +29,7 @@ struct CudaLayer {
     const bf16* k_norm;     // (D) or nullptr
     const bf16* wo;         // (d, H D)
     const bf16* mlp_norm;   // (d)
-    const bf16* wgu;        // (2F, d)
+    const bf16* wgu;        // (2F, d), gate/up rows interleaved in groups of kGluGroup
     const bf16* w_down;     // (d, F)
 };
 
@@ -101,8 +103,7 @@ private:
     bf16* xn_ = nullptr;        // (T, d) normed input of a projection
     bf16* qkv_ = nullptr;       // (T, (H + 2 KVH) D)
     bf16* att_ = nullptr;       // (T, H D)
-    bf16* y_ = nullptr;         // (T, d) output of wo or w_down, added into x by the next norm
-    bf16* gu_ = nullptr;        // (T, 2F)
+    bf16* gu_ = nullptr;        // (T, 2F), gate/up interleaved: the cuBLAS path's product before swiglu
     bf16* act_ = nullptr;       // (T, F)
     float* logits_ = nullptr;   // (T, V)
     float* hidden_ = nullptr;   // (n_hidden, T, d)

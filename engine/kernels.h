@@ -36,12 +36,19 @@ void rmsnorm_forward(bf16* out, float* x, const bf16* y, const bf16* w, int T, i
 // when q_norm (D) and k_norm (D) are given (Qwen3), RMSNorm of each q and k
 // head first; then RoPE at tok_pos[t] on every q and k head, HF's rotate_half
 // pairing (i, i + D/2), angle fp32(inv_freq[i]) * pos. inv_freq (D/2) fp32.
+// With k_cache, v_cache and slot given it also does kv_append's work (the
+// rotated k and the v of token t into cache row slot[t]), saving a launch.
 void rope_forward(bf16* qkv, const int* tok_pos, const float* inv_freq, const bf16* q_norm, const bf16* k_norm,
-                  int T, int H, int KVH, int D, float eps, cudaStream_t stream);
+                  int T, int H, int KVH, int D, float eps, cudaStream_t stream, bf16* k_cache = nullptr,
+                  bf16* v_cache = nullptr, const int* slot = nullptr);
 
 // --- swiglu.cu
-// out (T, F) = silu(gu[:, :F]) * gu[:, F:]; gu (T, 2F) is the fused gate|up
-// projection's output.
+// The fused gate|up projection's rows come interleaved in groups of
+// kGluGroup: rows 16 j .. 16 j + 7 are gate rows 8 j .. 8 j + 7 and rows
+// 16 j + 8 .. 16 j + 15 the matching up rows (so that gemv.cu's 16-row tile
+// holds both halves of its 8 outputs; F must be a multiple of 8).
+// out (T, F) = silu(gate) * up of gu (T, 2F) in that layout.
+constexpr int kGluGroup = 8;
 void swiglu_forward(bf16* out, const bf16* gu, int T, int F, cudaStream_t stream);
 
 // --- kv_append.cu
@@ -109,19 +116,49 @@ struct Cublas {
 };
 Cublas cublas_create(cudaStream_t stream);
 void cublas_destroy(Cublas& c);
-// y (T, n_out) = x (T, n_in) @ W (n_out, n_in)^T; x and W bf16, fp32
-// accumulation (CUBLAS_COMPUTE_32F); y bf16, or fp32 when y_fp32. Small T
-// (gemv_supported) goes to gemv.cu's kernel, the rest to cuBLAS.
-void matmul_forward(const Cublas& c, void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in, int n_out);
+// What a projection does with its product P (T, n_out) = x @ W^T:
+//   Bf16     y (T, n_out) bf16 = P              Fp32  y fp32 = P
+//   AddFp32  y (T, n_out) fp32 += P (the residual add of wo and w_down; no rounding)
+//   SwiGLU   W's rows gate/up interleaved (kGluGroup); y (T, n_out / 2) bf16 =
+//            silu(bf16(gate)) * bf16(up), as matmul + swiglu_forward would give
+enum class Epilogue { Bf16, Fp32, AddFp32, SwiGLU };
+// A projection's input given as rmsnorm(x) * w of the fp32 residual stream
+// x (T, n_in) (w (n_in) bf16), as rmsnorm_forward computes it (see
+// matmul_forward for where it is fused).
+struct RmsnormInput {
+    const float* x;
+    const bf16* w;
+    float eps;
+};
+// y = epilogue(x (T, n_in) @ W (n_out, n_in)^T); x and W bf16, fp32
+// accumulation (CUBLAS_COMPUTE_32F). Small T (gemv_supported) goes to
+// gemv.cu's kernel, the rest to cuBLAS (SwiGLU then needs `scratch`, (T,
+// n_out) bf16, for the product before swiglu_forward). With `norm`, the
+// input is rmsnorm(norm->x) * norm->w: fused into the GEMV up to
+// kGemvNormMaxT tokens; otherwise rmsnorm_forward writes it into x (T,
+// n_in) first. (At 16 tokens the fused norm's fp32 x reads cost 6.5 us on
+// each of qkv and gate|up of qwen3-8b, H100, 2026-11-23: more than a norm
+// kernel.)
+constexpr int kGemvNormMaxT = 8;
+void matmul_forward(const Cublas& c, void* y, Epilogue epi, bf16* x, const bf16* W, int T, int n_in, int n_out,
+                    bf16* scratch = nullptr, const RmsnormInput* norm = nullptr);
+// The plain product, bf16 or fp32 out (the form cli/cmd_profile.cpp uses).
+inline void matmul_forward(const Cublas& c, void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in,
+                           int n_out) {
+    matmul_forward(c, y, y_fp32 ? Epilogue::Fp32 : Epilogue::Bf16, const_cast<bf16*>(x), W, T, n_in, n_out);
+}
 
 // --- gemv.cu
 // The same product for a few tokens, memory-bound: W streamed once with
-// 16-byte loads, each warp a few output rows for all T tokens, fp32
-// accumulation. Needs 1 <= T <= kGemvMaxT, n_in a multiple of 8 and x, W
-// 16-byte aligned (gemv_supported); matmul_forward dispatches.
-constexpr int kGemvMaxT = 8;
-bool gemv_supported(const bf16* x, const bf16* W, int T, int n_in);
-void gemv_forward(void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in, int n_out,
-                  cudaStream_t stream);
+// 16-byte loads through tensor-core mma (tokens as the n side), fp32
+// accumulation. Needs 1 <= T <= kGemvMaxT, n_in a multiple of 8, the input
+// (x, or norm->x) and W 16-byte aligned, and for SwiGLU n_out a multiple of
+// 16 (gemv_supported); with `norm` (T <= kGemvNormMaxT, 16-byte aligned
+// weights) the input is rmsnorm(norm->x) * norm->w, fused. matmul_forward
+// dispatches.
+constexpr int kGemvMaxT = 16;
+bool gemv_supported(const void* x, const bf16* W, int T, int n_in, int n_out, Epilogue epi);
+void gemv_forward(void* y, Epilogue epi, const bf16* x, const bf16* W, int T, int n_in, int n_out,
+                  cudaStream_t stream, const RmsnormInput* norm = nullptr);
 
 }  // namespace sp

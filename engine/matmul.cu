@@ -1,4 +1,4 @@
-// matmul.cu: the one cuBLAS wrapper (T > kGemvMaxT; gemv.cu below that). Every projection of the forward is
+// matmul.cu: the one cuBLAS wrapper (T > kGemvMaxT; gemv.cu below that) and the projection dispatch. Every projection of the forward is
 //   y (T, n_out) = x (T, n_in) @ W (n_out, n_in)^T
 // with bf16 x and W (HF's nn.Linear layout, row-major) and fp32 accumulation.
 //
@@ -7,6 +7,8 @@
 // row-major y (T, n_out) is y^T (n_out, T), ld n_out. So y^T = op_T(W^T) x^T:
 // transa = T, transb = N, m = n_out, n = T, k = n_in.
 #include "engine/kernels.h"
+
+#include <cstdint>
 
 namespace sp {
 
@@ -33,17 +35,27 @@ void cublas_destroy(Cublas& c) {
     c = Cublas{};
 }
 
-void matmul_forward(const Cublas& c, void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in,
-                    int n_out) {
+void matmul_forward(const Cublas& c, void* y, Epilogue epi, bf16* x, const bf16* W, int T, int n_in, int n_out,
+                    bf16* scratch, const RmsnormInput* norm) {
     if (T == 0) return;
-    if (gemv_supported(x, W, T, n_in)) {  // decode and verify: a weight stream, not a GEMM
-        gemv_forward(y, y_fp32, x, W, T, n_in, n_out, c.stream);
+    // decode and verify: a weight stream, not a GEMM. The norm is fused up to kGemvNormMaxT tokens.
+    const bool fuse = norm && T <= kGemvNormMaxT && reinterpret_cast<uintptr_t>(norm->w) % 16 == 0;
+    const void* in = fuse ? static_cast<const void*>(norm->x) : static_cast<const void*>(x);
+    const bool gemv = gemv_supported(in, W, T, n_in, n_out, epi);
+    if (norm && !(gemv && fuse))
+        rmsnorm_forward(x, const_cast<float*>(norm->x), nullptr, norm->w, T, n_in, norm->eps, c.stream);
+    if (gemv) {
+        gemv_forward(y, epi, x, W, T, n_in, n_out, c.stream, fuse ? norm : nullptr);
         return;
     }
-    const float alpha = 1.0f, beta = 0.0f;
+    if (epi == Epilogue::SwiGLU && !scratch) cuda_throw("matmul_forward: SwiGLU through cuBLAS needs scratch");
+    const float alpha = 1.0f, beta = epi == Epilogue::AddFp32 ? 1.0f : 0.0f;
+    void* out = epi == Epilogue::SwiGLU ? static_cast<void*>(scratch) : y;
+    const bool out32 = epi == Epilogue::Fp32 || epi == Epilogue::AddFp32;
     CUBLAS_CHECK(cublasGemmEx(c.handle, CUBLAS_OP_T, CUBLAS_OP_N, n_out, T, n_in, &alpha, W, CUDA_R_16BF, n_in, x,
-                              CUDA_R_16BF, n_in, &beta, y, y_fp32 ? CUDA_R_32F : CUDA_R_16BF, n_out,
+                              CUDA_R_16BF, n_in, &beta, out, out32 ? CUDA_R_32F : CUDA_R_16BF, n_out,
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (epi == Epilogue::SwiGLU) swiglu_forward(static_cast<bf16*>(y), scratch, T, n_out / 2, c.stream);
 }
 
 }  // namespace sp

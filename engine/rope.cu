@@ -14,12 +14,27 @@ namespace sp {
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
-// One warp per (token, head) over the H query heads then the KVH key heads;
+// One warp per (token, head) over the H query heads then the KVH key heads
+// (then, when appending, the KVH value heads, which are only copied);
 // lane j handles the pairs (i, i + D/2) for i = j, j + 32, ... (D <= 512).
 __global__ void rope_forward_kernel1(bf16* qkv, const int* tok_pos, const float* inv_freq, const bf16* q_norm,
-                                     const bf16* k_norm, int H, int KVH, int D, float eps) {
+                                     const bf16* k_norm, int H, int KVH, int D, float eps, bf16* k_cache,
+                                     bf16* v_cache, const int* slot) {
+    pdl_launch_dependents();
+    pdl_wait();
     const int t = blockIdx.x, head = blockIdx.y, lane = threadIdx.x, half = D / 2;
     bf16* x = qkv + static_cast<size_t>(t) * (H + 2 * KVH) * D + static_cast<size_t>(head) * D;
+    // the cache row of this token's k head (head - H) or v head (head - H - KVH)
+    bf16* cache_row = nullptr;
+    if (k_cache && head >= H) {
+        const size_t row = static_cast<size_t>(slot[t]) * KVH * D;
+        cache_row = head < H + KVH ? k_cache + row + static_cast<size_t>(head - H) * D
+                                   : v_cache + row + static_cast<size_t>(head - H - KVH) * D;
+    }
+    if (head >= H + KVH) {  // a v head: copy
+        for (int i = lane; i < D; i += 32) cache_row[i] = x[i];
+        return;
+    }
     const bf16* norm_w = head < H ? q_norm : k_norm;
     constexpr int kMaxPairs = 8;
     float a[kMaxPairs], b[kMaxPairs];
@@ -48,8 +63,13 @@ __global__ void rope_forward_kernel1(bf16* qkv, const int* tok_pos, const float*
         }
         const float angle = inv_freq[i] * pos;
         const float c = cosf(angle), s = sinf(angle);
-        x[i] = __float2bfloat16(xa * c - xb * s);
-        x[i + half] = __float2bfloat16(xb * c + xa * s);
+        const bf16 ra = __float2bfloat16(xa * c - xb * s), rb = __float2bfloat16(xb * c + xa * s);
+        x[i] = ra;
+        x[i + half] = rb;
+        if (cache_row) {
+            cache_row[i] = ra;
+            cache_row[i + half] = rb;
+        }
     }
 }
 
@@ -57,12 +77,15 @@ __global__ void rope_forward_kernel1(bf16* qkv, const int* tok_pos, const float*
 // kernel launchers
 
 void rope_forward(bf16* qkv, const int* tok_pos, const float* inv_freq, const bf16* q_norm, const bf16* k_norm,
-                  int T, int H, int KVH, int D, float eps, cudaStream_t stream) {
+                  int T, int H, int KVH, int D, float eps, cudaStream_t stream, bf16* k_cache, bf16* v_cache,
+                  const int* slot) {
+    if ((k_cache != nullptr) != (v_cache != nullptr) || (k_cache != nullptr) != (slot != nullptr))
+        cuda_throw("rope_forward: k_cache, v_cache and slot go together");
     if (D % 2 != 0 || D > 512) cuda_throw("rope_forward: head_dim " + std::to_string(D) + " must be even and <= 512");
     if (T == 0) return;
-    rope_forward_kernel1<<<dim3(T, H + KVH), 32, 0, stream>>>(qkv, tok_pos, inv_freq, q_norm, k_norm, H, KVH, D,
-                                                              eps);
-    CUDA_CHECK_LAST();
+    const int heads = H + (k_cache ? 2 : 1) * KVH;
+    launch_pdl(rope_forward_kernel1, dim3(T, heads), 32, 0, stream, qkv, tok_pos, inv_freq, q_norm, k_norm, H, KVH,
+               D, eps, k_cache, v_cache, slot);
 }
 
 }  // namespace sp

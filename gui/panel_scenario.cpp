@@ -184,8 +184,9 @@ static void section_workload(AppState& app) {
                 edit_number(app, "sigma", (k + ".sigma").c_str(), 0.8, 0, 4, "%.2f");
             }
             if (dist >= 1) {
-                edit_int(app, "min", (k + ".min").c_str(), 32, 1, 16777216);
-                edit_int(app, "max", (k + ".max").c_str(), 2048, 1, 16777216);
+                // shown for an absent key: the loader's prompt_len default (uniform 128..1024)
+                edit_int(app, "min", (k + ".min").c_str(), 128, 1, 16777216);
+                edit_int(app, "max", (k + ".max").c_str(), 1024, 1, 16777216);
             }
             ImGui::PopID();
         }

@@ -24,9 +24,10 @@
 // quadrature, but every rounding of a norm output is amplified by the next
 // projections, so we allow kForwardRtol = 12 u = 4.7e-2 of max |ref| per
 // tensor and print the observed share. Observed on an H100 (2026-11-23,
-// bench/results/cuda-tests-h100-2026-11-23.txt): HF fixture logits 3.0 u
-// (tiny-qwen3-bf16) to 6.5 u (tiny-llama, 54% of the bound), hidden states
-// 2.0 to 4.1 u; against the CPU reference on random weights 0.6 to 1.7 u.
+// bench/results/cuda-tests-h100-2026-11-23-mma.txt, the tensor-core GEMV
+// with the fused norm): HF fixture logits 3.2 u (tiny-qwen3-bf16) to 7.1 u
+// (tiny-llama, 59% of the bound), hidden states 1.4 to 4.7 u; against the
+// CPU reference on random weights 0.6 to 1.7 u.
 #include <gtest/gtest.h>
 
 #include "tests/hf_fixture.h"
@@ -273,9 +274,44 @@ TEST(CudaKernels, QkNormAndRopeMatchReference) {
     }
 }
 
+// rope_forward with the cache pointers: the same qkv as without, and the
+// cache rows exactly what kv_append writes from it.
+TEST(CudaKernels, RopeWithAppendEqualsRopeThenKvAppend) {
+    std::mt19937 rng(31);
+    Config c;
+    c.head_dim = 128;
+    c.rope_theta = 1e6;
+    const std::vector<double> inv_freq = rope_inv_freq(c);
+    const int T = 5, H = 8, KVH = 2, D = 128, width = (H + 2 * KVH) * D, kv_dim = KVH * D, rows = 64;
+    const std::vector<float> qkv = random_bf16_values(static_cast<size_t>(T) * width, rng);
+    const std::vector<float> qn = random_bf16_values(D, rng), kn = random_bf16_values(D, rng);
+    const std::vector<int> pos = {0, 1, 7, 100, 511}, slot = {3, 17, 18, 40, 63};
+    Dev<bf16> a(to_bf16(qkv)), b(to_bf16(qkv)), d_qn(to_bf16(qn)), d_kn(to_bf16(kn));
+    Dev<bf16> k1(static_cast<size_t>(rows) * kv_dim), v1(k1.n), k2(k1.n), v2(k1.n);
+    for (auto* p : {&k1, &v1, &k2, &v2}) p->poison();
+    Dev<int> d_pos(pos), d_slot(slot);
+    Dev<float> d_f(std::vector<float>(inv_freq.begin(), inv_freq.end()));
+    rope_forward(a.p, d_pos.p, d_f.p, d_qn.p, d_kn.p, T, H, KVH, D, 1e-6f, nullptr);
+    kv_append(k1.p, v1.p, a.p, d_slot.p, T, H, KVH, D, nullptr);
+    rope_forward(b.p, d_pos.p, d_f.p, d_qn.p, d_kn.p, T, H, KVH, D, 1e-6f, nullptr, k2.p, v2.p, d_slot.p);
+    const std::vector<float> qa = to_float(a.download()), qb = to_float(b.download());
+    EXPECT_EQ(qa, qb);
+    const std::vector<float> ka = to_float(k1.download()), kb = to_float(k2.download()), va = to_float(v1.download()),
+                             vb = to_float(v2.download());
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < kv_dim; i++) {
+            const size_t at = static_cast<size_t>(slot[t]) * kv_dim + i;
+            ASSERT_EQ(ka[at], kb[at]) << "k, token " << t << " elem " << i;
+            ASSERT_EQ(va[at], vb[at]) << "v, token " << t << " elem " << i;
+        }
+}
+
+// gu's columns come gate/up interleaved in groups of kGluGroup (kernels.h).
+int glu_gate_col(int i) { return i / kGluGroup * 2 * kGluGroup + i % kGluGroup; }
+
 TEST(CudaKernels, SwigluMatchesCpu) {
     std::mt19937 rng(4);
-    const int T = 7, F = 333;
+    const int T = 7, F = 336;
     const std::vector<float> gu = random_bf16_values(static_cast<size_t>(T) * 2 * F, rng, 2.0f);
     Dev<bf16> d_gu(to_bf16(gu)), d_out(static_cast<size_t>(T) * F);
     d_out.poison();
@@ -283,89 +319,186 @@ TEST(CudaKernels, SwigluMatchesCpu) {
     std::vector<float> want(static_cast<size_t>(T) * F);
     for (int t = 0; t < T; t++)
         for (int i = 0; i < F; i++) {
-            const double g = gu[t * 2 * F + i], u = gu[t * 2 * F + F + i];
+            const double g = gu[t * 2 * F + glu_gate_col(i)], u = gu[t * 2 * F + glu_gate_col(i) + kGluGroup];
             want[t * F + i] = static_cast<float>(g / (1 + std::exp(-g)) * u);
         }
     check_close("swiglu", to_float(d_out.download()), want, kKernelRtol, 1e-6);
 }
 
+// The product x @ W^T in double, and sum |x_i W_i| over a row (bounds the
+// fp32 accumulation error), for the projection tests.
+std::vector<double> cpu_product(const std::vector<float>& x, const std::vector<float>& W, int T, int n_in, int n_out,
+                                double* row_scale) {
+    std::vector<double> p(static_cast<size_t>(T) * n_out);
+    *row_scale = 0;
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < n_out; o++) {
+            double s = 0, a = 0;
+            for (int i = 0; i < n_in; i++) {
+                const double v = static_cast<double>(x[static_cast<size_t>(t) * n_in + i]) *
+                                 W[static_cast<size_t>(o) * n_in + i];
+                s += v;
+                a += std::fabs(v);
+            }
+            p[static_cast<size_t>(t) * n_out + o] = s;
+            *row_scale = std::max(*row_scale, a);
+        }
+    return p;
+}
+
+// Runs one projection with each epilogue through `run` (y, epi, scratch) and
+// checks it against the double product: Bf16 and Fp32 outputs, AddFp32 onto
+// a random fp32 start, SwiGLU of the interleaved gate/up rows (n_out % 16 == 0).
+// atol_extra: more absolute tolerance (the fused norm's different rounding).
+template <class Run>
+void check_epilogues(const std::string& label, const std::vector<double>& p, double row_scale, int T, int n_out,
+                     std::mt19937& rng, Run run, double atol_extra = 0) {
+    const size_t n = static_cast<size_t>(T) * n_out;
+    const double atol = kFp32Rtol * row_scale + atol_extra;
+    std::vector<float> want(p.begin(), p.end());
+    Dev<bf16> d_y(n), scratch(n);
+    Dev<float> d_y32(n);
+    d_y.poison();
+    run(d_y.p, Epilogue::Bf16, scratch.p);
+    check_close(label + " bf16 out", to_float(d_y.download()), want, kKernelRtol, atol);
+    d_y32.poison();
+    run(d_y32.p, Epilogue::Fp32, scratch.p);
+    check_close(label + " fp32 out", d_y32.download(), want, 0, atol);
+    const std::vector<float> start = random_bf16_values(n, rng, 3.0f);
+    d_y32.upload(start);
+    run(d_y32.p, Epilogue::AddFp32, scratch.p);
+    for (size_t i = 0; i < n; i++) want[i] = static_cast<float>(start[i] + p[i]);
+    check_close(label + " fp32 add", d_y32.download(), want, 0, atol + 1e-6);
+    if (n_out % (2 * kGluGroup) == 0) {
+        const int F = n_out / 2;
+        Dev<bf16> d_act(static_cast<size_t>(T) * F);
+        d_act.poison();
+        run(d_act.p, Epilogue::SwiGLU, scratch.p);
+        // gate and up are each rounded once before silu * up: a rounding of each on top of the output's
+        // (3.5 u), and the products' own tolerance carried through: |d act| <= atol (1.1 |up| + |silu(gate)|)
+        const std::vector<float> got = to_float(d_act.download());
+        double worst = 0;
+        size_t bad = 0;
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < F; i++) {
+                const size_t at = static_cast<size_t>(t) * n_out + glu_gate_col(i);
+                const double g = round_bf16(static_cast<float>(p[at])),
+                             u = round_bf16(static_cast<float>(p[at + kGluGroup]));
+                const double silu = g / (1 + std::exp(-g)), act = silu * u;
+                const double bound = 3.5 * kU * std::fabs(act) + atol * (1.1 * std::fabs(u) + std::fabs(silu)) + 1e-6;
+                const double err = std::fabs(got[static_cast<size_t>(t) * F + i] - act);
+                worst = std::max(worst, err / bound);
+                if (!(err <= bound)) bad++;
+            }
+        std::printf("%s swiglu: %d values, worst error %.1f%% of its bound: %s\n", label.c_str(), T * F, 100 * worst,
+                    bad ? "NOT OK" : "OK");
+        EXPECT_EQ(bad, 0u) << label << " swiglu";
+    }
+}
+
+// matmul_forward: cuBLAS above kGemvMaxT tokens (and for n_in not a
+// multiple of 8), gemv.cu below, every epilogue.
 TEST(CudaKernels, MatmulMatchesCpu) {
     std::mt19937 rng(5);
     Cublas cb = cublas_create(nullptr);
-    for (int T : {1, 5, 64}) {
-        const int n_in = 96, n_out = 80;
-        const std::vector<float> x = random_bf16_values(static_cast<size_t>(T) * n_in, rng),
-                                 W = random_bf16_values(static_cast<size_t>(n_out) * n_in, rng);
-        Dev<bf16> d_x(to_bf16(x)), d_W(to_bf16(W)), d_y(static_cast<size_t>(T) * n_out);
-        Dev<float> d_y32(static_cast<size_t>(T) * n_out);
-        d_y.poison();
-        d_y32.poison();
-        matmul_forward(cb, d_y.p, false, d_x.p, d_W.p, T, n_in, n_out);
-        matmul_forward(cb, d_y32.p, true, d_x.p, d_W.p, T, n_in, n_out);
-        std::vector<float> want(static_cast<size_t>(T) * n_out);
-        double row_scale = 0;  // sum |x_i W_i| bounds the fp32 accumulation error
-        for (int t = 0; t < T; t++)
-            for (int o = 0; o < n_out; o++) {
-                double s = 0, a = 0;
-                for (int i = 0; i < n_in; i++) {
-                    s += static_cast<double>(x[t * n_in + i]) * W[o * n_in + i];
-                    a += std::fabs(static_cast<double>(x[t * n_in + i]) * W[o * n_in + i]);
-                }
-                want[t * n_out + o] = static_cast<float>(s);
-                row_scale = std::max(row_scale, a);
-            }
-        check_close("matmul bf16 out, T " + std::to_string(T), to_float(d_y.download()), want, kKernelRtol,
-                    kFp32Rtol * row_scale);
-        check_close("matmul fp32 out, T " + std::to_string(T), d_y32.download(), want, 0, kFp32Rtol * row_scale);
-    }
+    for (int T : {1, 5, 17, 64})
+        for (int n_in : {96, 100}) {
+            const int n_out = 80;
+            const std::vector<float> x = random_bf16_values(static_cast<size_t>(T) * n_in, rng),
+                                     W = random_bf16_values(static_cast<size_t>(n_out) * n_in, rng);
+            Dev<bf16> d_x(to_bf16(x)), d_W(to_bf16(W));
+            double row_scale = 0;
+            const std::vector<double> p = cpu_product(x, W, T, n_in, n_out, &row_scale);
+            check_epilogues("matmul T " + std::to_string(T) + " n_in " + std::to_string(n_in), p, row_scale, T,
+                            n_out, rng, [&](void* y, Epilogue epi, bf16* scratch) {
+                                matmul_forward(cb, y, epi, d_x.p, d_W.p, T, n_in, n_out, scratch);
+                            });
+        }
     cublas_destroy(cb);
 }
 
 // The small-T GEMV (decode, verify projections) against a double CPU loop,
-// T 1..8, on shapes with ragged tails: n_in not a multiple of 256 (a lane's
-// last vectors missing), n_out odd (a warp's second row past the end); and
-// matmul_forward's fallback to cuBLAS when n_in is not a multiple of 8.
+// T 1..16 (one and two n-tiles of the mma), every epilogue, on shapes with
+// ragged tails: n_in not a multiple of 256 (a lane's last vectors missing),
+// n_out not a multiple of 16 (a tile's rows past the end).
 TEST(CudaKernels, GemvMatchesCpuForSmallT) {
     std::mt19937 rng(51);
+    struct Shape {
+        int n_in, n_out;
+    };
+    for (const Shape sh : {Shape{4096, 37}, Shape{1000, 129}, Shape{8, 5}, Shape{2056, 64}, Shape{104, 48},
+                           Shape{12288, 96}})
+        for (int T : {1, 2, 3, 4, 8, 9, 13, 16}) {
+            const int n_in = sh.n_in, n_out = sh.n_out;
+            const std::vector<float> x = random_bf16_values(static_cast<size_t>(T) * n_in, rng),
+                                     W = random_bf16_values(static_cast<size_t>(n_out) * n_in, rng);
+            Dev<bf16> d_x(to_bf16(x)), d_W(to_bf16(W));
+            EXPECT_TRUE(gemv_supported(d_x.p, d_W.p, T, n_in, n_out, Epilogue::Bf16));
+            EXPECT_EQ(gemv_supported(d_x.p, d_W.p, T, n_in, n_out, Epilogue::SwiGLU), n_out % 16 == 0);
+            double row_scale = 0;
+            const std::vector<double> p = cpu_product(x, W, T, n_in, n_out, &row_scale);
+            const std::string shape =
+                " T " + std::to_string(T) + " n_in " + std::to_string(n_in) + " n_out " + std::to_string(n_out);
+            check_epilogues("gemv" + shape, p, row_scale, T, n_out, rng, [&](void* y, Epilogue epi, bf16*) {
+                gemv_forward(y, epi, d_x.p, d_W.p, T, n_in, n_out, nullptr);
+            });
+        }
+    EXPECT_FALSE(gemv_supported(nullptr, nullptr, 17, 64, 64, Epilogue::Bf16));
+    EXPECT_FALSE(gemv_supported(nullptr, nullptr, 0, 64, 64, Epilogue::Bf16));
+    EXPECT_FALSE(gemv_supported(nullptr, nullptr, 1, 100, 64, Epilogue::Bf16));
+}
+
+// A projection of rmsnorm(x) * w (RmsnormInput): up to kGemvNormMaxT tokens
+// the GEMV folds the norm into its prologue and epilogue, above it (GEMV or
+// cuBLAS) rmsnorm_forward runs first; all against the norm then the product
+// on the CPU. The GEMV rounds
+// bf16(w * x) and scales after the product instead of rounding bf16(w * (x *
+// scale)): each term's rounding differs by up to 2^-8 of it, independently,
+// so the sum by about 2^-8 sqrt(n_in) of a term; we allow 4 2^-8 row_scale /
+// sqrt(n_in) more.
+TEST(CudaKernels, ProjectionOfRmsnormInputMatchesCpu) {
+    std::mt19937 rng(52);
     Cublas cb = cublas_create(nullptr);
     struct Shape {
         int n_in, n_out;
     };
-    for (const Shape sh : {Shape{4096, 37}, Shape{1000, 129}, Shape{8, 5}, Shape{2056, 64}, Shape{100, 33}})
-        for (int T : {1, 2, 3, 4, 8}) {
+    for (const Shape sh : {Shape{4096, 48}, Shape{1000, 129}, Shape{64, 32}})
+        for (int T : {1, 3, 8, 16, 20}) {
             const int n_in = sh.n_in, n_out = sh.n_out;
-            const std::vector<float> x = random_bf16_values(static_cast<size_t>(T) * n_in, rng),
+            const float eps = 1e-6f;
+            const std::vector<float> x = random_bf16_values(static_cast<size_t>(T) * n_in, rng, 5.0f),
+                                     w = random_bf16_values(n_in, rng),
                                      W = random_bf16_values(static_cast<size_t>(n_out) * n_in, rng);
-            Dev<bf16> d_x(to_bf16(x)), d_W(to_bf16(W)), d_y(static_cast<size_t>(T) * n_out);
-            Dev<float> d_y32(static_cast<size_t>(T) * n_out);
-            d_y.poison();
-            d_y32.poison();
-            EXPECT_EQ(gemv_supported(d_x.p, d_W.p, T, n_in), n_in % 8 == 0);
-            if (n_in % 8 == 0) {
-                gemv_forward(d_y.p, false, d_x.p, d_W.p, T, n_in, n_out, nullptr);
-                gemv_forward(d_y32.p, true, d_x.p, d_W.p, T, n_in, n_out, nullptr);
-            } else {
-                matmul_forward(cb, d_y.p, false, d_x.p, d_W.p, T, n_in, n_out);
-                matmul_forward(cb, d_y32.p, true, d_x.p, d_W.p, T, n_in, n_out);
+            std::vector<float> xn(x.size());
+            for (int t = 0; t < T; t++) {
+                double ss = 0;
+                for (int i = 0; i < n_in; i++) ss += static_cast<double>(x[t * n_in + i]) * x[t * n_in + i];
+                const float scale = static_cast<float>(1.0 / std::sqrt(ss / n_in + eps));
+                for (int i = 0; i < n_in; i++) xn[t * n_in + i] = round_bf16(w[i] * (x[t * n_in + i] * scale));
             }
-            std::vector<float> want(static_cast<size_t>(T) * n_out);
+            Dev<float> d_x(x);
+            Dev<bf16> d_w(to_bf16(w)), d_W(to_bf16(W)), d_xn(x.size());
             double row_scale = 0;
-            for (int t = 0; t < T; t++)
-                for (int o = 0; o < n_out; o++) {
-                    double s = 0, a = 0;
-                    for (int i = 0; i < n_in; i++) {
-                        const double p = static_cast<double>(x[static_cast<size_t>(t) * n_in + i]) *
-                                         W[static_cast<size_t>(o) * n_in + i];
-                        s += p;
-                        a += std::fabs(p);
-                    }
-                    want[static_cast<size_t>(t) * n_out + o] = static_cast<float>(s);
-                    row_scale = std::max(row_scale, a);
-                }
-            const std::string shape = " T " + std::to_string(T) + " n_in " + std::to_string(n_in) + " n_out " +
+            const std::vector<double> p = cpu_product(xn, W, T, n_in, n_out, &row_scale);
+            const RmsnormInput norm{d_x.p, d_w.p, eps};
+            const bool gemv = gemv_supported(d_x.p, d_W.p, T, n_in, n_out, Epilogue::Bf16);
+            EXPECT_EQ(gemv, T <= kGemvMaxT && n_in % 8 == 0);
+            const bool fused = gemv && T <= kGemvNormMaxT;
+            const std::string label = std::string(fused  ? "fused norm gemv"
+                                                  : gemv ? "rmsnorm + gemv"
+                                                         : "rmsnorm + cuBLAS") +
+                                      " T " + std::to_string(T) + " n_in " + std::to_string(n_in) + " n_out " +
                                       std::to_string(n_out);
-            check_close("gemv bf16 out" + shape, to_float(d_y.download()), want, kKernelRtol, kFp32Rtol * row_scale);
-            check_close("gemv fp32 out" + shape, d_y32.download(), want, 0, kFp32Rtol * row_scale);
+            check_epilogues(
+                label, p, row_scale, T, n_out, rng,
+                [&](void* y, Epilogue epi, bf16* scratch) {
+                    matmul_forward(cb, y, epi, d_xn.p, d_W.p, T, n_in, n_out, scratch, &norm);
+                },
+                fused ? 4 * kU * row_scale / std::sqrt(static_cast<double>(n_in)) : 0.0);
+            EXPECT_EQ(d_x.download(), x) << "the residual stream is read, not written";
+            if (T > kGemvNormMaxT && gemv) {  // gemv_forward itself takes a norm only up to kGemvNormMaxT tokens
+                EXPECT_ANY_THROW(gemv_forward(d_xn.p, Epilogue::Bf16, nullptr, d_W.p, T, n_in, n_out, nullptr, &norm));
+            }
         }
     cublas_destroy(cb);
 }
@@ -457,6 +590,9 @@ TEST(CudaKernels, FlashAttentionMatchesPlainKernelOnRaggedBatches) {
         {16, 2, 64, 16, {0, 1000, 4096, 33}, {37, 5, 1, 3}}, // prefill chunk + verify + decode + short
         {8, 8, 128, 32, {300, 2047}, {2, 9}},                // MHA, block size 32
         {16, 2, 128, 16, {6000, 100}, {1, 4}},               // 8 heads per group, beyond 4097
+        {32, 8, 128, 16, {0}, {300}},                        // prefill from empty: 19 query tiles, causal
+        {32, 8, 128, 16, {1000, 7}, {200, 1}},               // prefill chunk on a cached prefix, and a decode
+        {4, 2, 16, 16, {0, 50}, {40, 2}},                    // tiny-model shape (D 16)
     };
     for (const Case& cs : cases) {
         const int H = cs.H, KVH = cs.KVH, D = cs.D, bs = cs.bs, S = static_cast<int>(cs.prefix.size());
