@@ -9,9 +9,11 @@
 //     (one eager forward; its first call, then the median of 3 more, timed),
 //     at each context c: the step that appends token c, timed --steps times
 //     after --warmup, the cache truncated back to c after each step (so every
-//     step does the same work). Two modes: "eager" (forward_device: metadata
-//     upload, then every launch from the host) and "graph" (prepare(), then
-//     one cudaGraphLaunch of the captured enqueue()). Per-step time: CUDA
+//     step does the same work). Three modes: "eager" (forward_device:
+//     metadata upload, then every launch from the host), "graph"
+//     (forward_graph: metadata upload, then one launch of the engine's CUDA
+//     graph for the batch's shape bucket) and "cublas" (graph, with every
+//     projection through cuBLAS: the path the GEMV replaces). Per-step time: CUDA
 //     events around the step, median; also wall = host time of the whole loop
 //     / steps. Bytes read per token: every weight the step reads (all
 //     matrices and norms incl. the LM head, one embedding row; not the rest
@@ -26,13 +28,16 @@
 //     5 times after one warm-up; time per launch = median replay / R, and
 //     the weight bytes over it; gemv_forward (with the forward's fused norm
 //     and epilogue), and cuBLAS's GEMM (no norm) for comparison.
+//  5. With --batches R,...: decode of R sequences, one token each, at
+//     --context (KV rows grown and zeroed, not prefilled), each mode: where
+//     graphs help and where they stop mattering.
 //  With --profile-step 1: one eager decode step at the first --contexts
 //  value between cudaProfilerStart and cudaProfilerStop, for
 //  `ncu --profile-from-start off` (per-kernel times, serialised).
 //
 //   bench_engine [--model qwen3-8b] [--contexts 512] [--context 512] [--steps 100]
 //                [--warmup 10] [--verify-steps 50] [--max-k 15] [--copy-gib 2] [--gemv 0|1]
-//                [--profile-step 0|1] [--out PATH]
+//                [--profile-step 0|1] [--batches R,R,...] [--out PATH]
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
@@ -42,6 +47,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -68,13 +74,14 @@ struct Args {
     std::string command;
     bool gemv = false;
     bool profile_step = false;
+    std::vector<int> batches;  // section 5; empty: skipped
 };
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr,
                  "bench_engine: %s\nusage: bench_engine [--model NAME] [--contexts C,C,...] [--context C] "
                  "[--steps N] [--warmup N] [--verify-steps N] [--max-k K] [--copy-gib G] [--gemv 0|1] "
-                 "[--profile-step 0|1] [--out PATH]\n",
+                 "[--profile-step 0|1] [--batches R,R,...] [--out PATH]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -90,12 +97,15 @@ Args parse(int argc, char** argv) {
         if (i + 1 >= argc) usage("missing value for " + k);
         const std::string v = argv[++i];
         try {
-            if (k == "--model") a.model = v;
-            else if (k == "--contexts") {
-                a.contexts.clear();
+            auto list = [&](std::vector<int>* to) {
+                to->clear();
                 std::stringstream ss(v);
-                for (std::string item; std::getline(ss, item, ',');) a.contexts.push_back(std::stoi(item));
-            } else if (k == "--context") a.context = std::stoi(v);
+                for (std::string item; std::getline(ss, item, ',');) to->push_back(std::stoi(item));
+            };
+            if (k == "--model") a.model = v;
+            else if (k == "--contexts") list(&a.contexts);
+            else if (k == "--batches") list(&a.batches);
+            else if (k == "--context") a.context = std::stoi(v);
             else if (k == "--steps") a.steps = std::stoi(v);
             else if (k == "--warmup") a.warmup = std::stoi(v);
             else if (k == "--verify-steps") a.verify_steps = std::stoi(v);
@@ -109,10 +119,13 @@ Args parse(int argc, char** argv) {
             usage("bad value for " + k + ": " + v);
         }
     }
-    if (a.contexts.empty() || a.steps < 1 || a.warmup < 0 || a.verify_steps < 1 || a.max_k < 0 || a.copy_gib <= 0)
+    // warmup >= 1: the first run of a graph mode captures its graph
+    if (a.contexts.empty() || a.steps < 1 || a.warmup < 1 || a.verify_steps < 1 || a.max_k < 0 || a.copy_gib <= 0)
         usage("bad arguments");
     for (int c : a.contexts)
         if (c < 1) usage("contexts must be >= 1");
+    for (int r : a.batches)
+        if (r < 1) usage("batches must be >= 1");
     if (a.context < 1) usage("--context must be >= 1");
     return a;
 }
@@ -196,22 +209,20 @@ struct Timing {
     double median_ms = 0, min_ms = 0, wall_ms = 0;
 };
 
-// Runs `batch` (sequence 0, appending at ctx) reps + warmup times, truncating
-// the cache back to ctx after each; eager or through a graph of enqueue().
-Timing time_step(CudaModel& m, KvCache& kv, const RaggedBatch& batch, int ctx, bool graph, int warmup, int reps) {
+// How a step is run: eager (forward_device: metadata upload, then every
+// launch from the host), graph (forward_graph: the engine's CUDA graph of the
+// batch's shape bucket, captured on first use) or graph with every projection
+// through cuBLAS (set_cublas_only: the reference path the GEMV replaces).
+enum class Mode { Eager, Graph, GraphCublas };
+const char* mode_name(Mode m) { return m == Mode::Eager ? "eager" : m == Mode::Graph ? "graph" : "cublas"; }
+
+// Runs `batch` reps + warmup times, truncating its sequences back to their
+// lengths before each run (so every step does the same work).
+Timing time_step(CudaModel& m, KvCache& kv, const RaggedBatch& batch, Mode mode, int warmup, int reps) {
     cudaStream_t s = m.stream();
-    cudaGraphExec_t exec = nullptr;
-    if (graph) {
-        m.prepare(kv, batch);
-        CUDA_CHECK(cudaStreamSynchronize(s));
-        cudaGraph_t g = nullptr;
-        CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        m.enqueue(kv);
-        CUDA_CHECK(cudaStreamEndCapture(s, &g));
-        CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
-        CUDA_CHECK(cudaGraphDestroy(g));
-        kv.truncate(0, ctx);
-    }
+    std::vector<int> len0;
+    for (int seq : batch.seq) len0.push_back(kv.len(seq));
+    m.set_cublas_only(mode == Mode::GraphCublas);
     Events ev(warmup + reps);
     double t0 = 0;
     for (int i = 0; i < warmup + reps; i++) {
@@ -220,18 +231,16 @@ Timing time_step(CudaModel& m, KvCache& kv, const RaggedBatch& batch, int ctx, b
             t0 = now_s();
         }
         CUDA_CHECK(cudaEventRecord(ev.a[i], s));
-        if (graph) {
-            m.prepare(kv, batch);
-            CUDA_CHECK(cudaGraphLaunch(exec, s));
-        } else {
+        if (mode == Mode::Eager)
             m.forward_device(kv, batch);
-        }
+        else
+            m.forward_graph(kv, batch);
         CUDA_CHECK(cudaEventRecord(ev.b[i], s));
-        kv.truncate(0, ctx);
+        for (size_t j = 0; j < batch.seq.size(); j++) kv.truncate(batch.seq[j], len0[j]);
     }
     CUDA_CHECK(cudaStreamSynchronize(s));
     const double wall = now_s() - t0;
-    if (exec) CUDA_CHECK(cudaGraphExecDestroy(exec));
+    m.set_cublas_only(false);
     const std::vector<double> t = ev.ms(warmup);
     return {median(t), *std::min_element(t.begin(), t.end()), wall * 1e3 / reps};
 }
@@ -457,11 +466,11 @@ int main(int argc, char** argv) try {
         kv.truncate(0, ctx);
         const double bytes = w_read + kv_bytes_read(cfg, ctx + 1);
         const RaggedBatch step{{0}, {1}, {tok(rng)}};
-        for (bool graph : {false, true}) {
-            const Timing t = time_step(m, kv, step, ctx, graph, a.warmup, a.steps);
+        for (Mode mode : {Mode::Eager, Mode::Graph, Mode::GraphCublas}) {
+            const Timing t = time_step(m, kv, step, mode, a.warmup, a.steps);
             const double gbps = bytes / (t.median_ms * 1e-3) / 1e9;
             decode.push_back({{"context", ctx},
-                              {"mode", graph ? "graph" : "eager"},
+                              {"mode", mode_name(mode)},
                               {"median_ms", t.median_ms},
                               {"min_ms", t.min_ms},
                               {"wall_ms_per_step", t.wall_ms},
@@ -470,7 +479,7 @@ int main(int argc, char** argv) try {
                               {"kv_bytes_read_per_token", kv_bytes_read(cfg, ctx + 1)},
                               {"achieved_GBps", gbps},
                               {"fraction_of_copy_bandwidth", gbps / copy_GBps}});
-            std::printf("%8d %6s %10.3f %10.3f %10.3f %9.1f %9.3f %9.0f %7.1f%%\n", ctx, graph ? "graph" : "eager",
+            std::printf("%8d %6s %10.3f %10.3f %10.3f %9.1f %9.3f %9.0f %7.1f%%\n", ctx, mode_name(mode),
                         t.median_ms, t.min_ms, t.wall_ms, 1e3 / t.median_ms, bytes / 1e9, gbps,
                         100 * gbps / copy_GBps);
         }
@@ -489,27 +498,67 @@ int main(int argc, char** argv) try {
     }
     std::printf("verify cost at context %d: forward of 1 + k tokens, batch 1, median of %d after %d warm-up\n",
                 a.context, a.verify_steps, a.warmup);
-    std::printf("%4s %12s %8s %12s %8s\n", "k", "eager ms", "ratio", "graph ms", "ratio");
+    std::printf("%4s %12s %8s %12s %8s %12s %8s\n", "k", "eager ms", "ratio", "graph ms", "ratio", "cublas ms",
+                "ratio");
     json verify = json::array();
-    double base[2] = {0, 0};
+    const Mode modes[3] = {Mode::Eager, Mode::Graph, Mode::GraphCublas};
+    double base[3] = {0, 0, 0};
     for (int k = 0; k <= a.max_k; k++) {
         std::vector<int> toks(1 + k);
         for (int& t : toks) t = tok(rng);
         const RaggedBatch blk{{0}, {1 + k}, toks};
-        double ms[2];
-        for (int g = 0; g < 2; g++) {
-            ms[g] = time_step(m, kv, blk, a.context, g == 1, a.warmup, a.verify_steps).median_ms;
-            if (k == 0) base[g] = ms[g];
+        json row = {{"k", k}, {"tokens", 1 + k}};
+        std::printf("%4d", k);
+        for (int g = 0; g < 3; g++) {
+            const double ms = time_step(m, kv, blk, modes[g], a.warmup, a.verify_steps).median_ms;
+            if (k == 0) base[g] = ms;
+            row[std::string(mode_name(modes[g])) + "_median_ms"] = ms;
+            row[std::string(mode_name(modes[g])) + "_ratio"] = ms / base[g];
+            std::printf(" %12.3f %8.3f", ms, ms / base[g]);
         }
-        verify.push_back({{"k", k},
-                          {"tokens", 1 + k},
-                          {"eager_median_ms", ms[0]},
-                          {"eager_ratio", ms[0] / base[0]},
-                          {"graph_median_ms", ms[1]},
-                          {"graph_ratio", ms[1] / base[1]}});
-        std::printf("%4d %12.3f %8.3f %12.3f %8.3f\n", k, ms[0], ms[0] / base[0], ms[1], ms[1] / base[1]);
+        std::printf("\n");
+        verify.push_back(row);
     }
     out["verify"] = {{"context", a.context}, {"rows", verify}};
+
+    // 5. decode of R sequences at a.context, eager against graph
+    if (!a.batches.empty()) {
+        const int R_max = *std::max_element(a.batches.begin(), a.batches.end());
+        KvCacheOptions bo;
+        bo.capacity_tokens = static_cast<int64_t>(R_max) * (a.context + 1 + bo.block_size);
+        KvCache kvb(cfg, R_max, bo);
+        const size_t array_bytes = kvb.bytes() / (2 * static_cast<size_t>(cfg.n_layers));
+        for (int l = 0; l < cfg.n_layers; l++) {  // the rows are grown, not prefilled: zeros, not garbage
+            CUDA_CHECK(cudaMemset(kvb.k(l), 0, array_bytes));
+            CUDA_CHECK(cudaMemset(kvb.v(l), 0, array_bytes));
+        }
+        std::vector<int> all(R_max);
+        std::iota(all.begin(), all.end(), 0);
+        kvb.grow(all, std::vector<int>(R_max, a.context));
+        std::printf("\ndecode of R sequences at context %d, one token each, median of %d after %d warm-up\n",
+                    a.context, a.verify_steps, a.warmup);
+        std::printf("%5s %10s %10s %10s %8s %12s\n", "R", "eager ms", "graph ms", "cublas ms", "graph", "tok/s graph");
+        json rows = json::array();
+        for (int R : a.batches) {
+            RaggedBatch b;
+            for (int r = 0; r < R; r++) {
+                b.seq.push_back(r);
+                b.q_len.push_back(1);
+                b.tokens.push_back(tok(rng));
+            }
+            double ms[3];
+            for (int g = 0; g < 3; g++) ms[g] = time_step(m, kvb, b, modes[g], a.warmup, a.verify_steps).median_ms;
+            rows.push_back({{"R", R},
+                            {"eager_median_ms", ms[0]},
+                            {"graph_median_ms", ms[1]},
+                            {"cublas_median_ms", ms[2]},
+                            {"graph_saves", 1 - ms[1] / ms[0]},
+                            {"tokens_per_s_graph", 1e3 * R / ms[1]}});
+            std::printf("%5d %10.3f %10.3f %10.3f %7.1f%% %12.0f\n", R, ms[0], ms[1], ms[2], 100 * (1 - ms[1] / ms[0]),
+                        1e3 * R / ms[1]);
+        }
+        out["batches"] = {{"context", a.context}, {"rows", rows}};
+    }
 
     if (!a.out.empty()) {
         std::ofstream f(a.out);

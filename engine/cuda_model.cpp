@@ -183,6 +183,7 @@ void CudaModel::init_constants() {
 CudaModel::~CudaModel() {
     // unchecked: destructors must not throw
     cudaStreamSynchronize(stream_);
+    for (Graph& g : graphs_) cudaGraphExecDestroy(g.exec);
     cublas_destroy(cublas_);
     cudaFree(params_);
     cudaFree(inv_freq_);
@@ -210,7 +211,7 @@ void CudaModel::ensure_activations(int T, int n_hidden) {
     };
     size_t total = 0;
     for (size_t s : sizes) total += s;
-    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffers may be in use
+    graphs_clear();  // waits for the stream: the old buffers may be in use
     CUDA_CHECK(cudaFree(acts_));
     acts_ = nullptr;
     CUDA_CHECK(cudaMalloc(&acts_, total));
@@ -238,6 +239,11 @@ void CudaModel::forward_device(KvCache& kv, const RaggedBatch& b, const std::vec
 }
 
 void CudaModel::prepare(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers) {
+    prepare_batch(kv, b, hidden_layers, false);
+}
+
+void CudaModel::prepare_batch(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers,
+                              bool bucket) {
     const Config& c = cfg_;
     const int KVH = c.n_kv_heads, D = c.head_dim, V = c.vocab;
     const int S = static_cast<int>(b.seq.size());
@@ -273,6 +279,7 @@ void CudaModel::prepare(KvCache& kv, const RaggedBatch& b, const std::vector<int
     // --- metadata: tokens, tok_seq, tok_pos, slot (T each), block tables (S, max_blocks)
     int max_blocks = 1;
     for (int s = 0; s < S; s++) max_blocks = std::max(max_blocks, static_cast<int>(kv.blocks(b.seq[s]).size()));
+    if (bucket) max_blocks = blocks_bucket(max_blocks);
     std::vector<int> meta(4 * static_cast<size_t>(T) + static_cast<size_t>(S) * max_blocks, 0);
     int* m_tokens = meta.data();
     int* m_seq = m_tokens + T;
@@ -292,7 +299,7 @@ void CudaModel::prepare(KvCache& kv, const RaggedBatch& b, const std::vector<int
         }
     }
     if (meta.size() > cap_meta_) {
-        CUDA_CHECK(cudaStreamSynchronize(stream_));
+        graphs_clear();
         CUDA_CHECK(cudaFree(meta_));
         meta_ = nullptr;
         CUDA_CHECK(cudaMalloc(&meta_, meta.size() * sizeof(int)));
@@ -301,9 +308,13 @@ void CudaModel::prepare(KvCache& kv, const RaggedBatch& b, const std::vector<int
     // pageable source: the call returns once the data is staged, so `meta` may go
     CUDA_CHECK(cudaMemcpyAsync(meta_, meta.data(), meta.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
     ensure_activations(T, static_cast<int>(hidden_layers.size()));
-    const size_t attn_need = attention_workspace_bytes(T, c.n_heads, KVH, D, max_blocks, bs);
+    // Sized for the longest context the model takes, not this batch's: the
+    // split count grows with the context up to a cap set by T alone, and a
+    // workspace that grew during a decode would drop every graph each time.
+    const int plan_blocks = std::max(max_blocks, ceil_div(c.max_position, bs));
+    const size_t attn_need = attention_workspace_bytes(T, c.n_heads, KVH, D, plan_blocks, bs);
     if (attn_need > attn_work_bytes_) {
-        CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may be in use
+        graphs_clear();
         CUDA_CHECK(cudaFree(attn_work_));
         attn_work_ = nullptr;
         CUDA_CHECK(cudaMalloc(&attn_work_, attn_need));
@@ -356,9 +367,66 @@ void CudaModel::enqueue(const KvCache& kv) {
     matmul_forward(cublas_, logits_, Epilogue::Fp32, xn_, lm_head_, T, d, V, nullptr, &final_in);
 }
 
+int blocks_bucket(int n) {
+    int p = 1;
+    while (p <= n / 2) p *= 2;
+    const int g = std::max(1, p / 8);
+    return ceil_div(n, g) * g;
+}
+
+void CudaModel::graphs_clear() {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // no launch of them in flight
+    for (Graph& g : graphs_) CUDA_CHECK(cudaGraphExecDestroy(g.exec));
+    graphs_.clear();
+}
+
+void CudaModel::forward_graph(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers) {
+    prepare_batch(kv, b, hidden_layers, true);
+    auto hit = std::find_if(graphs_.begin(), graphs_.end(), [&](const Graph& g) {
+        return g.T == T_ && g.max_blocks == max_blocks_ && g.kv == kv.k(0) && g.kv_blocks == kv.n_blocks() &&
+               g.hidden_layers == hidden_layers_;
+    });
+    if (hit == graphs_.end()) {
+        if (static_cast<int>(graphs_.size()) >= kGraphCacheMax) {
+            auto lru = std::min_element(graphs_.begin(), graphs_.end(),
+                                        [](const Graph& a, const Graph& z) { return a.last_use < z.last_use; });
+            CUDA_CHECK(cudaStreamSynchronize(stream_));
+            CUDA_CHECK(cudaGraphExecDestroy(lru->exec));
+            graphs_.erase(lru);
+        }
+        Graph g{T_, max_blocks_, kv.k(0), kv.n_blocks(), hidden_layers_, nullptr, 0};
+        cudaGraph_t graph = nullptr;
+        CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+        try {
+            enqueue(kv);
+        } catch (...) {
+            cudaStreamEndCapture(stream_, &graph);  // unchecked: the capture is invalid already
+            if (graph) cudaGraphDestroy(graph);
+            throw;
+        }
+        CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+        const cudaError_t err = cudaGraphInstantiate(&g.exec, graph, 0);
+        cudaGraphDestroy(graph);
+        CUDA_CHECK(err);
+        graphs_.push_back(std::move(g));
+        graphs_captured_++;
+        hit = graphs_.end() - 1;
+    }
+    hit->last_use = ++graph_clock_;
+    CUDA_CHECK(cudaGraphLaunch(hit->exec, stream_));
+}
+
+void CudaModel::set_cublas_only(bool on) {
+    graphs_clear();  // they hold the other path's kernels
+    cublas_.gemv = !on;
+}
+
 void CudaModel::forward(KvCache& kv, const RaggedBatch& b, std::vector<float>* logits,
-                        const std::vector<int>& hidden_layers, std::vector<float>* hidden) {
-    forward_device(kv, b, hidden_layers);
+                        const std::vector<int>& hidden_layers, std::vector<float>* hidden, bool graph) {
+    if (graph)
+        forward_graph(kv, b, hidden_layers);
+    else
+        forward_device(kv, b, hidden_layers);
     const size_t T = static_cast<size_t>(T_), V = cfg_.vocab, d = cfg_.hidden;
     logits->resize(T * V);
     CUDA_CHECK(cudaMemcpyAsync(logits->data(), logits_, T * V * sizeof(float), cudaMemcpyDeviceToHost, stream_));

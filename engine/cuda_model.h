@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/cuda_common.h"
 #include "engine/kernels.h"
 #include "engine/kv_cache.h"
@@ -69,9 +70,31 @@ public:
     const float* hidden_device() const { return hidden_; }
     int last_T() const { return T_; }
 
-    // forward_device, then copies the results to the host (synchronises).
+    // forward_device through CUDA graphs: one graph per shape bucket,
+    // captured the first time the bucket is seen and replayed after that.
+    // A bucket is (T, the block-table width rounded up by blocks_bucket, the
+    // hidden layers, the cache); the batch's own tokens, positions and block
+    // tables travel as metadata, so any batch of the bucket replays the same
+    // graph. Attention then splits the context for the bucket's width rather
+    // than the batch's own: equal to forward_device within bf16 rounding, not
+    // bitwise. Graphs are dropped when a buffer they point to moves (a larger
+    // T, metadata or attention workspace than seen before) and, beyond
+    // kGraphCacheMax, the least recently used first.
+    void forward_graph(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers = {});
+    static constexpr int kGraphCacheMax = 64;
+    int graphs_cached() const { return static_cast<int>(graphs_.size()); }
+    int graphs_captured() const { return graphs_captured_; }  // since construction
+
+    // forward_device (or forward_graph when `graph`), then copies the results
+    // to the host (synchronises).
     void forward(KvCache& kv, const RaggedBatch& b, std::vector<float>* logits,
-                 const std::vector<int>& hidden_layers = {}, std::vector<float>* hidden = nullptr);
+                 const std::vector<int>& hidden_layers = {}, std::vector<float>* hidden = nullptr,
+                 bool graph = false);
+
+    // Every projection through cuBLAS (true), or the default: gemv.cu up to
+    // kGemvMaxT tokens, cuBLAS above. The cuBLAS-only forward is the
+    // reference the GEMV path is tested and timed against.
+    void set_cublas_only(bool on);
 
     // Greedy decoding of one sequence: prefill `prompt` into slot seq, then
     // n_new argmax steps (argmax on the device; the logit of token
@@ -80,6 +103,16 @@ public:
     std::vector<int> greedy(KvCache& kv, int seq, const std::vector<int>& prompt, int n_new, int suppress = -1);
 
 private:
+    struct Graph {
+        int T = 0, max_blocks = 0;
+        const bf16* kv = nullptr;  // the cache's first K array and size: which KvCache
+        int kv_blocks = 0;
+        std::vector<int> hidden_layers;
+        cudaGraphExec_t exec = nullptr;
+        uint64_t last_use = 0;
+    };
+    void prepare_batch(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers, bool bucket);
+    void graphs_clear();
     void ensure_activations(int T, int n_hidden);
     size_t lay_out(bf16* base);  // sets the weight pointers into base (sizes only when null); returns elements
     void init_constants();       // inv_freq_, neg_inf_
@@ -114,6 +147,24 @@ private:
     // attention's split-context partials (attention_workspace_bytes), grown in prepare()
     void* attn_work_ = nullptr;
     size_t attn_work_bytes_ = 0;
+    // forward_graph's cache
+    std::vector<Graph> graphs_;
+    uint64_t graph_clock_ = 0;
+    int graphs_captured_ = 0;
 };
+
+// The block-table width a graph is captured for: n rounded up to a multiple
+// of an eighth of its power-of-two floor (exact up to 8 blocks). So about 8
+// buckets per doubling of the context, and attention's chunking is planned
+// for at most 12.5 % more blocks than the batch holds.
+int blocks_bucket(int n);
+
+// The Backend (backend.h) of this forward: a CudaModel of w and a KvCache of
+// n_seqs slots.
+struct CudaBackendOptions {
+    KvCacheOptions kv;
+    int graph_max_tokens = 16;  // batches of at most this many new tokens go through forward_graph
+};
+std::unique_ptr<Backend> backend_cuda(const ModelWeights& w, int n_seqs, const CudaBackendOptions& o = {});
 
 }  // namespace sp

@@ -113,6 +113,7 @@ struct Cublas {
     void* workspace = nullptr;
     size_t workspace_bytes = 0;
     cudaStream_t stream = nullptr;
+    bool gemv = true;  // false: every projection through cuBLAS, gemv.cu never (its reference, for tests and timing)
 };
 Cublas cublas_create(cudaStream_t stream);
 void cublas_destroy(Cublas& c);
@@ -131,8 +132,8 @@ struct RmsnormInput {
     float eps;
 };
 // y = epilogue(x (T, n_in) @ W (n_out, n_in)^T); x and W bf16, fp32
-// accumulation (CUBLAS_COMPUTE_32F). Small T (gemv_supported) goes to
-// gemv.cu's kernel, the rest to cuBLAS (SwiGLU then needs `scratch`, (T,
+// accumulation (CUBLAS_COMPUTE_32F). Small T (gemv_supported, and c.gemv)
+// goes to gemv.cu's kernel, the rest to cuBLAS (SwiGLU then needs `scratch`, (T,
 // n_out) bf16, for the product before swiglu_forward). With `norm`, the
 // input is rmsnorm(norm->x) * norm->w: fused into the GEMV up to
 // kGemvNormMaxT tokens; otherwise rmsnorm_forward writes it into x (T,

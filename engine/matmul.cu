@@ -39,9 +39,9 @@ void matmul_forward(const Cublas& c, void* y, Epilogue epi, bf16* x, const bf16*
                     bf16* scratch, const RmsnormInput* norm) {
     if (T == 0) return;
     // decode and verify: a weight stream, not a GEMM. The norm is fused up to kGemvNormMaxT tokens.
-    const bool fuse = norm && T <= kGemvNormMaxT && reinterpret_cast<uintptr_t>(norm->w) % 16 == 0;
+    const bool fuse = c.gemv && norm && T <= kGemvNormMaxT && reinterpret_cast<uintptr_t>(norm->w) % 16 == 0;
     const void* in = fuse ? static_cast<const void*>(norm->x) : static_cast<const void*>(x);
-    const bool gemv = gemv_supported(in, W, T, n_in, n_out, epi);
+    const bool gemv = c.gemv && gemv_supported(in, W, T, n_in, n_out, epi);
     if (norm && !(gemv && fuse))
         rmsnorm_forward(x, const_cast<float*>(norm->x), nullptr, norm->w, T, n_in, norm->eps, c.stream);
     if (gemv) {

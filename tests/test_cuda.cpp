@@ -9,7 +9,11 @@
 //    tokens);
 //  - properties: a ragged batch (prefill chunk + verify block on a cached
 //    prefix + decode token) equals each sequence alone, truncate-then-forward
-//    equals never appended, a full cache fails cleanly.
+//    equals never appended, a full cache fails cleanly;
+//  - the engine's two ways of running the same forward, against each other:
+//    CUDA graphs per shape bucket against eager launches, every projection
+//    through cuBLAS against the GEMV path, and the Backend interface
+//    (backend_cuda against backend_cpu) through a speculative session.
 //
 // Tolerances. bf16 keeps 8 significant bits: one rounding to nearest has a
 // relative error of at most u = 2^-8 = 3.9e-3 (half an ulp is 2^-9 of the
@@ -38,12 +42,14 @@
 #include <fstream>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <cuda_runtime.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/backend.h"
 #include "engine/cuda_model.h"
 #include "engine/kernels.h"
 #include "engine/kv_cache.h"
@@ -965,6 +971,138 @@ TEST_P(CudaForwardProps, FullCacheThrowsAndLeavesCacheAlone) {
     m.forward(kv, RaggedBatch{{0, 1}, {13, 1}, some_tokens(14, V, 2)}, &logits);
     EXPECT_EQ(kv.len(0), 23);
     EXPECT_EQ(kv.free_blocks(), 0);
+}
+
+// blocks_bucket against hand-worked values: exact to 8 blocks, then
+// multiples of an eighth of the power-of-two floor.
+TEST(CudaGraphs, BlocksBucketRoundsUpByAnEighthOctave) {
+    const int in[] = {1, 2, 7, 8, 9, 15, 16, 17, 18, 19, 31, 32, 33, 36, 37, 64, 65, 100, 513};
+    const int want[] = {1, 2, 7, 8, 9, 15, 16, 18, 18, 20, 32, 32, 36, 36, 40, 64, 72, 104, 576};
+    for (size_t i = 0; i < std::size(in); i++) EXPECT_EQ(blocks_bucket(in[i]), want[i]) << "n = " << in[i];
+    for (int n = 1; n <= 5000; n++) {
+        const int b = blocks_bucket(n);
+        ASSERT_GE(b, n);
+        ASSERT_LE(b, n + n / 8) << "n = " << n;  // at most 12.5 % wider
+    }
+}
+
+// forward_graph against forward_device over a decode that crosses block and
+// bucket boundaries, two sequences (a decode token and a verify block of 3
+// whose last draft is dropped each step): the replayed graphs read each
+// step's own metadata (their logits follow the eager ones step by step), one
+// graph is captured per (T, bucket) seen and no more, and a larger batch in
+// between (buffers move, graphs dropped) changes nothing. Attention splits
+// the context for the bucket's width, so equality is to bf16 rounding.
+TEST_P(CudaForwardProps, GraphForwardEqualsEagerAcrossBuckets) {
+    const ModelWeights w = tiny_model(GetParam());
+    const int V = w.cfg.vocab;
+    CudaModel m(w);
+    KvCache eager(w.cfg, 3, small_cache()), graph(w.cfg, 3, small_cache());
+    for (KvCache* kv : {&eager, &graph}) {
+        gpu_forward_one(m, *kv, 0, some_tokens(250, V, 1));  // 16 blocks of 16
+        gpu_forward_one(m, *kv, 1, some_tokens(120, V, 2));
+    }
+    std::set<int> before, after;  // the buckets seen before and after the buffers move
+    double worst = 0;
+    int steps_bitwise = 0;
+    const int n_steps = 60;
+    for (int step = 0; step < n_steps; step++) {
+        if (step == n_steps / 2) {  // a batch larger than any before moves the activations: every graph goes
+            const RaggedBatch big{{2}, {300}, some_tokens(300, V, 99)};
+            std::vector<float> a, g;
+            m.forward(eager, big, &a);
+            m.forward(graph, big, &g, {}, nullptr, true);
+            check_scaled(std::string(GetParam()) + " graph vs eager, 300 tokens", g.data(), a.data(), a.size(),
+                         2 * kKernelRtol);
+            EXPECT_EQ(m.graphs_cached(), 1);
+        }
+        const RaggedBatch b{{0, 1}, {1, 3}, some_tokens(4, V, 10 + step)};
+        const int blocks = std::max(ceil_div(eager.len(0) + 1, 16), ceil_div(eager.len(1) + 3, 16));
+        (step < n_steps / 2 ? before : after).insert(blocks_bucket(blocks));
+        std::vector<float> want, got;
+        m.forward(eager, b, &want);
+        m.forward(graph, b, &got, {}, nullptr, true);
+        steps_bitwise += got == want;
+        worst = std::max(worst, check_scaled("", got.data(), want.data(), want.size(), 2 * kKernelRtol));
+        eager.truncate(1, eager.len(1) - 1);
+        graph.truncate(1, graph.len(1) - 1);
+    }
+    std::printf("%s graphs: %d steps over %zu + %zu buckets, %d captures, %d steps bitwise equal to eager, worst "
+                "%.2e of scale (bound %.2e)\n",
+                GetParam(), n_steps, before.size(), after.size(), m.graphs_captured(), steps_bitwise, worst,
+                2 * kKernelRtol);
+    EXPECT_EQ(m.graphs_captured(), static_cast<int>(before.size() + 1 + after.size()));
+    EXPECT_GE(before.size() + after.size(), 4u);  // the decode did cross buckets
+    EXPECT_EQ(graph.len(0), eager.len(0));
+    EXPECT_EQ(graph.len(1), eager.len(1));
+}
+
+// Every projection through cuBLAS (the reference path) against the default
+// GEMV path and against the CPU reference, on a verify block, a decode token
+// and a prefill chunk in one batch and on a decode-only batch.
+TEST_P(CudaForwardProps, CublasOnlyMatchesGemvPathAndCpu) {
+    const ModelWeights w = tiny_model(GetParam());
+    const int V = w.cfg.vocab;
+    CudaModel m(w);
+    KvCache kv_gemv(w.cfg, 3, small_cache()), kv_cublas(w.cfg, 3, small_cache());
+    CpuKvCache ckv = kv_cache_init(w.cfg, 3);
+    const RaggedBatch prefix{{0, 1}, {30, 9}, some_tokens(39, V, 3)};
+    const RaggedBatch mixed{{0, 1, 2}, {5, 1, 12}, some_tokens(18, V, 4)};
+    const RaggedBatch decode{{0, 1, 2}, {1, 1, 1}, some_tokens(3, V, 5)};
+    for (const RaggedBatch* b : {&prefix, &mixed, &decode}) {
+        std::vector<float> g, cb, c;
+        m.set_cublas_only(false);
+        m.forward(kv_gemv, *b, &g);
+        m.set_cublas_only(true);
+        m.forward(kv_cublas, *b, &cb);
+        reference_forward(w, ckv, *b, &c);
+        const std::string at = std::string(GetParam()) + " T " + std::to_string(b->tokens.size());
+        check_scaled(at + " cuBLAS only vs GEMV", cb.data(), g.data(), g.size(), kForwardRtol);
+        check_scaled(at + " cuBLAS only vs CPU", cb.data(), c.data(), c.size(), kForwardRtol);
+    }
+}
+
+// The Backend interface: backend_cuda and backend_cpu driven through the same
+// speculative session (prefills, then verify blocks of 1 + 4 and 1 + 2
+// drafts with a fixed accept pattern, the rejected drafts truncated, now and
+// then a prefill chunk riding along), logits and hidden states compared at
+// every step. Steps of up to 16 tokens run through backend_cuda's graphs.
+TEST_P(CudaForwardProps, BackendSessionMatchesCpuBackend) {
+    const ModelWeights w = tiny_model(GetParam());
+    const int V = w.cfg.vocab, L = w.cfg.n_layers;
+    CudaBackendOptions o;
+    o.kv = small_cache();
+    std::unique_ptr<Backend> gpu = backend_cuda(w, 3, o), cpu = backend_cpu(w, 3);
+    EXPECT_STREQ(gpu->name(), "cuda");
+    double worst = 0;
+    auto both = [&](const RaggedBatch& b, const std::string& what) {
+        std::vector<float> g, c, gh, ch;
+        gpu->forward(b, &g, {0, L - 1}, &gh);
+        cpu->forward(b, &c, {0, L - 1}, &ch);
+        worst = std::max(worst, check_scaled("", g.data(), c.data(), c.size(), kForwardRtol));
+        check_scaled("", gh.data(), ch.data(), ch.size(), kForwardRtol);
+        if (HasFailure()) ADD_FAILURE() << what;
+    };
+    both(RaggedBatch{{0, 1}, {21, 7}, some_tokens(28, V, 1)}, "prefill");
+    for (int step = 0; step < 24; step++) {
+        RaggedBatch b{{0, 1}, {5, 3}, some_tokens(8, V, 20 + step)};
+        if (step % 8 == 3) {  // a prefill chunk of request 2 rides along (T > 16: eager)
+            b.seq.push_back(2);
+            b.q_len.push_back(17);
+            const std::vector<int> chunk = some_tokens(17, V, 50 + step);
+            b.tokens.insert(b.tokens.end(), chunk.begin(), chunk.end());
+        }
+        const int len0 = cpu->len(0), len1 = cpu->len(1);
+        both(b, "step " + std::to_string(step));
+        const int keep0 = len0 + 1 + step % 5, keep1 = len1 + 1 + (step / 2) % 3;
+        for (Backend* be : {gpu.get(), cpu.get()}) {
+            be->truncate(0, keep0);
+            be->truncate(1, keep1);
+        }
+    }
+    for (int s = 0; s < 3; s++) EXPECT_EQ(gpu->len(s), cpu->len(s));
+    std::printf("%s Backend session cuda vs cpu: 25 forwards, worst logits error %.2e of scale (%.1f u, bound %.0f u)\n",
+                GetParam(), worst, worst / kU, kForwardRtol / kU);
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyPresets, CudaForwardProps, ::testing::Values("tiny-qwen3", "tiny-llama"),

@@ -11,6 +11,8 @@
 //    a ragged batch equals each sequence run alone, chunked prefill equals one
 //    chunk, truncating the cache equals never having appended, causality,
 //    RoPE's relative-position property and the Llama 3 frequency bands.
+//  - the Backend interface (backend.h) driven as a speculative decoder
+//    drives it: greedy speculation through it reproduces HF's greedy tokens.
 #include <gtest/gtest.h>
 
 #include "tests/hf_fixture.h"
@@ -26,6 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend.h"
 #include "engine/model.h"
 #include "engine/reference.h"
 
@@ -470,4 +473,110 @@ TEST(Reference, Llama3RopeScalingMatchesClosedFormInEveryBand) {
     EXPECT_GT(2 * std::numbers::pi / base(30), 2048);
     EXPECT_LT(2 * std::numbers::pi / base(33), 8192);
     EXPECT_GT(2 * std::numbers::pi / base(50), 8192);
+}
+
+// ---------------------------------------------------------------------------
+// the Backend interface, as a speculative decoder uses it
+
+// Greedy speculative decoding through backend_cpu: two requests in one ragged
+// batch, each with a drafter that proposes HF's own continuation but gets
+// drafts wrong on a fixed pattern, so steps accept different numbers of
+// drafts and truncate the rest. Under greedy decoding speculation is
+// lossless (every emitted token is the target's argmax given the tokens
+// before it), so both requests must emit HF's 200 greedy tokens exactly; a
+// forward that saw a rejected draft left in the cache, or a truncate that
+// cut one token too many, gives other tokens within a few steps.
+TEST(BackendCpu, GreedySpeculationReproducesHfGreedyTokens) {
+    Fixture f;
+    LOAD_FIXTURE_OR_SKIP("tiny-qwen3", f);
+    const auto prompt = f.ref.at("greedy_prompt").get<std::vector<int>>();
+    const auto want = f.ref.at("greedy").get<std::vector<int>>();
+    const int eos = f.ref.at("eos_suppressed").get<int>();
+    const int N = static_cast<int>(want.size());
+    std::unique_ptr<Backend> be = backend_cpu(weights_load(f.dir), 2);
+    const int V = be->config().vocab;
+    EXPECT_STREQ(be->name(), "cpu");
+
+    const int P = static_cast<int>(prompt.size());
+    const int k_of[2] = {4, 7};             // drafts per step of each request
+    std::vector<int> out[2], last(2);       // emitted tokens; the newest, not yet in the cache
+    std::vector<float> logits;
+    be->forward(RaggedBatch{{0, 1}, {P, P}, [&] {
+                                std::vector<int> t = prompt;
+                                t.insert(t.end(), prompt.begin(), prompt.end());
+                                return t;
+                            }()},
+                &logits);
+    for (int s = 0; s < 2; s++) {
+        last[s] = argmax(logits.data() + (static_cast<size_t>(s) * P + P - 1) * V, V, eos);
+        out[s] = {last[s]};
+    }
+    int steps = 0, drafted = 0, accepted = 0;
+    while (static_cast<int>(out[0].size()) < N || static_cast<int>(out[1].size()) < N) {
+        RaggedBatch b;
+        std::vector<std::vector<int>> drafts;
+        for (int s = 0; s < 2; s++) {
+            if (static_cast<int>(out[s].size()) >= N) continue;
+            std::vector<int> d(k_of[s]);
+            for (int j = 0; j < k_of[s]; j++) {
+                const int i = std::min(N - 1, static_cast<int>(out[s].size()) + j);
+                d[j] = (steps * 3 + j * 5 + s) % 7 == 0 ? (want[i] + 1) % V : want[i];
+            }
+            b.seq.push_back(s);
+            b.q_len.push_back(1 + k_of[s]);
+            b.tokens.push_back(last[s]);
+            b.tokens.insert(b.tokens.end(), d.begin(), d.end());
+            drafts.push_back(d);
+        }
+        std::vector<int> len_before;
+        for (int s : b.seq) len_before.push_back(be->len(s));
+        be->forward(b, &logits);
+        for (size_t i = 0, row = 0; i < b.seq.size(); row += b.q_len[i], i++) {
+            const int s = b.seq[i], k = b.q_len[i] - 1;
+            // y_r = the target's token after the block's first r + 1 tokens; draft r + 1 survives when it equals y_r
+            int m = 0;
+            int y = argmax(logits.data() + row * V, V, eos);
+            while (m < k && drafts[i][m] == y) {
+                out[s].push_back(y);
+                m++;
+                y = argmax(logits.data() + (row + m) * V, V, eos);
+            }
+            out[s].push_back(y);  // the correction, or the bonus token when all k survived
+            be->truncate(s, len_before[i] + 1 + m);
+            last[s] = y;
+            drafted += k;
+            accepted += m;
+        }
+        steps++;
+        ASSERT_LT(steps, 2 * N) << "no progress";
+    }
+    for (int s = 0; s < 2; s++) {
+        // the cache holds the prompt and every emitted token but the newest
+        EXPECT_EQ(be->len(s), P + static_cast<int>(out[s].size()) - 1) << "request " << s;
+        out[s].resize(N);
+        EXPECT_EQ(out[s], want) << "request " << s;
+    }
+    std::printf("greedy speculation through Backend(cpu): %d steps, %d of %d drafts accepted; both requests' %d "
+                "tokens %s HF's\n",
+                steps, accepted, drafted, N, out[0] == want && out[1] == want ? "equal" : "DIFFER FROM");
+    EXPECT_GT(accepted, drafted / 3);  // the pattern both accepts and rejects
+    EXPECT_LT(accepted, drafted);
+}
+
+// Bad calls through the interface throw and leave every sequence as it was.
+TEST(BackendCpu, BadCallsThrowAndChangeNothing) {
+    std::unique_ptr<Backend> be = backend_cpu(tiny_model("tiny-qwen3"), 2);
+    const int V = be->config().vocab;
+    std::vector<float> logits;
+    be->forward(RaggedBatch{{0}, {5}, some_tokens(5, V, 1)}, &logits);
+    EXPECT_THROW(be->forward(RaggedBatch{{0, 1}, {2, 1}, {1, 2, V}}, &logits), Error);      // token out of range
+    EXPECT_THROW(be->forward(RaggedBatch{{0, 0}, {1, 1}, {1, 2}}, &logits), Error);         // slot repeated
+    EXPECT_THROW(be->forward(RaggedBatch{{2}, {1}, {1}}, &logits), Error);                  // slot out of range
+    EXPECT_THROW(be->forward(RaggedBatch{{1}, {1}, {1}}, &logits, {be->config().n_layers}), Error);  // layer
+    EXPECT_THROW(be->truncate(0, 6), Error);
+    EXPECT_THROW(be->truncate(2, 0), Error);
+    EXPECT_THROW(be->len(-1), Error);
+    EXPECT_EQ(be->len(0), 5);
+    EXPECT_EQ(be->len(1), 0);
+    EXPECT_THROW(backend_cpu(tiny_model("tiny-qwen3"), 0), Error);
 }

@@ -81,7 +81,9 @@ TEST_P(EveryScenario, ValidatesAndSavesToTheSameScenario) {
     // relative references were rewritten, not made absolute
     for (const char* key : {"acceptance.trace", "cost.profiles"}) {
         std::string p = draft_string(d, key, "");
-        if (!p.empty()) EXPECT_TRUE(fs::path(p).is_relative()) << key << " = " << p;
+        if (!p.empty()) {
+            EXPECT_TRUE(fs::path(p).is_relative()) << key << " = " << p;
+        }
     }
 }
 

@@ -1,0 +1,43 @@
+// backend.h: the one interface of the two forwards, so that the speculative
+// decoder, the tools and the tests drive the fp32 CPU reference and the bf16
+// CUDA backend the same way. A backend owns a model and the KV cache of
+// n_seqs sequence slots; everything else (which tokens, which slot, how many
+// drafts survive) is the caller's.
+//
+// The contract, held by both (tests/test_reference.cpp for the CPU,
+// tests/test_cuda.cpp for CUDA against the CPU):
+//  - forward(b) appends b's new tokens to their sequences and returns logits
+//    (T, V) fp32 for every new token, and for `hidden_layers` the residual
+//    stream after those decoder layers, (hidden_layers.size(), T, d) fp32;
+//  - a bad batch (slot out of range or repeated, q_len < 1, token outside the
+//    vocabulary, layer out of range) or a full cache throws sp::Error and
+//    leaves every sequence as it was;
+//  - truncate(seq, n) keeps the first n tokens: speculation dropping the
+//    rejected tail. A forward after it equals one on a cache that never held
+//    the tail.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/reference.h"  // RaggedBatch
+
+namespace sp {
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual const Config& config() const = 0;
+    virtual const char* name() const = 0;  // "cpu" or "cuda"
+    virtual int n_seqs() const = 0;
+    virtual int len(int seq) const = 0;    // tokens cached for slot seq
+    virtual void forward(const RaggedBatch& b, std::vector<float>* logits, const std::vector<int>& hidden_layers = {},
+                         std::vector<float>* hidden = nullptr) = 0;
+    virtual void truncate(int seq, int new_len) = 0;
+};
+
+// The Eigen fp32 reference (reference_forward over a CpuKvCache).
+std::unique_ptr<Backend> backend_cpu(ModelWeights w, int n_seqs);
+
+}  // namespace sp

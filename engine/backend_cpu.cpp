@@ -1,0 +1,40 @@
+// backend_cpu.cpp: the Backend of the fp32 Eigen reference: reference_forward
+// over a CpuKvCache, nothing added.
+#include "engine/backend.h"
+
+#include <string>
+#include <utility>
+
+namespace sp {
+
+namespace {
+
+class CpuBackend final : public Backend {
+public:
+    CpuBackend(ModelWeights w, int n_seqs) : w_(std::move(w)), kv_(kv_cache_init(w_.cfg, n_seqs)) {}
+    const Config& config() const override { return w_.cfg; }
+    const char* name() const override { return "cpu"; }
+    int n_seqs() const override { return static_cast<int>(kv_.len.size()); }
+    int len(int seq) const override {
+        if (seq < 0 || seq >= n_seqs()) throw Error("Backend(cpu): sequence " + std::to_string(seq) + " out of range");
+        return kv_.len[seq];
+    }
+    void forward(const RaggedBatch& b, std::vector<float>* logits, const std::vector<int>& hidden_layers,
+                 std::vector<float>* hidden) override {
+        reference_forward(w_, kv_, b, logits, hidden_layers, hidden);
+    }
+    void truncate(int seq, int new_len) override { kv_truncate(kv_, seq, new_len); }
+
+private:
+    ModelWeights w_;
+    CpuKvCache kv_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> backend_cpu(ModelWeights w, int n_seqs) {
+    if (n_seqs < 1) throw Error("backend_cpu: n_seqs must be >= 1, got " + std::to_string(n_seqs));
+    return std::make_unique<CpuBackend>(std::move(w), n_seqs);
+}
+
+}  // namespace sp
