@@ -363,8 +363,7 @@ std::string today_utc() {
 
 int main(int argc, char** argv) try {
     const Args a = parse(argc, argv);
-    Config cfg;
-    if (!config_preset(a.model, &cfg)) usage("unknown model preset " + a.model);
+    const Config cfg = config_resolve(a.model);  // a preset or a config.json
 
     int dev = 0, driver = 0, runtime = 0;
     CUDA_CHECK(cudaGetDevice(&dev));

@@ -248,9 +248,7 @@ static double now_s() {
 }
 
 static void profile(const ProfileArgs& a) {
-    Config cfg;
-    if (!config_preset(a.model, &cfg)) throw Error("--model '" + a.model + "': not a preset (qwen3-0.6b, qwen3-8b, "
-                                                   "qwen3-32b, llama3-8b)");
+    const Config cfg = config_resolve(a.model);
     Grid g;
     g.r = parse_int_list(a.r, "--r", 1);
     g.q = parse_int_list(a.q, "--q", 1);
@@ -377,7 +375,10 @@ void profile_commands(CLI::App& app, int argc, char** argv) {
     for (int i = 0; i < argc; i++) a->command += (i ? " " : "") + std::string(argv[i]);
     CLI::App* p = app.add_subcommand(
         "profile", "Measure the engine's step time on this GPU (verify, prefill, draft) into a trace store's profiles");
-    p->add_option("--model", a->model, "model preset: qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b")->required();
+    p->add_option("--model", a->model,
+                  "random weights of this shape: a preset (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b), or an HF "
+                  "config.json or a folder holding one")
+        ->required();
     p->add_option("-o,--out", a->out, "trace database to create or append to")->required();
     p->add_option("--r", a->r, "running sequences R, comma-separated")->capture_default_str();
     p->add_option("--q", a->q, "new tokens per sequence (verify) and gamma (draft)")->capture_default_str();

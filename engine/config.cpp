@@ -375,6 +375,21 @@ bool config_preset(const std::string& name, Config* out) {
     return true;
 }
 
+Config config_resolve(const std::string& model) {
+    Config c;
+    if (config_preset(model, &c)) return c;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const bool dir = fs::is_directory(model, ec);
+    if (!dir && !fs::exists(model, ec))
+        throw Error(model + ": not a model preset (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b), nor a config.json "
+                    "or a folder holding one");
+    c = config_load(dir ? (fs::path(model) / "config.json").string() : model);
+    const std::string folder = fs::path(c.name).lexically_normal().filename().string();
+    if (!folder.empty() && folder != ".") c.name = folder;  // "Qwen3-4B", not its path
+    return c;
+}
+
 ModelShape config_shape(const Config& c) {
     ModelShape m;
     m.name = c.name;

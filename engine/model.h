@@ -60,6 +60,11 @@ void config_check(const Config& c, const std::string& where);
 // Presets for random-weight timing: "qwen3-0.6b", "qwen3-8b", "qwen3-32b",
 // "llama3-8b" (traces/models.h holds the same shapes), plus tiny shapes for tests.
 bool config_preset(const std::string& name, Config* out);
+// The shape of a random-weight model, by name or by explicit dimensions: a
+// preset, a config.json, or a checkpoint folder holding one (only its
+// config.json is read; c.name is then the folder's name). Throws sp::Error
+// naming the argument when it is none of these, or config_load's error.
+Config config_resolve(const std::string& preset_or_path);
 ModelShape config_shape(const Config& c);  // for the trace store and the simulator
 
 struct LayerWeights {

@@ -564,6 +564,36 @@ TEST(Config, EveryPresetIsValidAndRoundTripsThroughConfigJson) {
     EXPECT_FALSE(preset("tiny-llama").qk_norm);
 }
 
+// Random-weight shapes by name or by explicit dimensions: a preset, a
+// config.json, a folder holding one; anything else names itself in the error.
+TEST(Config, ResolveTakesAPresetAConfigJsonOrAFolder) {
+    expect_same_config(config_resolve("qwen3-8b"), preset("qwen3-8b"));
+    EXPECT_EQ(config_resolve("qwen3-8b").name, "qwen3-8b");
+    ScratchDir dir;
+    const std::string folder = dir.file("Qwen3-4B");
+    std::filesystem::create_directories(folder);
+    Config want = preset("qwen3-0.6b");
+    want.hidden = 2560;
+    want.ffn = 9728;
+    want.n_layers = 36;
+    want.n_heads = 32;
+    write_bytes(folder + "/config.json", config_json(want).dump(2));
+    for (const std::string& arg : {folder, folder + "/", folder + "/config.json"}) {
+        SCOPED_TRACE(arg);
+        const Config c = config_resolve(arg);
+        expect_same_config(c, want);
+        EXPECT_EQ(c.name, "Qwen3-4B");
+    }
+    try {
+        config_resolve("qwen3-9b");
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), "qwen3-9b: not a model preset (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b), "
+                                         "nor a config.json or a folder holding one");
+    }
+    EXPECT_THROW(config_resolve(dir.path()), Error);  // a folder without config.json: config_load's missing-file error
+}
+
 // The real files, abridged of keys that do not matter, as HF ships them.
 TEST(Config, LoadsTheRealQwen3AndLlama31Configs) {
     ScratchDir dir;
