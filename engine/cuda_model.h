@@ -75,11 +75,13 @@ public:
     // A bucket is (T, the block-table width rounded up by blocks_bucket, the
     // hidden layers, the cache); the batch's own tokens, positions and block
     // tables travel as metadata, so any batch of the bucket replays the same
-    // graph. Attention then splits the context for the bucket's width rather
-    // than the batch's own: equal to forward_device within bf16 rounding, not
-    // bitwise. Graphs are dropped when a buffer they point to moves (a larger
-    // T, metadata or attention workspace than seen before) and, beyond
-    // kGraphCacheMax, the least recently used first.
+    // graph. Attention plans its context split for the bucket's width rather
+    // than the batch's own; where that changes the chunk length its partial
+    // sums merge in another order, so the logits equal forward_device's to
+    // fp32 rounding inside attention (bitwise in every step of the tests on
+    // the tiny presets, H100, 2026-12-06). Graphs are dropped when a buffer
+    // they point to moves (a larger T, metadata or attention workspace than
+    // seen before) and, beyond kGraphCacheMax, the least recently used first.
     void forward_graph(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers = {});
     static constexpr int kGraphCacheMax = 64;
     int graphs_cached() const { return static_cast<int>(graphs_.size()); }
