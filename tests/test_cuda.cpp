@@ -1038,9 +1038,11 @@ TEST_P(CudaForwardProps, GraphForwardEqualsEagerAcrossBuckets) {
 }
 
 // Every projection through cuBLAS (the reference path) against the default
-// GEMV path and against the CPU reference: a verify block, a decode token and
-// a prefill chunk in one batch of 14 tokens and a decode-only batch of 3 (the
-// GEMV's range, T <= 16), after a 39-token prefix (cuBLAS on both paths).
+// GEMV path and against the CPU reference: a 39-token prefix and an 18-token
+// batch (a verify block, a decode token and a prefill chunk), which take
+// cuBLAS on both paths (the switch leaves them alone: bitwise equal), then a
+// decode-only batch of 3, which the default path sends to the GEMV. (The GEMV
+// alone at every T up to 16 is held to a CPU loop by GemvMatchesCpuForSmallT.)
 TEST_P(CudaForwardProps, CublasOnlyMatchesGemvPathAndCpu) {
     const ModelWeights w = tiny_model(GetParam());
     const int V = w.cfg.vocab;
@@ -1048,7 +1050,7 @@ TEST_P(CudaForwardProps, CublasOnlyMatchesGemvPathAndCpu) {
     KvCache kv_gemv(w.cfg, 3, small_cache()), kv_cublas(w.cfg, 3, small_cache());
     CpuKvCache ckv = kv_cache_init(w.cfg, 3);
     const RaggedBatch prefix{{0, 1}, {30, 9}, some_tokens(39, V, 3)};
-    const RaggedBatch mixed{{0, 1, 2}, {5, 1, 8}, some_tokens(14, V, 4)};
+    const RaggedBatch mixed{{0, 1, 2}, {5, 1, 12}, some_tokens(18, V, 4)};
     const RaggedBatch decode{{0, 1, 2}, {1, 1, 1}, some_tokens(3, V, 5)};
     for (const RaggedBatch* b : {&prefix, &mixed, &decode}) {
         std::vector<float> g, cb, c;
