@@ -214,6 +214,7 @@ struct Timing {
 // batch's shape bucket, captured on first use) or graph with every projection
 // through cuBLAS (set_cublas_only: the reference path the GEMV replaces).
 enum class Mode { Eager, Graph, GraphCublas };
+constexpr Mode kModes[3] = {Mode::Eager, Mode::Graph, Mode::GraphCublas};
 const char* mode_name(Mode m) { return m == Mode::Eager ? "eager" : m == Mode::Graph ? "graph" : "cublas"; }
 
 // Runs `batch` reps + warmup times, truncating its sequences back to their
@@ -465,7 +466,7 @@ int main(int argc, char** argv) try {
         kv.truncate(0, ctx);
         const double bytes = w_read + kv_bytes_read(cfg, ctx + 1);
         const RaggedBatch step{{0}, {1}, {tok(rng)}};
-        for (Mode mode : {Mode::Eager, Mode::Graph, Mode::GraphCublas}) {
+        for (Mode mode : kModes) {
             const Timing t = time_step(m, kv, step, mode, a.warmup, a.steps);
             const double gbps = bytes / (t.median_ms * 1e-3) / 1e9;
             decode.push_back({{"context", ctx},
@@ -500,7 +501,6 @@ int main(int argc, char** argv) try {
     std::printf("%4s %12s %8s %12s %8s %12s %8s\n", "k", "eager ms", "ratio", "graph ms", "ratio", "cublas ms",
                 "ratio");
     json verify = json::array();
-    const Mode modes[3] = {Mode::Eager, Mode::Graph, Mode::GraphCublas};
     double base[3] = {0, 0, 0};
     for (int k = 0; k <= a.max_k; k++) {
         std::vector<int> toks(1 + k);
@@ -509,10 +509,10 @@ int main(int argc, char** argv) try {
         json row = {{"k", k}, {"tokens", 1 + k}};
         std::printf("%4d", k);
         for (int g = 0; g < 3; g++) {
-            const double ms = time_step(m, kv, blk, modes[g], a.warmup, a.verify_steps).median_ms;
+            const double ms = time_step(m, kv, blk, kModes[g], a.warmup, a.verify_steps).median_ms;
             if (k == 0) base[g] = ms;
-            row[std::string(mode_name(modes[g])) + "_median_ms"] = ms;
-            row[std::string(mode_name(modes[g])) + "_ratio"] = ms / base[g];
+            row[std::string(mode_name(kModes[g])) + "_median_ms"] = ms;
+            row[std::string(mode_name(kModes[g])) + "_ratio"] = ms / base[g];
             std::printf(" %12.3f %8.3f", ms, ms / base[g]);
         }
         std::printf("\n");
@@ -546,7 +546,7 @@ int main(int argc, char** argv) try {
                 b.tokens.push_back(tok(rng));
             }
             double ms[3];
-            for (int g = 0; g < 3; g++) ms[g] = time_step(m, kvb, b, modes[g], a.warmup, a.verify_steps).median_ms;
+            for (int g = 0; g < 3; g++) ms[g] = time_step(m, kvb, b, kModes[g], a.warmup, a.verify_steps).median_ms;
             rows.push_back({{"R", R},
                             {"eager_median_ms", ms[0]},
                             {"graph_median_ms", ms[1]},

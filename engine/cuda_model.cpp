@@ -417,6 +417,7 @@ void CudaModel::forward_graph(KvCache& kv, const RaggedBatch& b, const std::vect
 }
 
 void CudaModel::set_cublas_only(bool on) {
+    if (cublas_.gemv == !on) return;
     graphs_clear();  // they hold the other path's kernels
     cublas_.gemv = !on;
 }
