@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "policy/policy.h"
 #include "simulator/acceptance.h"
-#include "simulator/policy.h"
 
 namespace sp {
 

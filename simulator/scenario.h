@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "policy/policy.h"
 #include "simulator/cost.h"
-#include "simulator/policy.h"
 
 namespace sp {
 

@@ -41,7 +41,7 @@
 #include <cstdint>
 #include <cstdio>
 
-#include "simulator/policy.h"
+#include "policy/policy.h"
 #include "traces/rng.h"
 
 using namespace sp;

@@ -12,7 +12,7 @@
 #include <limits>
 #include <vector>
 
-#include "simulator/policy.h"
+#include "policy/policy.h"
 #include "traces/rng.h"
 
 using namespace sp;

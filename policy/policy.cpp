@@ -6,7 +6,7 @@
 // fixed, threshold, mtp1 and batch-table pick l_r per request and then share
 // trim_to_budget. Scratch buffers are thread_local and only grow, so a call
 // allocates nothing once warm.
-#include "simulator/policy.h"
+#include "policy/policy.h"
 
 #include <algorithm>
 #include <bit>
