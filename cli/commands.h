@@ -13,5 +13,7 @@ void sim_commands(CLI::App& app);     // cmd_sim.cpp
 // cmd_profile.cpp; argv is kept for the run's notes. Without CUDA the
 // subcommand is there but fails with one line, "built without CUDA".
 void profile_commands(CLI::App& app, int argc, char** argv);
+void generate_commands(CLI::App& app);                       // cmd_generate.cpp
+void capture_commands(CLI::App& app, int argc, char** argv); // cmd_capture.cpp; argv for the run's notes
 
 }  // namespace sp

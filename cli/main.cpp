@@ -5,7 +5,8 @@
 // stderr: "specplan: <file>: <what>"), 2 bad command line.
 
 // defines: traces_commands (info, synth, export, import), sim_commands (sim, sweep),
-// profile_commands (profile: CUDA builds only)
+// profile_commands (profile: CUDA builds only), generate_commands (generate),
+// capture_commands (capture)
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
     sp::traces_commands(app);
     sp::sim_commands(app);
     sp::profile_commands(app, argc, argv);
+    sp::generate_commands(app);
+    sp::capture_commands(app, argc, argv);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

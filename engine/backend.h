@@ -7,14 +7,24 @@
 // The contract, held by both (tests/test_reference.cpp for the CPU,
 // tests/test_cuda.cpp for CUDA against the CPU):
 //  - forward(b) appends b's new tokens to their sequences and returns logits
-//    (T, V) fp32 for every new token, and for `hidden_layers` the residual
-//    stream after those decoder layers, (hidden_layers.size(), T, d) fp32;
+//    (T, V) fp32 for every new token (unless logits is null), and for
+//    `hidden_layers` the residual stream after those decoder layers,
+//    (hidden_layers.size(), T, d) fp32, into `hidden` when given and into
+//    hidden_data() in any case;
 //  - a bad batch (slot out of range or repeated, q_len < 1, token outside the
 //    vocabulary, layer out of range) or a full cache throws sp::Error and
 //    leaves every sequence as it was;
 //  - truncate(seq, n) keeps the first n tokens: speculation dropping the
 //    rejected tail. A forward after it equals one on a cache that never held
 //    the tail.
+//  - verify(b, v) is forward(b) followed by verify.h's lossless acceptance of
+//    each sequence's drafts (b's tokens after its first), where the logits
+//    live (on the device for CUDA: only the accept counts and the next
+//    tokens come back).
+//  - hidden_data() holds the last forward's or verify's hidden states of
+//    `hidden_layers`, (hidden_layers.size(), T, d) fp32 in the backend's
+//    memory (host for cpu, device for cuda), for a drafter of the same
+//    device to read; valid until the next forward.
 #pragma once
 
 #include <memory>
@@ -22,6 +32,7 @@
 
 #include "engine/model.h"
 #include "engine/reference.h"  // RaggedBatch
+#include "engine/verify.h"
 
 namespace sp {
 
@@ -35,6 +46,13 @@ public:
     virtual void forward(const RaggedBatch& b, std::vector<float>* logits, const std::vector<int>& hidden_layers = {},
                          std::vector<float>* hidden = nullptr) = 0;
     virtual void truncate(int seq, int new_len) = 0;
+    virtual void verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult* out,
+                        const std::vector<int>& hidden_layers = {}) = 0;
+    virtual const float* hidden_data() const = 0;
+    // Copies n floats from the host into the backend's memory (a host
+    // drafter's q for a device verify); valid until the next stage(). The CPU
+    // backend returns host itself.
+    virtual const float* stage(const float* host, size_t n) = 0;
 };
 
 // The Eigen fp32 reference (reference_forward over a CpuKvCache).

@@ -1,5 +1,5 @@
 // backend_cpu.cpp: the Backend of the fp32 Eigen reference: reference_forward
-// over a CpuKvCache, nothing added.
+// over a CpuKvCache, and verify_reference after it.
 #include "engine/backend.h"
 
 #include <string>
@@ -21,13 +21,23 @@ public:
     }
     void forward(const RaggedBatch& b, std::vector<float>* logits, const std::vector<int>& hidden_layers,
                  std::vector<float>* hidden) override {
-        reference_forward(w_, kv_, b, logits, hidden_layers, hidden);
+        reference_forward(w_, kv_, b, logits, hidden_layers, &hidden_);
+        if (hidden) *hidden = hidden_;
     }
     void truncate(int seq, int new_len) override { kv_truncate(kv_, seq, new_len); }
+    void verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult* out,
+                const std::vector<int>& hidden_layers) override {
+        verify_check(b, v);
+        reference_forward(w_, kv_, b, &logits_, hidden_layers, &hidden_);
+        verify_reference(logits_.data(), w_.cfg.vocab, b, v, out);
+    }
+    const float* hidden_data() const override { return hidden_.data(); }
+    const float* stage(const float* host, size_t) override { return host; }
 
 private:
     ModelWeights w_;
     CpuKvCache kv_;
+    std::vector<float> logits_, hidden_;  // of the last verify
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
-// config.cpp: HF config.json -> Config, the presets, and the range checks
-// both share.
+// config.cpp: HF config.json -> Config (a target's) or DSparkConfig (a
+// DeepSpec drafter's), the presets, and the range checks they share.
 //
 // config.json is untrusted input: every size in it becomes an allocation or a
 // loop bound, so each is checked for type and range here, with bounds far
@@ -16,8 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/model.h"
+#include "engine/dspark.h"
 #include "engine/json_errors.h"
+#include "engine/model.h"
 #include "traces/models.h"
 
 namespace sp {
@@ -278,7 +279,9 @@ void config_check(const Config& c, const std::string& where) {
         throw Error(where + ": qk_norm: Qwen3 has q/k norms and Llama has none");
 }
 
-Config config_load(const std::string& path) {
+namespace {
+
+json config_json(const std::string& path) {
     std::string text = read_file(path);
     json j;
     try {
@@ -287,17 +290,15 @@ Config config_load(const std::string& path) {
         throw Error(path + ": not valid JSON: " + json_error_text(e));
     }
     if (!j.is_object()) throw Error(path + ": expected a JSON object, got " + got(&j));
-    Reader r{j, path};
+    return j;
+}
 
+// The decoder's shape, RoPE and refused features, once the architecture is
+// known: a target's config.json and a DSpark drafter's (a deep copy of its
+// target's) share all of it.
+Config config_parse(const Reader& r, const std::string& path, Arch arch) {
     Config c;
-    const char* archs = "[\"Qwen3ForCausalLM\"] or [\"LlamaForCausalLM\"]";
-    const json* a = r.find("architectures");
-    if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string()) r.fail("architectures", archs, a);
-    std::string arch = (*a)[0].get<std::string>();
-    if (arch == "Qwen3ForCausalLM") c.arch = ARCH_QWEN3;
-    else if (arch == "LlamaForCausalLM") c.arch = ARCH_LLAMA;
-    else throw Error(path + ": architectures: unsupported architecture \"" + printable(arch) + "\", expected " + archs);
-
+    c.arch = arch;
     std::filesystem::path folder = std::filesystem::path(path).parent_path();
     c.name = folder.empty() ? "." : folder.string();
     c.vocab = r.int_required("vocab_size");
@@ -360,6 +361,64 @@ Config config_load(const std::string& path) {
 
     config_check(c, path);
     return c;
+}
+
+}  // namespace
+
+Config config_load(const std::string& path) {
+    const json j = config_json(path);
+    Reader r{j, path};
+    const char* archs = "[\"Qwen3ForCausalLM\"] or [\"LlamaForCausalLM\"]";
+    const json* a = r.find("architectures");
+    if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string()) r.fail("architectures", archs, a);
+    std::string arch = (*a)[0].get<std::string>();
+    if (arch == "Qwen3ForCausalLM") return config_parse(r, path, ARCH_QWEN3);
+    if (arch == "LlamaForCausalLM") return config_parse(r, path, ARCH_LLAMA);
+    throw Error(path + ": architectures: unsupported architecture \"" + printable(arch) + "\", expected " + archs);
+}
+
+DSparkConfig dspark_config_load(const std::string& path) {
+    const json j = config_json(path);
+    Reader r{j, path};
+    const json* a = r.find("architectures");
+    if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string())
+        r.fail("architectures", "[\"Qwen3DSparkModel\"]", a);
+    const std::string arch = (*a)[0].get<std::string>();
+    if (arch != "Qwen3DSparkModel")
+        throw Error(path + ": architectures: unsupported drafter \"" + printable(arch) +
+                    "\", expected \"Qwen3DSparkModel\" (DSpark or DFlash on a Qwen3 target)");
+    DSparkConfig d;
+    d.layers = config_parse(r, path, ARCH_QWEN3);
+    d.n_target_layers = r.int_required("num_target_layers");
+    check_range(path, "num_target_layers", d.n_target_layers, 1, MAX_LAYERS);
+    d.block_size = r.int_required("block_size");
+    check_range(path, "block_size", d.block_size, 1, 64);
+    d.mask_token = r.int_required("mask_token_id");
+    check_range(path, "mask_token_id", d.mask_token, 0, d.layers.vocab - 1);
+    const json* ids = r.find("target_layer_ids");
+    const char* ids_expected = "a non-empty, strictly increasing list of target layer indices";
+    if (!ids || !ids->is_array() || ids->empty() || ids->size() > 64) r.fail("target_layer_ids", ids_expected, ids);
+    for (const json& v : *ids) {
+        int l = 0;
+        if (!Reader::as_int(v, &l)) r.fail("target_layer_ids", ids_expected, ids);
+        if (l == -1)
+            throw Error(path + ": target_layer_ids: the embedding output (-1) is not supported, expected layers >= 0");
+        if (l < 0 || (!d.target_layers.empty() && l <= d.target_layers.back()))
+            r.fail("target_layer_ids", ids_expected, ids);
+        d.target_layers.push_back(l);
+    }
+    d.markov_rank = r.int_or("markov_rank", 0);
+    check_range(path, "markov_rank", d.markov_rank, 0, 65536);
+    if (d.markov_rank > 0) {
+        const json* t = r.find("markov_head_type");
+        if (t && !t->is_string()) r.fail("markov_head_type", "\"vanilla\"", t);
+        if (t && *t != "vanilla")
+            throw Error(path + ": markov_head_type: \"" + printable(t->get<std::string>()) +
+                        "\" is not supported, expected \"vanilla\" (W1 embedding, W2 projection)");
+    }
+    d.confidence = r.bool_or("enable_confidence_head", false);
+    d.confidence_with_markov = d.confidence && d.markov_rank > 0 && r.bool_or("confidence_head_with_markov", true);
+    return d;
 }
 
 bool config_preset(const std::string& name, Config* out) {

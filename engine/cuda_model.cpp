@@ -191,6 +191,7 @@ CudaModel::~CudaModel() {
     cudaFree(acts_);
     cudaFree(meta_);
     cudaFree(attn_work_);
+    cudaFree(verify_buf_);
     cudaStreamDestroy(stream_);
 }
 
@@ -429,14 +430,50 @@ void CudaModel::forward(KvCache& kv, const RaggedBatch& b, std::vector<float>* l
     else
         forward_device(kv, b, hidden_layers);
     const size_t T = static_cast<size_t>(T_), V = cfg_.vocab, d = cfg_.hidden;
-    logits->resize(T * V);
-    CUDA_CHECK(cudaMemcpyAsync(logits->data(), logits_, T * V * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    if (logits) {
+        logits->resize(T * V);
+        CUDA_CHECK(cudaMemcpyAsync(logits->data(), logits_, T * V * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    }
     if (hidden) {
         hidden->resize(hidden_layers.size() * T * d);
         CUDA_CHECK(cudaMemcpyAsync(hidden->data(), hidden_, hidden->size() * sizeof(float), cudaMemcpyDeviceToHost,
                                    stream_));
     }
     CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaModel::verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult* out) {
+    verify_check(b, v);
+    const int S = static_cast<int>(b.seq.size());
+    int T = 0;
+    for (int l : b.q_len) T += l;
+    // verify_forward reads the tokens of the last prepared batch from meta_
+    if (T != T_ || static_cast<int>(b.tokens.size()) != T)
+        throw Error("CudaModel::verify: the batch is not the one the last forward ran");
+    out->n_accepted.assign(S, 0);
+    out->next.assign(S, -1);
+    if (S == 0) return;
+    std::vector<VerifySeq> seqs(S);
+    for (int s = 0, row = 0; s < S; row += b.q_len[s], s++)
+        seqs[s] = VerifySeq{v.request[s], v.temperature[s], b.q_len[s], row, v.anchor_pos[s], v.q ? v.q_row[s] : 0};
+    const size_t seq_bytes = aligned(seqs.size() * sizeof(VerifySeq));
+    const size_t need = seq_bytes + 2 * static_cast<size_t>(S) * sizeof(int);
+    if (need > verify_bytes_) {
+        CUDA_CHECK(cudaFree(verify_buf_));  // synchronises: no verify in flight reads it
+        verify_buf_ = nullptr;
+        CUDA_CHECK(cudaMalloc(&verify_buf_, need));
+        verify_bytes_ = need;
+    }
+    auto* d_seqs = static_cast<VerifySeq*>(verify_buf_);
+    int* d_res = reinterpret_cast<int*>(static_cast<char*>(verify_buf_) + seq_bytes);  // n_accepted (S), next (S)
+    // pageable source: the call returns once the data is staged, so `seqs` may go
+    CUDA_CHECK(cudaMemcpyAsync(d_seqs, seqs.data(), seqs.size() * sizeof(VerifySeq), cudaMemcpyHostToDevice, stream_));
+    verify_forward(d_res, d_res + S, logits_, meta_, d_seqs, v.q, v.q_gamma, v.eos, v.seed, S, cfg_.vocab, stream_);
+    std::vector<int> res(2 * static_cast<size_t>(S));
+    CUDA_CHECK(cudaMemcpyAsync(res.data(), d_res, res.size() * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::copy(res.begin(), res.begin() + S, out->n_accepted.begin());
+    std::copy(res.begin() + S, res.end(), out->next.begin());
 }
 
 std::vector<int> CudaModel::greedy(KvCache& kv, int seq, const std::vector<int>& prompt, int n_new, int suppress) {

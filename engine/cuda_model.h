@@ -88,10 +88,16 @@ public:
     int graphs_captured() const { return graphs_captured_; }  // since construction
 
     // forward_device (or forward_graph when `graph`), then copies the results
-    // to the host (synchronises).
+    // to the host (synchronises); logits null: not copied.
     void forward(KvCache& kv, const RaggedBatch& b, std::vector<float>* logits,
                  const std::vector<int>& hidden_layers = {}, std::vector<float>* hidden = nullptr,
                  bool graph = false);
+
+    // verify.h's acceptance of b, the batch the last forward ran (its
+    // logits_device() and uploaded tokens), by verify_forward enqueued after
+    // it on stream(); v.q is device memory. One upload of the per-sequence
+    // metadata, one copy back of n_accepted and next (2 S ints); synchronises.
+    void verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult* out);
 
     // Every projection through cuBLAS (true), or the default: gemv.cu up to
     // kGemvMaxT tokens, cuBLAS above. The cuBLAS-only forward is the
@@ -149,6 +155,9 @@ private:
     // attention's split-context partials (attention_workspace_bytes), grown in prepare()
     void* attn_work_ = nullptr;
     size_t attn_work_bytes_ = 0;
+    // verify's buffer, grown on demand: VerifySeq (S), then n_accepted and next (S each)
+    void* verify_buf_ = nullptr;
+    size_t verify_bytes_ = 0;
     // forward_graph's cache
     std::vector<Graph> graphs_;
     uint64_t graph_clock_ = 0;
@@ -168,5 +177,9 @@ struct CudaBackendOptions {
     int graph_max_tokens = 16;  // batches of at most this many new tokens go through forward_graph
 };
 std::unique_ptr<Backend> backend_cuda(const ModelWeights& w, int n_seqs, const CudaBackendOptions& o = {});
+// The same over random weights of shape c made on the device
+// (CudaModel(c, seed)): timing at full shape without a checkpoint.
+std::unique_ptr<Backend> backend_cuda_random(const Config& c, uint64_t seed, int n_seqs,
+                                             const CudaBackendOptions& o = {});
 
 }  // namespace sp

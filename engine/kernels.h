@@ -98,6 +98,70 @@ void sample_forward(int* ids, const float* logits, const float* temperature, con
 // of the device hash, for tests).
 double sample_uniform(uint64_t seed, uint64_t request, int position, int i);
 
+// --- verify.cu
+// verify.h's lossless acceptance (verify_reference's rule and RNG keys) for
+// a ragged batch of S sequences, one block per sequence, so that only the
+// results leave the device:
+//   logits (T, V) fp32 of the target's forward over tokens (T), each
+//   sequence's anchor then its drafts; seqs (S) as below; q: the draft
+//   probabilities, draft k of sequence s at q + (q_row * q_gamma + k) * V,
+//   or nullptr for one-hot drafts (not read for greedy sequences);
+//   writes n_accepted (S), 0 .. q_len - 1, and next (S), the correction or
+//   bonus token, -1 when an accepted eos (-1: none) ended the sequence.
+struct VerifySeq {
+    uint64_t request;   // RNG key
+    float temperature;  // 0 = greedy
+    int q_len;          // 1 + its drafts
+    int first_row;      // its anchor's row in logits and tokens
+    int anchor_pos;     // its anchor's position (RNG key)
+    int q_row;          // its block of rows in q
+};
+void verify_forward(int* n_accepted, int* next, const float* logits, const int* tokens, const VerifySeq* seqs,
+                    const float* q, int q_gamma, int eos, uint64_t seed, int S, int V, cudaStream_t stream);
+
+// --- gather.cu
+// The DSpark drafter's context features: f (n, m d) bf16, row j the
+// concatenation over the m target layers i of hidden[i][rows[j]], hidden
+// (m, hidden_T, d) fp32 as the forward's hidden_layers output lays it out.
+void gather_features(bf16* f, const float* hidden, const int* rows, int n, int m, int hidden_T, int d,
+                     cudaStream_t stream);
+// out (n, width) bf16 = table[ids[j]] for each j; table (rows, width) bf16.
+void gather_rows(bf16* out, const bf16* table, const int* ids, int n, int width, cudaStream_t stream);
+
+// --- markov.cu
+// One step k of the DSpark drafter's sequential loop for R drafting
+// requests (digest §1.2, §2.1; G block slots, r Markov rank, gamma output
+// slots): logits = U[j G + k] + bias[j]; confidence z = conf_w . [h[j G + k] ;
+// w1_rows[j]] + conf_b, c = sigma(z / sts[k]); the draft x = argmax at T = 0,
+// else the Gumbel-max draw of RNG_DRAFT row rng[j], entry k V + v (as
+// sample_row); q = softmax(logits / T) at T > 0; then w1_rows[j] = W1[x], or
+// W1[forced] where forced[j gamma + k] >= 0. Requests with k >= n_draft[j]
+// are skipped. Outputs go to row out_row[j] of (S, gamma) (q: (S, gamma, V)).
+struct MarkovStep {
+    const float* U = nullptr;        // (R G, V) fp32 base logits lm_head h
+    float* bias = nullptr;           // (R, V) fp32 W2 W1[prev], made the logits in place; null: no Markov head
+    const bf16* h = nullptr;         // (R G, d) the final-normed hidden states
+    bf16* w1_rows = nullptr;         // (R, r) W1[prev] per request, advanced by the step; null without a head
+    const bf16* w1 = nullptr;        // (V, r) the Markov embedding
+    const float* conf_w = nullptr;   // (d + r) or (d) fp32; null: no confidence head
+    const float* conf_b = nullptr;   // (1)
+    const float* sts = nullptr;      // (G) STS temperatures
+    int conf_markov = 0;             // the confidence head reads W1[prev] too
+    const int* n_draft = nullptr;    // (R)
+    const float* temperature = nullptr;  // (R); 0 = argmax
+    const uint64_t* rng = nullptr;   // (R) counter_row(seed, RNG_DRAFT, request, anchor_pos)
+    const int* out_row = nullptr;    // (R) the request's index s in the batch
+    const int* forced = nullptr;     // (R, gamma) teacher-forced previous tokens, -1: the draft's own
+    int* tokens = nullptr;           // (S, gamma)
+    float* conf_logit = nullptr;     // (S, gamma)
+    float* conf = nullptr;           // (S, gamma)
+    float* q = nullptr;              // (S, gamma, V)
+    int R = 0, G = 0, gamma = 0, V = 0, d = 0, r = 0;
+};
+// Steps k0 .. k0 + n_steps - 1 (n_steps must be 1 with a Markov head: each
+// step reads the W1 row the one before wrote).
+void markov_step_forward(const MarkovStep& m, int k0, int n_steps, cudaStream_t stream);
+
 // --- init.cu
 // p (n) bf16 = scale * (2 u_i - 1), u_i uniform (0, 1) from a counter-based
 // hash of (seed, i): reproducible, no state, no host copy. Uniform on

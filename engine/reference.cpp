@@ -36,17 +36,9 @@ ConstMat as_matrix(const std::vector<float>& w, int rows, int cols, const char* 
     return ConstMat(w.data(), rows, cols);
 }
 
-// RMSNorm: x * rsqrt(mean(x^2) + eps) * w, over n values.
-void rmsnorm(float* out, const float* x, const float* w, int n, double eps) {
-    float ss = 0.0f;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + static_cast<float>(eps));
-    for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * scale);
-}
-
 Vec rmsnorm(const Vec& x, const std::vector<float>& w, double eps) {
     Vec out(x.size());
-    rmsnorm(out.data(), x.data(), w.data(), static_cast<int>(x.size()), eps);
+    rmsnorm_row(out.data(), x.data(), w.data(), static_cast<int>(x.size()), eps);
     return out;
 }
 
@@ -83,6 +75,13 @@ void check_weights(const ModelWeights& w) {
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 }  // namespace
+
+void rmsnorm_row(float* out, const float* x, const float* w, int n, double eps) {
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + static_cast<float>(eps));
+    for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * scale);
+}
 
 std::vector<double> rope_inv_freq(const Config& c) {
     const int D = c.head_dim;
@@ -220,8 +219,8 @@ void reference_forward(const ModelWeights& w, CpuKvCache& kv, const RaggedBatch&
 
             // 2. Qwen3 QK-norm: RMSNorm over each head's D values, before RoPE
             if (c.qk_norm) {
-                for (int h = 0; h < H; h++) rmsnorm(&q[t][h * D], &q[t][h * D], lw.q_norm.data(), D, c.rms_eps);
-                for (int g = 0; g < KVH; g++) rmsnorm(&k[g * D], &k[g * D], lw.k_norm.data(), D, c.rms_eps);
+                for (int h = 0; h < H; h++) rmsnorm_row(&q[t][h * D], &q[t][h * D], lw.q_norm.data(), D, c.rms_eps);
+                for (int g = 0; g < KVH; g++) rmsnorm_row(&k[g * D], &k[g * D], lw.k_norm.data(), D, c.rms_eps);
             }
 
             // 3. RoPE at the token's absolute position, every head of q and k
@@ -297,6 +296,7 @@ void reference_forward(const ModelWeights& w, CpuKvCache& kv, const RaggedBatch&
     for (int s = 0; s < S; s++) kv.len[b.seq[s]] += b.q_len[s];
 
     // 9. final RMSNorm and the LM head (the embedding matrix when tied)
+    if (!logits) return;
     const ConstMat head = c.tie_embeddings ? as_matrix(w.embed, V, d, "embed") : as_matrix(w.lm_head, V, d, "lm_head");
     logits->assign(static_cast<size_t>(T) * V, 0.0f);
     for (int t = 0; t < T; t++) {

@@ -32,7 +32,8 @@ struct RaggedBatch {
     // The position of a sequence's first new token is its cache length.
 };
 
-// Runs the batch; writes logits (T, V) for every new token. When
+// Runs the batch; writes logits (T, V) for every new token (logits null:
+// the LM head is skipped, as a prefill whose logits nobody reads). When
 // hidden_layers is not empty, also writes the raw outputs of those decoder
 // layers (0-based; the residual stream after the layer, before the final norm)
 // for every token: hidden (hidden_layers.size(), T, d).
@@ -46,5 +47,8 @@ void reference_forward(const ModelWeights& w, CpuKvCache& kv, const RaggedBatch&
 // pairing (i, i + D/2) by angle fp32(inv_freq[i]) * pos.
 std::vector<double> rope_inv_freq(const Config& c);
 void rope_rotate(float* x, int D, int pos, const std::vector<double>& inv_freq);
+// RMSNorm of n values, as the forward applies it: out = x * rsqrt(mean(x^2) +
+// eps) * w, in fp32 (out may be x). The drafters' references use it too.
+void rmsnorm_row(float* out, const float* x, const float* w, int n, double eps);
 
 }  // namespace sp

@@ -4,33 +4,17 @@
 // Sampling uses the Gumbel-max trick: argmax_i (logit_i / temp + g_i), g_i =
 // -log(-log u_i) with u_i uniform, draws i with probability
 // softmax(logit / temp)_i exactly, in one pass, with no normalisation and no
-// sort. u_i is a hash of (seed, request, position, i) (three splitmix64
-// rounds), so a draw is a pure function of its key: the same for a request
-// whatever batch it runs in, reproducible, and stateless, with no host round
-// trip per token. u has 24 bits, (0.5 .. 2^24 - 0.5) / 2^24, so g is bounded
-// (-2.85 .. 17.3); the truncated tails weigh 2^-24.
+// sort. u_i is counter_rng.h's draw i of the row (seed, RNG_TARGET, request,
+// position): the same for a request whatever batch it runs in, reproducible,
+// stateless, with no host round trip per token.
 #include <cmath>
 
+#include "engine/counter_rng.h"
 #include "engine/kernels.h"
 
 namespace sp {
 
 namespace {
-
-__host__ __device__ inline uint64_t splitmix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-// The per-row part of the key, hashed once per row.
-__host__ __device__ inline uint64_t row_key(uint64_t seed, uint64_t request, int position) {
-    return splitmix64(splitmix64(seed ^ splitmix64(request)) ^ static_cast<uint64_t>(static_cast<uint32_t>(position)));
-}
-__host__ __device__ inline float uniform_of(uint64_t key, int i) {
-    const uint64_t h = splitmix64(key ^ static_cast<uint64_t>(static_cast<uint32_t>(i)));
-    return (static_cast<float>(h >> 40) + 0.5f) * (1.0f / 16777216.0f);
-}
 
 constexpr int kThreads = 256;
 
@@ -109,12 +93,12 @@ __global__ void sample_forward_kernel1(int* ids, const float* logits, const floa
     const int t = blockIdx.x;
     const float* row = logits + static_cast<size_t>(t) * V;
     const float temp = temperature[t];
-    const uint64_t key = row_key(seed, request[t], position[t]);
+    const uint64_t key = counter_row(seed, RNG_TARGET, request[t], position[t]);
     float best = -INFINITY;
     int bi = V;
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
         float v = row[i];
-        if (temp > 0.0f) v = v / temp - logf(-logf(uniform_of(key, i)));
+        if (temp > 0.0f) v = v / temp - logf(-logf(counter_uniform(key, i)));
         if (v > best || bi == V) {
             best = v;
             bi = i;
@@ -148,7 +132,7 @@ void sample_forward(int* ids, const float* logits, const float* temperature, con
 }
 
 double sample_uniform(uint64_t seed, uint64_t request, int position, int i) {
-    return uniform_of(row_key(seed, request, position), i);
+    return counter_uniform(counter_row(seed, RNG_TARGET, request, position), i);
 }
 
 }  // namespace sp

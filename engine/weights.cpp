@@ -1,4 +1,5 @@
-// weights.cpp: a checkpoint folder -> fp32 ModelWeights, and random weights.
+// weights.cpp: a checkpoint folder -> fp32 ModelWeights (a target or a draft
+// model) or DSparkWeights (a DeepSpec drafter), and random weights.
 //
 // A folder holds config.json and either model.safetensors or
 // model.safetensors.index.json, whose "weight_map" names the shard file of
@@ -17,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/dspark.h"
 #include "engine/json_errors.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
@@ -125,6 +127,51 @@ std::vector<float> checkpoint_read(const Checkpoint& ck, const std::string& name
     return out;
 }
 
+// One decoder layer under `prefix` ("model.layers.3." in a target,
+// "layers.3." in a DeepSpec drafter).
+LayerWeights layer_read(const Checkpoint& ck, const std::string& p, const Config& c) {
+    const int64_t d = c.hidden, F = c.ffn, D = c.head_dim, q = int64_t(c.n_heads) * D, kv = int64_t(c.n_kv_heads) * D;
+    LayerWeights l;
+    l.attn_norm = checkpoint_read(ck, p + "input_layernorm.weight", {d});
+    l.wq = checkpoint_read(ck, p + "self_attn.q_proj.weight", {q, d});
+    l.wk = checkpoint_read(ck, p + "self_attn.k_proj.weight", {kv, d});
+    l.wv = checkpoint_read(ck, p + "self_attn.v_proj.weight", {kv, d});
+    l.wo = checkpoint_read(ck, p + "self_attn.o_proj.weight", {d, q});
+    if (c.qk_norm) {
+        l.q_norm = checkpoint_read(ck, p + "self_attn.q_norm.weight", {D});
+        l.k_norm = checkpoint_read(ck, p + "self_attn.k_norm.weight", {D});
+    }
+    l.mlp_norm = checkpoint_read(ck, p + "post_attention_layernorm.weight", {d});
+    l.w_gate = checkpoint_read(ck, p + "mlp.gate_proj.weight", {F, d});
+    l.w_up = checkpoint_read(ck, p + "mlp.up_proj.weight", {F, d});
+    l.w_down = checkpoint_read(ck, p + "mlp.down_proj.weight", {d, F});
+    return l;
+}
+
+// calibration.json: {"method": "sts", "temperatures": [G numbers > 0]}.
+std::vector<float> sts_read(const std::string& path, int G) {
+    json j;
+    try {
+        j = json::parse(read_small_file(path, 1 << 20));
+    } catch (const json::exception& e) {
+        throw Error(path + ": not valid JSON: " + json_error_text(e));
+    }
+    if (!j.is_object()) throw Error(path + ": expected a JSON object {\"method\": \"sts\", \"temperatures\": [...]}");
+    if (!j.contains("method") || j["method"] != "sts")
+        throw Error(path + ": method: expected \"sts\", got " + (j.contains("method") ? json_brief(j["method"]) : "nothing"));
+    const std::string expected = "a list of " + std::to_string(G) + " positive numbers (one per block slot)";
+    if (!j.contains("temperatures") || !j["temperatures"].is_array() || j["temperatures"].size() != size_t(G))
+        throw Error(path + ": temperatures: expected " + expected + ", got " +
+                    (j.contains("temperatures") ? json_brief(j["temperatures"]) : "nothing"));
+    std::vector<float> t;
+    for (const json& v : j["temperatures"]) {
+        if (!v.is_number() || !(v.get<double>() > 0 && v.get<double>() < 1e6))
+            throw Error(path + ": temperatures: expected " + expected + ", got " + json_brief(v));
+        t.push_back(v.get<float>());
+    }
+    return t;
+}
+
 }  // namespace
 
 ModelWeights weights_load(const std::string& dir) {
@@ -134,29 +181,57 @@ ModelWeights weights_load(const std::string& dir) {
     const Config& c = w.cfg;
     Checkpoint ck = checkpoint_open(dir);
 
-    int64_t V = c.vocab, d = c.hidden, F = c.ffn, D = c.head_dim, q = int64_t(c.n_heads) * D,
-            kv = int64_t(c.n_kv_heads) * D;
+    const int64_t V = c.vocab, d = c.hidden;
     w.embed = checkpoint_read(ck, "model.embed_tokens.weight", {V, d});
     w.layers.resize(size_t(c.n_layers));
-    for (int i = 0; i < c.n_layers; i++) {
-        LayerWeights& l = w.layers[size_t(i)];
-        std::string p = "model.layers." + std::to_string(i) + ".";
-        l.attn_norm = checkpoint_read(ck, p + "input_layernorm.weight", {d});
-        l.wq = checkpoint_read(ck, p + "self_attn.q_proj.weight", {q, d});
-        l.wk = checkpoint_read(ck, p + "self_attn.k_proj.weight", {kv, d});
-        l.wv = checkpoint_read(ck, p + "self_attn.v_proj.weight", {kv, d});
-        l.wo = checkpoint_read(ck, p + "self_attn.o_proj.weight", {d, q});
-        if (c.qk_norm) {
-            l.q_norm = checkpoint_read(ck, p + "self_attn.q_norm.weight", {D});
-            l.k_norm = checkpoint_read(ck, p + "self_attn.k_norm.weight", {D});
-        }
-        l.mlp_norm = checkpoint_read(ck, p + "post_attention_layernorm.weight", {d});
-        l.w_gate = checkpoint_read(ck, p + "mlp.gate_proj.weight", {F, d});
-        l.w_up = checkpoint_read(ck, p + "mlp.up_proj.weight", {F, d});
-        l.w_down = checkpoint_read(ck, p + "mlp.down_proj.weight", {d, F});
-    }
+    for (int i = 0; i < c.n_layers; i++) w.layers[size_t(i)] = layer_read(ck, "model.layers." + std::to_string(i) + ".", c);
     w.final_norm = checkpoint_read(ck, "model.norm.weight", {d});
     if (!c.tie_embeddings) w.lm_head = checkpoint_read(ck, "lm_head.weight", {V, d});
+    return w;
+}
+
+DSparkWeights dspark_load(const std::string& dir, const Config& target) {
+    DSparkWeights w;
+    const std::string config_path = dir + "/config.json";
+    w.cfg = dspark_config_load(config_path);
+    const DSparkConfig& dc = w.cfg;
+    const Config& c = dc.layers;
+    // What the drafter shares with the target: the embedding and LM head it
+    // reads, the residual width its context projection takes, and the target
+    // layers it was trained on.
+    auto mismatch = [&](const char* key, int got, int want) {
+        if (got != want)
+            throw Error(config_path + ": " + key + ": the drafter has " + std::to_string(got) + ", the target (" +
+                        target.name + ") " + std::to_string(want));
+    };
+    mismatch("vocab_size", c.vocab, target.vocab);
+    mismatch("hidden_size", c.hidden, target.hidden);
+    mismatch("num_target_layers", dc.n_target_layers, target.n_layers);
+    if (target.arch != ARCH_QWEN3)
+        throw Error(config_path + ": architectures: a Qwen3DSparkModel drafts for a Qwen3 target, got " + target.name);
+    for (int l : dc.target_layers)
+        if (l >= target.n_layers - 1)
+            throw Error(config_path + ": target_layer_ids: layer " + std::to_string(l) + " is outside the target's " +
+                        "layers 0.." + std::to_string(target.n_layers - 2) + " (its final layer's HF output is normed)");
+
+    Checkpoint ck = checkpoint_open(dir);
+    const int64_t d = c.hidden, m = int64_t(dc.target_layers.size()), V = c.vocab, r = dc.markov_rank;
+    w.fc = checkpoint_read(ck, "fc.weight", {d, m * d});
+    w.hidden_norm = checkpoint_read(ck, "hidden_norm.weight", {d});
+    w.layers.resize(size_t(c.n_layers));
+    for (int i = 0; i < c.n_layers; i++) w.layers[size_t(i)] = layer_read(ck, "layers." + std::to_string(i) + ".", c);
+    w.final_norm = checkpoint_read(ck, "norm.weight", {d});
+    if (r > 0) {
+        w.markov_w1 = checkpoint_read(ck, "markov_head.markov_w1.weight", {V, r});
+        w.markov_w2 = checkpoint_read(ck, "markov_head.markov_w2.weight", {V, r});
+    }
+    if (dc.confidence) {
+        const int64_t in = dc.confidence_with_markov ? d + r : d;
+        w.conf_w = checkpoint_read(ck, "confidence_head.proj.weight", {1, in});
+        w.conf_b = checkpoint_read(ck, "confidence_head.proj.bias", {1})[0];
+    }
+    const std::string cal = dir + "/calibration.json";
+    w.sts = is_file(cal) ? sts_read(cal, dc.block_size) : std::vector<float>(size_t(dc.block_size), 1.0f);
     return w;
 }
 

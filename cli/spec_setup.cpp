@@ -1,0 +1,129 @@
+// spec_setup.cpp: the shared setup of `generate` and `capture` (spec_setup.h).
+#include "cli/spec_setup.h"
+
+#include <CLI/CLI.hpp>
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "traces/trace_db.h"
+
+#ifdef SPECPLAN_HAVE_CUDA
+#include "engine/cuda_model.h"
+#include "engine/drafter_cuda.h"
+#endif
+
+namespace sp {
+
+namespace {
+
+bool is_file(const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool cuda_available() {
+#ifdef SPECPLAN_HAVE_CUDA
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+#else
+    return false;
+#endif
+}
+
+// Every request's positions of a trace store, for forced acceptance.
+std::vector<Positions> replay_load(const std::string& path, int gamma) {
+    TraceDb db = trace_db_open(path, TRACE_READ);
+    std::vector<Positions> out;
+    for (const Run& run : trace_db_runs(db))
+        for (const Request& req : trace_db_requests(db, run.id)) {
+            Positions p;
+            if (trace_db_positions(db, req.id, &p) && p.n > 0 && p.gamma >= gamma) out.push_back(std::move(p));
+        }
+    if (out.empty())
+        throw Error(path + ": positions: expected requests with positions of gamma >= " + std::to_string(gamma) +
+                    " for --acceptance replay, found none");
+    return out;
+}
+
+}  // namespace
+
+void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required) {
+    cmd->add_option("--model", a.model, "target checkpoint folder (config.json, model.safetensors)")->required();
+    auto* d = cmd->add_option("--drafter", a.drafter,
+                              "none, ngram[:N[:M]] (prompt lookup) or a drafter folder: DSpark/DFlash "
+                              "(Qwen3DSparkModel) or a Qwen3/Llama draft model");
+    if (drafter_required) d->required();
+    cmd->add_option("--gamma", a.gamma, "drafts per step at most (default: the drafter's block size, or 7)");
+    cmd->add_option("--policy", a.policy,
+                    "verify length per step: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput "
+                    "(default fixed:gamma)");
+    cmd->add_option("--temperature", a.temperature, "sampling temperature; 0 = greedy (default)");
+    cmd->add_option("--seed", a.seed, "RNG seed (default 1)");
+    cmd->add_option("--tokenizer", a.tokenizer, "tokenizer.json (default: the model folder's)");
+    cmd->add_option("--device", a.device, "cpu (the fp32 reference) or cuda (default: cuda when there is a GPU)");
+    cmd->add_option("--acceptance", a.acceptance,
+                    "replay:TRACE.specdb: accept decisions from a trace's positions (timing with random weights)");
+}
+
+std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
+    auto s = std::make_unique<SpecSetup>();
+    if (!(a.temperature >= 0 && a.temperature <= 100))
+        throw Error("--temperature " + std::to_string(a.temperature) + ": expected a number in [0, 100]");
+    if (a.gamma < 0 || a.gamma > TRACE_MAX_GAMMA)
+        throw Error("--gamma " + std::to_string(a.gamma) + ": expected 1.." + std::to_string(TRACE_MAX_GAMMA));
+    std::string device = a.device.empty() ? (cuda_available() ? "cuda" : "cpu") : a.device;
+    if (device != "cpu" && device != "cuda") throw Error("--device " + device + ": expected cpu or cuda");
+#ifndef SPECPLAN_HAVE_CUDA
+    if (device == "cuda") throw Error("--device cuda: this specplan was built without CUDA");
+#endif
+
+    s->target = weights_load(a.model);
+    const std::string tok = a.tokenizer.empty() ? a.model + "/tokenizer.json" : a.tokenizer;
+    if (!a.tokenizer.empty() || is_file(tok)) {
+        s->tok = tokenizer_load(tok);
+        if (int(s->tok->id_bytes.size()) > s->target.cfg.vocab)
+            throw Error(tok + ": holds " + std::to_string(s->tok->id_bytes.size()) + " tokens, more than the model's " +
+                        "vocab_size " + std::to_string(s->target.cfg.vocab));
+    }
+
+    DrafterOptions dopt;
+    dopt.gamma = a.gamma;
+    dopt.n_slots = n_seqs;
+    if (device == "cpu") {
+        s->backend = backend_cpu(s->target, n_seqs);
+        s->drafter = drafter_open_cpu(a.drafter, s->target, dopt);
+    } else {
+#ifdef SPECPLAN_HAVE_CUDA
+        s->backend = backend_cuda(s->target, n_seqs);
+        s->drafter = drafter_open_cuda(a.drafter, s->target, dopt);
+        cudaDeviceProp prop{};
+        int dev = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) s->gpu = prop.name;
+#endif
+    }
+
+    SpecOptions& o = s->opt;
+    o.gamma = s->drafter ? (a.gamma > 0 ? a.gamma : s->drafter->gamma()) : 0;
+    o.eos = s->target.cfg.eos_id;
+    o.seed = a.seed;
+    const std::string policy = !a.policy.empty() ? a.policy : s->drafter ? "fixed:" + std::to_string(o.gamma) : "ar";
+    std::string err;
+    if (!policy_parse(policy, &o.policy, &err)) throw Error("--policy " + policy + ": expected " + err);
+    if (o.policy.kind == POLICY_BATCH_TABLE) throw Error("--policy batch-table: needs a scenario's table; not here");
+    if (o.policy.kind == POLICY_DSPARK || o.policy.kind == POLICY_DSPARK_ASYNC || o.policy.kind == POLICY_GOODPUT) {
+        const int max_tokens = n_seqs * (o.gamma + 1);
+        s->step_cost = step_cost_measure(*s->backend, 0, max_tokens, std::min(512, s->target.cfg.max_position / 2), 3);
+        o.step_time = step_cost_fn(s->step_cost);
+    }
+    if (!a.acceptance.empty()) {
+        if (a.acceptance.rfind("replay:", 0) != 0)
+            throw Error("--acceptance " + a.acceptance + ": expected replay:TRACE.specdb");
+        if (!s->drafter) throw Error("--acceptance replay: needs a drafter");
+        s->replay = replay_load(a.acceptance.substr(7), o.gamma);
+    }
+    return s;
+}
+
+}  // namespace sp

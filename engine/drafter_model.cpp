@@ -1,0 +1,143 @@
+// drafter_model.cpp: an independent draft model: any Qwen3 or Llama
+// checkpoint with the target's vocabulary, drafting autoregressively with its
+// own KV cache, through the same Backend interface as the target (so it runs
+// on either backend).
+//
+// Per slot the draft cache holds the committed tokens and, after a call, the
+// anchor and the drafts it fed back. The next call keeps the longest prefix
+// of that cache which the committed tokens confirm, truncates the rest (the
+// rejected drafts) and runs the unconfirmed remainder as one chunk: after a
+// full accept only the bonus token is new.
+#include <algorithm>
+#include <string>
+
+#include "engine/backend.h"
+#include "engine/counter_rng.h"
+#include "engine/drafter.h"
+#include "engine/verify.h"
+
+namespace sp {
+
+namespace {
+
+class ModelDrafter final : public Drafter {
+public:
+    ModelDrafter(std::unique_ptr<Backend> m, int gamma)
+        : m_(std::move(m)), name_(m_->config().name), gamma_(gamma), committed_(size_t(m_->n_seqs())),
+          cached_(size_t(m_->n_seqs())) {}
+    const char* kind() const override { return "draft-model"; }
+    const std::string& name() const override { return name_; }
+    const char* device() const override { return "cpu"; }  // q is copied to the host
+    int gamma() const override { return gamma_; }
+    int n_slots() const override { return m_->n_seqs(); }
+    int len(int slot) const override { return static_cast<int>(committed_.at(size_t(slot)).size()); }
+    void reset(int slot) override {
+        committed_.at(size_t(slot)).clear();
+        cached_[size_t(slot)].clear();
+        m_->truncate(slot, 0);
+    }
+    void draft(const DraftBatch& b, DraftOutput* out) override;
+
+private:
+    std::unique_ptr<Backend> m_;
+    std::string name_;
+    int gamma_;
+    std::vector<std::vector<int>> committed_;  // [slot] committed tokens
+    std::vector<std::vector<int>> cached_;     // [slot] the tokens in the draft model's cache, in order
+    std::vector<float> q_, logits_;
+};
+
+void ModelDrafter::draft(const DraftBatch& b, DraftOutput* out) {
+    const size_t S = b.slot.size();
+    const int V = m_->config().vocab;
+    if (b.n_ctx.size() != S || b.anchor.size() != S || b.n_draft.size() != S || b.temperature.size() != S ||
+        b.request.size() != S || (!b.forced.empty() && b.forced.size() != S * size_t(gamma_)))
+        throw Error("drafter " + name_ + ": per-request arrays do not match the batch");
+    size_t n_ctx = 0;
+    std::vector<bool> seen(committed_.size(), false);
+    for (size_t s = 0; s < S; s++) {
+        if (b.slot[s] < 0 || b.slot[s] >= n_slots() || seen[size_t(b.slot[s])])
+            throw Error("drafter " + name_ + ": slot " + std::to_string(b.slot[s]) + " out of range or repeated");
+        seen[size_t(b.slot[s])] = true;
+        if (b.n_ctx[s] < 0 || b.n_draft[s] < 0 || b.n_draft[s] > gamma_)
+            throw Error("drafter " + name_ + ": n_ctx must be >= 0 and n_draft in 0.." + std::to_string(gamma_));
+        if (b.anchor[s] < 0 || b.anchor[s] >= V || !(b.temperature[s] >= 0))
+            throw Error("drafter " + name_ + ": anchor token or temperature out of range");
+        n_ctx += size_t(b.n_ctx[s]);
+    }
+    if (b.ctx_tokens.size() != n_ctx) throw Error("drafter " + name_ + ": ctx_tokens must hold sum(n_ctx) tokens");
+    for (int t : b.ctx_tokens)
+        if (t < 0 || t >= V) throw Error("drafter " + name_ + ": context token out of range");
+    for (int t : b.forced)
+        if (t < -1 || t >= V) throw Error("drafter " + name_ + ": forced token out of range");
+
+    out->gamma = gamma_;
+    out->vocab = V;
+    out->tokens.assign(S * size_t(gamma_), -1);
+    q_.assign(S * size_t(gamma_) * size_t(V), 0.0f);
+    out->q = q_.data();
+    out->q_token.assign(S * size_t(gamma_), 0.0f);
+    out->conf_logit.clear();
+    out->conf.clear();
+
+    // 1. commit the new context; drop the cached tokens it does not confirm;
+    //    the unconfirmed rest plus the anchor is each request's first chunk
+    std::vector<std::vector<int>> chunk(S);
+    size_t ctx = 0;
+    for (size_t s = 0; s < S; s++) {
+        const int slot = b.slot[s];
+        std::vector<int>& com = committed_[size_t(slot)];
+        std::vector<int>& cached = cached_[size_t(slot)];
+        com.insert(com.end(), b.ctx_tokens.begin() + long(ctx), b.ctx_tokens.begin() + long(ctx + size_t(b.n_ctx[s])));
+        ctx += size_t(b.n_ctx[s]);
+        std::vector<int> want = com;
+        want.push_back(b.anchor[s]);
+        size_t keep = 0;
+        while (keep < cached.size() && keep + 1 < want.size() && cached[keep] == want[keep]) keep++;
+        m_->truncate(slot, int(keep));
+        cached.resize(keep);
+        chunk[s].assign(want.begin() + long(keep), want.end());
+    }
+
+    // 2. gamma autoregressive steps over the requests still drafting; the
+    //    first step runs each request's chunk, later ones one token each
+    for (int k = 0; k < gamma_; k++) {
+        RaggedBatch rb;
+        std::vector<size_t> who;
+        for (size_t s = 0; s < S; s++) {
+            if (k >= b.n_draft[s]) continue;
+            rb.seq.push_back(b.slot[s]);
+            rb.q_len.push_back(int(chunk[s].size()));
+            rb.tokens.insert(rb.tokens.end(), chunk[s].begin(), chunk[s].end());
+            who.push_back(s);
+        }
+        if (who.empty()) break;
+        m_->forward(rb, &logits_);
+        int row = -1;
+        for (size_t i = 0; i < who.size(); i++) {
+            const size_t s = who[i];
+            std::vector<int>& cached = cached_[size_t(b.slot[s])];
+            cached.insert(cached.end(), chunk[s].begin(), chunk[s].end());
+            row += rb.q_len[i];  // the chunk's last token predicts draft k
+            const float* lg = logits_.data() + size_t(row) * size_t(V);
+            const float T = b.temperature[s];
+            const int anchor_pos = int(committed_[size_t(b.slot[s])].size());
+            const int tok = sample_row(lg, V, T, counter_row(b.seed, RNG_DRAFT, b.request[s], anchor_pos), k * V);
+            out->tokens[s * size_t(gamma_) + size_t(k)] = tok;
+            float* q = &q_[(s * size_t(gamma_) + size_t(k)) * size_t(V)];
+            softmax_row(q, lg, V, T > 0 ? T : 1.0f);
+            out->q_token[s * size_t(gamma_) + size_t(k)] = q[tok];
+            const int forced = b.forced.empty() ? -1 : b.forced[s * size_t(gamma_) + size_t(k)];
+            chunk[s].assign(1, forced >= 0 ? forced : tok);
+        }
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<Drafter> drafter_model(std::unique_ptr<Backend> draft, int gamma) {
+    if (gamma < 1 || gamma > 64) throw Error("draft model: gamma must be in 1..64, got " + std::to_string(gamma));
+    return std::make_unique<ModelDrafter>(std::move(draft), gamma);
+}
+
+}  // namespace sp

@@ -1,0 +1,103 @@
+// speculative.h: the speculative decoder: requests, and one
+// draft-verify-accept-truncate iteration over all of them, on any Backend
+// with any Drafter of the same device (drafter.h, backend.h). `specplan
+// generate` and `specplan capture` drive it; live serving will batch through
+// it.
+//
+// One iteration (digest §3):
+//  1. draft: every running request hands the drafter the context committed
+//     since its last call (tokens, and target hidden states when the drafter
+//     reads them) and its anchor; the drafter returns up to gamma drafts and,
+//     with a head, their confidences;
+//  2. choose l_r per request with the policy (policy/policy.h), capped by the
+//     drafts there are and the tokens left: l_r <= max_new - output - 1;
+//  3. verify: one target forward over every [anchor, d_1..d_l] (ragged, l may
+//     be 0), then lossless acceptance (verify.h) where the logits live;
+//  4. commit: the n accepted drafts and the correction or bonus join the
+//     output; the target's cache keeps anchor + n accepted (the new anchor
+//     is not yet processed); the drafter gets anchor + n accepted as new
+//     context at the next call.
+// A request ends at EOS (emitted or accepted) or after max_new tokens.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/drafter.h"
+#include "policy/policy.h"
+#include "traces/trace_db.h"  // Step
+
+namespace sp {
+
+struct SpecRequest {
+    uint64_t id = 0;                 // RNG key: the same id and seed give the same tokens
+    std::vector<int> prompt;         // >= 1 token
+    int max_new = 0;                 // output tokens at most, >= 1
+    float temperature = 0;           // 0 = greedy
+    // Forced acceptance (timing at full shape with random weights): when set,
+    // the accept decision of slot k at output anchor t is a coin against
+    // beta(t mod n, k) of these positions instead of the verifier's; the
+    // forward and the drafter run as usual. EOS is ignored.
+    const Positions* replay = nullptr;
+
+    // filled in as it runs
+    std::vector<int> output;         // emitted tokens
+    std::vector<uint8_t> drafted;    // (output) 1 where the token was an accepted draft
+    std::vector<Step> steps;         // one per iteration (request_id left 0)
+    int64_t prefill_ns = 0;          // wall time of the prompt's forward and first token
+    bool done = false;
+};
+
+struct SpecOptions {
+    Policy policy;                   // default ar
+    int gamma = 0;                   // drafts per step at most; <= the drafter's gamma
+    int eos = -1;                    // stop token, -1 for none
+    uint64_t seed = 0;
+    StepTime step_time;              // seconds per iteration at B tokens: dspark, dspark-async, goodput
+    int token_budget = 1 << 20;      // cap on verified tokens per iteration
+};
+
+class Speculator {
+public:
+    // Checks that the drafter and the target fit (vocabulary, device, hidden
+    // layers in range), and that the policy's inputs exist (threshold and
+    // dspark need a confidence head; ar needs no drafter). Throws sp::Error.
+    Speculator(Backend& target, Drafter* drafter, const SpecOptions& o);
+
+    // Prefills r's prompt into a free slot, emits its first token and hands
+    // the drafter the prompt. Throws sp::Error for a bad request or when no
+    // slot is free.
+    void add(SpecRequest* r);
+    // One iteration over every running request; finished ones leave (their
+    // slots are free again). t_ns of each Step counts from construction.
+    void step();
+    bool idle() const { return running_.empty(); }
+    // add() then step() until it finishes.
+    void run(SpecRequest* r);
+
+private:
+    struct Live {
+        SpecRequest* r = nullptr;
+        int slot = 0;
+        int pending = 0;             // committed tokens the drafter has not seen (the last ones)
+        int hidden_row = 0;          // row in the target's hidden_data() of the first pending token
+        int anchor_t = 0;            // replay: the output index of the anchor
+        std::vector<float> conf, conf_old1, conf_old2;  // (gamma) this step's confidences, one and two steps old
+        int verified = 0, accepted = 0;  // drafts, for goodput's alpha_hat
+    };
+
+    Backend& target_;
+    Drafter* drafter_;
+    SpecOptions o_;
+    std::vector<int> layers_;        // the drafter's target layers
+    std::vector<Live> running_;
+    std::vector<bool> slot_used_;
+    int hidden_T_ = 0;               // rows of target_.hidden_data()
+    int64_t t0_ns_ = 0;
+};
+
+}  // namespace sp

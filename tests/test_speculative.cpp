@@ -1,0 +1,373 @@
+// test_speculative.cpp: the speculative decoder (engine/speculative.h) on
+// the CPU reference, with every drafter.
+//
+// Evidence, each against something the decoder does not compute itself:
+//  - greedy equality: greedy speculative output equals greedy autoregressive
+//    output token for token (the Speculator with no drafter, whose tokens
+//    test_reference holds to HF), for every drafter, for policies whose l
+//    changes from step to step, and for several requests in one ragged batch;
+//  - losslessness under sampling: at T = 1 the second output token's
+//    distribution, over many seeds, equals the target's exact marginal
+//    sum_o p(o | prompt) p(v | prompt, o), computed with the reference
+//    forward: a chi-square test for every drafter; a wrong acceptance rule
+//    (accept every draft) must fail the same test;
+//  - the verifier's rule against hand-worked cases (verify_reference).
+//
+// Models: the HF fixture tiny-qwen3 as the target; tiny-llama (same
+// vocabulary) as an independent draft model; the target itself as a draft
+// model (q = p: every draft is accepted, a closed form); n-gram lookup; the
+// DSpark and DFlash fixtures (tests/make_dspark_fixtures.py) on their
+// 4-layer target.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "engine/backend.h"
+#include "engine/counter_rng.h"
+#include "engine/drafter.h"
+#include "engine/speculative.h"
+#include "engine/verify.h"
+
+namespace sp {
+namespace {
+
+const std::string kFixtures = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/";
+
+// A fixed step cost for the policies that need one: 1 ms + 0.25 ms per
+// verified token, so that dspark and goodput trade l against cost and l
+// varies from step to step.
+StepTime linear_cost() {
+    StepTime st;
+    st.fn = [](const void*, int n_tokens) { return 1e-3 + 0.25e-3 * n_tokens; };
+    return st;
+}
+
+struct DrafterCase {
+    std::string target, drafter;  // fixture folders (drafter may be "ngram")
+};
+
+// The drafters under test, each with the target it drafts for.
+std::vector<DrafterCase> setups() {
+    return {
+        {"tiny-qwen3", "ngram"},
+        {"tiny-qwen3", kFixtures + "tiny-llama"},
+        {"tiny-qwen3", kFixtures + "tiny-qwen3"},
+        {"tiny-qwen3-4l", kFixtures + "tiny-dspark"},
+        {"tiny-qwen3-4l", kFixtures + "tiny-dflash"},
+    };
+}
+
+// Greedy (T = 0) AR output of each prompt, one Speculator without a drafter.
+std::vector<std::vector<int>> ar_outputs(Backend& b, const std::vector<std::vector<int>>& prompts, int max_new) {
+    Speculator ar(b, nullptr, SpecOptions{});
+    std::vector<std::vector<int>> out;
+    for (size_t i = 0; i < prompts.size(); i++) {
+        SpecRequest r;
+        r.id = i;
+        r.prompt = prompts[i];
+        r.max_new = max_new;
+        ar.run(&r);
+        out.push_back(r.output);
+    }
+    return out;
+}
+
+Policy policy_of(const std::string& text) {
+    Policy p;
+    std::string err;
+    EXPECT_TRUE(policy_parse(text, &p, &err)) << err;
+    return p;
+}
+
+// ---------------------------------------------------------------------------
+// [SECTION] greedy equality
+
+TEST(SpeculativeGreedy, EveryDrafterAndPolicyReproducesAutoregressiveOutput) {
+    const std::vector<std::vector<int>> prompts = {
+        {1, 5, 9, 23, 7, 5, 9}, {203, 62, 340, 95, 178, 91, 302, 93}, {1, 400, 17}};
+    const int max_new = 60;
+    for (const DrafterCase& s : setups()) {
+        const ModelWeights w = weights_load(kFixtures + s.target);
+        auto target = backend_cpu(w, int(prompts.size()));
+        const auto want = ar_outputs(*target, prompts, max_new);
+        auto drafter = drafter_open_cpu(s.drafter, w, DrafterOptions{0, int(prompts.size())});
+        const int G = drafter->gamma();
+        std::vector<std::string> policies = {"fixed:1", "fixed:" + std::to_string(G), "goodput"};
+        if (drafter->has_confidence()) policies.insert(policies.end(), {"threshold:0.4", "dspark", "dspark-async"});
+        for (const std::string& pol : policies) {
+            SCOPED_TRACE(s.drafter + " " + pol);
+            SpecOptions o;
+            o.policy = policy_of(pol);
+            o.step_time = linear_cost();
+            Speculator spec(*target, drafter.get(), o);
+            // all prompts in one ragged batch
+            std::vector<SpecRequest> reqs(prompts.size());
+            for (size_t i = 0; i < prompts.size(); i++) {
+                reqs[i].id = i;
+                reqs[i].prompt = prompts[i];
+                reqs[i].max_new = max_new;
+                spec.add(&reqs[i]);
+            }
+            std::map<int, int> ells;  // verify length -> steps, to see that l varied
+            int accepted = 0;
+            while (!spec.idle()) spec.step();
+            for (size_t i = 0; i < prompts.size(); i++) {
+                EXPECT_EQ(reqs[i].output, want[i]) << "prompt " << i;
+                for (const Step& st : reqs[i].steps) {
+                    ells[st.verify_len]++;
+                    accepted += st.n_accepted;
+                }
+            }
+            std::printf("  %-40s %-14s accepted %4d, verify lengths seen %zu\n", s.drafter.c_str(), pol.c_str(),
+                        accepted, ells.size());
+        }
+    }
+}
+
+// The target drafting for itself at T = 1: q = p, so every draft passes
+// (u q < p with q = p) and each step emits gamma + 1 tokens: a closed form.
+TEST(SpeculativeSampling, TheTargetAsItsOwnDrafterAcceptsEveryDraft) {
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3");
+    auto target = backend_cpu(w, 1);
+    auto drafter = drafter_open_cpu(kFixtures + "tiny-qwen3", w, DrafterOptions{4, 1});
+    SpecOptions o;
+    o.policy = policy_of("fixed:4");
+    Speculator spec(*target, drafter.get(), o);
+    SpecRequest r;
+    r.prompt = {1, 5, 9};
+    r.max_new = 1 + 5 * 8;
+    r.temperature = 1;
+    spec.run(&r);
+    ASSERT_EQ(r.steps.size(), 8u);
+    for (const Step& st : r.steps) {
+        EXPECT_EQ(st.n_accepted, 4);
+        EXPECT_TRUE(st.bonus);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// [SECTION] losslessness under sampling
+
+// Wraps a backend and replaces its acceptance with a wrong rule: every draft
+// accepted, bonus from p. The chi-square test must catch it.
+class AcceptAll final : public Backend {
+public:
+    explicit AcceptAll(std::unique_ptr<Backend> b) : b_(std::move(b)) {}
+    const Config& config() const override { return b_->config(); }
+    const char* name() const override { return b_->name(); }
+    int n_seqs() const override { return b_->n_seqs(); }
+    int len(int seq) const override { return b_->len(seq); }
+    void forward(const RaggedBatch& b, std::vector<float>* logits, const std::vector<int>& layers,
+                 std::vector<float>* hidden) override {
+        b_->forward(b, logits, layers, hidden);
+    }
+    void truncate(int seq, int n) override { b_->truncate(seq, n); }
+    void verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult* out, const std::vector<int>& layers) override {
+        std::vector<float> logits;
+        b_->forward(b, &logits, layers, nullptr);
+        const int V = config().vocab;
+        out->n_accepted.clear();
+        out->next.clear();
+        int t0 = 0;
+        for (size_t s = 0; s < b.seq.size(); s++) {
+            const int ell = b.q_len[s] - 1;
+            out->n_accepted.push_back(ell);
+            const uint64_t row = counter_row(v.seed, RNG_TARGET, v.request[s], v.anchor_pos[s] + ell + 1);
+            out->next.push_back(sample_row(logits.data() + size_t(t0 + ell) * V, V, v.temperature[s], row, 0));
+            t0 += b.q_len[s];
+        }
+    }
+    const float* hidden_data() const override { return b_->hidden_data(); }
+    const float* stage(const float* host, size_t n) override { return b_->stage(host, n); }
+
+private:
+    std::unique_ptr<Backend> b_;
+};
+
+// The exact distribution of the second output token at temperature 1:
+// m(v) = sum_o p(o | prompt) p(v | prompt, o), from the reference forward.
+std::vector<double> second_token_marginal(const ModelWeights& w, const std::vector<int>& prompt) {
+    const int V = w.cfg.vocab;
+    auto b = backend_cpu(w, 1);
+    std::vector<float> logits, p(static_cast<size_t>(V)), p2(static_cast<size_t>(V));
+    const int P = int(prompt.size());
+    b->forward(RaggedBatch{{0}, {P}, prompt}, &logits);
+    softmax_row(p.data(), logits.data() + size_t(P - 1) * V, V, 1.0f);
+    std::vector<double> m(static_cast<size_t>(V), 0.0);
+    for (int o = 0; o < V; o++) {
+        b->forward(RaggedBatch{{0}, {1}, {o}}, &logits);
+        b->truncate(0, P);
+        softmax_row(p2.data(), logits.data(), V, 1.0f);
+        for (int v = 0; v < V; v++) m[size_t(v)] += double(p[size_t(o)]) * p2[size_t(v)];
+    }
+    return m;
+}
+
+// Pearson's chi-square of counts against probabilities; bins with an
+// expected count below 5 are pooled into one. Returns the statistic and sets
+// *dof.
+double chi_square(const std::vector<int>& counts, const std::vector<double>& prob, int n, int* dof) {
+    double stat = 0, pooled_e = 0, pooled_o = 0;
+    int bins = 0;
+    for (size_t v = 0; v < prob.size(); v++) {
+        const double e = prob[v] * n;
+        if (e < 5) {
+            pooled_e += e;
+            pooled_o += counts[v];
+            continue;
+        }
+        stat += (counts[v] - e) * (counts[v] - e) / e;
+        bins++;
+    }
+    if (pooled_e > 0) {
+        stat += (pooled_o - pooled_e) * (pooled_o - pooled_e) / pooled_e;
+        bins++;
+    }
+    *dof = bins - 1;
+    return stat;
+}
+
+// Upper 0.1 % point of chi-square with k degrees of freedom (Wilson-Hilferty).
+double chi_square_critical(int k) {
+    const double z = 3.090232;  // standard normal, upper 0.1 %
+    const double a = 2.0 / (9.0 * k);
+    return k * std::pow(1 - a + z * std::sqrt(a), 3);
+}
+
+// Second output tokens of n_trials requests at T = 1, each its own RNG key.
+std::vector<int> second_tokens(Backend& target, Drafter* d, const std::vector<int>& prompt, int n_trials) {
+    SpecOptions o;
+    o.policy = policy_of(d ? "fixed:" + std::to_string(d->gamma()) : "ar");
+    o.seed = 99;
+    std::vector<int> counts(size_t(target.config().vocab), 0);
+    for (int i = 0; i < n_trials; i++) {
+        // the first token from the prefill, the second from the first verify
+        // step, whose full block is drafted; the request is left unfinished
+        Speculator spec(target, d, o);
+        SpecRequest r;
+        r.id = uint64_t(i);
+        r.prompt = prompt;
+        r.max_new = 64;
+        r.temperature = 1;
+        spec.add(&r);
+        spec.step();
+        counts[size_t(r.output.at(1))]++;
+    }
+    return counts;
+}
+
+TEST(SpeculativeSampling, EveryDrafterKeepsTheTargetsDistribution) {
+    const int n = 3000;
+    for (const DrafterCase& s : setups()) {
+        SCOPED_TRACE(s.drafter);
+        const ModelWeights w = weights_load(kFixtures + s.target);
+        const std::vector<int> prompt = {1, 5, 9, 23, 7, 5, 9, 23};
+        const std::vector<double> m = second_token_marginal(w, prompt);
+        auto target = backend_cpu(w, 1);
+        auto drafter = drafter_open_cpu(s.drafter, w, DrafterOptions{0, 1});
+        int dof = 0;
+        const double stat = chi_square(second_tokens(*target, drafter.get(), prompt, n), m, n, &dof);
+        const double crit = chi_square_critical(dof);
+        std::printf("  %-40s chi2 %.1f, dof %d, critical (0.1 %%) %.1f\n", s.drafter.c_str(), stat, dof, crit);
+        EXPECT_LT(stat, crit);
+    }
+}
+
+TEST(SpeculativeSampling, AWrongAcceptanceRuleFailsTheSameTest) {
+    const int n = 3000;
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3");
+    const std::vector<int> prompt = {1, 5, 9, 23, 7, 5, 9, 23};
+    const std::vector<double> m = second_token_marginal(w, prompt);
+    AcceptAll wrong(backend_cpu(w, 1));
+    auto drafter = drafter_open_cpu(kFixtures + "tiny-llama", w, DrafterOptions{3, 1});
+    int dof = 0;
+    const double stat = chi_square(second_tokens(wrong, drafter.get(), prompt, n), m, n, &dof);
+    std::printf("  accept-all rule: chi2 %.1f, dof %d, critical (0.1 %%) %.1f\n", stat, dof, chi_square_critical(dof));
+    EXPECT_GT(stat, chi_square_critical(dof));
+}
+
+// ---------------------------------------------------------------------------
+// [SECTION] the verifier against hand-worked cases
+
+// V = 4, one sequence [anchor, d1, d2]; logits rows chosen by hand.
+struct VerifyCase {
+    std::vector<float> logits;  // (3, 4)
+    RaggedBatch b{{0}, {3}, {0, 2, 1}};
+    VerifyBatch v;
+    VerifyCase() {
+        v.temperature = {0};
+        v.request = {7};
+        v.anchor_pos = {10};
+        v.seed = 1;
+    }
+};
+
+TEST(Verify, GreedyAcceptsWhileTheDraftIsTheArgmaxThenEmitsTheArgmax) {
+    VerifyCase c;
+    c.logits = {0, 0, 5, 0,   // argmax 2 = d1: accepted
+                0, 0, 0, 3,   // argmax 3 != d2 = 1: rejected; 3 emitted
+                9, 0, 0, 0};
+    VerifyResult r;
+    verify_reference(c.logits.data(), 4, c.b, c.v, &r);
+    EXPECT_EQ(r.n_accepted[0], 1);
+    EXPECT_EQ(r.next[0], 3);
+    c.logits[7] = 0;  // row 1 all zeros: ties go to the lowest index, 0 != 1: still rejected, 0 emitted
+    verify_reference(c.logits.data(), 4, c.b, c.v, &r);
+    EXPECT_EQ(r.next[0], 0);
+    c.logits[5] = 4;  // row 1 argmax 1 = d2: all accepted, the bonus is row 2's argmax
+    verify_reference(c.logits.data(), 4, c.b, c.v, &r);
+    EXPECT_EQ(r.n_accepted[0], 2);
+    EXPECT_EQ(r.next[0], 0);
+}
+
+TEST(Verify, AnAcceptedEosEndsTheBlockWithoutABonus) {
+    VerifyCase c;
+    c.logits = {0, 0, 5, 0, 0, 4, 0, 0, 9, 0, 0, 0};
+    c.v.eos = 2;  // d1 = 2 is accepted and is EOS
+    VerifyResult r;
+    verify_reference(c.logits.data(), 4, c.b, c.v, &r);
+    EXPECT_EQ(r.n_accepted[0], 1);
+    EXPECT_EQ(r.next[0], -1);
+}
+
+TEST(Verify, SamplingWithQEqualToPAcceptsAndWithPZeroRejects) {
+    VerifyCase c;
+    c.logits = {1, 2, 3, 0.5f, 0.2f, 1.5f, 0, 1, 0, 0, 0, 0};
+    c.v.temperature = {1};
+    std::vector<float> q(2 * 4);
+    softmax_row(q.data(), c.logits.data(), 4, 1);
+    softmax_row(q.data() + 4, c.logits.data() + 4, 4, 1);
+    c.v.q = q.data();
+    c.v.q_row = {0};
+    c.v.q_gamma = 2;
+    VerifyResult r;
+    verify_reference(c.logits.data(), 4, c.b, c.v, &r);
+    EXPECT_EQ(r.n_accepted[0], 2);  // p = q: min(1, p/q) = 1
+    // p(d1) = 0 (logit -inf): rejected whatever the coin; the residual
+    // max(0, p - q) puts no mass on d1
+    c.logits[2] = -INFINITY;
+    for (uint64_t req = 0; req < 50; req++) {
+        c.v.request = {req};
+        verify_reference(c.logits.data(), 4, c.b, c.v, &r);
+        EXPECT_EQ(r.n_accepted[0], 0);
+        EXPECT_NE(r.next[0], 2);
+    }
+}
+
+TEST(Verify, ABadBatchIsRefusedBeforeTheCacheChanges) {
+    const ModelWeights w = weights_random([] {
+        Config c;
+        config_preset("tiny-qwen3", &c);
+        return c;
+    }(), 3);
+    auto b = backend_cpu(w, 1);
+    VerifyBatch v;  // no per-sequence arrays
+    VerifyResult r;
+    EXPECT_THROW(b->verify(RaggedBatch{{0}, {2}, {1, 2}}, v, &r), Error);
+    EXPECT_EQ(b->len(0), 0);
+}
+
+}  // namespace
+}  // namespace sp
