@@ -176,10 +176,10 @@ TEST(Capture, SamplingWritesBetaAsMinOfOneAndPOverQ) {
 
 TEST(Capture, AKilledCaptureKeepsItsRequestsAndResumeCompletesIt) {
     ScratchDir dir;
-    const int n = 120;
+    const int n = 60;
     const std::string prompts = write_prompts(dir, n);
     const std::string flags = "capture --quiet --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " +
-                              kFixtures + "tiny-llama --prompts " + prompts + " --max-new 120 --gamma 3";
+                              kFixtures + "tiny-llama --prompts " + prompts + " --max-new 100 --gamma 3";
     // the whole capture in one go, for comparison
     ASSERT_EQ(run(dir, flags + " -o " + dir.file("whole.specdb")).code, 0);
 
