@@ -134,7 +134,8 @@ void gather_rows(bf16* out, const bf16* table, const int* ids, int n, int width,
 // slots): logits = U[j G + k] + bias[j]; confidence z = conf_w . [h[j G + k] ;
 // w1_rows[j]] + conf_b, c = sigma(z / sts[k]); the draft x = argmax at T = 0,
 // else the Gumbel-max draw of RNG_DRAFT row rng[j], entry k V + v (as
-// sample_row); q = softmax(logits / T) at T > 0; then w1_rows[j] = W1[x], or
+// sample_row); q = softmax(logits / T) at T > 0 and q_token = its entry x
+// (softmax at temperature 1 when greedy); then w1_rows[j] = W1[x], or
 // W1[forced] where forced[j gamma + k] >= 0. Requests with k >= n_draft[j]
 // are skipped. Outputs go to row out_row[j] of (S, gamma) (q: (S, gamma, V)).
 struct MarkovStep {
@@ -155,6 +156,7 @@ struct MarkovStep {
     int* tokens = nullptr;           // (S, gamma)
     float* conf_logit = nullptr;     // (S, gamma)
     float* conf = nullptr;           // (S, gamma)
+    float* q_token = nullptr;        // (S, gamma) q of the drawn token (at temperature 1 when greedy)
     float* q = nullptr;              // (S, gamma, V)
     int R = 0, G = 0, gamma = 0, V = 0, d = 0, r = 0;
 };
