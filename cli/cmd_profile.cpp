@@ -11,13 +11,13 @@
 //   prefill  one sequence, a chunk of B tokens after c cached ones. The forward
 //            computes logits for all B tokens (CudaModel has no last-token-only
 //            head), an overestimate by one LM-head GEMM over B tokens.
-//   draft    a DSpark-like stand-in drafter: --draft-layers target-width layers
-//            (a CudaModel of the same shape cut to that many layers, its own
-//            KV cache) over R*gamma block tokens at context c with the LM head
-//            for every block token, then gamma sequential Markov-head steps,
-//            each (R, rank) x (rank, V) through cuBLAS plus an argmax: B = R*gamma.
-//            Block queries attend causally within the block (DSpark's see the
-//            whole block; the difference is gamma^2/2 of R*c key reads).
+//   draft    the DSpark drafter itself (engine/drafter_cuda.h) with random
+//            weights: --draft-layers target-shaped layers, Markov rank
+//            --markov-rank, the confidence head; R requests at context c each
+//            draft gamma tokens: B = R*gamma. One whole draft() call (context
+//            append of one committed token per request, the block forward, the
+//            sequential Markov loop, the copy of the tokens to the host), wall
+//            time of the synchronous call, not a graph replay.
 //
 // Method: the KV cache of each sequence is grown to c tokens directly
 // (KvCache::grow reserves the blocks; the cache memory is filled once with
@@ -46,6 +46,8 @@
 
 #ifdef SPECPLAN_HAVE_CUDA
 #include "engine/cuda_model.h"
+#include "engine/drafter_cuda.h"
+#include "engine/dspark.h"
 #include "engine/kernels.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
@@ -274,8 +276,8 @@ static void profile(const ProfileArgs& a) {
     run.target = config_shape(cfg);
     run.drafter_kind = a.draft_layers > 0 ? "dspark" : "none";
     run.drafter_name = a.draft_layers > 0
-                           ? "stand-in: " + std::to_string(a.draft_layers) + " random target-width layers + LM head + "
-                                 "rank-" + std::to_string(a.markov_rank) + " Markov head"
+                           ? "random weights: " + std::to_string(a.draft_layers) + " target-shaped layers, rank-" +
+                                 std::to_string(a.markov_rank) + " Markov head, confidence head"
                            : "none";
     run.gpu = prop.name;
     run.temperature = 0;
@@ -284,8 +286,8 @@ static void profile(const ProfileArgs& a) {
                 ". Random bf16 weights; KV grown directly (random values), not prefilled; each cell one CUDA graph "
                 "of the forward, GPU time between events; verify = full target forward of R x q tokens with logits "
                 "for all; prefill logits for all B tokens (overestimate); draft = " +
-                (a.draft_layers > 0 ? std::to_string(a.draft_layers) + "-layer target-width stand-in + LM head over "
-                                          "R x gamma + gamma Markov GEMMs"
+                (a.draft_layers > 0 ? "the DSpark drafter's whole draft() call (" + std::to_string(a.draft_layers) +
+                                          " layers), wall time"
                                     : std::string("not measured")) +
                 "; cells whose KV does not fit are skipped (see the output)";
     trace_db_begin_run(db, run);
@@ -313,46 +315,82 @@ static void profile(const ProfileArgs& a) {
             for (int B : g.prefill_b) time_cell(m, *kv, w, PHASE_PREFILL, 1, B, c, a, rng, [] {});
     }
 
-    if (a.draft_layers > 0) {  // the drafter stand-in
-        Config dcfg = cfg;
-        dcfg.n_layers = a.draft_layers;
-        dcfg.name = cfg.name + "-draft" + std::to_string(a.draft_layers);
-        CudaModel dm(dcfg, a.seed + 1);
-        std::printf("  drafter %s: %.2f GB of weights\n", dcfg.name.c_str(), double(dm.weight_bytes()) / 1e9);
-        // Markov head: x (R, rank) bf16 -> logits (R, V) fp32 -> argmax ids (R).
-        const int R_max = g.r.back(), rank = a.markov_rank, V = cfg.vocab;
-        Cublas cb = cublas_create(dm.stream());
-        bf16 *mx = nullptr, *w2 = nullptr;
-        float* my = nullptr;
-        int* ids = nullptr;
-        CUDA_CHECK(cudaMalloc(&mx, sizeof(bf16) * size_t(R_max) * rank));
-        CUDA_CHECK(cudaMalloc(&w2, sizeof(bf16) * size_t(V) * rank));
-        CUDA_CHECK(cudaMalloc(&my, sizeof(float) * size_t(R_max) * V));
-        CUDA_CHECK(cudaMalloc(&ids, sizeof(int) * size_t(R_max)));
-        init_uniform(mx, size_t(R_max) * rank, 1.0f, a.seed + 2, dm.stream());
-        init_uniform(w2, size_t(V) * rank, 0.0346f, a.seed + 3, dm.stream());
+    if (a.draft_layers > 0) {  // the DSpark drafter itself (drafter_dspark_cuda), random weights
+        const int R_max = g.r.back(), G = g.q.back();
+        DSparkConfig dc;
+        dc.layers = cfg;
+        dc.layers.n_layers = a.draft_layers;
+        dc.n_target_layers = cfg.n_layers;
+        dc.block_size = G;
+        dc.mask_token = cfg.vocab - 1;
+        const int m = std::min(5, cfg.n_layers - 1);  // DeepSpec's five layers spread over the target
+        for (int i = 0; i < m; i++) dc.target_layers.push_back(m > 1 ? 1 + i * (cfg.n_layers - 3) / (m - 1) : 0);
+        dc.markov_rank = a.markov_rank;
+        dc.confidence = dc.confidence_with_markov = true;
+        size_t free_b = 0, total_b = 0;
+        CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        KvCacheOptions kvo;  // room for the largest cell, or what fits in 60 % of what is free
+        const double per_token = 2.0 * a.draft_layers * cfg.n_kv_heads * cfg.head_dim * sizeof(bf16);
+        kvo.capacity_tokens = std::min<int64_t>(int64_t(R_max) * (g.context.back() + a.warmup + a.reps + G + 32),
+                                                int64_t(0.6 * double(free_b) / per_token));
+        auto drafter = drafter_dspark_cuda_random(cfg, dc, a.seed + 1, R_max, G, kvo);
+        std::printf("  drafter: DSpark, %d target-shaped layers, Markov rank %d, confidence head; context K/V for "
+                    "%lld tokens\n", a.draft_layers, a.markov_rank, (long long)kvo.capacity_tokens);
+        float* hidden = nullptr;  // context features: (m, context, d) zeros (values do not change the time)
+        const size_t hidden_n = size_t(m) * size_t(std::max(1, g.context.back())) * size_t(cfg.hidden);
+        CUDA_CHECK(cudaMalloc(&hidden, hidden_n * sizeof(float)));
+        CUDA_CHECK(cudaMemset(hidden, 0, hidden_n * sizeof(float)));
+        auto batch = [&](int R, int n_ctx, int n_draft) {
+            DraftBatch b;
+            b.hidden = hidden;
+            b.hidden_T = std::max(1, g.context.back());
+            for (int r = 0; r < R; r++) {
+                b.slot.push_back(r);
+                b.n_ctx.push_back(n_ctx);
+                for (int i = 0; i < n_ctx; i++) {
+                    b.ctx_tokens.push_back(int(rng() % uint32_t(cfg.vocab)));
+                    b.ctx_row.push_back(i % b.hidden_T);
+                }
+                b.anchor.push_back(int(rng() % uint32_t(cfg.vocab)));
+                b.n_draft.push_back(n_draft);
+                b.temperature.push_back(0);
+                b.request.push_back(uint64_t(r));
+            }
+            return b;
+        };
         try {
-            std::unique_ptr<KvCache> kv =
-                kv_make(dcfg, R_max, g.r.back() * g.q.back(), 1.5 * double(1ull << 30), need_tokens);
             for (int c : g.context)
                 for (int R : g.r)
-                    for (int gamma : g.q)
-                        time_cell(dm, *kv, w, PHASE_DRAFT, R, gamma, c, a, rng, [&] {
-                            for (int j = 0; j < gamma; j++) {
-                                matmul_forward(cb, my, true, mx, w2, R, rank, V);
-                                argmax_forward(ids, my, R, V, dm.stream());
-                            }
-                        });
+                    for (int gamma : g.q) {
+                        // each request at context c, then warm-up and timed calls that each
+                        // bring one committed token (steady decoding) and draft gamma
+                        if (int64_t(R) * (c + a.warmup + a.reps + G + 16) > kvo.capacity_tokens) {
+                            std::printf("  draft   R=%-3d gamma=%-2d context=%-5d skipped: the drafter's context K/V "
+                                        "holds %lld tokens\n", R, gamma, c, (long long)kvo.capacity_tokens);
+                            w.skipped++;
+                            continue;
+                        }
+                        DraftOutput out;
+                        for (int r = 0; r < R_max; r++) drafter->reset(r);
+                        if (c > 0) drafter->draft(batch(R, c, 0), &out);
+                        std::vector<double> us;
+                        for (int i = 0; i < a.warmup + a.reps; i++) {
+                            const DraftBatch b = batch(R, 1, gamma);
+                            const double t0 = now_s();
+                            drafter->draft(b, &out);  // synchronous: its tokens are on the host
+                            if (i >= a.warmup) us.push_back(1e6 * (now_s() - t0));
+                        }
+                        const Percentiles p = percentiles(us);
+                        record(w, PHASE_DRAFT, R, R * gamma, c, p, a.reps);
+                        std::printf("  draft   R=%-3d gamma=%-2d B=%-5d context=%-5d p50 %10.1f us  (p10 %.1f, p90 %.1f)\n",
+                                    R, gamma, R * gamma, c, p.p50, p.p10, p.p90);
+                        std::fflush(stdout);
+                    }
         } catch (...) {
-            cudaFree(mx), cudaFree(w2), cudaFree(my), cudaFree(ids);
-            cublas_destroy(cb);
+            cudaFree(hidden);
             throw;
         }
-        CUDA_CHECK(cudaFree(mx));
-        CUDA_CHECK(cudaFree(w2));
-        CUDA_CHECK(cudaFree(my));
-        CUDA_CHECK(cudaFree(ids));
-        cublas_destroy(cb);
+        CUDA_CHECK(cudaFree(hidden));
     }
 
     trace_db_finish_run(db, run.id);
@@ -387,9 +425,9 @@ void profile_commands(CLI::App& app, int argc, char** argv) {
         ->capture_default_str();
     p->add_option("--reps", a->reps, "timed replays per cell")->capture_default_str();
     p->add_option("--warmup", a->warmup, "untimed replays per cell")->capture_default_str();
-    p->add_option("--draft-layers", a->draft_layers, "layers of the stand-in drafter; 0 = no draft cells")
+    p->add_option("--draft-layers", a->draft_layers, "layers of the DSpark drafter timed; 0 = no draft cells")
         ->capture_default_str();
-    p->add_option("--markov-rank", a->markov_rank, "the stand-in drafter's Markov head rank")->capture_default_str();
+    p->add_option("--markov-rank", a->markov_rank, "the DSpark drafter's Markov head rank")->capture_default_str();
     p->add_option("--seed", a->seed, "weight and token seed")->capture_default_str();
     p->callback([a] { profile(*a); });
 }
