@@ -106,11 +106,14 @@ DraftBatch batch_of(int R, int n_ctx, int gamma, const float* hidden, int hidden
 
 // Median seconds of one draft() of R requests, after `context` tokens of context each.
 double time_draft(Drafter& d, int R, const Args& a, const float* hidden, int hidden_T, int vocab) {
-    for (int r = 0; r < R; r++) d.reset(r);
     DraftOutput out;
-    DraftBatch fill = batch_of(R, a.context, a.gamma, hidden, hidden_T, vocab, 0);
-    for (int& n : fill.n_draft) n = 0;
-    d.draft(fill, &out);
+    for (int r = 0; r < R; r++) {  // one request at a time: a draft model's prefill keeps (T, V) logits
+        d.reset(r);
+        DraftBatch fill = batch_of(1, a.context, a.gamma, hidden, hidden_T, vocab, 0);
+        fill.slot = {r};
+        fill.n_draft = {0};
+        d.draft(fill, &out);
+    }
     std::vector<double> s;
     for (int i = 0; i <= a.steps; i++) {
         const DraftBatch b = batch_of(R, 1, a.gamma, hidden, hidden_T, vocab, i + 1);
@@ -174,7 +177,7 @@ int run(const Args& a) {
 
     // the target: enough cache for R_max sequences of context + a block
     CudaBackendOptions bo;
-    bo.kv.capacity_tokens = int64_t(R_max) * (a.context + 64 + a.gamma + 1);
+    bo.kv.capacity_tokens = int64_t(R_max) * (a.context + 2 * a.gamma + 16) + a.prompt + a.tokens + 64;
     auto target = backend_cuda_random(c, 1, R_max, bo);
     const DSparkConfig ds = dspark_shape(c, a, false), df = dspark_shape(c, a, true);
     // hidden rows for the drafters' context: (m, context, d) random-ish (values do not change the time)
