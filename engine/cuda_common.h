@@ -1,8 +1,8 @@
 // cuda_common.h: the CUDA plumbing every CUDA file of engine/ shares.
 //
 // defines: CUDA_CHECK, CUBLAS_CHECK, CUDA_CHECK_LAST, bf16, ceil_div;
-// in device code also warp_sum, warp_max, block_sum (reductions over a block
-// of at most 1024 threads).
+// in device code also warp_sum, warp_max, block_sum, block_max, block_argmax
+// (reductions over a block of at most 1024 threads).
 //
 // Errors throw sp::Error ("CUDA error cudaErrorX (text) at engine/foo.cu:42:
 // call") rather than abort as llm.c and calm do. The engine is a library:
@@ -116,6 +116,59 @@ __device__ __forceinline__ float block_sum(float v) {
     }
     __syncthreads();
     return total;
+}
+// Max over the whole block, as block_sum.
+__device__ __forceinline__ float block_max(float v) {
+    __shared__ float partial[32];
+    __shared__ float result;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+    v = warp_max(v);
+    __syncthreads();  // a previous call may still be reading `result`
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float m = lane < n_warps ? partial[lane] : -INFINITY;
+        m = warp_max(m);
+        if (lane == 0) result = m;
+    }
+    __syncthreads();
+    return result;
+}
+// Argmax over the whole block of (v, i) pairs: the largest v, the lowest i
+// among equals, so a strict > per thread over increasing i gives the CPU's
+// first-maximum scan (sample_row's, verify_reference's). Every thread gets
+// the index; NaN values give an unspecified one. As block_sum otherwise.
+__device__ __forceinline__ int block_argmax(float v, int i) {
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    __shared__ int result;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+        if (ov > v || (ov == v && oi < i)) {
+            v = ov;
+            i = oi;
+        }
+    }
+    __syncthreads();  // a previous call may still be reading `result`
+    if (lane == 0) {
+        sv[warp] = v;
+        si[warp] = i;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float bv = sv[0];
+        int bi = si[0];
+        for (int w = 1; w < n_warps; w++)
+            if (sv[w] > bv || (sv[w] == bv && si[w] < bi)) {
+                bv = sv[w];
+                bi = si[w];
+            }
+        result = bi;
+    }
+    __syncthreads();
+    return result;
 }
 #endif
 

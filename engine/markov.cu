@@ -31,57 +31,6 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-// Block-wide max; every thread gets it.
-__device__ float block_max(float v) {
-    __shared__ float partial[kThreads / 32];
-    __shared__ float result;
-    v = warp_max(v);
-    __syncthreads();  // a previous call may still be reading `result`
-    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float m = partial[0];
-        for (int w = 1; w < kThreads / 32; w++) m = fmaxf(m, partial[w]);
-        result = m;
-    }
-    __syncthreads();
-    return result;
-}
-
-// Block-wide argmax of (v, i) pairs: the largest v, the lowest i among
-// equals (the CPU's first maximum). Every thread gets the index.
-__device__ int block_argmax(float v, int i) {
-    __shared__ float sv[kThreads / 32];
-    __shared__ int si[kThreads / 32];
-    __shared__ int result;
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, i, o);
-        if (ov > v || (ov == v && oi < i)) {
-            v = ov;
-            i = oi;
-        }
-    }
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) {
-        sv[threadIdx.x / 32] = v;
-        si[threadIdx.x / 32] = i;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float bv = sv[0];
-        int bi = si[0];
-        for (int w = 1; w < kThreads / 32; w++)
-            if (sv[w] > bv || (sv[w] == bv && si[w] < bi)) {
-                bv = sv[w];
-                bi = si[w];
-            }
-        result = bi;
-    }
-    __syncthreads();
-    return result;
-}
-
 }  // namespace
 
 // ----------------------------------------------------------------------------

@@ -18,40 +18,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Block-wide argmax of (v, i) pairs: the largest v, the lowest i among equals.
-// Every thread gets the index. (NaN logits give an unspecified index.)
-__device__ int block_argmax(float v, int i) {
-    __shared__ float sv[kThreads / 32];
-    __shared__ int si[kThreads / 32];
-    __shared__ int result;
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, i, o);
-        if (ov > v || (ov == v && oi < i)) {
-            v = ov;
-            i = oi;
-        }
-    }
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    if (lane == 0) {
-        sv[warp] = v;
-        si[warp] = i;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float bv = sv[0];
-        int bi = si[0];
-        for (int w = 1; w < kThreads / 32; w++)
-            if (sv[w] > bv || (sv[w] == bv && si[w] < bi)) {
-                bv = sv[w];
-                bi = si[w];
-            }
-        result = bi;
-    }
-    __syncthreads();
-    return result;
-}
-
 }  // namespace
 
 // ----------------------------------------------------------------------------
