@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -62,6 +63,39 @@ std::string architecture_of(const std::string& config) {
 }
 
 }  // namespace
+
+size_t draft_batch_check(const DraftBatch& b, const std::string& name, int n_slots, int gamma, int vocab,
+                         bool needs_hidden) {
+    const size_t S = b.slot.size();
+    auto fail = [&](const std::string& what) { throw Error("drafter " + name + ": " + what); };
+    if (b.n_ctx.size() != S || b.anchor.size() != S || b.n_draft.size() != S || b.temperature.size() != S ||
+        b.request.size() != S || (!b.forced.empty() && b.forced.size() != S * size_t(gamma)))
+        fail("per-request arrays do not match the batch");
+    std::vector<bool> seen(size_t(n_slots), false);
+    size_t n_ctx = 0;
+    for (size_t s = 0; s < S; s++) {
+        if (b.slot[s] < 0 || b.slot[s] >= n_slots || seen[size_t(b.slot[s])])
+            fail("slot " + std::to_string(b.slot[s]) + " out of range or repeated");
+        seen[size_t(b.slot[s])] = true;
+        if (b.n_ctx[s] < 0 || b.n_draft[s] < 0 || b.n_draft[s] > gamma)
+            fail("n_ctx must be >= 0 and n_draft in 0.." + std::to_string(gamma));
+        if (b.anchor[s] < 0 || b.anchor[s] >= vocab) fail("anchor token out of range");
+        if (!(b.temperature[s] >= 0)) fail("temperature must be >= 0");
+        n_ctx += size_t(b.n_ctx[s]);
+    }
+    if (b.ctx_tokens.size() != n_ctx) fail("ctx_tokens must hold sum(n_ctx) tokens");
+    for (int t : b.ctx_tokens)
+        if (t < 0 || t >= vocab) fail("context token out of range");
+    for (int t : b.forced)
+        if (t < -1 || t >= vocab) fail("forced token out of range");
+    if (needs_hidden) {
+        if (b.ctx_row.size() != n_ctx) fail("ctx_row must hold sum(n_ctx) rows");
+        if (n_ctx > 0 && !b.hidden) fail("needs the target's hidden states");
+        for (int row : b.ctx_row)
+            if (row < 0 || row >= b.hidden_T) fail("ctx_row outside the hidden states");
+    }
+    return n_ctx;
+}
 
 std::unique_ptr<Drafter> drafter_open(const std::string& spec, const ModelWeights& target, const DrafterOptions& o,
                                       const DrafterMakers& make) {

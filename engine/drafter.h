@@ -106,6 +106,14 @@ public:
     virtual void reset(int slot) = 0;
 };
 
+// The checks every drafter makes before it changes anything: per-request
+// arrays of the batch's size, slots in range and distinct, n_ctx >= 0,
+// n_draft in 0..gamma, tokens (anchor, context, forced) in the vocabulary,
+// temperature >= 0, and with needs_hidden the hidden rows of every context
+// token. Throws sp::Error "drafter <name>: ...". Returns sum(n_ctx).
+size_t draft_batch_check(const DraftBatch& b, const std::string& name, int n_slots, int gamma, int vocab,
+                         bool needs_hidden);
+
 // What a drafter argument names, resolved against the target it will serve:
 //   "none"            no drafter (nullptr)
 //   "ngram[:N[:M]]"   prompt lookup: suffixes of up to N tokens (default 3),

@@ -83,30 +83,7 @@ private:
 };
 
 void DSparkCpu::check(const DraftBatch& b) const {
-    const size_t S = b.slot.size();
-    const int V = w_.cfg.layers.vocab;
-    if (b.n_ctx.size() != S || b.anchor.size() != S || b.n_draft.size() != S || b.temperature.size() != S ||
-        b.request.size() != S || (!b.forced.empty() && b.forced.size() != S * size_t(gamma_)))
-        throw Error("drafter " + name_ + ": per-request arrays do not match the batch");
-    std::vector<bool> seen(slots_.size(), false);
-    size_t n_ctx = 0;
-    for (size_t s = 0; s < S; s++) {
-        if (b.slot[s] < 0 || b.slot[s] >= n_slots() || seen[size_t(b.slot[s])])
-            throw Error("drafter " + name_ + ": slot " + std::to_string(b.slot[s]) + " out of range or repeated");
-        seen[size_t(b.slot[s])] = true;
-        if (b.n_ctx[s] < 0 || b.n_draft[s] < 0 || b.n_draft[s] > gamma_)
-            throw Error("drafter " + name_ + ": n_ctx must be >= 0 and n_draft in 0.." + std::to_string(gamma_));
-        if (b.anchor[s] < 0 || b.anchor[s] >= V) throw Error("drafter " + name_ + ": anchor token out of range");
-        if (!(b.temperature[s] >= 0)) throw Error("drafter " + name_ + ": temperature must be >= 0");
-        n_ctx += size_t(b.n_ctx[s]);
-    }
-    if (b.ctx_tokens.size() != n_ctx || b.ctx_row.size() != n_ctx)
-        throw Error("drafter " + name_ + ": ctx_tokens and ctx_row must hold sum(n_ctx) entries");
-    if (n_ctx > 0 && !b.hidden) throw Error("drafter " + name_ + ": needs the target's hidden states");
-    for (int row : b.ctx_row)
-        if (row < 0 || row >= b.hidden_T) throw Error("drafter " + name_ + ": ctx_row outside the hidden states");
-    for (int t : b.forced)
-        if (t < -1 || t >= V) throw Error("drafter " + name_ + ": forced token out of range");
+    draft_batch_check(b, name_, n_slots(), gamma_, w_.cfg.layers.vocab, true);
 }
 
 // One committed position: its context feature H_ctx = hidden_norm(fc f),

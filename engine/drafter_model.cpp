@@ -50,26 +50,7 @@ private:
 void ModelDrafter::draft(const DraftBatch& b, DraftOutput* out) {
     const size_t S = b.slot.size();
     const int V = m_->config().vocab;
-    if (b.n_ctx.size() != S || b.anchor.size() != S || b.n_draft.size() != S || b.temperature.size() != S ||
-        b.request.size() != S || (!b.forced.empty() && b.forced.size() != S * size_t(gamma_)))
-        throw Error("drafter " + name_ + ": per-request arrays do not match the batch");
-    size_t n_ctx = 0;
-    std::vector<bool> seen(committed_.size(), false);
-    for (size_t s = 0; s < S; s++) {
-        if (b.slot[s] < 0 || b.slot[s] >= n_slots() || seen[size_t(b.slot[s])])
-            throw Error("drafter " + name_ + ": slot " + std::to_string(b.slot[s]) + " out of range or repeated");
-        seen[size_t(b.slot[s])] = true;
-        if (b.n_ctx[s] < 0 || b.n_draft[s] < 0 || b.n_draft[s] > gamma_)
-            throw Error("drafter " + name_ + ": n_ctx must be >= 0 and n_draft in 0.." + std::to_string(gamma_));
-        if (b.anchor[s] < 0 || b.anchor[s] >= V || !(b.temperature[s] >= 0))
-            throw Error("drafter " + name_ + ": anchor token or temperature out of range");
-        n_ctx += size_t(b.n_ctx[s]);
-    }
-    if (b.ctx_tokens.size() != n_ctx) throw Error("drafter " + name_ + ": ctx_tokens must hold sum(n_ctx) tokens");
-    for (int t : b.ctx_tokens)
-        if (t < 0 || t >= V) throw Error("drafter " + name_ + ": context token out of range");
-    for (int t : b.forced)
-        if (t < -1 || t >= V) throw Error("drafter " + name_ + ": forced token out of range");
+    draft_batch_check(b, name_, n_slots(), gamma_, V, false);
 
     out->gamma = gamma_;
     out->vocab = V;

@@ -34,22 +34,7 @@ public:
 
     void draft(const DraftBatch& b, DraftOutput* out) override {
         const size_t S = b.slot.size();
-        if (b.n_ctx.size() != S || b.anchor.size() != S || b.n_draft.size() != S)
-            throw Error("drafter " + name_ + ": per-request arrays do not match the batch");
-        size_t n_ctx = 0;
-        std::vector<bool> seen(hist_.size(), false);
-        for (size_t s = 0; s < S; s++) {
-            if (b.slot[s] < 0 || b.slot[s] >= n_slots() || seen[size_t(b.slot[s])])
-                throw Error("drafter " + name_ + ": slot " + std::to_string(b.slot[s]) + " out of range or repeated");
-            seen[size_t(b.slot[s])] = true;
-            if (b.n_ctx[s] < 0 || b.n_draft[s] < 0 || b.n_draft[s] > gamma_)
-                throw Error("drafter " + name_ + ": n_ctx must be >= 0 and n_draft in 0.." + std::to_string(gamma_));
-            if (b.anchor[s] < 0 || b.anchor[s] >= vocab_) throw Error("drafter " + name_ + ": anchor out of range");
-            n_ctx += size_t(b.n_ctx[s]);
-        }
-        if (b.ctx_tokens.size() != n_ctx) throw Error("drafter " + name_ + ": ctx_tokens must hold sum(n_ctx) tokens");
-        for (int t : b.ctx_tokens)
-            if (t < 0 || t >= vocab_) throw Error("drafter " + name_ + ": context token out of range");
+        draft_batch_check(b, name_, n_slots(), gamma_, vocab_, false);
 
         out->gamma = gamma_;
         out->vocab = vocab_;

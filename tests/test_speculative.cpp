@@ -29,6 +29,7 @@
 #include "engine/drafter.h"
 #include "engine/speculative.h"
 #include "engine/verify.h"
+#include "tests/chi_square.h"
 
 namespace sp {
 namespace {
@@ -185,56 +186,6 @@ public:
 private:
     std::unique_ptr<Backend> b_;
 };
-
-// The exact distribution of the second output token at temperature 1:
-// m(v) = sum_o p(o | prompt) p(v | prompt, o), from the reference forward.
-std::vector<double> second_token_marginal(const ModelWeights& w, const std::vector<int>& prompt) {
-    const int V = w.cfg.vocab;
-    auto b = backend_cpu(w, 1);
-    std::vector<float> logits, p(static_cast<size_t>(V)), p2(static_cast<size_t>(V));
-    const int P = int(prompt.size());
-    b->forward(RaggedBatch{{0}, {P}, prompt}, &logits);
-    softmax_row(p.data(), logits.data() + size_t(P - 1) * V, V, 1.0f);
-    std::vector<double> m(static_cast<size_t>(V), 0.0);
-    for (int o = 0; o < V; o++) {
-        b->forward(RaggedBatch{{0}, {1}, {o}}, &logits);
-        b->truncate(0, P);
-        softmax_row(p2.data(), logits.data(), V, 1.0f);
-        for (int v = 0; v < V; v++) m[size_t(v)] += double(p[size_t(o)]) * p2[size_t(v)];
-    }
-    return m;
-}
-
-// Pearson's chi-square of counts against probabilities; bins with an
-// expected count below 5 are pooled into one. Returns the statistic and sets
-// *dof.
-double chi_square(const std::vector<int>& counts, const std::vector<double>& prob, int n, int* dof) {
-    double stat = 0, pooled_e = 0, pooled_o = 0;
-    int bins = 0;
-    for (size_t v = 0; v < prob.size(); v++) {
-        const double e = prob[v] * n;
-        if (e < 5) {
-            pooled_e += e;
-            pooled_o += counts[v];
-            continue;
-        }
-        stat += (counts[v] - e) * (counts[v] - e) / e;
-        bins++;
-    }
-    if (pooled_e > 0) {
-        stat += (pooled_o - pooled_e) * (pooled_o - pooled_e) / pooled_e;
-        bins++;
-    }
-    *dof = bins - 1;
-    return stat;
-}
-
-// Upper 0.1 % point of chi-square with k degrees of freedom (Wilson-Hilferty).
-double chi_square_critical(int k) {
-    const double z = 3.090232;  // standard normal, upper 0.1 %
-    const double a = 2.0 / (9.0 * k);
-    return k * std::pow(1 - a + z * std::sqrt(a), 3);
-}
 
 // Second output tokens of n_trials requests at T = 1, each its own RNG key.
 std::vector<int> second_tokens(Backend& target, Drafter* d, const std::vector<int>& prompt, int n_trials) {

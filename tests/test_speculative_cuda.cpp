@@ -24,6 +24,7 @@
 #include "engine/drafter_cuda.h"
 #include "engine/speculative.h"
 #include "engine/verify.h"
+#include "tests/chi_square.h"
 
 namespace sp {
 namespace {
@@ -145,48 +146,6 @@ TEST(SpeculativeCuda, GreedyEqualsCudaAutoregressiveExceptAtNearTies) {
 
 // ---------------------------------------------------------------------------
 // [SECTION] chi-square, as in test_speculative.cpp
-
-std::vector<double> second_token_marginal(const ModelWeights& w, const std::vector<int>& prompt) {
-    const int V = w.cfg.vocab, P = int(prompt.size());
-    auto b = backend_cpu(w, 1);
-    std::vector<float> logits, p(static_cast<size_t>(V)), p2(static_cast<size_t>(V));
-    b->forward(RaggedBatch{{0}, {P}, prompt}, &logits);
-    softmax_row(p.data(), logits.data() + size_t(P - 1) * V, V, 1.0f);
-    std::vector<double> m(static_cast<size_t>(V), 0.0);
-    for (int o = 0; o < V; o++) {
-        b->forward(RaggedBatch{{0}, {1}, {o}}, &logits);
-        b->truncate(0, P);
-        softmax_row(p2.data(), logits.data(), V, 1.0f);
-        for (int v = 0; v < V; v++) m[size_t(v)] += double(p[size_t(o)]) * p2[size_t(v)];
-    }
-    return m;
-}
-
-double chi_square(const std::vector<int>& counts, const std::vector<double>& prob, int n, int* dof) {
-    double stat = 0, pe = 0, po = 0;
-    int bins = 0;
-    for (size_t v = 0; v < prob.size(); v++) {
-        const double e = prob[v] * n;
-        if (e < 5) {
-            pe += e;
-            po += counts[v];
-            continue;
-        }
-        stat += (counts[v] - e) * (counts[v] - e) / e;
-        bins++;
-    }
-    if (pe > 0) {
-        stat += (po - pe) * (po - pe) / pe;
-        bins++;
-    }
-    *dof = bins - 1;
-    return stat;
-}
-
-double chi_square_critical(int k) {
-    const double z = 3.090232, a = 2.0 / (9.0 * k);  // upper 0.1 %, Wilson-Hilferty
-    return k * std::pow(1 - a + z * std::sqrt(a), 3);
-}
 
 TEST(SpeculativeCuda, EveryDrafterKeepsTheTargetsDistribution) {
     const int n = 3000;
