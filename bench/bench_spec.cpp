@@ -186,37 +186,43 @@ int run(const Args& a) {
     CUDA_CHECK(cudaMalloc(&hidden, size_t(m) * a.context * c.hidden * sizeof(float)));
     CUDA_CHECK(cudaMemset(hidden, 0, size_t(m) * a.context * c.hidden * sizeof(float)));
 
-    // 1. draft cost per kind
+    // 1. draft cost per kind: verify first, then one drafter alive at a time
+    //    (all four at R = 256 do not fit an 80 GB card beside the target)
     KvCacheOptions dkv;
     dkv.capacity_tokens = int64_t(R_max) * (a.context + a.steps + 2 * a.gamma + 16);
-    auto dspark = drafter_dspark_cuda_random(c, ds, 2, R_max, a.gamma, dkv);
-    auto dflash = drafter_dspark_cuda_random(c, df, 3, R_max, a.gamma, dkv);
-    CudaBackendOptions dmo;
-    dmo.kv.capacity_tokens = int64_t(R_max) * (a.context + a.steps + 2 * a.gamma + 16);
-    auto model = drafter_model(backend_cuda_random(dm, 4, R_max, dmo), a.gamma);
-    auto ngram = drafter_ngram(R_max, a.gamma, c.vocab);
+    const size_t nb = batches.size();
+    std::vector<double> t_v(nb), t_ds(nb), t_df(nb), t_dm(nb), t_ng(nb);
+    for (size_t i = 0; i < nb; i++) t_v[i] = time_verify(*target, batches[i], 1 + a.gamma, a.context, a.steps);
+    auto each = [&](Drafter& d, std::vector<double>* t) {
+        for (size_t i = 0; i < nb; i++) (*t)[i] = time_draft(d, batches[i], a, hidden, a.context, c.vocab);
+    };
+    each(*drafter_dspark_cuda_random(c, ds, 2, R_max, a.gamma, dkv), &t_ds);
+    each(*drafter_dspark_cuda_random(c, df, 3, R_max, a.gamma, dkv), &t_df);
+    {
+        CudaBackendOptions dmo;
+        dmo.kv.capacity_tokens = dkv.capacity_tokens;
+        each(*drafter_model(backend_cuda_random(dm, 4, R_max, dmo), a.gamma), &t_dm);
+    }
+    each(*drafter_ngram(R_max, a.gamma, c.vocab), &t_ng);
     std::printf("%6s %12s %12s %12s %12s %14s %12s\n", "R", "dspark ms", "dflash ms", "model ms", "ngram ms",
                 "verify(1+g) ms", "markov share");
     nlohmann::json rows = nlohmann::json::array();
-    for (int R : batches) {
-        const double t_ds = time_draft(*dspark, R, a, hidden, a.context, c.vocab);
-        const double t_df = time_draft(*dflash, R, a, hidden, a.context, c.vocab);
-        const double t_dm = time_draft(*model, R, a, hidden, a.context, c.vocab);
-        const double t_ng = time_draft(*ngram, R, a, hidden, a.context, c.vocab);
-        const double t_v = time_verify(*target, R, 1 + a.gamma, a.context, a.steps);
-        const double share = (t_ds - t_df) / (t_ds + t_v);
-        std::printf("%6d %12.3f %12.3f %12.3f %12.3f %14.3f %11.2f%%\n", R, 1e3 * t_ds, 1e3 * t_df, 1e3 * t_dm,
-                    1e3 * t_ng, 1e3 * t_v, 100 * share);
-        rows.push_back({{"R", R}, {"dspark_ms", 1e3 * t_ds}, {"dflash_ms", 1e3 * t_df}, {"draft_model_ms", 1e3 * t_dm},
-                        {"ngram_ms", 1e3 * t_ng}, {"verify_ms", 1e3 * t_v}, {"markov_share", share}});
-        std::fflush(stdout);
+    for (size_t i = 0; i < nb; i++) {
+        const double share = (t_ds[i] - t_df[i]) / (t_ds[i] + t_v[i]);
+        std::printf("%6d %12.3f %12.3f %12.3f %12.3f %14.3f %11.2f%%\n", batches[i], 1e3 * t_ds[i], 1e3 * t_df[i],
+                    1e3 * t_dm[i], 1e3 * t_ng[i], 1e3 * t_v[i], 100 * share);
+        rows.push_back({{"R", batches[i]}, {"dspark_ms", 1e3 * t_ds[i]}, {"dflash_ms", 1e3 * t_df[i]},
+                        {"draft_model_ms", 1e3 * t_dm[i]}, {"ngram_ms", 1e3 * t_ng[i]}, {"verify_ms", 1e3 * t_v[i]},
+                        {"markov_share", share}});
     }
+    std::fflush(stdout);
     out["draft_cost"] = rows;
-    model.reset();
-    dflash.reset();
 
     // 2. loop efficiency at batch 1, forced acceptance
     if (!a.trace.empty()) {
+        KvCacheOptions lkv;  // one sequence at a time, in slots numbered as the target's
+        lkv.capacity_tokens = a.prompt + a.tokens + a.steps + 4 * a.gamma + 64;
+        auto dspark = drafter_dspark_cuda_random(c, ds, 2, R_max, a.gamma, lkv);
         TraceDb db = trace_db_open(a.trace, TRACE_READ);
         std::vector<Positions> replay;
         for (const sp::Run& run : trace_db_runs(db))

@@ -6,8 +6,8 @@
 // Per slot the draft cache holds the committed tokens and, after a call, the
 // anchor and the drafts it fed back. The next call keeps the longest prefix
 // of that cache which the committed tokens confirm, truncates the rest (the
-// rejected drafts) and runs the unconfirmed remainder as one chunk: after a
-// full accept only the bonus token is new.
+// rejected drafts) and runs the unconfirmed committed remainder as one chunk
+// without logits; then the anchor and each draft, one token a step.
 #include <algorithm>
 #include <string>
 
@@ -62,8 +62,11 @@ void ModelDrafter::draft(const DraftBatch& b, DraftOutput* out) {
     out->conf.clear();
 
     // 1. commit the new context; drop the cached tokens it does not confirm;
-    //    the unconfirmed rest plus the anchor is each request's first chunk
+    //    run the unconfirmed committed rest without logits (its (T, V) would
+    //    dwarf the draft model: a prompt's worth), so that only the anchor is
+    //    left for the first drafting step
     std::vector<std::vector<int>> chunk(S);
+    RaggedBatch rest;
     size_t ctx = 0;
     for (size_t s = 0; s < S; s++) {
         const int slot = b.slot[s];
@@ -71,17 +74,21 @@ void ModelDrafter::draft(const DraftBatch& b, DraftOutput* out) {
         std::vector<int>& cached = cached_[size_t(slot)];
         com.insert(com.end(), b.ctx_tokens.begin() + long(ctx), b.ctx_tokens.begin() + long(ctx + size_t(b.n_ctx[s])));
         ctx += size_t(b.n_ctx[s]);
-        std::vector<int> want = com;
-        want.push_back(b.anchor[s]);
         size_t keep = 0;
-        while (keep < cached.size() && keep + 1 < want.size() && cached[keep] == want[keep]) keep++;
+        while (keep < cached.size() && keep < com.size() && cached[keep] == com[keep]) keep++;
         m_->truncate(slot, int(keep));
-        cached.resize(keep);
-        chunk[s].assign(want.begin() + long(keep), want.end());
+        cached.assign(com.begin(), com.end());
+        if (keep < com.size()) {
+            rest.seq.push_back(slot);
+            rest.q_len.push_back(int(com.size() - keep));
+            rest.tokens.insert(rest.tokens.end(), com.begin() + long(keep), com.end());
+        }
+        chunk[s].assign(1, b.anchor[s]);
     }
+    if (!rest.seq.empty()) m_->forward(rest, nullptr);
 
-    // 2. gamma autoregressive steps over the requests still drafting; the
-    //    first step runs each request's chunk, later ones one token each
+    // 2. gamma autoregressive steps over the requests still drafting, one
+    //    token each: the anchor, then each draft (or its forced token)
     for (int k = 0; k < gamma_; k++) {
         RaggedBatch rb;
         std::vector<size_t> who;
@@ -99,7 +106,7 @@ void ModelDrafter::draft(const DraftBatch& b, DraftOutput* out) {
             const size_t s = who[i];
             std::vector<int>& cached = cached_[size_t(b.slot[s])];
             cached.insert(cached.end(), chunk[s].begin(), chunk[s].end());
-            row += rb.q_len[i];  // the chunk's last token predicts draft k
+            row += rb.q_len[i];  // the token predicts draft k
             const float* lg = logits_.data() + size_t(row) * size_t(V);
             const float T = b.temperature[s];
             const int anchor_pos = int(committed_[size_t(b.slot[s])].size());
