@@ -13,7 +13,8 @@
 //            head), an overestimate by one LM-head GEMM over B tokens.
 //   draft    the DSpark drafter itself (engine/drafter_cuda.h) with random
 //            weights: --draft-layers target-shaped layers, Markov rank
-//            --markov-rank, the confidence head; R requests at context c each
+//            --markov-rank, the confidence head (--drafter dflash: rank 0,
+//            no head); R requests at context c each
 //            draft gamma tokens: B = R*gamma. One whole draft() call (context
 //            append of one committed token per request, the block forward, the
 //            sequential Markov loop, the copy of the tokens to the host), wall
@@ -60,6 +61,7 @@ struct ProfileArgs {
     std::string r = "1,2,4,8,16,32,64,128,256", q = "1,2,4,8,16", context = "512,2048,8192";
     std::string prefill_b = "256,512,1024,2048";
     int reps = 20, warmup = 3, draft_layers = 5, markov_rank = 256;
+    std::string drafter = "dspark";  // dspark | dflash: the drafter kind timed
     uint64_t seed = 1;
     std::string command;  // the whole command line, for the run's notes
 };
@@ -263,6 +265,8 @@ static void profile(const ProfileArgs& a) {
     if (a.draft_layers < 0 || a.draft_layers > cfg.n_layers)
         throw Error("--draft-layers: expected 0.." + std::to_string(cfg.n_layers));
     if (a.markov_rank < 1) throw Error("--markov-rank: expected >= 1");
+    if (a.drafter != "dspark" && a.drafter != "dflash") throw Error("--drafter " + a.drafter + ": expected dspark or dflash");
+    const bool dflash = a.drafter == "dflash";
 
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
@@ -274,10 +278,11 @@ static void profile(const ProfileArgs& a) {
     Run run;
     run.producer = PRODUCER_ENGINE;
     run.target = config_shape(cfg);
-    run.drafter_kind = a.draft_layers > 0 ? "dspark" : "none";
+    run.drafter_kind = a.draft_layers > 0 ? a.drafter : "none";
     run.drafter_name = a.draft_layers > 0
-                           ? "random weights: " + std::to_string(a.draft_layers) + " target-shaped layers, rank-" +
-                                 std::to_string(a.markov_rank) + " Markov head, confidence head"
+                           ? "random weights: " + std::to_string(a.draft_layers) + " target-shaped layers" +
+                                 (dflash ? std::string(", no Markov or confidence head")
+                                         : ", rank-" + std::to_string(a.markov_rank) + " Markov head, confidence head")
                            : "none";
     run.gpu = prop.name;
     run.temperature = 0;
@@ -325,8 +330,8 @@ static void profile(const ProfileArgs& a) {
         dc.mask_token = cfg.vocab - 1;
         const int m = std::min(5, cfg.n_layers - 1);  // DeepSpec's five layers spread over the target
         for (int i = 0; i < m; i++) dc.target_layers.push_back(m > 1 ? 1 + i * (cfg.n_layers - 3) / (m - 1) : 0);
-        dc.markov_rank = a.markov_rank;
-        dc.confidence = dc.confidence_with_markov = true;
+        dc.markov_rank = dflash ? 0 : a.markov_rank;
+        dc.confidence = dc.confidence_with_markov = !dflash;
         size_t free_b = 0, total_b = 0;
         CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
         KvCacheOptions kvo;  // room for the largest cell, or what fits in 60 % of what is free
@@ -334,8 +339,9 @@ static void profile(const ProfileArgs& a) {
         kvo.capacity_tokens = std::min<int64_t>(int64_t(R_max) * (g.context.back() + a.warmup + a.reps + G + 32),
                                                 int64_t(0.6 * double(free_b) / per_token));
         auto drafter = drafter_dspark_cuda_random(cfg, dc, a.seed + 1, R_max, G, kvo);
-        std::printf("  drafter: DSpark, %d target-shaped layers, Markov rank %d, confidence head; context K/V for "
-                    "%lld tokens\n", a.draft_layers, a.markov_rank, (long long)kvo.capacity_tokens);
+        std::printf("  drafter: %s, %d target-shaped layers, Markov rank %d%s; context K/V for %lld tokens\n",
+                    a.drafter.c_str(), a.draft_layers, dc.markov_rank, dflash ? "" : ", confidence head",
+                    (long long)kvo.capacity_tokens);
         float* hidden = nullptr;  // context features: (m, context, d) zeros (values do not change the time)
         const size_t hidden_n = size_t(m) * size_t(std::max(1, g.context.back())) * size_t(cfg.hidden);
         CUDA_CHECK(cudaMalloc(&hidden, hidden_n * sizeof(float)));
@@ -426,6 +432,8 @@ void profile_commands(CLI::App& app, int argc, char** argv) {
     p->add_option("--reps", a->reps, "timed replays per cell")->capture_default_str();
     p->add_option("--warmup", a->warmup, "untimed replays per cell")->capture_default_str();
     p->add_option("--draft-layers", a->draft_layers, "layers of the DSpark drafter timed; 0 = no draft cells")
+        ->capture_default_str();
+    p->add_option("--drafter", a->drafter, "the drafter kind timed: dspark or dflash (rank 0, no head)")
         ->capture_default_str();
     p->add_option("--markov-rank", a->markov_rank, "the DSpark drafter's Markov head rank")->capture_default_str();
     p->add_option("--seed", a->seed, "weight and token seed")->capture_default_str();
