@@ -58,6 +58,26 @@ Speculator::Speculator(Backend& target, Drafter* drafter, const SpecOptions& o)
             throw Error("drafter " + drafter_->name() + ": target layer " + std::to_string(l) + " outside the target");
 }
 
+// Appends l's request to b: the committed tokens the drafter has not seen
+// (the last l.pending, rows l.hidden_row.. of the last forward's hidden
+// states), its anchor, and n_draft.
+void Speculator::pending_to(const Live& l, int n_draft, DraftBatch* b) const {
+    const SpecRequest& r = *l.r;
+    const int P = int(r.prompt.size());
+    const int first = P + int(r.output.size()) - 1 - l.pending;  // position of the first pending token
+    b->slot.push_back(l.slot);
+    b->n_ctx.push_back(l.pending);
+    for (int i = 0; i < l.pending; i++) {
+        const int pos = first + i;
+        b->ctx_tokens.push_back(pos < P ? r.prompt[size_t(pos)] : r.output[size_t(pos - P)]);
+        b->ctx_row.push_back(l.hidden_row + i);
+    }
+    b->anchor.push_back(r.output.back());
+    b->n_draft.push_back(n_draft);
+    b->temperature.push_back(r.temperature);
+    b->request.push_back(r.id);
+}
+
 void Speculator::add(SpecRequest* r) {
     const int V = target_.config().vocab;
     if (r->prompt.empty() || r->max_new < 1 || !(r->temperature >= 0))
@@ -78,20 +98,7 @@ void Speculator::add(SpecRequest* r) {
         DraftBatch flush;
         for (Live& l : running_) {
             if (l.pending == 0) continue;
-            const std::vector<int>& out = l.r->output;
-            flush.slot.push_back(l.slot);
-            flush.n_ctx.push_back(l.pending);
-            const int first = int(l.r->prompt.size() + out.size()) - 1 - l.pending;  // position of the first pending
-            for (int i = 0; i < l.pending; i++) {
-                const int pos = first + i;
-                const int p = int(l.r->prompt.size());
-                flush.ctx_tokens.push_back(pos < p ? l.r->prompt[size_t(pos)] : out[size_t(pos - p)]);
-                flush.ctx_row.push_back(l.hidden_row + i);
-            }
-            flush.anchor.push_back(out.back());
-            flush.n_draft.push_back(0);
-            flush.temperature.push_back(l.r->temperature);
-            flush.request.push_back(l.r->id);
+            pending_to(l, 0, &flush);
             l.pending = 0;
         }
         if (!flush.slot.empty()) {
@@ -169,22 +176,8 @@ void Speculator::step() {
         DraftBatch in;
         in.hidden = target_.hidden_data();
         in.seed = o_.seed;
-        for (const Live& l : running_) {
-            const SpecRequest& r = *l.r;
-            const int P = int(r.prompt.size()), emitted = int(r.output.size());
-            const int first = P + emitted - 1 - l.pending;
-            in.slot.push_back(l.slot);
-            in.n_ctx.push_back(l.pending);
-            for (int i = 0; i < l.pending; i++) {
-                const int pos = first + i;
-                in.ctx_tokens.push_back(pos < P ? r.prompt[size_t(pos)] : r.output[size_t(pos - P)]);
-                in.ctx_row.push_back(l.hidden_row + i);
-            }
-            in.anchor.push_back(r.output.back());
-            in.n_draft.push_back(std::min(G, r.max_new - emitted - 1));
-            in.temperature.push_back(r.temperature);
-            in.request.push_back(r.id);
-        }
+        for (const Live& l : running_)
+            pending_to(l, std::min(G, l.r->max_new - int(l.r->output.size()) - 1), &in);
         in.hidden_T = hidden_T_;
         drafter_->draft(in, &drafts);
         for (int s = 0; s < S; s++) {

@@ -90,6 +90,8 @@ private:
         int verified = 0, accepted = 0;  // drafts, for goodput's alpha_hat
     };
 
+    void pending_to(const Live& l, int n_draft, DraftBatch* b) const;
+
     Backend& target_;
     Drafter* drafter_;
     SpecOptions o_;
