@@ -119,6 +119,29 @@ TEST(Generate, DSparkWithItsOwnSchedulerOnTheCpuReference) {
     EXPECT_NE(r.out.find("policy dspark"), std::string::npos) << r.out;
 }
 
+// Forced acceptance: the accept decisions come from a trace's positions. The
+// tiny-llama drafter alone gets almost nothing accepted (tau about 1.0); with
+// the bundled trace's (tau 3.3 to 5.1 by domain, gamma 7) replayed, the
+// request's tau must rise into that range.
+TEST(Generate, AcceptanceReplayedFromATraceDrivesTau) {
+    ScratchDir dir;
+    auto tau_of = [](const std::string& out) {
+        const size_t at = out.find("tau ");
+        return at == std::string::npos ? -1.0 : std::stod(out.substr(at + 4));
+    };
+    const std::string base = "generate --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " + kFixtures +
+                             "tiny-llama --gamma 7 --ids 1,5,9,23,7 --max-new 200 --no-baseline";
+    Result plain = run(dir, base);
+    ASSERT_EQ(plain.code, 0) << plain.err;
+    Result replay = run(dir, base + " --acceptance replay:" + std::string(SPECPLAN_SOURCE_DIR) +
+                                 "/traces/data/synthetic.specdb");
+    ASSERT_EQ(replay.code, 0) << replay.err;
+    std::printf("  tau without replay %.3f, with the trace's acceptance %.3f\n", tau_of(plain.out), tau_of(replay.out));
+    EXPECT_LT(tau_of(plain.out), 1.5);
+    EXPECT_GT(tau_of(replay.out), 2.5);
+    EXPECT_LT(tau_of(replay.out), 8.0);
+}
+
 // ---------------------------------------------------------------------------
 // [SECTION] capture
 
