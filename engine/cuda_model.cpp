@@ -67,6 +67,32 @@ void check_sizes(const ModelWeights& w) {
 
 }  // namespace
 
+void layer_stage(bf16* host, const bf16* device, const CudaLayer& L, const LayerWeights& lw, const Config& c) {
+    auto put = [&](const bf16* at, std::initializer_list<const std::vector<float>*> parts) {
+        bf16* dst = host + (at - device);
+        for (const auto* part : parts)
+            for (float v : *part) *dst++ = __float2bfloat16(v);
+    };
+    put(L.attn_norm, {&lw.attn_norm});
+    put(L.wqkv, {&lw.wq, &lw.wk, &lw.wv});
+    if (c.qk_norm) {
+        put(L.q_norm, {&lw.q_norm});
+        put(L.k_norm, {&lw.k_norm});
+    }
+    put(L.wo, {&lw.wo});
+    put(L.mlp_norm, {&lw.mlp_norm});
+    {  // gate/up interleaved in groups of kGluGroup rows
+        bf16* dst = host + (L.wgu - device);
+        for (int r = 0; r < 2 * c.ffn; r++) {
+            const int grp = r / (2 * kGluGroup), k = r % (2 * kGluGroup);
+            const std::vector<float>& src = k < kGluGroup ? lw.w_gate : lw.w_up;
+            const size_t from = static_cast<size_t>(grp * kGluGroup + k % kGluGroup) * c.hidden;
+            for (int j = 0; j < c.hidden; j++) *dst++ = __float2bfloat16(src[from + j]);
+        }
+    }
+    put(L.w_down, {&lw.w_down});
+}
+
 CudaModel::CudaModel(const ModelWeights& w) : cfg_(w.cfg) {
     const Config& c = cfg_;
     if (static_cast<int>(w.layers.size()) != c.n_layers || c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0 ||
@@ -89,28 +115,7 @@ CudaModel::CudaModel(const ModelWeights& w) : cfg_(w.cfg) {
     put(embed_, {&w.embed});
     put(final_norm_, {&w.final_norm});
     if (!c.tie_embeddings) put(lm_head_, {&w.lm_head});
-    for (int l = 0; l < c.n_layers; l++) {
-        const LayerWeights& lw = w.layers[l];
-        const CudaLayer& L = layers_[l];
-        put(L.attn_norm, {&lw.attn_norm});
-        put(L.wqkv, {&lw.wq, &lw.wk, &lw.wv});
-        if (c.qk_norm) {
-            put(L.q_norm, {&lw.q_norm});
-            put(L.k_norm, {&lw.k_norm});
-        }
-        put(L.wo, {&lw.wo});
-        put(L.mlp_norm, {&lw.mlp_norm});
-        {  // gate/up interleaved in groups of kGluGroup rows
-            size_t i = static_cast<size_t>(L.wgu - params_);
-            for (int r = 0; r < 2 * c.ffn; r++) {
-                const int grp = r / (2 * kGluGroup), k = r % (2 * kGluGroup);
-                const std::vector<float>& src = k < kGluGroup ? lw.w_gate : lw.w_up;
-                const size_t from = static_cast<size_t>(grp * kGluGroup + k % kGluGroup) * c.hidden;
-                for (int j = 0; j < c.hidden; j++) host[i++] = __float2bfloat16(src[from + j]);
-            }
-        }
-        put(L.w_down, {&lw.w_down});
-    }
+    for (int l = 0; l < c.n_layers; l++) layer_stage(host.data(), params_, layers_[l], w.layers[l], c);
     CUDA_CHECK(cudaMemcpy(params_, host.data(), weight_bytes_, cudaMemcpyHostToDevice));
     init_constants();
 }

@@ -34,6 +34,12 @@ struct CudaLayer {
     const bf16* w_down;     // (d, F)
 };
 
+// Stages one decoder layer's fp32 weights as bf16 into `host`, the host copy
+// of a device allocation that starts at `device`: tensor L.x goes to host +
+// (L.x - device), gate and up interleaved as CudaLayer::wgu wants them. The
+// uploads of CudaModel and of the CUDA DSpark drafter both use it.
+void layer_stage(bf16* host, const bf16* device, const CudaLayer& L, const LayerWeights& lw, const Config& c);
+
 class CudaModel {
 public:
     // Uploads w to the device as bf16, in one allocation.

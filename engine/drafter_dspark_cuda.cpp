@@ -259,28 +259,9 @@ void DSparkCuda::upload(const DSparkWeights& w, const ModelWeights& target) {
     if (!target.cfg.tie_embeddings) put(lm_head_, {&target.lm_head});
     put(fc_, {&w.fc});
     put(hidden_norm_, {&w.hidden_norm});
-    for (size_t l = 0; l < layers_.size(); l++) {
-        const LayerWeights& lw = w.layers[l];
-        const CudaLayer& L = layers_[l];
-        put(L.attn_norm, {&lw.attn_norm});
-        put(L.wqkv, {&lw.wq, &lw.wk, &lw.wv});
-        if (c.qk_norm) {
-            put(L.q_norm, {&lw.q_norm});
-            put(L.k_norm, {&lw.k_norm});
-        }
-        put(L.wo, {&lw.wo});
-        put(L.mlp_norm, {&lw.mlp_norm});
-        {  // gate/up interleaved in groups of kGluGroup rows, as CudaModel's upload
-            bf16* dst = reinterpret_cast<bf16*>(at(L.wgu));
-            for (int row = 0; row < 2 * c.ffn; row++) {
-                const int grp = row / (2 * kGluGroup), k = row % (2 * kGluGroup);
-                const std::vector<float>& src = k < kGluGroup ? lw.w_gate : lw.w_up;
-                const size_t from = static_cast<size_t>(grp * kGluGroup + k % kGluGroup) * d;
-                for (size_t j = 0; j < d; j++) *dst++ = __float2bfloat16(src[from + j]);
-            }
-        }
-        put(L.w_down, {&lw.w_down});
-    }
+    for (size_t l = 0; l < layers_.size(); l++)  // params_ and every tensor in it are 256-byte aligned
+        layer_stage(reinterpret_cast<bf16*>(host.data()), reinterpret_cast<const bf16*>(params_), layers_[l],
+                    w.layers[l], c);
     put(final_norm_, {&w.final_norm});
     if (w1_) {
         put(w1_, {&w.markov_w1});

@@ -40,14 +40,9 @@ __global__ void argmax_forward_kernel1(int* ids, const float* logits, int V) {
 __global__ void softmax_forward_kernel1(float* probs, const float* logits, const float* temperature, int V) {
     const size_t off = static_cast<size_t>(blockIdx.x) * V;
     const float inv_t = 1.0f / temperature[blockIdx.x];
-    __shared__ float red[kThreads / 32];
     float mx = -INFINITY;
     for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, logits[off + i] * inv_t);
-    mx = warp_max(mx);
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = mx;
-    __syncthreads();
-    mx = red[0];
-    for (int w = 1; w < kThreads / 32; w++) mx = fmaxf(mx, red[w]);
+    mx = block_max(mx);
     float sum = 0.0f;
     for (int i = threadIdx.x; i < V; i += blockDim.x) sum += expf(logits[off + i] * inv_t - mx);
     sum = block_sum(sum);
