@@ -365,6 +365,12 @@ Config config_parse(const Reader& r, const std::string& path, Arch arch) {
 
 }  // namespace
 
+std::string config_architecture(const std::string& path) {
+    const json j = config_json(path);
+    const json* a = Reader{j, path}.find("architectures");
+    return a && a->is_array() && !a->empty() && (*a)[0].is_string() ? (*a)[0].get<std::string>() : "";
+}
+
 Config config_load(const std::string& path) {
     const json j = config_json(path);
     Reader r{j, path};

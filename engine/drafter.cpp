@@ -1,17 +1,13 @@
-// drafter.cpp: drafter_open_cpu, which turns a drafter argument into a
+// drafter.cpp: what every drafter shares: the DraftBatch checks
+// (draft_batch_check) and drafter_open, which turns a drafter argument into a
 // drafter for a given target (drafter.h lists the forms).
 #include "engine/drafter.h"
 
 #include <sys/stat.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/backend.h"
 #include "engine/json_errors.h"
@@ -40,26 +36,9 @@ bool ngram_parse(const std::string& spec, int* max_n, int* min_n) {
     }
     if (std::sscanf(spec.c_str(), "ngram:%d%c", &n, &tail) == 1) {
         *max_n = n;
-        *min_n = std::min(1, n);
         return true;
     }
     throw Error("--drafter " + spec + ": expected ngram, ngram:N or ngram:N:M (suffix lengths N >= M >= 1)");
-}
-
-// The first architecture named by dir/config.json ("" when it names none).
-std::string architecture_of(const std::string& config) {
-    FILE* f = std::fopen(config.c_str(), "rb");
-    if (!f) throw Error(config + ": cannot open: " + std::strerror(errno) + " (a drafter folder holds a config.json)");
-    std::string text;
-    char buf[65536];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < (16u << 20)) text.append(buf, n);
-    std::fclose(f);
-    const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw Error(config + ": not a JSON object");
-    auto a = j.find("architectures");
-    if (a == j.end() || !a->is_array() || a->empty() || !(*a)[0].is_string()) return "";
-    return (*a)[0].get<std::string>();
 }
 
 }  // namespace
@@ -104,7 +83,7 @@ std::unique_ptr<Drafter> drafter_open(const std::string& spec, const ModelWeight
     if (ngram_parse(spec, &max_n, &min_n))
         return drafter_ngram(o.n_slots, o.gamma > 0 ? o.gamma : 7, target.cfg.vocab, max_n, min_n);
     if (!is_dir(spec)) throw Error(spec + ": not a drafter: expected none, ngram[:N[:M]] or a checkpoint folder");
-    const std::string arch = architecture_of(spec + "/config.json");
+    const std::string arch = config_architecture(spec + "/config.json");
     if (arch == "Qwen3DSparkModel") return make.dspark(spec, target, o.n_slots, o.gamma);
     if (arch != "Qwen3ForCausalLM" && arch != "LlamaForCausalLM")
         throw Error(spec + "/config.json: architectures: \"" + printable(arch) +

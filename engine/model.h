@@ -51,6 +51,10 @@ struct Config {
 // for a missing key, a wrong type, an out-of-range value, or an architecture
 // other than Qwen3ForCausalLM / LlamaForCausalLM.
 Config config_load(const std::string& path);
+// The first entry of config.json's "architectures" ("" when there is none),
+// read with config_load's checks (size cap, valid JSON, an object): what
+// decides which loader a folder needs.
+std::string config_architecture(const std::string& path);
 
 // The range and consistency checks config_load applies (positive sizes under
 // sane caps, KVH divides H, D even, token ids inside V, ...), for a Config
