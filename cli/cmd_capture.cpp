@@ -114,7 +114,11 @@ Positions positions_capture(SpecSetup& s, const SpecRequest& r, int gamma) {
     target.forward(RaggedBatch{{0}, {P + n}, all}, T > 0 ? &logits : nullptr, drafter.target_layers());
     drafter.reset(0);
 
-    std::vector<float> p(static_cast<size_t>(V));
+    // under sampling: each slot's drafted token and its q, for beta once every
+    // block is drafted (then each target row's softmax is computed once, not
+    // once per anchor that drafts its position)
+    std::vector<int> drafted(T > 0 ? pos.beta.size() : 0, -1);
+    std::vector<float> q_drafted(drafted.size(), 0.0f);
     DraftOutput out;
     for (int t = 0; t < n; t++) {
         DraftBatch in;
@@ -143,13 +147,23 @@ Positions positions_capture(SpecSetup& s, const SpecRequest& r, int gamma) {
             if (T <= 0) {
                 pos.beta[at] = x == r.output[size_t(t + k + 1)] ? 1.0f : 0.0f;
             } else {
-                softmax_row(p.data(), logits.data() + size_t(P + t + k) * size_t(V), V, T);
-                pos.beta[at] = std::min(1.0f, p[size_t(x)] / std::max(out.q_token[size_t(k)], 1e-30f));
+                drafted[at] = x;
+                q_drafted[at] = out.q_token[size_t(k)];
             }
             if (!out.conf_logit.empty()) {
                 pos.conf_logit[at] = out.conf_logit[size_t(k)];
                 pos.conf_prob[at] = out.conf[size_t(k)];
             }
+        }
+    }
+    // beta = min(1, p / q): the draft of slot k at anchor t is response token
+    // j = t + k + 1, whose target distribution is logits row P + j - 1
+    std::vector<float> p(drafted.empty() ? 0 : static_cast<size_t>(V));
+    for (int j = 1; j < n && !drafted.empty(); j++) {
+        softmax_row(p.data(), logits.data() + size_t(P + j - 1) * size_t(V), V, T);
+        for (int k = 0; k < gamma && k < j; k++) {
+            const size_t at = size_t(j - 1 - k) * size_t(gamma) + size_t(k);
+            if (drafted[at] >= 0) pos.beta[at] = std::min(1.0f, p[size_t(drafted[at])] / std::max(q_drafted[at], 1e-30f));
         }
     }
     target.truncate(0, 0);
