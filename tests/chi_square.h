@@ -1,16 +1,42 @@
-// chi_square.h: the losslessness test's statistics, shared by the CPU and
-// GPU suites (test_speculative.cpp, test_speculative_cuda.cpp): the target's
-// exact distribution of the second output token, and Pearson's chi-square
-// against it.
+// chi_square.h: the losslessness test's pieces, shared by the CPU and GPU
+// suites (test_speculative.cpp, test_speculative_cuda.cpp): the second output
+// token drawn over many seeds, the target's exact distribution of it, and
+// Pearson's chi-square of one against the other.
 #pragma once
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/speculative.h"
 #include "engine/verify.h"
 
 namespace sp {
+
+// Counts of the second output token of n_trials requests at T = 1, request
+// i keyed by id i: the first token comes from the prefill, the second from
+// the first verify step, whose full block (fixed:gamma) is drafted; each
+// request is left unfinished.
+inline std::vector<int> second_tokens(Backend& target, Drafter* d, const std::vector<int>& prompt, int n_trials) {
+    SpecOptions o;
+    std::string err;
+    policy_parse(d ? "fixed:" + std::to_string(d->gamma()) : "ar", &o.policy, &err);
+    o.seed = 99;
+    std::vector<int> counts(size_t(target.config().vocab), 0);
+    for (int i = 0; i < n_trials; i++) {
+        Speculator spec(target, d, o);
+        SpecRequest r;
+        r.id = uint64_t(i);
+        r.prompt = prompt;
+        r.max_new = 64;
+        r.temperature = 1;
+        spec.add(&r);
+        spec.step();
+        counts[size_t(r.output.at(1))]++;
+    }
+    return counts;
+}
 
 // The exact distribution of the second output token at temperature 1:
 // m(v) = sum_o p(o | prompt) p(v | prompt, o), from the fp32 reference forward.

@@ -60,18 +60,9 @@
 #include "engine/model.h"
 #include "engine/reference.h"
 #include "engine/verify.h"
+#include "tests/needs_gpu.h"
 
 using namespace sp;
-
-// A build with nvcc can run on a machine without a GPU (this project's CPU
-// machines have nvcc): every test here then skips instead of failing.
-struct NeedsGpu : ::testing::Environment {
-    void SetUp() override {
-        int n = 0;
-        if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) GTEST_SKIP() << "no CUDA device";
-    }
-};
-static ::testing::Environment* const needs_gpu = ::testing::AddGlobalTestEnvironment(new NeedsGpu);
 
 namespace {
 

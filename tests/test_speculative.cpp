@@ -187,28 +187,6 @@ private:
     std::unique_ptr<Backend> b_;
 };
 
-// Second output tokens of n_trials requests at T = 1, each its own RNG key.
-std::vector<int> second_tokens(Backend& target, Drafter* d, const std::vector<int>& prompt, int n_trials) {
-    SpecOptions o;
-    o.policy = policy_of(d ? "fixed:" + std::to_string(d->gamma()) : "ar");
-    o.seed = 99;
-    std::vector<int> counts(size_t(target.config().vocab), 0);
-    for (int i = 0; i < n_trials; i++) {
-        // the first token from the prefill, the second from the first verify
-        // step, whose full block is drafted; the request is left unfinished
-        Speculator spec(target, d, o);
-        SpecRequest r;
-        r.id = uint64_t(i);
-        r.prompt = prompt;
-        r.max_new = 64;
-        r.temperature = 1;
-        spec.add(&r);
-        spec.step();
-        counts[size_t(r.output.at(1))]++;
-    }
-    return counts;
-}
-
 TEST(SpeculativeSampling, EveryDrafterKeepsTheTargetsDistribution) {
     const int n = 2000;
     for (const DrafterCase& s : setups()) {

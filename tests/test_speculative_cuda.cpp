@@ -25,20 +25,12 @@
 #include "engine/speculative.h"
 #include "engine/verify.h"
 #include "tests/chi_square.h"
+#include "tests/needs_gpu.h"
 
 namespace sp {
 namespace {
 
 const std::string kFixtures = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/";
-
-class CudaEnv : public ::testing::Environment {
-public:
-    void SetUp() override {
-        int n = 0;
-        if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) GTEST_SKIP() << "no CUDA device";
-    }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new CudaEnv);
 
 CudaBackendOptions small_cache() {
     CudaBackendOptions o;
@@ -156,21 +148,7 @@ TEST(SpeculativeCuda, EveryDrafterKeepsTheTargetsDistribution) {
         const std::vector<double> m = second_token_marginal(w, prompt);
         auto target = backend_cuda(w, 1, small_cache());
         auto drafter = open_cuda(dc.drafter, w, 1);
-        SpecOptions o;
-        o.policy = policy_of("fixed:" + std::to_string(drafter->gamma()));
-        o.seed = 99;
-        std::vector<int> counts(size_t(w.cfg.vocab), 0);
-        for (int i = 0; i < n; i++) {
-            Speculator spec(*target, drafter.get(), o);
-            SpecRequest r;
-            r.id = uint64_t(i);
-            r.prompt = prompt;
-            r.max_new = 64;
-            r.temperature = 1;
-            spec.add(&r);
-            spec.step();
-            counts[size_t(r.output.at(1))]++;
-        }
+        const std::vector<int> counts = second_tokens(*target, drafter.get(), prompt, n);
         int dof = 0;
         const double stat = chi_square(counts, m, n, &dof);
         std::printf("  %-40s chi2 %.1f, dof %d, critical (0.1 %%) %.1f\n", dc.drafter.c_str(), stat, dof,
