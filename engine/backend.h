@@ -21,6 +21,10 @@
 //    each sequence's drafts (b's tokens after its first), where the logits
 //    live (on the device for CUDA: only the accept counts and the next
 //    tokens come back).
+//  - sample(b, s) is forward(b) followed by verify.h's draw from the last
+//    row of each sequence (sample_reference), where the logits live: the
+//    tokens and q_token come back, q stays in the backend's memory
+//    (q_buffer). A draft model drafts through it (drafter_model.cpp).
 //  - hidden_data() holds the last forward's or verify's hidden states of
 //    `hidden_layers`, (hidden_layers.size(), T, d) fp32 in the backend's
 //    memory (host for cpu, device for cuda), for a drafter of the same
@@ -48,7 +52,11 @@ public:
     virtual void truncate(int seq, int new_len) = 0;
     virtual void verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult* out,
                         const std::vector<int>& hidden_layers = {}) = 0;
+    virtual void sample(const RaggedBatch& b, const SampleBatch& s, SampleResult* out) = 0;
     virtual const float* hidden_data() const = 0;
+    // A buffer of n floats in the backend's memory for sample()'s q, owned
+    // by the backend; its contents are kept until the next q_buffer() call.
+    virtual float* q_buffer(size_t n) = 0;
     // Copies n floats from the host into the backend's memory (a host
     // drafter's q for a device verify); valid until the next stage(). The CPU
     // backend returns host itself.

@@ -1,5 +1,5 @@
 // backend_cpu.cpp: the Backend of the fp32 Eigen reference: reference_forward
-// over a CpuKvCache, and verify_reference after it.
+// over a CpuKvCache, and verify_reference or sample_reference after it.
 #include "engine/backend.h"
 
 #include <string>
@@ -31,13 +31,23 @@ public:
         reference_forward(w_, kv_, b, &logits_, hidden_layers, &hidden_);
         verify_reference(logits_.data(), w_.cfg.vocab, b, v, out);
     }
+    void sample(const RaggedBatch& b, const SampleBatch& s, SampleResult* out) override {
+        sample_check(b, s);
+        reference_forward(w_, kv_, b, &logits_, {}, &hidden_);
+        sample_reference(logits_.data(), w_.cfg.vocab, b, s, out);
+    }
     const float* hidden_data() const override { return hidden_.data(); }
+    float* q_buffer(size_t n) override {
+        q_.resize(n);
+        return q_.data();
+    }
     const float* stage(const float* host, size_t) override { return host; }
 
 private:
     ModelWeights w_;
     CpuKvCache kv_;
-    std::vector<float> logits_, hidden_;  // of the last verify
+    std::vector<float> logits_, hidden_;  // of the last verify or sample
+    std::vector<float> q_;                // q_buffer()
 };
 
 }  // namespace

@@ -1,8 +1,9 @@
 // backend_cuda.cpp: the Backend of the bf16 CUDA forward: a CudaModel and its
 // paged KvCache. Batches of up to graph_max_tokens new tokens (decode and
 // verify steps) run through CUDA graphs, larger ones (prefill chunks) eagerly.
-// verify() keeps the logits on the device: the forward, verify_forward after
-// it on the same stream, and only n_accepted and next come back.
+// verify() and sample() keep the logits on the device: the forward, then
+// verify_forward or markov.cu's draw on the same stream, and only the
+// accept counts and tokens come back.
 #include "engine/cuda_model.h"
 
 #include <numeric>
@@ -18,7 +19,10 @@ public:
         : model_(w), kv_(w.cfg, n_seqs, o.kv), graph_max_tokens_(o.graph_max_tokens) {}
     CudaBackend(const Config& c, uint64_t seed, int n_seqs, const CudaBackendOptions& o)
         : model_(c, seed), kv_(c, n_seqs, o.kv), graph_max_tokens_(o.graph_max_tokens) {}
-    ~CudaBackend() override { cudaFree(staged_); }  // unchecked: destructors must not throw
+    ~CudaBackend() override {  // unchecked: destructors must not throw
+        cudaFree(staged_);
+        cudaFree(q_);
+    }
     CudaBackend(const CudaBackend&) = delete;
     CudaBackend& operator=(const CudaBackend&) = delete;
     const Config& config() const override { return model_.config(); }
@@ -40,7 +44,25 @@ public:
             model_.forward_device(kv_, b, hidden_layers);
         model_.verify(b, v, out);  // same stream, no synchronisation in between
     }
+    void sample(const RaggedBatch& b, const SampleBatch& s, SampleResult* out) override {
+        sample_check(b, s);
+        if (use_graph(b))
+            model_.forward_graph(kv_, b);
+        else
+            model_.forward_device(kv_, b);
+        model_.sample(b, s, out);
+    }
     const float* hidden_data() const override { return model_.hidden_device(); }
+    float* q_buffer(size_t n) override {
+        if (n > q_cap_) {
+            CUDA_CHECK(cudaFree(q_));  // synchronises
+            q_ = nullptr;
+            q_cap_ = 0;
+            CUDA_CHECK(cudaMalloc(&q_, n * sizeof(float)));
+            q_cap_ = n;
+        }
+        return q_;
+    }
     // On the model's stream, so ordered before the verify that reads it (and
     // after the last one that read the old contents).
     const float* stage(const float* host, size_t n) override {
@@ -65,6 +87,8 @@ private:
     int graph_max_tokens_;
     float* staged_ = nullptr;  // stage()'s buffer, grown on demand
     size_t staged_cap_ = 0;    // floats
+    float* q_ = nullptr;       // q_buffer(), grown on demand
+    size_t q_cap_ = 0;         // floats
 };
 
 }  // namespace

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 namespace sp {
@@ -197,6 +198,7 @@ CudaModel::~CudaModel() {
     cudaFree(meta_);
     cudaFree(attn_work_);
     cudaFree(verify_buf_);
+    cudaFree(sample_buf_);
     cudaStreamDestroy(stream_);
 }
 
@@ -479,6 +481,72 @@ void CudaModel::verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult*
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     std::copy(res.begin(), res.begin() + S, out->n_accepted.begin());
     std::copy(res.begin() + S, res.end(), out->next.begin());
+}
+
+void CudaModel::sample(const RaggedBatch& b, const SampleBatch& s, SampleResult* out) {
+    sample_check(b, s);
+    const int S = static_cast<int>(b.seq.size()), G = s.q_gamma;
+    int T = 0;
+    for (int l : b.q_len) T += l;
+    if (T != T_ || static_cast<int>(b.tokens.size()) != T)
+        throw Error("CudaModel::sample: the batch is not the one the last forward ran");
+    out->token.assign(S, 0);
+    out->q_token.assign(S, 0.0f);
+    if (S == 0) return;
+    // arguments, 32-bit words: rng (2 S, first: 8-byte aligned), temperature, n_draft, u_row, out_row (S each)
+    std::vector<uint32_t> args(6 * static_cast<size_t>(S));
+    int rows = 0;
+    bool sampling = false;
+    for (int i = 0, row = -1; i < S; i++) {
+        row += b.q_len[i];
+        std::memcpy(&args[2 * size_t(i)], &s.rng[i], sizeof(uint64_t));
+        std::memcpy(&args[2 * size_t(S) + i], &s.temperature[i], sizeof(float));
+        args[3 * size_t(S) + i] = static_cast<uint32_t>(s.k + 1);
+        args[4 * size_t(S) + i] = static_cast<uint32_t>(row);
+        args[5 * size_t(S) + i] = static_cast<uint32_t>(s.q_row[i]);
+        rows = std::max(rows, s.q_row[i] + 1);
+        sampling = sampling || s.temperature[i] > 0;
+    }
+    const size_t out_n = static_cast<size_t>(rows) * G;  // tokens, then q_token
+    const size_t args_bytes = aligned(args.size() * 4), out_bytes = aligned(2 * out_n * 4);
+    const size_t need = args_bytes + out_bytes + markov_scratch_bytes(S * G);
+    if (need > sample_bytes_) {
+        CUDA_CHECK(cudaFree(sample_buf_));  // synchronises: no sample in flight reads it
+        sample_buf_ = nullptr;
+        sample_bytes_ = 0;
+        CUDA_CHECK(cudaMalloc(&sample_buf_, need));
+        sample_bytes_ = need;
+    }
+    char* buf = static_cast<char*>(sample_buf_);
+    const auto* d_args = reinterpret_cast<const uint32_t*>(buf);
+    int* d_out = reinterpret_cast<int*>(buf + args_bytes);
+    // pageable source: the call returns once the data is staged, so `args` may go
+    CUDA_CHECK(cudaMemcpyAsync(buf, args.data(), args.size() * 4, cudaMemcpyHostToDevice, stream_));
+    MarkovStep m;
+    m.U = logits_;
+    m.rng = reinterpret_cast<const uint64_t*>(d_args);
+    m.temperature = reinterpret_cast<const float*>(d_args + 2 * S);
+    m.n_draft = reinterpret_cast<const int*>(d_args + 3 * S);
+    m.u_row = reinterpret_cast<const int*>(d_args + 4 * S);
+    m.out_row = reinterpret_cast<const int*>(d_args + 5 * S);
+    m.tokens = d_out;
+    m.q_token = reinterpret_cast<float*>(d_out + out_n);
+    m.q = sampling ? s.q : nullptr;
+    m.scratch = buf + args_bytes + out_bytes;
+    m.R = S;
+    m.G = G;
+    m.gamma = G;
+    m.V = cfg_.vocab;
+    markov_scratch_clear(m.scratch, S * G, stream_);
+    markov_step_forward(m, s.k, 1, stream_);
+    std::vector<int> res(2 * out_n);
+    CUDA_CHECK(cudaMemcpyAsync(res.data(), d_out, res.size() * 4, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (int i = 0; i < S; i++) {
+        const size_t at = static_cast<size_t>(s.q_row[i]) * G + s.k;
+        out->token[i] = res[at];
+        std::memcpy(&out->q_token[i], &res[out_n + at], sizeof(float));
+    }
 }
 
 std::vector<int> CudaModel::greedy(KvCache& kv, int seq, const std::vector<int>& prompt, int n_new, int suppress) {

@@ -104,6 +104,11 @@ public:
     // it on stream(); v.q is device memory. One upload of the per-sequence
     // metadata, one copy back of n_accepted and next (2 S ints); synchronises.
     void verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult* out);
+    // verify.h's draw from the last row of each sequence of b, the batch the
+    // last forward ran, by markov_step_forward (no Markov head): s.q is
+    // device memory. One upload, one copy back of the tokens and q_token;
+    // synchronises.
+    void sample(const RaggedBatch& b, const SampleBatch& s, SampleResult* out);
 
     // Every projection through cuBLAS (true), or the default: gemv.cu up to
     // kGemvMaxT tokens, cuBLAS above. The cuBLAS-only forward is the
@@ -164,6 +169,9 @@ private:
     // verify's buffer, grown on demand: VerifySeq (S), then n_accepted and next (S each)
     void* verify_buf_ = nullptr;
     size_t verify_bytes_ = 0;
+    // sample's buffer, grown on demand: per-sequence arguments, outputs, markov.cu's scratch
+    void* sample_buf_ = nullptr;
+    size_t sample_bytes_ = 0;
     // forward_graph's cache
     std::vector<Graph> graphs_;
     uint64_t graph_clock_ = 0;

@@ -32,7 +32,8 @@
 //   3. the sequential loop, k = 0 .. max n_draft - 1 (markov.cu):
 //        bias = W1[prev] @ W2^T (R, V) through matmul_forward, then one
 //        markov_step_forward (logits, confidence, draw, softmax, next
-//        W1[prev]): 2 kernels per step, 1 gather before; DFlash (rank 0):
+//        W1[prev]): 2 kernels per step (3 when sampling: q), 1 gather
+//        before; DFlash (rank 0):
 //        one launch for all steps
 //   4. tokens, conf_logit, conf, q_token copied back (one copy), synchronise.
 // For the tiny fixtures (L = 2, G = 4): about 40 launches per call.
@@ -497,6 +498,7 @@ void DSparkCuda::enqueue(const DraftBatch& b, const Plan& p) {
     struct {
         float *x, *U, *bias;
         bf16 *xn, *qkv, *att, *gu, *act, *h, *w1_rows;
+        char* markov;
     } a{};
     auto lay_block = [&](char* base) {
         Carve cv{base};
@@ -511,6 +513,7 @@ void DSparkCuda::enqueue(const DraftBatch& b, const Plan& p) {
         a.U = cv.take<float>(t * V);
         a.w1_rows = cv.take<bf16>(size_t(R) * std::max(r, 1));
         a.bias = cv.take<float>(r > 0 ? size_t(R) * V : 1);
+        a.markov = cv.take<char>(markov_scratch_bytes(TB));
         return cv.off;
     };
     block_.reserve(lay_block(nullptr), stream_);
@@ -557,13 +560,17 @@ void DSparkCuda::enqueue(const DraftBatch& b, const Plan& p) {
     ms.conf_logit = reinterpret_cast<float*>(res + SG);
     ms.conf = reinterpret_cast<float*>(res + 2 * SG);
     ms.q_token = reinterpret_cast<float*>(res + 3 * SG);
-    ms.q = q;
+    bool sampling = false;
+    for (int s : p.drafting) sampling = sampling || b.temperature[size_t(s)] > 0.0f;
+    ms.q = sampling ? q : nullptr;
+    ms.scratch = a.markov;
     ms.R = R;
     ms.G = G;
     ms.gamma = gamma;
     ms.V = V;
     ms.d = d;
     ms.r = r;
+    markov_scratch_clear(a.markov, TB, stream_);
     if (r > 0) {
         gather_rows(a.w1_rows, w1_, md + o_anchor, R, r, stream_);  // x_{-1} = the anchor
         for (int k = 0; k < p.max_draft; k++) {

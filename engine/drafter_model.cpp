@@ -14,7 +14,7 @@
 #include "engine/backend.h"
 #include "engine/counter_rng.h"
 #include "engine/drafter.h"
-#include "engine/verify.h"
+#include "engine/verify.h"  // SampleBatch
 
 namespace sp {
 
@@ -27,7 +27,7 @@ public:
           cached_(size_t(m_->n_seqs())) {}
     const char* kind() const override { return "draft-model"; }
     const std::string& name() const override { return name_; }
-    const char* device() const override { return "cpu"; }  // q is copied to the host
+    const char* device() const override { return m_->name(); }  // q stays where the draft model runs
     int gamma() const override { return gamma_; }
     int n_slots() const override { return m_->n_seqs(); }
     int len(int slot) const override { return static_cast<int>(committed_.at(size_t(slot)).size()); }
@@ -44,7 +44,7 @@ private:
     int gamma_;
     std::vector<std::vector<int>> committed_;  // [slot] committed tokens
     std::vector<std::vector<int>> cached_;     // [slot] the tokens in the draft model's cache, in order
-    std::vector<float> q_, logits_;
+    SampleResult drawn_;
 };
 
 void ModelDrafter::draft(const DraftBatch& b, DraftOutput* out) {
@@ -55,8 +55,8 @@ void ModelDrafter::draft(const DraftBatch& b, DraftOutput* out) {
     out->gamma = gamma_;
     out->vocab = V;
     out->tokens.assign(S * size_t(gamma_), -1);
-    q_.assign(S * size_t(gamma_) * size_t(V), 0.0f);
-    out->q = q_.data();
+    float* q = m_->q_buffer(S * size_t(gamma_) * size_t(V));  // rows of greedy or absent drafts: not written
+    out->q = q;
     out->q_token.assign(S * size_t(gamma_), 0.0f);
     out->conf_logit.clear();
     out->conf.clear();
@@ -88,35 +88,38 @@ void ModelDrafter::draft(const DraftBatch& b, DraftOutput* out) {
     if (!rest.seq.empty()) m_->forward(rest, nullptr);
 
     // 2. gamma autoregressive steps over the requests still drafting, one
-    //    token each: the anchor, then each draft (or its forced token)
+    //    token each: the anchor, then each draft (or its forced token); the
+    //    draw and q where the logits are (Backend::sample)
     for (int k = 0; k < gamma_; k++) {
         RaggedBatch rb;
+        SampleBatch sb;
         std::vector<size_t> who;
         for (size_t s = 0; s < S; s++) {
             if (k >= b.n_draft[s]) continue;
-            rb.seq.push_back(b.slot[s]);
+            const int slot = b.slot[s];
+            rb.seq.push_back(slot);
             rb.q_len.push_back(int(chunk[s].size()));
             rb.tokens.insert(rb.tokens.end(), chunk[s].begin(), chunk[s].end());
+            const int anchor_pos = int(committed_[size_t(slot)].size());
+            sb.temperature.push_back(b.temperature[s]);
+            sb.rng.push_back(counter_row(b.seed, RNG_DRAFT, b.request[s], anchor_pos));
+            sb.q_row.push_back(int(s));
             who.push_back(s);
         }
         if (who.empty()) break;
-        m_->forward(rb, &logits_);
-        int row = -1;
+        sb.k = k;
+        sb.q = q;
+        sb.q_gamma = gamma_;
+        m_->sample(rb, sb, &drawn_);
         for (size_t i = 0; i < who.size(); i++) {
             const size_t s = who[i];
             std::vector<int>& cached = cached_[size_t(b.slot[s])];
             cached.insert(cached.end(), chunk[s].begin(), chunk[s].end());
-            row += rb.q_len[i];  // the token predicts draft k
-            const float* lg = logits_.data() + size_t(row) * size_t(V);
-            const float T = b.temperature[s];
-            const int anchor_pos = int(committed_[size_t(b.slot[s])].size());
-            const int tok = sample_row(lg, V, T, counter_row(b.seed, RNG_DRAFT, b.request[s], anchor_pos), k * V);
-            out->tokens[s * size_t(gamma_) + size_t(k)] = tok;
-            float* q = &q_[(s * size_t(gamma_) + size_t(k)) * size_t(V)];
-            softmax_row(q, lg, V, T > 0 ? T : 1.0f);
-            out->q_token[s * size_t(gamma_) + size_t(k)] = q[tok];
-            const int forced = b.forced.empty() ? -1 : b.forced[s * size_t(gamma_) + size_t(k)];
-            chunk[s].assign(1, forced >= 0 ? forced : tok);
+            const size_t at = s * size_t(gamma_) + size_t(k);
+            out->tokens[at] = drawn_.token[i];
+            out->q_token[at] = drawn_.q_token[i];
+            const int forced = b.forced.empty() ? -1 : b.forced[at];
+            chunk[s].assign(1, forced >= 0 ? forced : drawn_.token[i]);
         }
     }
 }

@@ -157,12 +157,19 @@ struct MarkovStep {
     float* conf_logit = nullptr;     // (S, gamma)
     float* conf = nullptr;           // (S, gamma)
     float* q_token = nullptr;        // (S, gamma) q of the drawn token (at temperature 1 when greedy)
-    float* q = nullptr;              // (S, gamma, V)
+    float* q = nullptr;              // (S, gamma, V), written for T > 0; null: no request samples
+    const int* u_row = nullptr;      // (R) the row of U holding request j's logits; null: j G + k
+    void* scratch = nullptr;         // markov_scratch_bytes(R G), cleared by markov_scratch_clear
     int R = 0, G = 0, gamma = 0, V = 0, d = 0, r = 0;
 };
 // Steps k0 .. k0 + n_steps - 1 (n_steps must be 1 with a Markov head: each
-// step reads the W1 row the one before wrote).
+// step reads the W1 row the one before wrote), k0 + n_steps <= G.
 void markov_step_forward(const MarkovStep& m, int k0, int n_steps, cudaStream_t stream);
+// The step's scratch for `rows` = R G (request, slot) rows: per-block
+// partials and a ticket counter per row. Clear it before the steps of each
+// batch (the counters must start at zero; the partials' offset moves with rows).
+size_t markov_scratch_bytes(int rows);
+void markov_scratch_clear(void* scratch, int rows, cudaStream_t stream);
 
 // --- init.cu
 // p (n) bf16 = scale * (2 u_i - 1), u_i uniform (0, 1) from a counter-based

@@ -116,4 +116,36 @@ void verify_reference(const float* logits, int V, const RaggedBatch& b, const Ve
     }
 }
 
+void sample_check(const RaggedBatch& b, const SampleBatch& s) {
+    const size_t S = b.seq.size();
+    if (s.temperature.size() != S || s.rng.size() != S || s.q_row.size() != S || b.q_len.size() != S)
+        throw Error("sample: per-sequence arrays do not match the batch");
+    if (s.k < 0 || s.k >= s.q_gamma)
+        throw Error("sample: slot " + std::to_string(s.k) + " outside 0.." + std::to_string(s.q_gamma - 1));
+    for (size_t i = 0; i < S; i++) {
+        if (!(s.temperature[i] >= 0)) throw Error("sample: temperature must be >= 0");
+        if (s.q_row[i] < 0) throw Error("sample: negative q_row");
+        if (s.temperature[i] > 0 && !s.q) throw Error("sample: a sampling sequence needs q");
+    }
+}
+
+void sample_reference(const float* logits, int V, const RaggedBatch& b, const SampleBatch& s, SampleResult* out) {
+    sample_check(b, s);
+    const size_t S = b.seq.size();
+    out->token.assign(S, 0);
+    out->q_token.assign(S, 0.0f);
+    std::vector<float> p(static_cast<size_t>(V));
+    int row = -1;
+    for (size_t i = 0; i < S; i++) {
+        row += b.q_len[i];  // the sequence's last token
+        const float* lg = logits + static_cast<size_t>(row) * V;
+        const float T = s.temperature[i];
+        const int tok = sample_row(lg, V, T, s.rng[i], s.k * V);
+        float* q = T > 0 ? s.q + (static_cast<size_t>(s.q_row[i]) * s.q_gamma + s.k) * V : p.data();
+        softmax_row(q, lg, V, T > 0 ? T : 1.0f);
+        out->token[i] = tok;
+        out->q_token[i] = q[tok];
+    }
+}
+
 }  // namespace sp

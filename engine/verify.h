@@ -53,6 +53,32 @@ void verify_check(const RaggedBatch& b, const VerifyBatch& v);
 // The reference: logits (T, V) of the batch's forward, on the host.
 void verify_reference(const float* logits, int V, const RaggedBatch& b, const VerifyBatch& v, VerifyResult* out);
 
+// One draw per sequence from the last row of a forward's logits, where they
+// live: a draft model's step (drafter_model.cpp through Backend::sample).
+struct SampleBatch {
+    std::vector<float> temperature;  // (S) 0 = argmax
+    std::vector<uint64_t> rng;       // (S) counter_rng rows; the draw reads entries k V + v (sample_row's base)
+    int k = 0;                       // the draft slot, 0 <= k < q_gamma
+    // Where sequence s's outputs go, as DraftOutput lays them out: q row
+    // q + (q_row[s] q_gamma + k) V, softmax(logits / T), in the backend's
+    // memory (Backend::q_buffer), written for T > 0 only; q may be null when
+    // no sequence samples.
+    float* q = nullptr;
+    std::vector<int> q_row;          // (S)
+    int q_gamma = 0;
+};
+
+struct SampleResult {
+    std::vector<int> token;          // (S)
+    std::vector<float> q_token;      // (S) q of the token: softmax(logits / T)[token], at T = 1 when greedy
+};
+
+// Throws sp::Error when s does not fit b (array sizes, k outside 0..q_gamma - 1, a
+// negative q_row, sampling without q).
+void sample_check(const RaggedBatch& b, const SampleBatch& s);
+// The reference: logits (T, V) of the batch's forward, on the host.
+void sample_reference(const float* logits, int V, const RaggedBatch& b, const SampleBatch& s, SampleResult* out);
+
 // Primitives (CPU, fp32, the same arithmetic as the kernels):
 // probs (V) = softmax(logits / T), T > 0.
 void softmax_row(float* probs, const float* logits, int V, float T);

@@ -972,6 +972,123 @@ TEST(CudaKernels, VerifyForwardMatchesVerifyReference) {
     }
 }
 
+// markov.cu's draw (a draft model's step, Backend::sample on CUDA) against
+// sample_reference: a ragged batch of random rows (standard normal noise
+// with one peak raised by 2 to 6, so that sampling at T = 1 has real
+// spread), temperatures cycling 0, 1, 0.6, draft slot k = 3 of 5, q rows not
+// in batch order. V 512 (2 blocks per row), 5003 (20) and 151936 (119: the
+// split and combine at Qwen3's vocabulary). The token must be the
+// reference's except within kVerifyTie of a tie between the two largest
+// Gumbel keys (counted; expect none); q_token and the q rows of the
+// sampling sequences within `rtol` relative: the reference sums the row in
+// one float accumulator, whose rounding grows like sqrt(V) 3e-8 (about 1e-5
+// at 152k), the device in per-thread partials and a tree; greedy
+// sequences' q rows are not written.
+TEST(CudaKernels, MarkovDrawMatchesSampleReference) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+    const float temps[3] = {0.0f, 1.0f, 0.6f};
+    for (const int V : {512, 5003, 151936}) {
+        SCOPED_TRACE("V " + std::to_string(V));
+        const int S = V < 10000 ? 9 : 4, G = 5;
+        const double rtol = V < 10000 ? 2e-6 : 5e-5;
+        RaggedBatch b;
+        SampleBatch sb;
+        sb.k = 3;
+        sb.q_gamma = G;
+        std::vector<float> logits;
+        for (int s = 0; s < S; s++) {
+            const int q_len = 1 + static_cast<int>(rng() % 3);
+            b.seq.push_back(s);
+            b.q_len.push_back(q_len);
+            for (int t = 0; t < q_len; t++) {
+                b.tokens.push_back(0);
+                std::vector<float> z(V);
+                for (float& x : z) x = nd(rng);
+                z[rng() % V] += 2.0f + 4.0f * uni(rng);
+                logits.insert(logits.end(), z.begin(), z.end());
+            }
+            sb.temperature.push_back(temps[s % 3]);
+            sb.rng.push_back((static_cast<uint64_t>(rng()) << 32) | rng());
+            sb.q_row.push_back(S - 1 - s);
+        }
+        std::vector<float> q_ref(static_cast<size_t>(S) * G * V, NAN);
+        sb.q = q_ref.data();
+        SampleResult ref;
+        sample_reference(logits.data(), V, b, sb, &ref);
+
+        std::vector<int> n_draft(S, sb.k + 1), u_row(S), out_row(sb.q_row);
+        for (int s = 0, row = -1; s < S; s++) u_row[s] = row += b.q_len[s];
+        Dev<float> d_logits(logits), d_temp(sb.temperature), d_q(q_ref.size()), d_qtok(static_cast<size_t>(S) * G);
+        Dev<uint64_t> d_rng(sb.rng);
+        Dev<int> d_ndraft(n_draft), d_urow(u_row), d_outrow(out_row), d_tok(static_cast<size_t>(S) * G);
+        Dev<char> d_scratch(markov_scratch_bytes(S * G));
+        d_q.poison();
+        MarkovStep m;
+        m.U = d_logits.p;
+        m.u_row = d_urow.p;
+        m.temperature = d_temp.p;
+        m.rng = d_rng.p;
+        m.n_draft = d_ndraft.p;
+        m.out_row = d_outrow.p;
+        m.tokens = d_tok.p;
+        m.q_token = d_qtok.p;
+        m.q = d_q.p;
+        m.scratch = d_scratch.p;
+        m.R = S;
+        m.G = G;
+        m.gamma = G;
+        m.V = V;
+        markov_scratch_clear(m.scratch, S * G, nullptr);
+        markov_step_forward(m, sb.k, 1, nullptr);
+        const std::vector<int> tok = d_tok.download();
+        const std::vector<float> qtok = d_qtok.download(), q = d_q.download();
+
+        int near = 0;
+        for (int s = 0, row = -1; s < S; s++) {
+            row += b.q_len[s];
+            const size_t at = static_cast<size_t>(sb.q_row[s]) * G + sb.k;
+            const float T = sb.temperature[s];
+            EXPECT_NEAR(qtok[at], ref.q_token[s], rtol * ref.q_token[s] + 1e-12) << "sequence " << s;
+            if (tok[at] != ref.token[s]) {  // the reference's two largest keys, recomputed in double
+                const float* lg = logits.data() + static_cast<size_t>(row) * V;
+                double a = -INFINITY, c = -INFINITY;
+                for (int v = 0; v < V; v++) {
+                    double key = lg[v];
+                    if (T > 0)
+                        key = key / T - std::log(-std::log(static_cast<double>(counter_uniform(sb.rng[s], sb.k * V + v))));
+                    if (key > a) {
+                        c = a;
+                        a = key;
+                    } else if (key > c) {
+                        c = key;
+                    }
+                }
+                if (a - c <= kVerifyTie) {
+                    near++;
+                } else {
+                    ADD_FAILURE() << "sequence " << s << ": device token " << tok[at] << ", reference "
+                                  << ref.token[s] << " (top-2 key gap " << a - c << ")";
+                }
+            }
+            if (T <= 0) continue;
+            const float* qr = q.data() + at * V;
+            const float* qw = q_ref.data() + at * V;
+            double worst = 0, sum = 0;
+            for (int v = 0; v < V; v++) {
+                worst = std::max(worst, std::fabs(double(qr[v]) - qw[v]) / (qw[v] + 1e-12));
+                sum += qr[v];
+            }
+            EXPECT_LT(worst, rtol) << "sequence " << s << ": q row, worst relative difference";
+            EXPECT_NEAR(sum, 1.0, 1e-4) << "sequence " << s;
+        }
+        std::printf("markov draw V %6d: %d sequences, %d tokens differ within %.0e of a tie\n", V, S, near,
+                    kVerifyTie);
+        EXPECT_LE(near, 1);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // the whole forward
 

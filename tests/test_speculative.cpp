@@ -180,8 +180,10 @@ public:
             t0 += b.q_len[s];
         }
     }
+    void sample(const RaggedBatch& b, const SampleBatch& s, SampleResult* out) override { b_->sample(b, s, out); }
     const float* hidden_data() const override { return b_->hidden_data(); }
     const float* stage(const float* host, size_t n) override { return b_->stage(host, n); }
+    float* q_buffer(size_t n) override { return b_->q_buffer(n); }
 
 private:
     std::unique_ptr<Backend> b_;
