@@ -28,7 +28,7 @@ tests/fixtures/tiny-qwen3/reference.json (HF eager fp32): logits and every
 decoder layer's raw output within 1e-4 of max|ref|, and its 200 greedy tokens
 (EOS suppressed) exactly.
 
-safetensors are written by hand: u64 little-endian header length, a JSON
+safetensors are written by hand (training/safetensors_io.py): u64 little-endian header length, a JSON
 header {"__metadata__": {"format": "pt"}, name: {"dtype": "F32", "shape",
 "data_offsets"}} with names sorted and padded with spaces to 8 bytes, then the
 little-endian fp32 data in header order.
@@ -72,15 +72,17 @@ import copy
 import json
 import math
 import os
-import struct
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
-VERSION = 1
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "training"))
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
+
+VERSION = 1
 FIXTURES = os.path.join(HERE, "fixtures")
 EOS = 2
 MASK_TOKEN = 3
@@ -115,42 +117,6 @@ CE_ALPHA, L1_ALPHA, CONF_ALPHA = 0.1, 0.9, 1.0
 
 
 # ---------------------------------------------------------------- files
-
-def read_safetensors(path):
-    assert sys.byteorder == "little"
-    with open(path, "rb") as f:
-        data = f.read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        assert meta["dtype"] == "F32", f"{name}: {meta['dtype']}"
-        b, e = meta["data_offsets"]
-        raw = bytearray(data[8 + n + b:8 + n + e])
-        out[name] = torch.frombuffer(raw, dtype=torch.float32).reshape(meta["shape"]).clone()
-    return out
-
-
-def write_safetensors(path, tensors):
-    assert sys.byteorder == "little"
-    header = {"__metadata__": {"format": "pt"}}
-    blobs, off = [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().to(torch.float32).contiguous()
-        blob = t.numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(blob)]}
-        blobs.append(blob)
-        off += len(blob)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for blob in blobs:
-            f.write(blob)
-
 
 def r9(x):
     """fp32 values as JSON numbers with 9 significant digits (round-trips fp32)."""
