@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/dspark.h"
+#include "engine/eagle3.h"
 #include "engine/json_errors.h"
 #include "engine/model.h"
 #include "traces/models.h"
@@ -383,16 +384,43 @@ Config config_load(const std::string& path) {
     throw Error(path + ": architectures: unsupported architecture \"" + printable(arch) + "\", expected " + archs);
 }
 
+namespace {
+
+// target_layer_ids of a drafter reading the target's hidden states (DSpark,
+// DFlash, EAGLE-3): strictly increasing layer indices >= 0.
+std::vector<int> target_layers_parse(const Reader& r, const std::string& path) {
+    const json* ids = r.find("target_layer_ids");
+    const char* ids_expected = "a non-empty, strictly increasing list of target layer indices";
+    if (!ids || !ids->is_array() || ids->empty() || ids->size() > 64) r.fail("target_layer_ids", ids_expected, ids);
+    std::vector<int> out;
+    for (const json& v : *ids) {
+        int l = 0;
+        if (!Reader::as_int(v, &l)) r.fail("target_layer_ids", ids_expected, ids);
+        if (l == -1)
+            throw Error(path + ": target_layer_ids: the embedding output (-1) is not supported, expected layers >= 0");
+        if (l < 0 || (!out.empty() && l <= out.back())) r.fail("target_layer_ids", ids_expected, ids);
+        out.push_back(l);
+    }
+    return out;
+}
+
+// The architecture of a drafter's config.json, which must be `want`.
+void drafter_arch_check(const Reader& r, const std::string& path, const char* want, const char* what) {
+    const json* a = r.find("architectures");
+    const std::string expected = std::string("[\"") + want + "\"]";
+    if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string()) r.fail("architectures", expected.c_str(), a);
+    const std::string arch = (*a)[0].get<std::string>();
+    if (arch != want)
+        throw Error(path + ": architectures: unsupported drafter \"" + printable(arch) + "\", expected \"" + want +
+                    "\" (" + what + ")");
+}
+
+}  // namespace
+
 DSparkConfig dspark_config_load(const std::string& path) {
     const json j = config_json(path);
     Reader r{j, path};
-    const json* a = r.find("architectures");
-    if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string())
-        r.fail("architectures", "[\"Qwen3DSparkModel\"]", a);
-    const std::string arch = (*a)[0].get<std::string>();
-    if (arch != "Qwen3DSparkModel")
-        throw Error(path + ": architectures: unsupported drafter \"" + printable(arch) +
-                    "\", expected \"Qwen3DSparkModel\" (DSpark or DFlash on a Qwen3 target)");
+    drafter_arch_check(r, path, "Qwen3DSparkModel", "DSpark or DFlash on a Qwen3 target");
     DSparkConfig d;
     d.layers = config_parse(r, path, ARCH_QWEN3);
     d.n_target_layers = r.int_required("num_target_layers");
@@ -401,18 +429,7 @@ DSparkConfig dspark_config_load(const std::string& path) {
     check_range(path, "block_size", d.block_size, 1, 64);
     d.mask_token = r.int_required("mask_token_id");
     check_range(path, "mask_token_id", d.mask_token, 0, d.layers.vocab - 1);
-    const json* ids = r.find("target_layer_ids");
-    const char* ids_expected = "a non-empty, strictly increasing list of target layer indices";
-    if (!ids || !ids->is_array() || ids->empty() || ids->size() > 64) r.fail("target_layer_ids", ids_expected, ids);
-    for (const json& v : *ids) {
-        int l = 0;
-        if (!Reader::as_int(v, &l)) r.fail("target_layer_ids", ids_expected, ids);
-        if (l == -1)
-            throw Error(path + ": target_layer_ids: the embedding output (-1) is not supported, expected layers >= 0");
-        if (l < 0 || (!d.target_layers.empty() && l <= d.target_layers.back()))
-            r.fail("target_layer_ids", ids_expected, ids);
-        d.target_layers.push_back(l);
-    }
+    d.target_layers = target_layers_parse(r, path);
     d.markov_rank = r.int_or("markov_rank", 0);
     check_range(path, "markov_rank", d.markov_rank, 0, 65536);
     if (d.markov_rank > 0) {
@@ -425,6 +442,23 @@ DSparkConfig dspark_config_load(const std::string& path) {
     d.confidence = r.bool_or("enable_confidence_head", false);
     d.confidence_with_markov = d.confidence && d.markov_rank > 0 && r.bool_or("confidence_head_with_markov", true);
     return d;
+}
+
+Eagle3Config eagle3_config_load(const std::string& path) {
+    const json j = config_json(path);
+    Reader r{j, path};
+    drafter_arch_check(r, path, "Qwen3Eagle3Model", "EAGLE-3 on a Qwen3 target");
+    Eagle3Config e;
+    e.layers = config_parse(r, path, ARCH_QWEN3);
+    if (e.layers.n_layers != 1)
+        throw Error(path + ": num_hidden_layers: " + std::to_string(e.layers.n_layers) +
+                    " draft layers are not supported, expected 1 (DeepSpec's EAGLE-3)");
+    e.n_target_layers = r.int_required("num_target_layers");
+    check_range(path, "num_target_layers", e.n_target_layers, 1, MAX_LAYERS);
+    e.ttt_length = r.int_or("ttt_length", 7);
+    check_range(path, "ttt_length", e.ttt_length, 1, 64);
+    e.target_layers = target_layers_parse(r, path);
+    return e;
 }
 
 bool config_preset(const std::string& name, Config* out) {

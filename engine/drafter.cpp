@@ -85,10 +85,11 @@ std::unique_ptr<Drafter> drafter_open(const std::string& spec, const ModelWeight
     if (!is_dir(spec)) throw Error(spec + ": not a drafter: expected none, ngram[:N[:M]] or a checkpoint folder");
     const std::string arch = config_architecture(spec + "/config.json");
     if (arch == "Qwen3DSparkModel") return make.dspark(spec, target, o.n_slots, o.gamma);
+    if (arch == "Qwen3Eagle3Model") return make.eagle3(spec, target, o.n_slots, o.gamma);
     if (arch != "Qwen3ForCausalLM" && arch != "LlamaForCausalLM")
         throw Error(spec + "/config.json: architectures: \"" + printable(arch) +
                     "\" is not a drafter this engine runs: expected Qwen3DSparkModel (DSpark, DFlash), "
-                    "Qwen3ForCausalLM or LlamaForCausalLM (a draft model)");
+                    "Qwen3Eagle3Model (EAGLE-3), Qwen3ForCausalLM or LlamaForCausalLM (a draft model)");
     ModelWeights w = weights_load(spec);
     if (w.cfg.vocab != target.cfg.vocab)
         throw Error(spec + "/config.json: vocab_size: the draft model has " + std::to_string(w.cfg.vocab) +
@@ -98,7 +99,7 @@ std::unique_ptr<Drafter> drafter_open(const std::string& spec, const ModelWeight
 
 std::unique_ptr<Drafter> drafter_open_cpu(const std::string& spec, const ModelWeights& target,
                                           const DrafterOptions& o) {
-    return drafter_open(spec, target, o, DrafterMakers{drafter_dspark_cpu, backend_cpu});
+    return drafter_open(spec, target, o, DrafterMakers{drafter_dspark_cpu, drafter_eagle3_cpu, backend_cpu});
 }
 
 }  // namespace sp

@@ -1,7 +1,7 @@
 // drafter.h: the one interface of every drafter, as backend.h is the one
 // interface of the target's forwards. The speculative step (speculative.h),
-// `specplan generate` and `specplan capture` drive DSpark, DFlash, an
-// independent draft model and n-gram lookup the same way.
+// `specplan generate` and `specplan capture` drive DSpark, DFlash, EAGLE-3,
+// an independent draft model and n-gram lookup the same way.
 //
 // A drafter owns per-request state in n_slots slots (context K/V, token
 // history). Each call hands it, per request, the context that was committed
@@ -89,7 +89,7 @@ struct DraftOutput {
 class Drafter {
 public:
     virtual ~Drafter() = default;
-    virtual const char* kind() const = 0;        // "dspark", "dflash", "draft-model", "ngram"
+    virtual const char* kind() const = 0;        // "dspark", "dflash", "eagle3", "draft-model", "ngram"
     virtual const std::string& name() const = 0; // checkpoint folder, or "ngram"
     virtual const char* device() const = 0;      // "cpu" or "cuda": where hidden and q live
     virtual int gamma() const = 0;               // most drafts per call (DSpark: the block size)
@@ -120,12 +120,13 @@ size_t draft_batch_check(const DraftBatch& b, const std::string& name, int n_slo
 //                     down to M (default 1)
 //   a folder          config.json decides: architectures Qwen3DSparkModel
 //                     (DSpark, or DFlash when markov_rank is 0 and the
-//                     confidence head is off), or Qwen3ForCausalLM /
-//                     LlamaForCausalLM (an independent draft model)
+//                     confidence head is off), Qwen3Eagle3Model (EAGLE-3),
+//                     or Qwen3ForCausalLM / LlamaForCausalLM (an independent
+//                     draft model)
 // A folder the target cannot use is refused with one line naming the file
 // and the mismatch (vocabulary, hidden size, target layer out of range, a
 // missing tensor, an unsupported Markov head type). gamma <= 0 takes the
-// drafter's own (DSpark: block_size; others: 7).
+// drafter's own (DSpark: block_size; EAGLE-3: ttt_length; others: 7).
 struct DrafterOptions {
     int gamma = 0;
     int n_slots = 1;
@@ -133,21 +134,28 @@ struct DrafterOptions {
 std::unique_ptr<Drafter> drafter_open_cpu(const std::string& spec, const ModelWeights& target,
                                           const DrafterOptions& o);
 
-// drafter_open_cpu's parsing with other makers for DSpark and the draft
-// model's backend (drafter_open_cuda in drafter_cuda.h passes the CUDA ones).
+// drafter_open_cpu's parsing with other makers for DSpark, EAGLE-3 and the
+// draft model's backend (drafter_open_cuda in drafter_cuda.h passes the CUDA
+// ones).
 class Backend;
 struct DrafterMakers {
-    std::unique_ptr<Drafter> (*dspark)(const std::string& dir, const ModelWeights& target, int n_slots, int gamma);
+    using Maker = std::unique_ptr<Drafter> (*)(const std::string& dir, const ModelWeights& target, int n_slots,
+                                               int gamma);
+    Maker dspark;
+    Maker eagle3;
     std::unique_ptr<Backend> (*backend)(ModelWeights w, int n_seqs);
 };
 std::unique_ptr<Drafter> drafter_open(const std::string& spec, const ModelWeights& target, const DrafterOptions& o,
                                       const DrafterMakers& make);
 
-// The drafters, by kind (drafter_open_cpu picks among them). The DSpark
-// drafter reads the target's embedding and LM head: `target` must outlive it.
+// The drafters, by kind (drafter_open_cpu picks among them). The DSpark and
+// EAGLE-3 drafters read the target's embedding and LM head: `target` must
+// outlive them.
 // Its CUDA twin, drafter_dspark_cuda, is in engine/drafter_cuda.h (the CUDA
 // library's header: it takes a KvCacheOptions).
 std::unique_ptr<Drafter> drafter_dspark_cpu(const std::string& dir, const ModelWeights& target, int n_slots,
+                                            int gamma);
+std::unique_ptr<Drafter> drafter_eagle3_cpu(const std::string& dir, const ModelWeights& target, int n_slots,
                                             int gamma);
 std::unique_ptr<Drafter> drafter_ngram(int n_slots, int gamma, int vocab, int max_n = 3, int min_n = 1);
 std::unique_ptr<Drafter> drafter_model(std::unique_ptr<Backend> draft, int gamma);  // slots: draft->n_seqs()

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/dspark.h"
+#include "engine/eagle3.h"
 #include "engine/json_errors.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
@@ -128,14 +129,16 @@ std::vector<float> checkpoint_read(const Checkpoint& ck, const std::string& name
 }
 
 // One decoder layer under `prefix` ("model.layers.3." in a target,
-// "layers.3." in a DeepSpec drafter).
-LayerWeights layer_read(const Checkpoint& ck, const std::string& p, const Config& c) {
+// "layers.3." in a DeepSpec drafter); its q, k and v projections take
+// attn_in inputs (d, or 2d in EAGLE-3's layer).
+LayerWeights layer_read(const Checkpoint& ck, const std::string& p, const Config& c, int64_t attn_in = 0) {
     const int64_t d = c.hidden, F = c.ffn, D = c.head_dim, q = int64_t(c.n_heads) * D, kv = int64_t(c.n_kv_heads) * D;
+    const int64_t in = attn_in > 0 ? attn_in : d;
     LayerWeights l;
     l.attn_norm = checkpoint_read(ck, p + "input_layernorm.weight", {d});
-    l.wq = checkpoint_read(ck, p + "self_attn.q_proj.weight", {q, d});
-    l.wk = checkpoint_read(ck, p + "self_attn.k_proj.weight", {kv, d});
-    l.wv = checkpoint_read(ck, p + "self_attn.v_proj.weight", {kv, d});
+    l.wq = checkpoint_read(ck, p + "self_attn.q_proj.weight", {q, in});
+    l.wk = checkpoint_read(ck, p + "self_attn.k_proj.weight", {kv, in});
+    l.wv = checkpoint_read(ck, p + "self_attn.v_proj.weight", {kv, in});
     l.wo = checkpoint_read(ck, p + "self_attn.o_proj.weight", {d, q});
     if (c.qk_norm) {
         l.q_norm = checkpoint_read(ck, p + "self_attn.q_norm.weight", {D});
@@ -190,15 +193,13 @@ ModelWeights weights_load(const std::string& dir) {
     return w;
 }
 
-DSparkWeights dspark_load(const std::string& dir, const Config& target) {
-    DSparkWeights w;
-    const std::string config_path = dir + "/config.json";
-    w.cfg = dspark_config_load(config_path);
-    const DSparkConfig& dc = w.cfg;
-    const Config& c = dc.layers;
-    // What the drafter shares with the target: the embedding and LM head it
-    // reads, the residual width its context projection takes, and the target
-    // layers it was trained on.
+namespace {
+
+// What a drafter reading the target's hidden states shares with it: the
+// embedding and LM head it reads, the residual width its feature projection
+// takes, and the target layers it was trained on.
+void drafter_target_check(const std::string& config_path, const char* arch, const Config& c, int n_target_layers,
+                          const std::vector<int>& target_layers, const Config& target) {
     auto mismatch = [&](const char* key, int got, int want) {
         if (got != want)
             throw Error(config_path + ": " + key + ": the drafter has " + std::to_string(got) + ", the target (" +
@@ -206,13 +207,24 @@ DSparkWeights dspark_load(const std::string& dir, const Config& target) {
     };
     mismatch("vocab_size", c.vocab, target.vocab);
     mismatch("hidden_size", c.hidden, target.hidden);
-    mismatch("num_target_layers", dc.n_target_layers, target.n_layers);
+    mismatch("num_target_layers", n_target_layers, target.n_layers);
     if (target.arch != ARCH_QWEN3)
-        throw Error(config_path + ": architectures: a Qwen3DSparkModel drafts for a Qwen3 target, got " + target.name);
-    for (int l : dc.target_layers)
+        throw Error(config_path + ": architectures: a " + arch + " drafts for a Qwen3 target, got " + target.name);
+    for (int l : target_layers)
         if (l >= target.n_layers - 1)
             throw Error(config_path + ": target_layer_ids: layer " + std::to_string(l) + " is outside the target's " +
                         "layers 0.." + std::to_string(target.n_layers - 2) + " (its final layer's HF output is normed)");
+}
+
+}  // namespace
+
+DSparkWeights dspark_load(const std::string& dir, const Config& target) {
+    DSparkWeights w;
+    const std::string config_path = dir + "/config.json";
+    w.cfg = dspark_config_load(config_path);
+    const DSparkConfig& dc = w.cfg;
+    const Config& c = dc.layers;
+    drafter_target_check(config_path, "Qwen3DSparkModel", c, dc.n_target_layers, dc.target_layers, target);
 
     Checkpoint ck = checkpoint_open(dir);
     const int64_t d = c.hidden, m = int64_t(dc.target_layers.size()), V = c.vocab, r = dc.markov_rank;
@@ -232,6 +244,21 @@ DSparkWeights dspark_load(const std::string& dir, const Config& target) {
     }
     const std::string cal = dir + "/calibration.json";
     w.sts = is_file(cal) ? sts_read(cal, dc.block_size) : std::vector<float>(size_t(dc.block_size), 1.0f);
+    return w;
+}
+
+Eagle3Weights eagle3_load(const std::string& dir, const Config& target) {
+    Eagle3Weights w;
+    const std::string config_path = dir + "/config.json";
+    w.cfg = eagle3_config_load(config_path);
+    const Config& c = w.cfg.layers;
+    drafter_target_check(config_path, "Qwen3Eagle3Model", c, w.cfg.n_target_layers, w.cfg.target_layers, target);
+    Checkpoint ck = checkpoint_open(dir);
+    const int64_t d = c.hidden, m = int64_t(w.cfg.target_layers.size());
+    w.fc = checkpoint_read(ck, "fc.weight", {d, m * d});
+    w.hidden_norm = checkpoint_read(ck, "layers.0.hidden_norm.weight", {d});
+    w.layer = layer_read(ck, "layers.0.", c, 2 * d);
+    w.final_norm = checkpoint_read(ck, "norm.weight", {d});
     return w;
 }
 

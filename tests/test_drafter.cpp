@@ -1,9 +1,10 @@
 // test_drafter.cpp: the CPU drafters (engine/drafter.h) against references
 // they do not share code with.
 //
-//  - DSpark and DFlash against our PyTorch implementation
-//    (tests/make_dspark_fixtures.py, written from the digest, run on random
-//    tiny weights saved in the DeepSpec layout): the target's hidden states
+//  - DSpark, DFlash and EAGLE-3 against our PyTorch implementations
+//    (tests/make_dspark_fixtures.py, tests/make_eagle3_fixtures.py, written
+//    from the digest, trained briefly on tiny weights saved in the DeepSpec
+//    layout): the target's hidden states
 //    at the drafter's layers, the base logits of the block, the
 //    Markov-corrected logits and confidence logits with teacher forcing, the
 //    greedy block, and a block sampled at T = 1 with the counter RNG, at
@@ -121,26 +122,31 @@ std::vector<float> softmax_rows(const json& rows) {
     return out;
 }
 
-void check_drafter_fixture(const std::string& name) {
+// `reference` is the fixture's dump: dspark_reference.json (DSpark, DFlash)
+// or eagle3_reference.json (EAGLE-3: no confidence head, no target logits).
+void check_drafter_fixture(const std::string& name, const std::string& reference) {
     const std::string dir = kFixtures + name;
-    const json ref = load_json(dir + "/dspark_reference.json");
+    const json ref = load_json(dir + "/" + reference);
     const std::vector<int> tokens = ref["tokens"].get<std::vector<int>>();
-    const DSparkConfig cfg = dspark_config_load(dir + "/config.json");
-    const TargetRun t = run_target("tiny-qwen3-4l", tokens, cfg.target_layers);
+    const std::vector<int> layers = ref["target_layer_ids"].get<std::vector<int>>();
+    const TargetRun t = run_target("tiny-qwen3-4l", tokens, layers);
     const int d = t.w.cfg.hidden, V = t.w.cfg.vocab;
 
     // 1. the target's hidden states at the drafter's layers and its logits
-    for (size_t i = 0; i < cfg.target_layers.size(); i++) {
+    for (size_t i = 0; i < layers.size(); i++) {
         std::vector<float> h(t.hidden.begin() + long(i * t.T * d), t.hidden.begin() + long((i + 1) * t.T * d));
-        expect_close(h, ref["target_layer_hidden"][std::to_string(cfg.target_layers[i])],
-                     name + " target layer " + std::to_string(cfg.target_layers[i]));
+        expect_close(h, ref["target_layer_hidden"][std::to_string(layers[i])],
+                     name + " target layer " + std::to_string(layers[i]));
     }
-    expect_close(t.logits, ref["target_logits"], name + " target logits");
+    if (ref.contains("target_logits")) expect_close(t.logits, ref["target_logits"], name + " target logits");
 
     // 2. per anchor, one incremental drafter per mode
-    auto greedy = drafter_dspark_cpu(dir, t.w, 1, 0), forced = drafter_dspark_cpu(dir, t.w, 1, 0),
-         sampled = drafter_dspark_cpu(dir, t.w, 1, 0);
+    auto open = [&] { return drafter_open_cpu(dir, t.w, DrafterOptions{0, 1}); };
+    auto greedy = open(), forced = open(), sampled = open();
+    ASSERT_EQ(greedy->target_layers(), layers);
     const int G = greedy->gamma();
+    ASSERT_EQ(G, ref["block_size"].get<int>());
+    const bool confidence = greedy->has_confidence();
     int from = 0;
     for (const json& a : ref["anchors"]) {
         const int pos = a["anchor_pos"].get<int>();
@@ -150,7 +156,7 @@ void check_drafter_fixture(const std::string& name) {
 
         DraftOutput g = draft_at(*greedy, t, tokens, from, pos, 0, 0, 0);
         EXPECT_EQ(std::vector<int>(g.tokens.begin(), g.tokens.end()), a["greedy_block"].get<std::vector<int>>());
-        if (cfg.confidence) expect_close(g.conf_logit, a["greedy_conf_logits"], at + "greedy conf logits");
+        if (confidence) expect_close(g.conf_logit, a["greedy_conf_logits"], at + "greedy conf logits");
 
         std::vector<int> f(size_t(G), -1);
         const std::vector<int> forced_tokens = a["forced"].get<std::vector<int>>();
@@ -158,8 +164,8 @@ void check_drafter_fixture(const std::string& name) {
         // T = 1 exposes the logits through q = softmax(logits)
         DraftOutput fo = draft_at(*forced, t, tokens, from, pos, 1.0f, 0, 0, f);
         expect_close(std::vector<float>(fo.q, fo.q + size_t(G) * V), json(softmax_rows(a["forced_logits"])),
-                     at + "forced q = softmax(U + B)");
-        if (cfg.confidence) {
+                     at + "forced q = softmax(logits)");
+        if (confidence) {
             expect_close(fo.conf_logit, a["forced_conf_logits"], at + "forced conf logits");
             // calibrated: sigma(z / T_k) with calibration.json's temperatures
             const json cal = load_json(dir + "/calibration.json");
@@ -174,7 +180,7 @@ void check_drafter_fixture(const std::string& name) {
         DraftOutput so = draft_at(*sampled, t, tokens, from, pos, s["temperature"].get<float>(),
                                   s["request"].get<uint64_t>(), s["seed"].get<uint64_t>());
         EXPECT_EQ(std::vector<int>(so.tokens.begin(), so.tokens.end()), s["block"].get<std::vector<int>>());
-        if (cfg.confidence) expect_close(so.conf_logit, s["conf_logits"], at + "sampled conf logits");
+        if (confidence) expect_close(so.conf_logit, s["conf_logits"], at + "sampled conf logits");
         from = pos;
     }
     (void)d;
@@ -183,8 +189,15 @@ void check_drafter_fixture(const std::string& name) {
 // ---------------------------------------------------------------------------
 // [SECTION] DSpark and DFlash against PyTorch
 
-TEST(DSparkReference, MatchesPyTorchOnTheDSparkFixture) { check_drafter_fixture("tiny-dspark"); }
-TEST(DSparkReference, MatchesPyTorchOnTheDFlashFixture) { check_drafter_fixture("tiny-dflash"); }
+TEST(DSparkReference, MatchesPyTorchOnTheDSparkFixture) {
+    check_drafter_fixture("tiny-dspark", "dspark_reference.json");
+}
+TEST(DSparkReference, MatchesPyTorchOnTheDFlashFixture) {
+    check_drafter_fixture("tiny-dflash", "dspark_reference.json");
+}
+TEST(Eagle3Reference, MatchesPyTorchOnTheEagle3Fixture) {
+    check_drafter_fixture("tiny-eagle3", "eagle3_reference.json");
+}
 
 TEST(DSparkReference, ReadsTheCheckpointConfig) {
     const DSparkConfig c = dspark_config_load(kFixtures + "tiny-dspark/config.json");
@@ -239,6 +252,7 @@ TEST(NgramDrafter, ProposesWhatFollowedTheLatestLongestMatch) {
 std::vector<std::pair<std::string, std::string>> drafters() {  // (target, drafter spec)
     return {{"tiny-qwen3-4l", kFixtures + "tiny-dspark"},
             {"tiny-qwen3-4l", kFixtures + "tiny-dflash"},
+            {"tiny-qwen3-4l", kFixtures + "tiny-eagle3"},
             {"tiny-qwen3", kFixtures + "tiny-llama"},
             {"tiny-qwen3", "ngram"}};
 }

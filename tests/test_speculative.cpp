@@ -57,6 +57,7 @@ std::vector<DrafterCase> setups() {
         {"tiny-qwen3", kFixtures + "tiny-qwen3"},
         {"tiny-qwen3-4l", kFixtures + "tiny-dspark"},
         {"tiny-qwen3-4l", kFixtures + "tiny-dflash"},
+        {"tiny-qwen3-4l", kFixtures + "tiny-eagle3"},
     };
 }
 
