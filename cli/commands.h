@@ -15,5 +15,6 @@ void sim_commands(CLI::App& app);     // cmd_sim.cpp
 void profile_commands(CLI::App& app, int argc, char** argv);
 void generate_commands(CLI::App& app);                       // cmd_generate.cpp
 void capture_commands(CLI::App& app, int argc, char** argv); // cmd_capture.cpp; argv for the run's notes
+void calibrate_commands(CLI::App& app);                      // cmd_calibrate.cpp
 
 }  // namespace sp

@@ -58,7 +58,8 @@ static fs::path fresh(const std::string& name) {
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
-    for (const char* sub : {"", "traces", "traces info", "traces synth", "traces export", "traces import", "sim", "sweep", "profile"}) {
+    for (const char* sub : {"", "traces", "traces info", "traces synth", "traces export", "traces import", "sim", "sweep",
+                            "profile", "calibrate"}) {
         Result r = run(std::string(sub) + " --help");
         EXPECT_EQ(r.code, 0) << sub;
         EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
