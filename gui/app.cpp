@@ -126,8 +126,15 @@ void app_submit_now(AppState& app) {
             out->scenario = scenario_parse(text, path);
             const Scenario& sc = out->scenario;
             mailbox_put(a->error_box, std::make_shared<const std::string>());   // it loads: clear the error
-            out->acceptance = acceptance_load(sc);
-            out->reliability = reliability_compute(out->acceptance);
+            out->acceptance = acceptance_load(sc, /*with_logits=*/true);
+            const uint64_t digest = reliability_digest(out->acceptance);
+            if (!a->reliability_cached || a->reliability_cache_digest != digest) {
+                a->reliability_cache = reliability_compute(out->acceptance);   // the STS fit: seconds on a big run
+                a->reliability_cache_digest = digest;
+                a->reliability_cached = true;
+            }
+            out->reliability = a->reliability_cache;
+            std::vector<float>().swap(out->acceptance.conf_logit);   // binned; nothing else reads them
             if (sc.workload.mode == WORKLOAD_CLOSED)
                 for (int c : sc.workload.concurrency) out->loads.push_back(c);
             else

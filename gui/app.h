@@ -37,13 +37,13 @@ bool panel_parse(const std::string& s, Panel* out);
 struct SweepOutput {
     uint64_t generation = 0;                 // the draft edit it came from
     Scenario scenario;
-    AcceptanceData acceptance;
+    AcceptanceData acceptance;               // conf_logit freed once `reliability` is binned
     SweepResult result;                      // policies = scenario.policies, loads from the workload
     std::vector<double> loads;
     // Trace source: the run's statistics, "all" first then per domain
     // (trace_acceptance_stats); empty for parametric and iid sources.
     std::vector<AcceptanceStats> trace_stats;
-    Reliability reliability;                 // the trace's confidence head; available = false without one
+    Reliability reliability;                 // the trace's confidence head, raw and calibrated; source NONE without one
 };
 
 // What the sweep worker reports while it runs and when it fails.
@@ -91,6 +91,11 @@ struct AppState {
     Mailbox<TimelineOutput> timeline_box;
     Mailbox<std::string> error_box;          // the sweep worker's load errors
     SweepProgress progress;
+    // The sweep worker's alone: its last reliability diagram, under the
+    // reliability_digest of the acceptance data it came from.
+    Reliability reliability_cache;
+    uint64_t reliability_cache_digest = 0;
+    bool reliability_cached = false;
     bool timeline_pending = false;           // a capture for the current selection is running
 
     // traces

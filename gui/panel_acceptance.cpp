@@ -9,7 +9,8 @@
 //   reliability  the confidence head's predicted prefix survival against the
 //             realised one, binned (trace runs with confidences only): the
 //             scheduler ranks by these predictions, so their calibration is
-//             what its choices rest on
+//             what its choices rest on. A run with raw logits shows sigma(z)
+//             and the STS-calibrated sigma(z / T_k) (gui/reliability.h)
 //
 // [SECTION] domain curves
 // [SECTION] plots
@@ -194,27 +195,54 @@ static void plot_accepted(AppState& app, const std::vector<double>& mix, int gam
     plot_end();
 }
 
-static void plot_reliability(AppState& app, const Reliability& rb, ImVec2 size) {
-    char title[160];
-    std::snprintf(title, sizeof title, "Confidence reliability (ECE %.3f)##acceptance_reliability", rb.ece);
-    if (!plot_begin(title, app.reliability, size, "predicted prefix survival Π_{i≤k} c(t,i)",
-                    "realised Π_{i≤k} β(t,i)"))
-        return;
-    const double diag[2] = {0, 1};
-    plot_next_style(PlotStyle{1.0f, 0.0f, false});
-    plot_line("perfect calibration", diag, diag, 2, IM_COL32(160, 160, 160, 255));
+// One series of the diagram: a point per non-empty bin.
+static void reliability_series(const char* label, const ReliabilityBins& rb, ImU32 col, const char* note) {
     std::vector<double> x, y;
     std::vector<std::string> tips;
     for (int b = 0; b < RELIABILITY_BINS; b++) {
         if (rb.count[b] == 0) continue;
         x.push_back(rb.pred[b]);
         y.push_back(rb.real[b]);
-        char buf[128];
-        std::snprintf(buf, sizeof buf, "bin %.1f-%.1f: predicted %.3f, realised %.3f, %lld slots", b / 10.0, (b + 1) / 10.0,
-                      rb.pred[b], rb.real[b], static_cast<long long>(rb.count[b]));
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "%s, bin %.2f-%.2f: predicted %.3f, realised %.3f, %lld slots%s", label,
+                      static_cast<double>(b) / RELIABILITY_BINS, static_cast<double>(b + 1) / RELIABILITY_BINS,
+                      rb.pred[b], rb.real[b], static_cast<long long>(rb.count[b]), note);
         tips.push_back(buf);
     }
-    plot_line("confidence head", x.data(), y.data(), static_cast<int>(x.size()), plot_color(1), tips.data());
+    plot_line(label, x.data(), y.data(), static_cast<int>(x.size()), col, tips.data());
+}
+
+static void plot_reliability(AppState& app, const Reliability& rb, ImVec2 size) {
+    const bool logits = rb.source == RELIABILITY_LOGITS, cal = rb.calibrated.total > 0;
+    char title[200];
+    if (cal)
+        std::snprintf(title, sizeof title, "Confidence reliability (ECE %.3f raw → %.3f calibrated)##acceptance_reliability",
+                      rb.raw.ece, rb.calibrated.ece);
+    else if (logits)
+        std::snprintf(title, sizeof title, "Confidence reliability (ECE %.3f raw; STS cannot fit slot %d)##acceptance_reliability",
+                      rb.raw.ece, rb.unfittable_slot);
+    else
+        std::snprintf(title, sizeof title, "Confidence reliability (ECE %.3f)##acceptance_reliability", rb.raw.ece);
+    if (!plot_begin(title, app.reliability, size, "predicted prefix survival Π_{i≤k} c(t,i)",
+                    "realised Π_{i≤k} β(t,i)"))
+        return;
+    const double diag[2] = {0, 1};
+    plot_next_style(PlotStyle{1.0f, 0.0f, false});
+    plot_line("perfect calibration", diag, diag, 2, IM_COL32(160, 160, 160, 255));
+    if (!logits) {
+        reliability_series("confidence head", rb.raw, plot_color(1), "");
+    } else {
+        reliability_series("raw σ(z)", rb.raw, plot_color(1), "");
+        if (cal) {
+            std::string temps = "; STS on this run, T_k =";
+            for (double t : rb.temperatures) {
+                char buf[16];
+                std::snprintf(buf, sizeof buf, " %.2f", t);
+                temps += buf;
+            }
+            reliability_series("calibrated σ(z/T_k)", rb.calibrated, plot_color(2), temps.c_str());
+        }
+    }
     plot_end();
 }
 
@@ -275,7 +303,7 @@ void panel_acceptance(AppState& app) {
     plot_tau(app, curves, mix, G, cell);
     plot_accepted(app, mix, G, cell);
     ImGui::SameLine();
-    if (rel.available && rel.total > 0) plot_reliability(app, rel, cell);
+    if (rel.source != RELIABILITY_NONE && rel.raw.total > 0) plot_reliability(app, rel, cell);
     else reliability_missing(s, cell);
 }
 

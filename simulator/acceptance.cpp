@@ -17,7 +17,7 @@ static int domain_index(const std::vector<std::string>& domains, const std::stri
     return -1;
 }
 
-AcceptanceData acceptance_load(const Scenario& sc) {
+AcceptanceData acceptance_load(const Scenario& sc, bool with_logits) {
     AcceptanceData a;
     a.kind = sc.acceptance.kind;
     a.gamma = sc.engine.gamma;
@@ -68,8 +68,10 @@ AcceptanceData acceptance_load(const Scenario& sc) {
         a.requests.push_back(tr);
         a.beta.insert(a.beta.end(), p.beta.begin(), p.beta.end());
         if (p.has_confidence()) a.conf.insert(a.conf.end(), p.conf_prob.begin(), p.conf_prob.end());
+        if (with_logits) a.conf_logit.insert(a.conf_logit.end(), p.conf_logit.begin(), p.conf_logit.end());
         acceptance_add(sums[static_cast<size_t>(d)], p);
     }
+    if (a.conf_logit.size() != a.beta.size()) std::vector<float>().swap(a.conf_logit);  // none, or a mixed run
     if (a.conf.size() != a.beta.size()) {
         // No confidence head (or a mixed run): confidence-driven policies see
         // each domain's pooled conditional acceptance instead.

@@ -43,6 +43,11 @@ struct AcceptanceData {
     std::vector<TraceRequest> requests;      // requests of the run with positions
     std::vector<std::vector<int>> by_domain; // request indices per domain
     std::vector<float> beta, conf;           // rows of all requests; conf empty without a confidence head
+    // The head's raw logits z, rows as beta: loaded only when asked for and
+    // every request has them, else empty. The simulator draws from conf; the
+    // reliability diagram (gui/reliability.h) bins sigma(z) against the
+    // STS-calibrated sigma(z / T_k), and the dashboard frees them after.
+    std::vector<float> conf_logit;
     std::vector<std::vector<float>> fallback_conf;  // (domain, gamma) pooled alpha_k, used when conf is empty
     // parametric / iid
     std::vector<std::vector<double>> alpha;  // (domain, gamma)
@@ -51,7 +56,9 @@ struct AcceptanceData {
 };
 
 // Loads the trace run or builds the parametric tables for a validated scenario.
-AcceptanceData acceptance_load(const Scenario& sc);
+// with_logits also keeps the trace's raw confidence logits (conf_logit), which
+// cost as much memory again as conf and which the simulator never reads.
+AcceptanceData acceptance_load(const Scenario& sc, bool with_logits = false);
 
 // The drafts of one request at anchor t: calibrated confidences c(t, k) and
 // acceptance probabilities beta(t, k) for k = 1..gamma. For the parametric

@@ -5,6 +5,8 @@
 //    through the store's writer API, whose raw logits are z = T_k s with
 //    beta ~ Bernoulli(sigma(s)) per slot (so sigma(z / T_k) is calibrated and
 //    survival is the product of independent coins);
+//  - a slot with too few real slots, or with one outcome only, is named
+//    unfittable (sts_unfittable_slot);
 //  - ECE, Brier and AUROC equal closed forms on hand-worked sets;
 //  - the CLI's calibration.json loads through the engine's own reader
 //    (dspark_load on a copy of tests/fixtures/tiny-dspark) with the
@@ -175,6 +177,33 @@ TEST(Calibrate, SurvivalIsTheProductOfTheSlotsCalibratedConfidences) {
     EXPECT_DOUBLE_EQ(a2[0], sig(1.0) * sig(-2.0));
     EXPECT_EQ(survival_realise(rows, 1), (std::vector<double>{1.0, 0.0}));
     EXPECT_EQ(survival_realise(rows, 2), (std::vector<double>{0.5}));
+}
+
+// Rows of one slot each, n of them, realised 1 for the first `survive`.
+static CalibRows one_slot_rows(int gamma, int n, int survive) {
+    CalibRows rows;
+    rows.gamma = gamma;
+    for (int r = 0; r < n; r++) {
+        rows.z.insert(rows.z.end(), size_t(gamma), 0.0f);
+        rows.beta.insert(rows.beta.end(), size_t(gamma), r < survive ? 1.0f : 0.0f);
+        rows.n_real.push_back(gamma);
+    }
+    return rows;
+}
+
+TEST(Calibrate, ASlotIsUnfittableWithTooFewSlotsOrOneOutcome) {
+    EXPECT_EQ(sts_unfittable_slot(one_slot_rows(2, int(STS_MIN_SLOTS), 40)), 0);
+    EXPECT_EQ(sts_unfittable_slot(one_slot_rows(2, int(STS_MIN_SLOTS) - 1, 40)), 1);  // too few
+    EXPECT_EQ(sts_unfittable_slot(one_slot_rows(2, 150, 0)), 1);                      // every prefix dies
+    EXPECT_EQ(sts_unfittable_slot(one_slot_rows(2, 150, 150)), 1);                    // every prefix survives
+    // slot 2: half the rows have it, and those all die there
+    CalibRows rows = one_slot_rows(2, 300, 200);
+    for (size_t r = 0; r < 300; r++) rows.beta[r * 2 + 1] = 0.0f;
+    EXPECT_EQ(sts_unfittable_slot(rows), 2);
+    // a soft label strictly inside (0, 1) is both outcomes at once
+    CalibRows soft = one_slot_rows(1, 100, 0);
+    for (float& b : soft.beta) b = 0.5f;
+    EXPECT_EQ(sts_unfittable_slot(soft), 0);
 }
 
 TEST(Calibrate, TheSplitIsDeterministicAndHoldsOutAboutTheFraction) {

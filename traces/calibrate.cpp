@@ -186,6 +186,15 @@ std::vector<double> sts_fit(const CalibRows& rows) {
     return t;
 }
 
+int sts_unfittable_slot(const CalibRows& rows) {
+    for (int k = 1; k <= rows.gamma; k++) {
+        const std::vector<double> real = survival_realise(rows, k);
+        const double survived = std::accumulate(real.begin(), real.end(), 0.0);
+        if (int64_t(real.size()) < STS_MIN_SLOTS || !(survived > 0) || !(survived < double(real.size()))) return k;
+    }
+    return 0;
+}
+
 // [SECTION] split and report --------------------------------------------------
 
 bool request_heldout(int idx, uint64_t seed, double fraction) {

@@ -84,6 +84,12 @@ double auroc_compute(std::span<const double> pred, std::span<const double> real)
 // STS over rows: (gamma) temperatures in [STS_T_MIN, STS_T_MAX]. The caller
 // checks that every slot has enough real slots (calib_rows_count).
 std::vector<double> sts_fit(const CalibRows& rows);
+// The first slot k (1..gamma) whose T_k the rows cannot fit: fewer than
+// STS_MIN_SLOTS real slots at k, or realised survival at k all 0 or all 1
+// (nothing to calibrate against). 0 when every slot can be fitted.
+// `specplan calibrate` refuses such rows, naming the slot; the dashboard's
+// reliability diagram shows the raw series alone.
+int sts_unfittable_slot(const CalibRows& rows);
 // The 1-D search of one slot: the T minimising ECE(prefix * sigma(z / T), real).
 // prefix, z, real: (n) one entry per real slot at k.
 double temperature_fit(std::span<const double> prefix, std::span<const double> z, std::span<const double> real);
