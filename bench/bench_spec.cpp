@@ -5,11 +5,13 @@
 //  1. Draft cost of each drafter kind at R = --batches requests, gamma =
 //     --gamma, each request holding --context context tokens: DSpark
 //     (--draft-layers target-shaped layers, Markov rank --markov-rank, the
-//     confidence head), DFlash (the same backbone, rank 0, no head), an
-//     independent draft model (--draft-model's shape, autoregressive) and
-//     n-gram lookup (host). One timed draft() per step after a warm-up, each
-//     bringing 1 new context token per request (steady decoding), median of
-//     --steps; the call is synchronous (tokens come back to the host).
+//     confidence head), DFlash (the same backbone, rank 0, no head),
+//     EAGLE-3 (one target-shaped layer over the target's low, mid and high
+//     features, a chain of gamma steps), an independent draft model
+//     (--draft-model's shape, autoregressive) and n-gram lookup (host). One
+//     timed draft() per step after a warm-up, each bringing 1 new context
+//     token per request (steady decoding), median of --steps; the call is
+//     synchronous (tokens come back to the host).
 //     The Markov loop's share of a round = (T_draft(DSpark) -
 //     T_draft(DFlash)) / (T_draft(DSpark) + T_verify(R (1 + gamma))): what
 //     the sequential head adds to the round, as the paper's Fig 4 measures it
@@ -43,6 +45,7 @@
 #include "engine/cuda_model.h"
 #include "engine/drafter_cuda.h"
 #include "engine/dspark.h"
+#include "engine/eagle3.h"
 #include "engine/speculative.h"
 #include "traces/trace_db.h"
 
@@ -81,6 +84,18 @@ DSparkConfig dspark_shape(const Config& target, const Args& a, bool dflash) {
     d.confidence = !dflash;
     d.confidence_with_markov = !dflash;
     return d;
+}
+
+// EAGLE-3 at the target's shape: one layer, target layers low, mid and high
+// as DeepSpec's Qwen3-8B config ([1, 17, 33] of 36), chains of gamma steps.
+Eagle3Config eagle3_shape(const Config& target, const Args& a) {
+    Eagle3Config e;
+    e.layers = target;
+    e.layers.n_layers = 1;
+    e.n_target_layers = target.n_layers;
+    e.target_layers = {1, target.n_layers / 2 - 1, target.n_layers - 3};
+    e.ttt_length = a.gamma;
+    return e;
 }
 
 // A DraftBatch of R requests in slots 0..R-1, each bringing n_ctx context
@@ -180,7 +195,9 @@ int run(const Args& a) {
     bo.kv.capacity_tokens = int64_t(R_max) * (a.context + 2 * a.gamma + 16) + a.prompt + a.tokens + 64;
     auto target = backend_cuda_random(c, 1, R_max, bo);
     const DSparkConfig ds = dspark_shape(c, a, false), df = dspark_shape(c, a, true);
-    // hidden rows for the drafters' context: (m, context, d) random-ish (values do not change the time)
+    const Eagle3Config e3 = eagle3_shape(c, a);
+    // hidden rows for the drafters' context: (m, context, d) random-ish (values do not change the time);
+    // EAGLE-3 reads the first 3 of DSpark's 5 layers' rows
     const int m = int(ds.target_layers.size());
     float* hidden = nullptr;
     CUDA_CHECK(cudaMalloc(&hidden, size_t(m) * a.context * c.hidden * sizeof(float)));
@@ -191,29 +208,30 @@ int run(const Args& a) {
     KvCacheOptions dkv;
     dkv.capacity_tokens = int64_t(R_max) * (a.context + a.steps + 2 * a.gamma + 16);
     const size_t nb = batches.size();
-    std::vector<double> t_v(nb), t_ds(nb), t_df(nb), t_dm(nb), t_ng(nb);
+    std::vector<double> t_v(nb), t_ds(nb), t_df(nb), t_e3(nb), t_dm(nb), t_ng(nb);
     for (size_t i = 0; i < nb; i++) t_v[i] = time_verify(*target, batches[i], 1 + a.gamma, a.context, a.steps);
     auto each = [&](Drafter& d, std::vector<double>* t) {
         for (size_t i = 0; i < nb; i++) (*t)[i] = time_draft(d, batches[i], a, hidden, a.context, c.vocab);
     };
     each(*drafter_dspark_cuda_random(c, ds, 2, R_max, a.gamma, dkv), &t_ds);
     each(*drafter_dspark_cuda_random(c, df, 3, R_max, a.gamma, dkv), &t_df);
+    each(*drafter_eagle3_cuda_random(c, e3, 5, R_max, a.gamma, dkv), &t_e3);
     {
         CudaBackendOptions dmo;
         dmo.kv.capacity_tokens = dkv.capacity_tokens;
         each(*drafter_model(backend_cuda_random(dm, 4, R_max, dmo), a.gamma), &t_dm);
     }
     each(*drafter_ngram(R_max, a.gamma, c.vocab), &t_ng);
-    std::printf("%6s %12s %12s %12s %12s %14s %12s\n", "R", "dspark ms", "dflash ms", "model ms", "ngram ms",
-                "verify(1+g) ms", "markov share");
+    std::printf("%6s %12s %12s %12s %12s %12s %14s %12s\n", "R", "dspark ms", "dflash ms", "eagle3 ms", "model ms",
+                "ngram ms", "verify(1+g) ms", "markov share");
     nlohmann::json rows = nlohmann::json::array();
     for (size_t i = 0; i < nb; i++) {
         const double share = (t_ds[i] - t_df[i]) / (t_ds[i] + t_v[i]);
-        std::printf("%6d %12.3f %12.3f %12.3f %12.3f %14.3f %11.2f%%\n", batches[i], 1e3 * t_ds[i], 1e3 * t_df[i],
-                    1e3 * t_dm[i], 1e3 * t_ng[i], 1e3 * t_v[i], 100 * share);
+        std::printf("%6d %12.3f %12.3f %12.3f %12.3f %12.3f %14.3f %11.2f%%\n", batches[i], 1e3 * t_ds[i],
+                    1e3 * t_df[i], 1e3 * t_e3[i], 1e3 * t_dm[i], 1e3 * t_ng[i], 1e3 * t_v[i], 100 * share);
         rows.push_back({{"R", batches[i]}, {"dspark_ms", 1e3 * t_ds[i]}, {"dflash_ms", 1e3 * t_df[i]},
-                        {"draft_model_ms", 1e3 * t_dm[i]}, {"ngram_ms", 1e3 * t_ng[i]}, {"verify_ms", 1e3 * t_v[i]},
-                        {"markov_share", share}});
+                        {"eagle3_ms", 1e3 * t_e3[i]}, {"draft_model_ms", 1e3 * t_dm[i]}, {"ngram_ms", 1e3 * t_ng[i]},
+                        {"verify_ms", 1e3 * t_v[i]}, {"markov_share", share}});
     }
     std::fflush(stdout);
     out["draft_cost"] = rows;

@@ -151,8 +151,9 @@ std::unique_ptr<Drafter> drafter_open(const std::string& spec, const ModelWeight
 // The drafters, by kind (drafter_open_cpu picks among them). The DSpark and
 // EAGLE-3 drafters read the target's embedding and LM head: `target` must
 // outlive them.
-// Its CUDA twin, drafter_dspark_cuda, is in engine/drafter_cuda.h (the CUDA
-// library's header: it takes a KvCacheOptions).
+// Their CUDA twins, drafter_dspark_cuda and drafter_eagle3_cuda, are in
+// engine/drafter_cuda.h (the CUDA library's header: they take a
+// KvCacheOptions).
 std::unique_ptr<Drafter> drafter_dspark_cpu(const std::string& dir, const ModelWeights& target, int n_slots,
                                             int gamma);
 std::unique_ptr<Drafter> drafter_eagle3_cpu(const std::string& dir, const ModelWeights& target, int n_slots,

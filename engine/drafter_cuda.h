@@ -29,9 +29,23 @@ struct DSparkConfig;
 std::unique_ptr<Drafter> drafter_dspark_cuda_random(const Config& target, const DSparkConfig& cfg, uint64_t seed,
                                                     int n_slots, int gamma, const KvCacheOptions& kv = {});
 
-// drafter_open (drafter.h) with the CUDA makers: DSpark and DFlash on the GPU,
-// a draft model on a CUDA backend of its own; n-gram lookup stays on the host
-// (drafter_open_cuda.cpp).
+// The EAGLE-3 drafter of drafter_eagle3_cpu, in bf16 on the GPU
+// (drafter_eagle3_cuda.cpp), under the same terms as drafter_dspark_cuda:
+// the step-0 K/V of every committed position in a paged KvCache of the one
+// draft layer made with `kv`, `hidden` complete when draft() is called, and
+// `target`'s embedding and LM head read once, at construction.
+std::unique_ptr<Drafter> drafter_eagle3_cuda(const std::string& dir, const ModelWeights& target, int n_slots,
+                                             int gamma, const KvCacheOptions& kv = {});
+
+// The same drafter over random weights of cfg's shape (cfg.layers: the
+// target's, one layer), made on the device: benchmarks without a checkpoint.
+struct Eagle3Config;
+std::unique_ptr<Drafter> drafter_eagle3_cuda_random(const Config& target, const Eagle3Config& cfg, uint64_t seed,
+                                                    int n_slots, int gamma, const KvCacheOptions& kv = {});
+
+// drafter_open (drafter.h) with the CUDA makers: DSpark, DFlash and EAGLE-3
+// on the GPU, a draft model on a CUDA backend of its own; n-gram lookup stays
+// on the host (drafter_open_cuda.cpp).
 std::unique_ptr<Drafter> drafter_open_cuda(const std::string& spec, const ModelWeights& target,
                                            const DrafterOptions& o);
 

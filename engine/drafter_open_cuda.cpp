@@ -1,6 +1,7 @@
 // drafter_open_cuda.cpp: drafter_open with the CUDA makers: DSpark and DFlash
-// on the GPU (drafter_dspark_cuda), a draft model on its own CUDA backend;
-// n-gram lookup stays on the host (it reads no hidden states and has no q).
+// (drafter_dspark_cuda) and EAGLE-3 (drafter_eagle3_cuda) on the GPU, a draft
+// model on its own CUDA backend; n-gram lookup stays on the host (it reads no
+// hidden states and has no q).
 #include "engine/cuda_model.h"
 #include "engine/drafter_cuda.h"
 
@@ -12,11 +13,8 @@ std::unique_ptr<Drafter> drafter_open_cuda(const std::string& spec, const ModelW
     make.dspark = [](const std::string& dir, const ModelWeights& t, int n_slots, int gamma) {
         return drafter_dspark_cuda(dir, t, n_slots, gamma);
     };
-    // Not written for the GPU yet (issue 10): refused by name rather than run
-    // on the host, where it could not read the CUDA target's hidden states.
-    make.eagle3 = [](const std::string& dir, const ModelWeights&, int, int) -> std::unique_ptr<Drafter> {
-        throw Error(dir + ": EAGLE-3 runs on the CPU reference only so far (--device cpu); its CUDA drafter is "
-                    "not written yet");
+    make.eagle3 = [](const std::string& dir, const ModelWeights& t, int n_slots, int gamma) {
+        return drafter_eagle3_cuda(dir, t, n_slots, gamma);
     };
     make.backend = [](ModelWeights w, int n_seqs) { return backend_cuda(w, n_seqs); };
     return drafter_open(spec, target, o, make);

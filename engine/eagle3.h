@@ -1,6 +1,7 @@
 // eagle3.h: the EAGLE-3 drafter as plain data, loaded from a DeepSpec
-// Qwen3Eagle3Model checkpoint folder as it is (digest §1.4), and its CPU
-// reference (drafter_eagle3_cpu in drafter.h).
+// Qwen3Eagle3Model checkpoint folder as it is (digest §1.4), for its CPU
+// reference (drafter_eagle3_cpu in drafter.h) and its CUDA drafter
+// (drafter_eagle3_cuda in drafter_cuda.h).
 //
 // The model (one decoder layer of the target's family, d wide, whose
 // attention input is 2d wide):

@@ -1,11 +1,14 @@
-// gather.cu: row gathers by index on the device, for the DSpark drafter
-// (drafter_dspark_cuda.cpp), where the rows to read are known only as
-// indices (host metadata, or tokens the device drew a step earlier):
+// gather.cu: row gathers by index on the device, for the DSpark and EAGLE-3
+// drafters (drafter_dspark_cuda.cpp, drafter_eagle3_cuda.cpp), where the
+// rows to read are known only as indices (host metadata, or tokens the
+// device drew a step earlier):
 //  - the context features: the target's hidden states of each new context
 //    token, its m layers concatenated into one row, rounded to bf16 for the
 //    fc projection (digest §1.1: H_ctx = hidden_norm(fc [h_l1; ...; h_lm]));
 //  - rows of a bf16 table: the Markov embedding W1[x] of the anchors, the
-//    first step's previous tokens (markov.cu gathers the later ones itself).
+//    first step's previous tokens (markov.cu gathers the later ones itself);
+//  - fp32 rows from one index list to another: the EAGLE-3 drafter's last
+//    fc output of each slot, kept across calls (drafter_eagle3_cuda.cpp).
 #include "engine/kernels.h"
 
 namespace sp {
@@ -37,6 +40,17 @@ __global__ void gather_rows_kernel1(bf16* out, const bf16* table, const int* ids
     for (int i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[i];
 }
 
+// One block per row j: dst[dst_rows[j]] = src[src_rows[j]] (null lists: row j).
+__global__ void copy_rows_kernel1(float* dst, const int* dst_rows, const float* src, const int* src_rows,
+                                  int width) {
+    pdl_launch_dependents();
+    pdl_wait();
+    const int j = blockIdx.x;
+    const float* from = src + static_cast<size_t>(src_rows ? src_rows[j] : j) * width;
+    float* to = dst + static_cast<size_t>(dst_rows ? dst_rows[j] : j) * width;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) to[i] = from[i];
+}
+
 // ----------------------------------------------------------------------------
 // kernel launchers
 
@@ -49,6 +63,12 @@ void gather_features(bf16* f, const float* hidden, const int* rows, int n, int m
 void gather_rows(bf16* out, const bf16* table, const int* ids, int n, int width, cudaStream_t stream) {
     if (n == 0 || width == 0) return;
     launch_pdl(gather_rows_kernel1, n, 128, 0, stream, out, table, ids, width);
+}
+
+void copy_rows(float* dst, const int* dst_rows, const float* src, const int* src_rows, int n, int width,
+               cudaStream_t stream) {
+    if (n == 0 || width == 0) return;
+    launch_pdl(copy_rows_kernel1, n, 256, 0, stream, dst, dst_rows, src, src_rows, width);
 }
 
 }  // namespace sp

@@ -120,13 +120,31 @@ void verify_forward(int* n_accepted, int* next, const float* logits, const int* 
                     const float* q, int q_gamma, int eos, uint64_t seed, int S, int V, cudaStream_t stream);
 
 // --- gather.cu
-// The DSpark drafter's context features: f (n, m d) bf16, row j the
-// concatenation over the m target layers i of hidden[i][rows[j]], hidden
-// (m, hidden_T, d) fp32 as the forward's hidden_layers output lays it out.
+// The DSpark and EAGLE-3 drafters' context features: f (n, m d) bf16, row
+// j the concatenation over the m target layers i of hidden[i][rows[j]],
+// hidden (m, hidden_T, d) fp32 as the forward's hidden_layers output lays
+// it out.
 void gather_features(bf16* f, const float* hidden, const int* rows, int n, int m, int hidden_T, int d,
                      cudaStream_t stream);
 // out (n, width) bf16 = table[ids[j]] for each j; table (rows, width) bf16.
 void gather_rows(bf16* out, const bf16* table, const int* ids, int n, int width, cudaStream_t stream);
+// dst[dst_rows[j]] = src[src_rows[j]] for j < n, rows of width fp32; a null
+// list is the identity (row j). Destination rows must be distinct.
+void copy_rows(float* dst, const int* dst_rows, const float* src, const int* src_rows, int n, int width,
+               cudaStream_t stream);
+
+// --- eagle3.cu
+// The EAGLE-3 draft layer's attention input, x2 (T, 2d) bf16, row t =
+//   [rmsnorm(embed[tok_t]) * input_norm ; rmsnorm(h[t]) * hidden_norm]
+// with embed (V, d) bf16, h (T, d) fp32, the norms (d) bf16 (rmsnorm_forward's
+// numerics per half). tok_t = tokens[t] when tokens is given; otherwise the
+// chain's previous token, read on the device: forced[t gamma + k] where
+// forced is given and that entry is >= 0, else drafted[out_row[t] gamma + k]
+// (markov_step_forward's (S, gamma) tokens; out_row (T) as MarkovStep's).
+void eagle3_input_forward(bf16* x2, const bf16* embed, const float* h, const bf16* input_norm,
+                          const bf16* hidden_norm, int T, int d, float eps, cudaStream_t stream,
+                          const int* tokens, const int* forced = nullptr, const int* drafted = nullptr,
+                          const int* out_row = nullptr, int k = 0, int gamma = 0);
 
 // --- markov.cu
 // One step k of the DSpark drafter's sequential loop for R drafting

@@ -13,8 +13,8 @@
 // the top-2 margin. The previous token never leaves the device: the step
 // writes its W1 row where the next step's GEMV (and confidence) read it, so
 // a block of gamma drafts costs 2 gamma launches (3 when sampling) and no
-// host round trip. The draft model's draw (Backend::sample) is the same step
-// without bias, Markov rows or confidence head.
+// host round trip. The draft model's draw (Backend::sample) and the EAGLE-3
+// drafter's are the same step without bias, Markov rows or confidence head.
 //
 // Layout: each (request, slot) row of V logits is split over up to
 // kMaxSplits blocks, so that even one request keeps every SM reading (one

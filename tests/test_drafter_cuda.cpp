@@ -1,37 +1,51 @@
-// test_drafter_cuda.cpp: the CUDA DSpark / DFlash drafter
-// (engine/drafter_dspark_cuda.cpp, gather.cu, markov.cu) against the CPU
-// reference drafter (engine/drafter_dspark.cpp) on the GPU machine
-// (ctest -L gpu), on the fixtures of tests/make_dspark_fixtures.py: the
-// target tiny-qwen3-4l and its drafters tiny-dspark (Markov head rank 16,
-// confidence head, STS temperatures) and tiny-dflash (neither).
+// test_drafter_cuda.cpp: the CUDA drafters against the CPU reference
+// drafters on the GPU machine (ctest -L gpu):
+//  - DSpark / DFlash (engine/drafter_dspark_cuda.cpp, gather.cu, markov.cu)
+//    against engine/drafter_dspark.cpp, on the fixtures of
+//    tests/make_dspark_fixtures.py: the target tiny-qwen3-4l and its
+//    drafters tiny-dspark (Markov head rank 16, confidence head, STS
+//    temperatures) and tiny-dflash (neither);
+//  - EAGLE-3 (engine/drafter_eagle3_cuda.cpp, eagle3.cu, gather.cu's
+//    copy_rows, markov.cu as a plain sampler) against
+//    engine/drafter_eagle3.cpp, on tests/make_eagle3_fixtures.py's
+//    tiny-eagle3 (one layer over [embedding ; fc of layers 0, 1, 2] of the
+//    same target, gamma 4).
 //
 // Both drafters are driven through the same calls: the fixture's token
 // sequence, context delivered in pieces up to each of the fixture's anchors
 // (8, 13, 19), the target's hidden states from the CPU reference forward
-// (uploaded for the CUDA drafter), four requests per call:
+// (uploaded for the CUDA drafter), five requests per call:
 //   slot 0  greedy (T = 0)
 //   slot 1  sampled at the fixture's T, seed and request
 //   slot 2  sampled, teacher-forced on the true continuation (its logits
 //           and confidences follow the same path on both sides whatever
 //           either draws)
-//   slot 3  greedy, 0, 1 or 2 drafts (slots past n_draft must stay -1)
+//   slot 3  greedy, 0, 1 or 2 drafts (slots past n_draft must stay -1): a
+//           batch of mixed n_draft, with a context-only request in it
 //   slot 4  a probe: T = 1, teacher-forced on the fixture's greedy block,
 //           so its CPU q gives the greedy path's logits up to a constant,
 //           hence the top-2 margin of each greedy slot
+// EAGLE-3 also drafts with no new context after a context-only call (the
+// speculative loop's flush before a new request), twice in a row, and then
+// goes on with context: its draft 1 then comes from the slot's kept state.
 //
 // Tolerances (u = 2^-8, bf16's unit roundoff; see test_cuda.cpp's header):
-//  - logits. The drafter is a bf16 forward like the target's (2 layers,
-//    about 8 roundings each, fp32 residual) plus the context path (features,
-//    H_ctx and k/v rounded: 3 more) and the Markov bias (W1 and W2 rounded
-//    once each, a product no larger than the logits). test_cuda holds whole
-//    target forwards of 2 to 4 layers to kForwardRtol = 12 u of max |ref|
-//    per tensor (observed up to 7.1 u), so we allow tol = 12 u of the
-//    block's max |logit| (the fixture's forced_logits). A token must then
-//    agree wherever the CPU's margin (top-1 minus top-2 of the logits at
-//    T = 0, of the Gumbel-perturbed scores at T > 0) is at least 2 tol:
-//    each of the two entries may move by tol. Below that a differing token
-//    is a near-tie and allowed; the request's later slots then condition on
-//    different tokens and are not compared (the forced slot always is).
+//  - logits. The DSpark drafter is a bf16 forward like the target's (2
+//    layers, about 8 roundings each, fp32 residual) plus the context path
+//    (features, H_ctx and k/v rounded: 3 more) and the Markov bias (W1 and
+//    W2 rounded once each, a product no larger than the logits). EAGLE-3's
+//    draft k applies its one layer k + 1 times in sequence, the fp32
+//    residual carried from step to step: at gamma 4 a forward 4 layers deep
+//    (plus the same context path, and x2's two norms per step in place of
+//    one). test_cuda holds whole target forwards of 2 to 4 layers to
+//    kForwardRtol = 12 u of max |ref| per tensor (observed up to 7.1 u), so
+//    we allow tol = 12 u of the block's max |logit| (the fixture's
+//    forced_logits). A token must then agree wherever the CPU's margin
+//    (top-1 minus top-2 of the logits at T = 0, of the Gumbel-perturbed
+//    scores at T > 0) is at least 2 tol: each of the two entries may move
+//    by tol. Below that a differing token is a near-tie and allowed; the
+//    request's later slots then condition on different tokens and are not
+//    compared (the forced slot always is).
 //    q = softmax(logits / T): |log q_gpu - log q_cpu| <= 2 tol / T where
 //    q_cpu >= 1e-6 (the logit's error plus the normaliser's).
 //  - confidence logit z = w_h . h + w_m . W1[prev] + b (w fp32 on both
@@ -78,15 +92,17 @@ constexpr int kSlots = 5;
 
 struct DraftFixture {
     std::string dir, target_dir;
-    nlohmann::json ref;  // dspark_reference.json
+    nlohmann::json ref;   // eagle3_reference.json where the folder has one, else dspark_reference.json
+    bool eagle3 = false;  // an EAGLE-3 drafter (the folder has eagle3_reference.json)
 };
 
-// tests/fixtures/<name>/dspark_reference.json and its target; false when absent.
+// tests/fixtures/<name>'s reference dump and its target; false when absent.
 bool load_draft_fixture(const std::string& name, DraftFixture* f) {
     const std::string root = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/";
     f->dir = root + name;
     f->target_dir = root + "tiny-qwen3-4l";
-    std::ifstream in(f->dir + "/dspark_reference.json");
+    f->eagle3 = std::ifstream(f->dir + "/eagle3_reference.json").good();
+    std::ifstream in(f->dir + (f->eagle3 ? "/eagle3_reference.json" : "/dspark_reference.json"));
     if (!in) return false;
     f->ref = nlohmann::json::parse(in);
     return std::ifstream(f->target_dir + "/config.json").good();
@@ -96,7 +112,17 @@ bool load_draft_fixture(const std::string& name, DraftFixture* f) {
     if (load_draft_fixture(name, &f)) {                                                              \
     } else                                                                                           \
         GTEST_SKIP() << "no drafter fixture at tests/fixtures/" << name                                  \
-                 << " (or its target tiny-qwen3-4l); make it with /usr/bin/python3 tests/make_dspark_fixtures.py"
+                 << " (or its target tiny-qwen3-4l); make it with /usr/bin/python3 "                     \
+                    "tests/make_dspark_fixtures.py or tests/make_eagle3_fixtures.py"
+
+std::unique_ptr<Drafter> open_cpu(const DraftFixture& f, const ModelWeights& target) {
+    return f.eagle3 ? drafter_eagle3_cpu(f.dir, target, kSlots, 0) : drafter_dspark_cpu(f.dir, target, kSlots, 0);
+}
+
+std::unique_ptr<Drafter> open_cuda(const DraftFixture& f, const ModelWeights& target, const KvCacheOptions& kvo) {
+    return f.eagle3 ? drafter_eagle3_cuda(f.dir, target, kSlots, 0, kvo)
+                    : drafter_dspark_cuda(f.dir, target, kSlots, 0, kvo);
+}
 
 struct DeviceFloats {
     float* p = nullptr;
@@ -120,8 +146,9 @@ std::vector<float> target_hidden(const ModelWeights& target, const std::vector<i
     return hidden;
 }
 
-// The call of round i: context positions [from, a), the anchor tokens[a];
-// `greedy` is the fixture's greedy block there (the probe's forced path).
+// The call of round i: context positions [from, a) (none when from == a),
+// the anchor tokens[a]; `greedy` is the fixture's greedy block there (the
+// probe's forced path).
 DraftBatch round_batch(const std::vector<int>& tokens, const std::vector<int>& greedy, int from, int a, int G,
                        int round, float T, uint64_t request, uint64_t seed) {
     DraftBatch b;
@@ -181,46 +208,73 @@ struct Worst {
 
 // [SECTION] the comparison -----------------------------------------------------
 
-void cuda_drafter_matches_cpu(const DraftFixture& f, const std::string& name) {
-    const ModelWeights target = weights_load(f.target_dir);
-    const DSparkWeights w = dspark_load(f.dir, target.cfg);
-    std::unique_ptr<Drafter> cpu = drafter_dspark_cpu(f.dir, target, kSlots, 0);
-    KvCacheOptions kvo;
-    kvo.capacity_tokens = 1024;
-    std::unique_ptr<Drafter> gpu = drafter_dspark_cuda(f.dir, target, kSlots, 0, kvo);
-    ASSERT_STREQ(gpu->device(), "cuda");
-    ASSERT_STREQ(gpu->kind(), cpu->kind());
-    ASSERT_EQ(gpu->has_confidence(), cpu->has_confidence());
-    ASSERT_EQ(gpu->target_layers(), cpu->target_layers());
-
-    const int G = cpu->gamma(), V = target.cfg.vocab, d = target.cfg.hidden, r = w.cfg.markov_rank;
-    ASSERT_EQ(gpu->gamma(), G);
-    const std::vector<int> tokens = f.ref.at("tokens").get<std::vector<int>>();
-    const std::vector<float> hidden = target_hidden(target, tokens, cpu->target_layers());
-    const DeviceFloats hidden_dev(hidden);
-    const nlohmann::json& sampled0 = f.ref.at("anchors").at(0).at("sampled");
-    const float T = sampled0.at("temperature").get<float>();
-    const uint64_t request = sampled0.at("request").get<uint64_t>(), seed = sampled0.at("seed").get<uint64_t>();
-    ASSERT_GT(T, 0.0f);
-
-    // the confidence bound's parts that do not depend on the previous token
-    double wg2 = 0;  // |w_h * g|_2
-    if (cpu->has_confidence())
-        for (int i = 0; i < d; i++) wg2 += double(w.conf_w[size_t(i)]) * w.final_norm[size_t(i)] * w.conf_w[size_t(i)] *
-                                           w.final_norm[size_t(i)];
-    wg2 = std::sqrt(wg2);
-    auto conf_bound = [&](int prev, double z) {
-        double markov = 0;
-        if (w.cfg.confidence_with_markov)
-            for (int i = 0; i < r; i++)
-                markov += std::fabs(double(w.conf_w[size_t(d + i)]) * w.markov_w1[size_t(prev) * r + i]);
-        return kForwardRtol * wg2 * std::sqrt(double(d)) + kU * markov + 1e-5 * (std::fabs(z) + 1);
-    };
-
+// A CPU and a CUDA drafter of one fixture, driven through the same calls;
+// each call's CUDA outputs are held to the header's bounds, and finish()
+// prints the worst share of each bound and checks it.
+struct Comparison {
+    std::string name;
+    std::unique_ptr<DSparkWeights> w;  // for the confidence bound; null for EAGLE-3 (no head)
+    std::unique_ptr<Drafter> cpu, gpu;
+    std::vector<int> tokens;
+    std::vector<float> hidden;
+    std::unique_ptr<DeviceFloats> hidden_dev;
+    float T = 0;
+    uint64_t request = 0, seed = 0;
+    int G = 0, V = 0, d = 0;
+    double wg2 = 0;  // |w_h * g|_2, the confidence bound's part that does not depend on the previous token
     Worst w_logq{"log q"}, w_conf{"conf_logit"}, w_c{"conf"}, w_sum{"sum q - 1"};
     int compared = 0, near_ties = 0;
-    int from = 0, round = 0;
-    for (const nlohmann::json& A : f.ref.at("anchors")) {
+
+    void open(const DraftFixture& f, const std::string& label, const ModelWeights& target) {
+        name = label;
+        if (!f.eagle3) w = std::make_unique<DSparkWeights>(dspark_load(f.dir, target.cfg));
+        cpu = open_cpu(f, target);
+        KvCacheOptions kvo;
+        kvo.capacity_tokens = 1024;
+        gpu = open_cuda(f, target, kvo);
+        ASSERT_STREQ(gpu->device(), "cuda");
+        ASSERT_STREQ(gpu->kind(), cpu->kind());
+        ASSERT_EQ(gpu->has_confidence(), cpu->has_confidence());
+        ASSERT_EQ(gpu->has_confidence(), w && w->cfg.confidence);
+        ASSERT_EQ(gpu->target_layers(), cpu->target_layers());
+        G = cpu->gamma();
+        V = target.cfg.vocab;
+        d = target.cfg.hidden;
+        ASSERT_EQ(gpu->gamma(), G);
+        tokens = f.ref.at("tokens").get<std::vector<int>>();
+        hidden = target_hidden(target, tokens, cpu->target_layers());
+        hidden_dev = std::make_unique<DeviceFloats>(hidden);
+        const nlohmann::json& sampled0 = f.ref.at("anchors").at(0).at("sampled");
+        T = sampled0.at("temperature").get<float>();
+        request = sampled0.at("request").get<uint64_t>();
+        seed = sampled0.at("seed").get<uint64_t>();
+        ASSERT_GT(T, 0.0f);
+        if (cpu->has_confidence())
+            for (int i = 0; i < d; i++)
+                wg2 += double(w->conf_w[size_t(i)]) * w->final_norm[size_t(i)] * w->conf_w[size_t(i)] *
+                       w->final_norm[size_t(i)];
+        wg2 = std::sqrt(wg2);
+    }
+
+    double conf_bound(int prev, double z) const {
+        double markov = 0;
+        const int r = w->cfg.markov_rank;
+        if (w->cfg.confidence_with_markov)
+            for (int i = 0; i < r; i++)
+                markov += std::fabs(double(w->conf_w[size_t(d + i)]) * w->markov_w1[size_t(prev) * r + i]);
+        return kForwardRtol * wg2 * std::sqrt(double(d)) + kU * markov + 1e-5 * (std::fabs(z) + 1);
+    }
+
+    // round_batch at anchor A: context [from, A's position), the round's n_draft.
+    DraftBatch round(int from, const nlohmann::json& A, int round_no) const {
+        return round_batch(tokens, A.at("greedy_block").get<std::vector<int>>(), from, A.at("anchor_pos").get<int>(),
+                           G, round_no, T, request, seed);
+    }
+
+    // Drafts b on both drafters (b must leave every slot at A's anchor
+    // position, its slot 4 the probe on A's greedy block) and compares; the
+    // CUDA output goes to *og_out when given.
+    void call(DraftBatch b, const nlohmann::json& A, DraftOutput* og_out = nullptr) {
         const int a = A.at("anchor_pos").get<int>();
         // the block's logit scale, and the tolerance of one logit
         double scale = 0;
@@ -231,15 +285,15 @@ void cuda_drafter_matches_cpu(const DraftFixture& f, const std::string& name) {
                     name.c_str(), a, scale, tol, 2 * tol);
         const std::vector<int> greedy = A.at("greedy_block").get<std::vector<int>>();
 
-        DraftBatch b = round_batch(tokens, greedy, from, a, G, round, T, request, seed);
         DraftOutput oc, og;
         b.hidden = hidden.data();
         cpu->draft(b, &oc);
-        b.hidden = hidden_dev.p;
+        b.hidden = hidden_dev->p;
         gpu->draft(b, &og);
         std::vector<float> q_gpu(size_t(kSlots) * G * V);
         CUDA_CHECK(cudaMemcpy(q_gpu.data(), og.q, q_gpu.size() * sizeof(float), cudaMemcpyDeviceToHost));
         ASSERT_EQ(og.tokens.size(), size_t(kSlots) * G);
+        ASSERT_EQ(og.q_token.size(), size_t(kSlots) * G);
         ASSERT_EQ(og.conf_logit.size(), oc.conf_logit.size());
         ASSERT_EQ(og.conf.size(), oc.conf.size());
         // the greedy path's margins, from the probe's CPU q (T = 1: log q = logit - log Z)
@@ -291,7 +345,7 @@ void cuda_drafter_matches_cpu(const DraftFixture& f, const std::string& name) {
                     const double z = oc.conf_logit[i], bound = conf_bound(prev, z);
                     w_conf.see(std::fabs(double(og.conf_logit[i]) - z), bound);
                     // c = sigma(z / T_k), sigma' <= 1/4
-                    w_c.see(std::fabs(double(og.conf[i]) - double(oc.conf[i])), bound / w.sts[size_t(k)] / 4 + 1e-6);
+                    w_c.see(std::fabs(double(og.conf[i]) - double(oc.conf[i])), bound / w->sts[size_t(k)] / 4 + 1e-6);
                 }
                 compared++;
                 if (og.tokens[i] != oc.tokens[i]) {
@@ -305,49 +359,47 @@ void cuda_drafter_matches_cpu(const DraftFixture& f, const std::string& name) {
                 prev = f_tok >= 0 ? f_tok : oc.tokens[i];
             }
         }
-        from = a;
+        if (og_out) *og_out = og;
+    }
+
+    void finish() const {
+        std::printf("%s: %d drafted slots compared, %d near-tie token differences allowed\n", name.c_str(), compared,
+                    near_ties);
+        for (const Worst* x : {&w_logq, &w_sum, &w_conf, &w_c}) {
+            if (x->n == 0) continue;
+            x->print(name);
+            EXPECT_LE(x->share, 1.0) << name << " " << x->what;
+        }
+        EXPECT_GT(w_logq.n, 0u);
+        if (cpu->has_confidence()) {
+            EXPECT_GT(w_conf.n, 0u);
+        }
+    }
+};
+
+// The fixture's anchors in order, each call bringing the context since the last.
+void cuda_drafter_matches_cpu(const DraftFixture& f, const std::string& name) {
+    const ModelWeights target = weights_load(f.target_dir);
+    Comparison c;
+    ASSERT_NO_FATAL_FAILURE(c.open(f, name, target));
+    int from = 0, round = 0;
+    for (const nlohmann::json& A : f.ref.at("anchors")) {
+        ASSERT_NO_FATAL_FAILURE(c.call(c.round(from, A, round), A));
+        from = A.at("anchor_pos").get<int>();
         round++;
     }
-    std::printf("%s: %d drafted slots compared, %d near-tie token differences allowed\n", name.c_str(), compared,
-                near_ties);
-    for (const Worst* x : {&w_logq, &w_sum, &w_conf, &w_c}) {
-        if (x->n == 0) continue;
-        x->print(name);
-        EXPECT_LE(x->share, 1.0) << name << " " << x->what;
-    }
-    EXPECT_GT(w_logq.n, 0u);
-    if (cpu->has_confidence()) {
-        EXPECT_GT(w_conf.n, 0u);
-    }
-}
-
-}  // namespace
-
-// [SECTION] tests ----------------------------------------------------------------
-
-TEST(CudaDrafter, DSparkMatchesTheCpuReference) {
-    DraftFixture f;
-    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-dspark", f);
-    cuda_drafter_matches_cpu(f, "tiny-dspark");
-}
-
-TEST(CudaDrafter, DFlashMatchesTheCpuReference) {
-    DraftFixture f;
-    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-dflash", f);
-    cuda_drafter_matches_cpu(f, "tiny-dflash");
+    c.finish();
 }
 
 // A bad batch throws and changes nothing: afterwards the drafter drafts
 // exactly (bitwise) what a twin that never saw the bad batches drafts.
-TEST(CudaDrafter, ABadBatchChangesNothing) {
-    DraftFixture f;
-    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-dspark", f);
+void a_bad_batch_changes_nothing(const DraftFixture& f) {
     const ModelWeights target = weights_load(f.target_dir);
     KvCacheOptions kvo;
     kvo.block_size = 16;
     kvo.capacity_tokens = 256;  // 16 blocks: room for the calls below (10), not for 200 more tokens
-    std::unique_ptr<Drafter> a = drafter_dspark_cuda(f.dir, target, kSlots, 0, kvo);
-    std::unique_ptr<Drafter> twin = drafter_dspark_cuda(f.dir, target, kSlots, 0, kvo);
+    std::unique_ptr<Drafter> a = open_cuda(f, target, kvo);
+    std::unique_ptr<Drafter> twin = open_cuda(f, target, kvo);
     const int G = a->gamma();
     const std::vector<int> tokens = f.ref.at("tokens").get<std::vector<int>>();
     const std::vector<float> hidden = target_hidden(target, tokens, a->target_layers());
@@ -407,13 +459,120 @@ TEST(CudaDrafter, ABadBatchChangesNothing) {
         bad.ctx_row.insert(bad.ctx_row.begin(), 200, 0);
         expect_refused(bad, "KV cache full");
     }
+    if (f.eagle3) {
+        // slot 0 without its new context, for an anchor its last entry was not made with
+        DraftBatch bad = next;
+        const int n0 = bad.n_ctx[0];
+        bad.n_ctx[0] = 0;
+        bad.ctx_tokens.erase(bad.ctx_tokens.begin(), bad.ctx_tokens.begin() + n0);
+        bad.ctx_row.erase(bad.ctx_row.begin(), bad.ctx_row.begin() + n0);
+        bad.anchor[0] = (tokens[size_t(a0)] + 1) % target.cfg.vocab;
+        expect_refused(bad, "an EAGLE-3 draft without the features of the position before its anchor");
+    }
 
     a->draft(next, &oa);
     twin->draft(next, &ot);
     EXPECT_EQ(oa.tokens, ot.tokens);
+    EXPECT_EQ(oa.q_token, ot.q_token);
     EXPECT_EQ(oa.conf_logit, ot.conf_logit);
     EXPECT_EQ(oa.conf, ot.conf);
     for (int s = 0; s < kSlots; s++) EXPECT_EQ(a->len(s), a1);
     a->reset(1);
     EXPECT_EQ(a->len(1), 0);
+}
+
+}  // namespace
+
+// [SECTION] tests ----------------------------------------------------------------
+
+TEST(CudaDrafter, DSparkMatchesTheCpuReference) {
+    DraftFixture f;
+    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-dspark", f);
+    cuda_drafter_matches_cpu(f, "tiny-dspark");
+}
+
+TEST(CudaDrafter, DFlashMatchesTheCpuReference) {
+    DraftFixture f;
+    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-dflash", f);
+    cuda_drafter_matches_cpu(f, "tiny-dflash");
+}
+
+TEST(CudaDrafter, Eagle3MatchesTheCpuReference) {
+    DraftFixture f;
+    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-eagle3", f);
+    ASSERT_TRUE(f.eagle3);
+    cuda_drafter_matches_cpu(f, "tiny-eagle3");
+}
+
+// The speculative loop's flush before a new request hands every running
+// request its pending context with no drafts; the next call then drafts
+// with no new context, draft 1 coming from the slot's kept state (the fc
+// output of the position before the anchor). Drafting twice from it gives
+// the same block (the chain's cache rows are dropped after each call), an
+// anchor the state was not made with is refused, and the call after that
+// brings context as usual.
+TEST(CudaDrafter, Eagle3DraftsWithoutNewContextAfterAContextOnlyCall) {
+    DraftFixture f;
+    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-eagle3", f);
+    ASSERT_TRUE(f.eagle3);
+    const ModelWeights target = weights_load(f.target_dir);
+    Comparison c;
+    ASSERT_NO_FATAL_FAILURE(c.open(f, "tiny-eagle3 after a flush", target));
+    const nlohmann::json& A0 = f.ref.at("anchors").at(0);
+    const nlohmann::json& A1 = f.ref.at("anchors").at(1);
+    const int a0 = A0.at("anchor_pos").get<int>(), a1 = A1.at("anchor_pos").get<int>();
+
+    // 1. the flush: every slot's context up to a0, nothing drafted
+    DraftBatch flush = c.round(0, A0, 0);
+    flush.n_draft.assign(size_t(kSlots), 0);
+    DraftOutput oc, og;
+    flush.hidden = c.hidden.data();
+    c.cpu->draft(flush, &oc);
+    flush.hidden = c.hidden_dev->p;
+    c.gpu->draft(flush, &og);
+    EXPECT_EQ(og.tokens, std::vector<int>(size_t(kSlots) * c.G, -1));
+    for (int s = 0; s < kSlots; s++) EXPECT_EQ(c.gpu->len(s), a0);
+
+    // 2. drafts at a0 with no new context (slot 3: 2 drafts), twice
+    DraftOutput first, second;
+    ASSERT_NO_FATAL_FAILURE(c.call(c.round(a0, A0, 2), A0, &first));
+    ASSERT_NO_FATAL_FAILURE(c.call(c.round(a0, A0, 2), A0, &second));
+    EXPECT_EQ(first.tokens, second.tokens);
+    EXPECT_EQ(first.q_token, second.q_token);
+
+    // 3. no new context and another anchor: refused by both, nothing changed
+    {
+        DraftBatch bad = c.round(a0, A0, 2);
+        bad.anchor[1] = (bad.anchor[1] + 1) % c.V;
+        DraftOutput o;
+        EXPECT_THROW(c.cpu->draft(bad, &o), Error);
+        EXPECT_THROW(c.gpu->draft(bad, &o), Error);
+        for (int s = 0; s < kSlots; s++) EXPECT_EQ(c.gpu->len(s), a0);
+    }
+
+    // 4. on to a1 with context (slot 3: 1 draft)
+    ASSERT_NO_FATAL_FAILURE(c.call(c.round(a0, A1, 1), A1));
+
+    // 5. a reset slot has no entry to draft from without context
+    c.gpu->reset(3);
+    {
+        DraftBatch bad = c.round(a1, A1, 1);
+        DraftOutput o;
+        EXPECT_THROW(c.gpu->draft(bad, &o), Error);
+        for (int s = 0; s < kSlots; s++) EXPECT_EQ(c.gpu->len(s), s == 3 ? 0 : a1);
+    }
+    c.finish();
+}
+
+TEST(CudaDrafter, ABadBatchChangesNothing) {
+    DraftFixture f;
+    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-dspark", f);
+    a_bad_batch_changes_nothing(f);
+}
+
+TEST(CudaDrafter, Eagle3ABadBatchChangesNothing) {
+    DraftFixture f;
+    LOAD_DRAFT_FIXTURE_OR_SKIP("tiny-eagle3", f);
+    ASSERT_TRUE(f.eagle3);
+    a_bad_batch_changes_nothing(f);
 }

@@ -1,7 +1,7 @@
 // test_speculative_cuda.cpp: the speculative decoder on the CUDA backend
 // (GPU machine; every test skips where no CUDA device answers), with every
-// drafter: the CUDA DSpark and DFlash drafters, a draft model on its own CUDA
-// backend, n-gram lookup on the host.
+// drafter: the CUDA DSpark, DFlash and EAGLE-3 drafters, a draft model on its
+// own CUDA backend, n-gram lookup on the host.
 //
 //  - greedy speculative output equals the CUDA backend's greedy
 //    autoregressive output, token for token, except where the target's
@@ -44,6 +44,7 @@ struct DrafterCase {
 std::vector<DrafterCase> cases() {
     return {{"tiny-qwen3-4l", kFixtures + "tiny-dspark"},
             {"tiny-qwen3-4l", kFixtures + "tiny-dflash"},
+            {"tiny-qwen3-4l", kFixtures + "tiny-eagle3"},
             {"tiny-qwen3", kFixtures + "tiny-qwen3"},
             {"tiny-qwen3", kFixtures + "tiny-llama"},
             {"tiny-qwen3", "ngram"}};
