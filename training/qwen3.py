@@ -7,8 +7,9 @@ against HF eager): pre-norm blocks, RMSNorm statistics in fp32, per-head RMSNorm
 on q and k before RoPE (rotate_half: pairs (i, i + D/2)), GQA (query head h reads
 KV head h // (H / Hkv)), SwiGLU MLP, causal attention, lm_head optionally tied to
 the embedding. Runs on torch 1.13 (CPU, fp32) and torch 2.x (CUDA, under bf16
-autocast: matmuls in bf16, residual stream, norms and logits in fp32). No KV
-cache and no padding: every row is a full sequence starting at position 0.
+autocast: matmuls in bf16, residual stream, norms and logits in fp32). No
+padding: every row starts at position 0; an optional KV cache (new_cache) lets
+generation feed a prompt and then one token a step, all rows in lockstep.
 """
 import json
 import math
@@ -76,6 +77,27 @@ def causal_attention(q, k, v):
     return p.to(v.dtype) @ v
 
 
+def cached_attention(q, k, v, kv):
+    """Appends k/v (B, Hkv, T, D) to the layer's cache kv at kv["len"] and attends q (B, H, T, D) to all
+    cached positions, causally within the new T."""
+    start, t = kv["len"], q.shape[2]
+    if "k" not in kv:  # allocated on first use: the dtype and device of what autocast produces
+        shape = (k.shape[0], k.shape[1], kv["max"], k.shape[3])
+        kv["k"], kv["v"] = k.new_zeros(shape), v.new_zeros(shape)
+    assert start + t <= kv["max"], "KV cache full"
+    kv["k"][:, :, start:start + t] = k
+    kv["v"][:, :, start:start + t] = v
+    kv["len"] = start + t
+    rep = q.shape[1] // k.shape[1]
+    k, v = kv["k"][:, :, :start + t].repeat_interleave(rep, 1), kv["v"][:, :, :start + t].repeat_interleave(rep, 1)
+    allowed = torch.arange(start + t, device=q.device)[None, :] <= torch.arange(start, start + t, device=q.device)[:, None]
+    if USE_SDPA:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=None if t == 1 else allowed)
+    s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
+    p = torch.softmax(s.float().masked_fill(~allowed, float("-inf")), -1)
+    return p.to(v.dtype) @ v
+
+
 class RMSNorm(nn.Module):
     def __init__(self, n, eps):
         super().__init__()
@@ -104,13 +126,14 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(hd, eps)
         self.k_norm = RMSNorm(hd, eps)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, kv=None):
         b, t, _ = x.shape
         q = apply_rope(self.q_norm(self.q_proj(x).view(b, t, self.n_heads, self.head_dim)), cos, sin)
         k = apply_rope(self.k_norm(self.k_proj(x).view(b, t, self.n_kv, self.head_dim)), cos, sin)
         v = self.v_proj(x).view(b, t, self.n_kv, self.head_dim)
         # RoPE's fp32 cos/sin promote q, k under autocast; attention wants one dtype
-        o = causal_attention(q.to(v.dtype).transpose(1, 2), k.to(v.dtype).transpose(1, 2), v.transpose(1, 2))
+        q, k, v = q.to(v.dtype).transpose(1, 2), k.to(v.dtype).transpose(1, 2), v.transpose(1, 2)
+        o = causal_attention(q, k, v) if kv is None else cached_attention(q, k, v, kv)
         return self.o_proj(o.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -132,8 +155,8 @@ class Layer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"])
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+    def forward(self, x, cos, sin, kv=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -160,16 +183,23 @@ class Qwen3(nn.Module):
                 if p.dim() == 2:
                     p.normal_(0.0, std)
 
-    def forward(self, input_ids, hidden_layers=()):
+    def new_cache(self, max_len):
+        """An empty KV cache for forward(..., cache=) of up to max_len positions per row."""
+        return [{"len": 0, "max": max_len} for _ in self.model.layers]
+
+    def forward(self, input_ids, hidden_layers=(), cache=None):
         """input_ids (B, T) int64 -> logits (B, T, V) fp32, and [(B, T, d)] per index in
-        hidden_layers: that decoder layer's raw output (residual stream, before the final norm)."""
+        hidden_layers: that decoder layer's raw output (residual stream, before the final norm).
+        With a cache (new_cache) the ids continue the cached positions and their K/V are appended."""
         n_layers = len(self.model.layers)
         assert all(0 <= i < n_layers for i in hidden_layers), hidden_layers
-        cos, sin = rope_cos_sin(input_ids.shape[1], self.cfg["head_dim"], self.theta, input_ids.device)
+        start, t = (0 if cache is None else cache[0]["len"]), input_ids.shape[1]
+        cos, sin = rope_cos_sin(start + t, self.cfg["head_dim"], self.theta, input_ids.device)
+        cos, sin = cos[start:], sin[start:]
         x = self.model.embed_tokens(input_ids)
         hidden = {}
         for i, layer in enumerate(self.model.layers):
-            x = layer(x, cos, sin)
+            x = layer(x, cos, sin, None if cache is None else cache[i])
             if i in hidden_layers:
                 hidden[i] = x
         head = self.model.embed_tokens.weight if self.tied else self.lm_head.weight

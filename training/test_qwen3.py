@@ -103,6 +103,21 @@ class Forward(unittest.TestCase):
         print(f"\n  tied, theta 1e4: max|ours - target_forward| {d:.2e}")
         self.assertLess(d, TOL)
 
+    def test_kv_cache(self):
+        """A prompt of 10 then 2-token and 1-token steps through the cache: the full forward's logits."""
+        ids = torch.cat([self.ids, random_ids(2, 40, self.cfg["vocab_size"])])[:, :16]
+        cache = self.model.new_cache(20)
+        with torch.no_grad():
+            full = self.model(ids)[0]
+            parts = [self.model(ids[:, a:b], cache=cache)[0] for a, b in ((0, 10), (10, 12), (12, 13), (13, 16))]
+        d = (torch.cat(parts, 1) - full).abs().max().item()
+        print(f"\n  KV cache 10 + 2 + 1 + 3 tokens vs one forward: max|diff| {d:.1e}")
+        self.assertLess(d, TOL)
+        self.assertEqual([kv["len"] for kv in cache], [16] * 4)
+        with self.assertRaises(AssertionError):
+            with torch.no_grad():
+                self.model(ids[:, :5], cache=cache)  # past max_len
+
     @unittest.skipUnless(qwen3.USE_SDPA, "torch without scaled_dot_product_attention")
     def test_sdpa_matches_explicit_mask(self):
         ids = torch.cat([self.ids, random_ids(2, 40, self.cfg["vocab_size"])])
