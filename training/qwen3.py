@@ -90,7 +90,8 @@ def cached_attention(q, k, v, kv):
     kv["len"] = start + t
     rep = q.shape[1] // k.shape[1]
     k, v = kv["k"][:, :, :start + t].repeat_interleave(rep, 1), kv["v"][:, :, :start + t].repeat_interleave(rep, 1)
-    allowed = torch.arange(start + t, device=q.device)[None, :] <= torch.arange(start, start + t, device=q.device)[:, None]
+    pos = torch.arange(start + t, device=q.device)
+    allowed = pos[None, :] <= pos[start:, None]
     if USE_SDPA:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=None if t == 1 else allowed)
     s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
