@@ -59,9 +59,10 @@ def read_text(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="tests/fixtures/qwen3/expected_ids.json")
+    ap.add_argument("--tokenizer", default=TOKENIZER, help="the tokenizer.json to encode with")
     args = ap.parse_args()
 
-    tok = Tokenizer.from_file(TOKENIZER)
+    tok = Tokenizer.from_file(args.tokenizer)
     text = read_text(SAMPLE)
     nfd = read_text(SAMPLE_NFD)
 
@@ -71,7 +72,7 @@ def main():
     out = {
         "tokenizers_version": tokenizers.__version__,
         "python_version": sys.version.split()[0],
-        "tokenizer_sha256": hashlib.sha256(open(TOKENIZER, "rb").read()).hexdigest(),
+        "tokenizer_sha256": hashlib.sha256(open(args.tokenizer, "rb").read()).hexdigest(),
         "text": text,
         "text_ids": ids(text),
         "lines": [ids(line) for line in text.split("\n")],
