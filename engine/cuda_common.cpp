@@ -19,4 +19,13 @@ void cublas_fail(cublasStatus_t st, const char* call, const char* file, int line
 
 void cuda_throw(const std::string& what) { throw Error(what); }
 
+void device_pointer_check(const void* p, const std::string& what) {
+    cudaPointerAttributes attr{};
+    const cudaError_t err = cudaPointerGetAttributes(&attr, p);
+    if (err != cudaSuccess || (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged)) {
+        cudaGetLastError();  // the query's own error, if any, is not the next CUDA_CHECK's
+        throw Error(what + " must be device memory (the CUDA backend's hidden states), got a host pointer");
+    }
+}
+
 }  // namespace sp

@@ -46,6 +46,50 @@ inline void cublas_check(cublasStatus_t st, const char* call, const char* file, 
 
 constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+// --- host-side memory of the CUDA backend and drafters
+
+// Bytes rounded up so every piece of a shared allocation starts 256-aligned
+// (gemv.cu's 16-byte loads, rmsnorm's float4s).
+inline size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// Consecutive aligned pieces of one allocation: run once with base null to
+// size it, then on the allocation to get the pointers.
+struct Carve {
+    char* base = nullptr;
+    size_t off = 0;
+    template <class T>
+    T* take(size_t n) {
+        T* p = base ? reinterpret_cast<T*>(base + off) : nullptr;
+        off += aligned(n * sizeof(T));
+        return p;
+    }
+};
+
+// A device allocation that only grows; its contents are not kept.
+struct DeviceBuffer {
+    char* p = nullptr;
+    size_t bytes = 0;
+    void reserve(size_t n, cudaStream_t stream) {
+        if (n <= bytes) return;
+        cuda_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize", __FILE__, __LINE__);  // the old one may still be read
+        cuda_check(cudaFree(p), "cudaFree", __FILE__, __LINE__);
+        p = nullptr;
+        bytes = 0;
+        cuda_check(cudaMalloc(&p, n), "cudaMalloc", __FILE__, __LINE__);
+        bytes = n;
+    }
+    void release() {
+        cudaFree(p);  // unchecked: runs from destructors
+        p = nullptr;
+        bytes = 0;
+    }
+};
+
+// Throws sp::Error "<what> must be device memory ..." unless p is device
+// (or managed) memory: a host pointer handed to a kernel would fault there,
+// far from the cause (cuda_common.cpp).
+void device_pointer_check(const void* p, const std::string& what);
+
 #ifdef __CUDACC__
 // Programmatic dependent launch (sm_90). The forward's kernels are launched
 // with launch_pdl, so kernel n + 1 may start while kernel n still runs: each

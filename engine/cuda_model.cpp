@@ -29,9 +29,6 @@ namespace sp {
 
 namespace {
 
-// Bytes rounded up so every tensor in a shared allocation starts 256-aligned.
-size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
-
 // Every tensor's size against the config, before anything is uploaded.
 void check_sizes(const ModelWeights& w) {
     const Config& c = w.cfg;

@@ -60,43 +60,6 @@ namespace sp {
 
 namespace {
 
-// Bytes rounded up so every piece of a shared allocation starts 256-aligned
-// (gemv.cu's 16-byte loads, rmsnorm's float4s).
-size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
-
-// Consecutive aligned pieces of one allocation: run once with base null to
-// size it, then on the allocation to get the pointers.
-struct Carve {
-    char* base = nullptr;
-    size_t off = 0;
-    template <class T>
-    T* take(size_t n) {
-        T* p = base ? reinterpret_cast<T*>(base + off) : nullptr;
-        off += aligned(n * sizeof(T));
-        return p;
-    }
-};
-
-// A device allocation that only grows; its contents are not kept.
-struct DeviceBuffer {
-    char* p = nullptr;
-    size_t bytes = 0;
-    void reserve(size_t n, cudaStream_t stream) {
-        if (n <= bytes) return;
-        CUDA_CHECK(cudaStreamSynchronize(stream));  // the old one may still be read
-        CUDA_CHECK(cudaFree(p));
-        p = nullptr;
-        bytes = 0;
-        CUDA_CHECK(cudaMalloc(&p, n));
-        bytes = n;
-    }
-    void release() {
-        cudaFree(p);  // unchecked: runs from destructors
-        p = nullptr;
-        bytes = 0;
-    }
-};
-
 class DSparkCuda final : public Drafter {
 public:
     DSparkCuda(std::string dir, const DSparkWeights& w, const ModelWeights& target, int n_slots, int gamma,
@@ -315,16 +278,7 @@ void DSparkCuda::init_random(const Config& target, uint64_t seed) {
 // The CPU drafter's checks, word for word, plus: `hidden` must be device memory.
 void DSparkCuda::check(const DraftBatch& b) const {
     const size_t n_ctx = draft_batch_check(b, name_, n_slots(), gamma_, cfg_.layers.vocab, true);
-    if (n_ctx > 0) {
-        // a host pointer here (a CPU backend's hidden states) would fault in a kernel, far from the cause
-        cudaPointerAttributes attr{};
-        const cudaError_t err = cudaPointerGetAttributes(&attr, b.hidden);
-        if (err != cudaSuccess || (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged)) {
-            cudaGetLastError();  // the query's own error, if any, is not the next CUDA_CHECK's
-            throw Error("drafter " + name_ +
-                        ": hidden must be device memory (the CUDA backend's hidden states), got a host pointer");
-        }
-    }
+    if (n_ctx > 0) device_pointer_check(b.hidden, "drafter " + name_ + ": hidden");
 }
 
 void DSparkCuda::draft(const DraftBatch& b, DraftOutput* out) {
