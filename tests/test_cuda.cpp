@@ -982,7 +982,8 @@ TEST(CudaKernels, VerifyForwardMatchesVerifyReference) {
 // Gumbel keys (counted; expect none); q_token and the q rows of the
 // sampling sequences within `rtol` relative: the reference sums the row in
 // one float accumulator, whose rounding grows like sqrt(V) 3e-8 (about 1e-5
-// at 152k), the device in per-thread partials and a tree; greedy
+// at 152k; rtol allows 4 times that), the device in per-thread partials
+// and a tree; greedy
 // sequences' q rows are not written.
 TEST(CudaKernels, MarkovDrawMatchesSampleReference) {
     std::mt19937 rng(5);
@@ -992,7 +993,9 @@ TEST(CudaKernels, MarkovDrawMatchesSampleReference) {
     for (const int V : {512, 5003, 151936}) {
         SCOPED_TRACE("V " + std::to_string(V));
         const int S = V < 10000 ? 9 : 4, G = 5;
-        const double rtol = V < 10000 ? 2e-6 : 5e-5;
+        // 4 x sqrt(V) 3e-8, + 1e-6 for expf: 3.7e-6 at V 512, 9.5e-6 at 5003 (H100 run 2026-12-07:
+        // 2.76e-6 there, over the 2e-6 this bound first had), 4.8e-5 at 151936
+        const double rtol = 1.2e-7 * std::sqrt(double(V)) + 1e-6;
         RaggedBatch b;
         SampleBatch sb;
         sb.k = 3;
