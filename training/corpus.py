@@ -4,8 +4,8 @@
 Three domains that differ in predictability (issue 10):
   python  the Python sources of the interpreter's site-packages
   c       C, C++ and CUDA headers (/usr/include, /usr/local/include, CUDA's)
-  prose   English documentation: Markdown, reST and man pages (rendered to
-          plain text by strip_roff, no groff needed)
+  prose   English documentation: Markdown, reST, plain-text docs and man
+          pages (rendered to plain text by strip_roff, no groff needed)
 
 Selection is deterministic for a given machine: candidate files are read in
 sorted path order, exact duplicates dropped (by SHA-256), and documents taken
@@ -103,6 +103,14 @@ def english(text):
     return len(words) >= 40 and sum(w in STOPWORDS for w in words) >= 0.04 * len(words)
 
 
+def boilerplate(path):
+    """Package metadata and licence texts: English, but the same few documents
+    in hundreds of near-copies, which would make the prose domain a licence domain."""
+    name = os.path.basename(path).lower()
+    return (".dist-info/" in path or ".egg-info/" in path or name.startswith(("license", "licence", "copying", "notice", "authors"))
+            or name in ("copyright", "entry_points.txt", "top_level.txt", "requirements.txt"))
+
+
 def candidates(domain):
     """(path, text) of every usable document of the domain, in sorted path order."""
     if domain == "python":
@@ -112,9 +120,13 @@ def candidates(domain):
         for p in walk(header_dirs(), (".h", ".hpp", ".hh", ".hxx", ".cuh", ".inl")):
             yield p, read_text(p)
     elif domain == "prose":
-        docs = walk(site_dirs() + ["/usr/share/doc"], (".md", ".rst", ".md.gz", ".rst.gz"))
+        # plain-text docs too (READMEs, changelogs, licences): the GPU machine's image held only 1,702
+        # Markdown/reST/man candidates (3.5 MB of prose, 2026-12-07); english() keeps the English ones
+        docs = walk(site_dirs() + ["/usr/share/doc"], (".md", ".rst", ".md.gz", ".rst.gz", ".txt", ".txt.gz"))
         mans = walk(["/usr/share/man"], tuple(f".{s}.gz" for s in "12345678") + tuple(f".{s}" for s in "12345678"))
         for p in docs:
+            if boilerplate(p):
+                continue
             t = read_text(p)
             yield p, t if english(t) else None
         for p in mans:
