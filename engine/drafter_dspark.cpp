@@ -7,13 +7,12 @@
 // and RoPE) and values of the committed positions; the block's own keys and
 // values live only for the call (digest §1.4: the cache is cropped back to
 // the context after each block).
-#include <Eigen/Dense>
-
 #include <cmath>
 #include <string>
 #include <utility>
 
 #include "engine/counter_rng.h"
+#include "engine/cpu_math.h"
 #include "engine/drafter.h"
 #include "engine/dspark.h"
 #include "engine/verify.h"
@@ -22,19 +21,7 @@ namespace sp {
 
 namespace {
 
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMat = Eigen::Map<const RowMat>;
-using Vec = Eigen::VectorXf;
-
-ConstMat mat(const std::vector<float>& w, int rows, int cols) { return ConstMat(w.data(), rows, cols); }
-
-Vec rmsnorm(const Vec& x, const std::vector<float>& w, double eps) {
-    Vec out(x.size());
-    rmsnorm_row(out.data(), x.data(), w.data(), static_cast<int>(x.size()), eps);
-    return out;
-}
-
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+using namespace cpu;
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 class DSparkCpu final : public Drafter {
@@ -109,7 +96,7 @@ void DSparkCpu::append_context(Slot& s, const Vec& feature) {
 
 std::vector<Vec> DSparkCpu::block_forward(const Slot& s, int anchor, int anchor_pos) const {
     const Config& c = w_.cfg.layers;
-    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, F = c.ffn, kv_dim = KVH * D;
+    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, kv_dim = KVH * D;
     const int G = w_.cfg.block_size, n_rep = H / KVH;
     const float att_scale = 1.0f / std::sqrt(static_cast<float>(D));
 
@@ -170,13 +157,7 @@ std::vector<Vec> DSparkCpu::block_forward(const Slot& s, int anchor, int anchor_
             x[k] += mat(lw.wo, d, H * D) * att;
         }
         // 4. the SwiGLU MLP
-        for (int k = 0; k < G; k++) {
-            const Vec xn = rmsnorm(x[k], lw.mlp_norm, c.rms_eps);
-            const Vec gate = mat(lw.w_gate, F, d) * xn, up = mat(lw.w_up, F, d) * xn;
-            Vec act(F);
-            for (int i = 0; i < F; i++) act[i] = silu(gate[i]) * up[i];
-            x[k] += mat(lw.w_down, d, F) * act;
-        }
+        for (int k = 0; k < G; k++) mlp_add(x[k], lw, c);
     }
     // 5. the final norm: h_k, which feeds the LM head and the confidence head
     for (int k = 0; k < G; k++) x[k] = rmsnorm(x[k], w_.final_norm, c.rms_eps);

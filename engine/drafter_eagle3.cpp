@@ -9,13 +9,12 @@
 // the features of their positions; the token after the last of them is the
 // anchor, so every committed position has its entry by the time it drafts.
 // The chain's own keys and values (drafts 2, 3, ...) live only for the call.
-#include <Eigen/Dense>
-
 #include <cmath>
 #include <string>
 #include <utility>
 
 #include "engine/counter_rng.h"
+#include "engine/cpu_math.h"
 #include "engine/drafter.h"
 #include "engine/eagle3.h"
 #include "engine/verify.h"
@@ -24,19 +23,7 @@ namespace sp {
 
 namespace {
 
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMat = Eigen::Map<const RowMat>;
-using Vec = Eigen::VectorXf;
-
-ConstMat mat(const std::vector<float>& w, int rows, int cols) { return ConstMat(w.data(), rows, cols); }
-
-Vec rmsnorm(const Vec& x, const std::vector<float>& w, double eps) {
-    Vec out(x.size());
-    rmsnorm_row(out.data(), x.data(), w.data(), static_cast<int>(x.size()), eps);
-    return out;
-}
-
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+using namespace cpu;
 
 class Eagle3Cpu final : public Drafter {
 public:
@@ -102,7 +89,7 @@ Vec Eagle3Cpu::layer_out(const Vec& q, const Vec& h, const std::vector<const flo
                          const std::vector<const float*>& vals) const {
     const Config& c = w_.cfg.layers;
     const LayerWeights& lw = w_.layer;
-    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, F = c.ffn, n_rep = H / KVH;
+    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, n_rep = H / KVH;
     const int n = static_cast<int>(keys.size());
     const float att_scale = 1.0f / std::sqrt(static_cast<float>(D));
     Vec att = Vec::Zero(H * D);
@@ -122,11 +109,8 @@ Vec Eagle3Cpu::layer_out(const Vec& q, const Vec& h, const std::vector<const flo
             for (int i = 0; i < D; i++) att[hh * D + i] += score[size_t(j)] / sum * vals[size_t(j)][g * D + i];
     }
     Vec x = h + mat(lw.wo, d, H * D) * att;
-    const Vec xn = rmsnorm(x, lw.mlp_norm, c.rms_eps);
-    const Vec gate = mat(lw.w_gate, F, d) * xn, up = mat(lw.w_up, F, d) * xn;
-    Vec act(F);
-    for (int i = 0; i < F; i++) act[i] = silu(gate[i]) * up[i];
-    return x + mat(lw.w_down, d, F) * act;
+    mlp_add(x, lw, c);
+    return x;
 }
 
 void Eagle3Cpu::draft(const DraftBatch& b, DraftOutput* out) {

@@ -14,32 +14,24 @@
 // subtracting the row maximum.
 #include "engine/reference.h"
 
-#include <Eigen/Dense>
-
 #include <cmath>
 #include <numbers>
 #include <string>
+
+#include "engine/cpu_math.h"
 
 namespace sp {
 
 namespace {
 
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMat = Eigen::Map<const RowMat>;
-using Vec = Eigen::VectorXf;
+using namespace cpu;
 
-// A weight matrix (rows, cols), row-major, as HF's nn.Linear stores it: y = W x.
+// cpu::mat after a size check: reference_forward takes any ModelWeights.
 ConstMat as_matrix(const std::vector<float>& w, int rows, int cols, const char* what) {
     if (w.size() != static_cast<size_t>(rows) * static_cast<size_t>(cols))
         throw Error(std::string("reference_forward: weight ") + what + ": expected " + std::to_string(rows) + " x " +
                     std::to_string(cols) + " floats, got " + std::to_string(w.size()));
     return ConstMat(w.data(), rows, cols);
-}
-
-Vec rmsnorm(const Vec& x, const std::vector<float>& w, double eps) {
-    Vec out(x.size());
-    rmsnorm_row(out.data(), x.data(), w.data(), static_cast<int>(x.size()), eps);
-    return out;
 }
 
 // Every tensor's size against the config, so that a forward fails before it
@@ -71,8 +63,6 @@ void check_weights(const ModelWeights& w) {
         }
     }
 }
-
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 }  // namespace
 
