@@ -27,6 +27,7 @@
 
 #include "engine/dspark.h"
 #include "engine/model.h"
+#include "tests/cli_run.h"
 #include "tests/scratch.h"
 #include "traces/calibrate.h"
 #include "traces/rng.h"
@@ -277,30 +278,6 @@ TEST(CalibrationScores, SoftLabelsGiveTheRatioOfExpectedWinsToExpectedPairs) {
 // ---------------------------------------------------------------------------
 // [SECTION] the command
 
-struct Result {
-    int code = -1;
-    std::string out, err;
-    int err_lines() const { return int(std::count(err.begin(), err.end(), '\n')); }
-};
-
-std::string slurp(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-Result run(const ScratchDir& dir, const std::string& args) {
-    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-    const std::string cmd = std::string(SPECPLAN_CLI) + " " + args + " >" + out + " 2>" + err;
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-}
-
 // A drafter folder: tiny-dspark's config and weights, no calibration.json.
 std::string drafter_copy(const ScratchDir& dir) {
     const std::string d = dir.file("drafter");
@@ -336,7 +313,7 @@ TEST(CalibrateCli, TheFileLoadsThroughTheDSparkReaderAndHeldOutEceFalls) {
     // every raw slot well off calibration, in both directions
     const SyntheticRun s{.t_true = {2.0, 0.5, 3.0, 1.8}};
     synthetic_run_write(trace, s);
-    Result r = run(dir, "calibrate " + trace + " -o " + drafter + "/calibration.json --heldout 0.3 --seed 3");
+    CliResult r = cli_run(dir, "calibrate " + trace + " -o " + drafter + "/calibration.json --heldout 0.3 --seed 3");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.err, "");
     std::printf("%s", r.out.c_str());
@@ -370,12 +347,12 @@ TEST(CalibrateCli, ARerunReplacesTheFileWithTheSameBytes) {
     s.requests = 60;
     synthetic_run_write(trace, s);
     std::ofstream(out) << kOldCalibration;
-    Result a = run(dir, "calibrate " + trace + " -o " + out);
+    CliResult a = cli_run(dir, "calibrate " + trace + " -o " + out);
     ASSERT_EQ(a.code, 0) << a.err;
     const std::string first = slurp(out);
     EXPECT_NE(first, kOldCalibration);
     EXPECT_NE(first.find("\"method\": \"sts\""), std::string::npos) << first;
-    Result b = run(dir, "calibrate " + trace + " -o " + out);
+    CliResult b = cli_run(dir, "calibrate " + trace + " -o " + out);
     ASSERT_EQ(b.code, 0) << b.err;
     EXPECT_EQ(slurp(out), first);
     EXPECT_EQ(a.out, b.out);
@@ -418,7 +395,7 @@ TEST(CalibrateCli, BadInputIsOneLineNamingTheFileAndWritesNothing) {
     };
     for (const Case& c : cases) {
         std::ofstream(out) << kOldCalibration;
-        Result r = run(dir, "calibrate " + c.args);
+        CliResult r = cli_run(dir, "calibrate " + c.args);
         std::printf("  %s", r.err.c_str());
         EXPECT_EQ(r.code, 1) << c.args << ": " << r.err;
         EXPECT_EQ(r.err_lines(), 1) << c.args << ": " << r.err;

@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/cli_run.h"
 #include "tests/scratch.h"
 #include "traces/trace_db.h"
 
@@ -35,30 +36,6 @@ namespace sp {
 namespace {
 
 const std::string kFixtures = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/";
-
-struct Result {
-    int code = -1;
-    std::string out, err;
-    int err_lines() const { return int(std::count(err.begin(), err.end(), '\n')); }
-};
-
-std::string slurp(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-Result run(const ScratchDir& dir, const std::string& args) {
-    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-    const std::string cmd = std::string(SPECPLAN_CLI) + " " + args + " >" + out + " 2>" + err;
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-}
 
 // n prompts of token ids, in two domains.
 std::string write_prompts(const ScratchDir& dir, int n, const std::string& name = "prompts.jsonl") {
@@ -102,7 +79,7 @@ void expect_replay_matches_live(TraceDb& db, int64_t run_id) {
 TEST(Generate, PrintsTauSpeedAndTheSpeedupForEveryDrafter) {
     ScratchDir dir;
     for (const std::string& d : {std::string("ngram"), kFixtures + "tiny-llama", kFixtures + "tiny-qwen3"}) {
-        Result r = run(dir, "generate --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " + d +
+        CliResult r = cli_run(dir, "generate --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " + d +
                                 " --ids 1,5,9,23,7 --max-new 40 --gamma 3");
         ASSERT_EQ(r.code, 0) << d << ": " << r.err;
         EXPECT_NE(r.out.find("tau "), std::string::npos) << r.out;
@@ -113,7 +90,7 @@ TEST(Generate, PrintsTauSpeedAndTheSpeedupForEveryDrafter) {
 
 TEST(Generate, DSparkWithItsOwnSchedulerOnTheCpuReference) {
     ScratchDir dir;
-    Result r = run(dir, "generate --device cpu --model " + kFixtures + "tiny-qwen3-4l --drafter " + kFixtures +
+    CliResult r = cli_run(dir, "generate --device cpu --model " + kFixtures + "tiny-qwen3-4l --drafter " + kFixtures +
                             "tiny-dspark --policy dspark --ids 1,5,9,23,7 --max-new 40");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("policy dspark"), std::string::npos) << r.out;
@@ -131,9 +108,9 @@ TEST(Generate, AcceptanceReplayedFromATraceDrivesTau) {
     };
     const std::string base = "generate --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " + kFixtures +
                              "tiny-llama --gamma 7 --ids 1,5,9,23,7 --max-new 200 --no-baseline";
-    Result plain = run(dir, base);
+    CliResult plain = cli_run(dir, base);
     ASSERT_EQ(plain.code, 0) << plain.err;
-    Result replay = run(dir, base + " --acceptance replay:" + std::string(SPECPLAN_SOURCE_DIR) +
+    CliResult replay = cli_run(dir, base + " --acceptance replay:" + std::string(SPECPLAN_SOURCE_DIR) +
                                  "/traces/data/synthetic.specdb");
     ASSERT_EQ(replay.code, 0) << replay.err;
     std::printf("  tau without replay %.3f, with the trace's acceptance %.3f\n", tau_of(plain.out), tau_of(replay.out));
@@ -158,7 +135,7 @@ TEST(Capture, IsExactUnderGreedyForEveryDrafter) {
         SCOPED_TRACE(c.drafter);
         ScratchDir dir;
         const std::string db_path = dir.file("trace.specdb");
-        Result r = run(dir, "capture --device cpu --model " + kFixtures + c.target + " --drafter " + c.drafter +
+        CliResult r = cli_run(dir, "capture --device cpu --model " + kFixtures + c.target + " --drafter " + c.drafter +
                                 " --prompts " + write_prompts(dir, 4) + " -o " + db_path + " --max-new 48 --gamma 3");
         ASSERT_EQ(r.code, 0) << r.err;
         TraceDb db = trace_db_open(db_path, TRACE_READ);
@@ -183,7 +160,7 @@ TEST(Capture, SamplingWritesBetaAsMinOfOneAndPOverQ) {
     // rounding wherever a draft exists.
     ScratchDir dir;
     const std::string db_path = dir.file("t1.specdb");
-    Result r = run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " + kFixtures +
+    CliResult r = cli_run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " + kFixtures +
                             "tiny-qwen3 --temperature 1 --prompts " + write_prompts(dir, 2) + " -o " + db_path +
                             " --max-new 32 --gamma 3");
     ASSERT_EQ(r.code, 0) << r.err;
@@ -204,7 +181,7 @@ TEST(Capture, AKilledCaptureKeepsItsRequestsAndResumeCompletesIt) {
     const std::string flags = "capture --quiet --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " +
                               kFixtures + "tiny-llama --prompts " + prompts + " --max-new 100 --gamma 3";
     // the whole capture in one go, for comparison
-    ASSERT_EQ(run(dir, flags + " -o " + dir.file("whole.specdb")).code, 0);
+    ASSERT_EQ(cli_run(dir, flags + " -o " + dir.file("whole.specdb")).code, 0);
 
     // the same, killed once a few requests are in
     const std::string killed = dir.file("killed.specdb");
@@ -235,7 +212,7 @@ TEST(Capture, AKilledCaptureKeepsItsRequestsAndResumeCompletesIt) {
     }
     ASSERT_GE(kept, 3);
     ASSERT_LT(kept, n);
-    Result r = run(dir, flags + " -o " + killed + " --resume");
+    CliResult r = cli_run(dir, flags + " -o " + killed + " --resume");
     ASSERT_EQ(r.code, 0) << r.err;
 
     TraceDb a = trace_db_open(dir.file("whole.specdb"), TRACE_READ), b = trace_db_open(killed, TRACE_READ);
@@ -252,7 +229,7 @@ TEST(Capture, AKilledCaptureKeepsItsRequestsAndResumeCompletesIt) {
         EXPECT_EQ(pa.beta, pb.beta) << "request " << i;
     }
     // a second --resume finds nothing to continue
-    Result again = run(dir, flags + " -o " + killed + " --resume");
+    CliResult again = cli_run(dir, flags + " -o " + killed + " --resume");
     EXPECT_EQ(again.code, 1);
     EXPECT_EQ(again.err_lines(), 1) << again.err;
 }
@@ -299,7 +276,7 @@ TEST(CaptureBadInput, BadDrafterFoldersAreOneLineNamingTheMismatch) {
     };
     for (const Case& c : cases) {
         const std::string out = dir.file("never.specdb");
-        Result r = run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3-4l --drafter " + c.drafter +
+        CliResult r = cli_run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3-4l --drafter " + c.drafter +
                                 " --prompts " + prompts + " -o " + out);
         EXPECT_EQ(r.code, 1) << c.drafter << ": " << r.err;
         EXPECT_EQ(r.err_lines(), 1) << c.drafter << ": " << r.err;
@@ -323,7 +300,7 @@ TEST(CaptureBadInput, BadPromptFilesAreOneLineNamingTheLineAndField) {
     for (const Case& c : cases) {
         std::ofstream(dir.file("bad.jsonl")) << c.text;
         const std::string out = dir.file("never.specdb");
-        Result r = run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter ngram --prompts " +
+        CliResult r = cli_run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter ngram --prompts " +
                                 dir.file("bad.jsonl") + " -o " + out);
         EXPECT_EQ(r.code, 1) << c.text << ": " << r.err;
         EXPECT_EQ(r.err_lines(), 1) << c.text << ": " << r.err;
@@ -335,13 +312,13 @@ TEST(CaptureBadInput, BadPromptFilesAreOneLineNamingTheLineAndField) {
 TEST(CaptureBadInput, AFailedCaptureLeavesAnExistingStoreAsItWas) {
     ScratchDir dir;
     const std::string db_path = dir.file("trace.specdb");
-    ASSERT_EQ(run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter ngram --prompts " +
+    ASSERT_EQ(cli_run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter ngram --prompts " +
                            write_prompts(dir, 2) + " -o " + db_path + " --max-new 16")
                   .code,
               0);
     const std::string before = slurp(db_path);
     std::ofstream(dir.file("bad.jsonl")) << "{\"prompt_ids\": []}\n";
-    Result r = run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter ngram --prompts " +
+    CliResult r = cli_run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter ngram --prompts " +
                             dir.file("bad.jsonl") + " -o " + db_path);
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(slurp(db_path), before);
