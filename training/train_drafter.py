@@ -25,7 +25,6 @@ Usage: python3 training/train_drafter.py --kind dspark --target DIR/target --dat
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import shutil
@@ -39,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import drafters  # noqa: E402
 import generate  # noqa: E402
 import qwen3  # noqa: E402
+from train_target import lr_at  # noqa: E402  (warmup, then cosine to --min-lr)
 
 KINDS = ("dspark", "dflash", "eagle3", "draft-model")
 DEFAULT_LAYERS = {"dspark": 2, "dflash": 2, "eagle3": 1, "draft-model": 2}
@@ -67,6 +67,7 @@ def parse_args(argv=None):
     t.add_argument("--anchors", type=int, default=32, help="blocks per sequence (dspark, dflash)")
     t.add_argument("--lr", type=float, default=6e-4)
     t.add_argument("--warmup", type=float, default=0.04)
+    t.add_argument("--min-lr", type=float, default=0.0, help="final learning rate, a fraction of --lr (DeepSpec: 0)")
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--clip", type=float, default=1.0)
     t.add_argument("--seed", type=int, default=0)
@@ -78,13 +79,6 @@ def parse_args(argv=None):
                         "(the engine reads the target's; without them the file is 2 V d smaller)")
     t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return ap.parse_args(argv)
-
-
-def lr_at(progress, a):
-    if progress < a.warmup:
-        return a.lr * progress / a.warmup
-    x = min(1.0, (progress - a.warmup) / max(1e-9, 1.0 - a.warmup))
-    return a.lr * 0.5 * (1.0 + math.cos(math.pi * x))
 
 
 def build(a, target):
