@@ -13,12 +13,16 @@
 
 struct Fixture {
     std::string dir;       // tests/fixtures/<name>
+    std::string model;     // the checkpoint: dir itself, or models/<name> for a trained demo model
+                           // (training/hf_reference.py writes only its reference here)
     nlohmann::json ref;    // reference.json
 };
 
 // Loads tests/fixtures/<name>/reference.json; false when the fixture is not there.
 inline bool load_fixture(const std::string& name, Fixture* f) {
-    f->dir = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/" + name;
+    const std::string src = SPECPLAN_SOURCE_DIR;
+    f->dir = src + "/tests/fixtures/" + name;
+    f->model = std::ifstream(f->dir + "/config.json") ? f->dir : src + "/models/" + name;
     std::ifstream in(f->dir + "/reference.json");
     if (!in) return false;
     f->ref = nlohmann::json::parse(in);

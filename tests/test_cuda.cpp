@@ -1101,7 +1101,7 @@ namespace {
 void check_fixture_logits_and_hidden(const std::string& name) {
     Fixture f;
     LOAD_FIXTURE_OR_SKIP(name, f);
-    const ModelWeights w = weights_load(f.dir);
+    const ModelWeights w = weights_load(f.model);
     const int V = w.cfg.vocab, d = w.cfg.hidden;
     const auto tokens = f.ref.at("tokens").get<std::vector<int>>();
     const int T = static_cast<int>(tokens.size());
@@ -1147,7 +1147,7 @@ float top2_gap(const float* x, int n, int masked) {
 void check_fixture_greedy(const std::string& name) {
     Fixture f;
     LOAD_FIXTURE_OR_SKIP(name, f);
-    const ModelWeights w = weights_load(f.dir);
+    const ModelWeights w = weights_load(f.model);
     const int V = w.cfg.vocab;
     const auto prompt = f.ref.at("greedy_prompt").get<std::vector<int>>();
     const auto want = f.ref.at("greedy").get<std::vector<int>>();

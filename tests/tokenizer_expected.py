@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""Writes the Qwen3 token ids that HF `tokenizers` gives for the tokenizer
-samples; tests/test_tokenizer.cpp checks tokenizer_encode against them.
+"""Writes the token ids that HF `tokenizers` gives for the tokenizer samples
+(Qwen3's by default); tests/test_tokenizer.cpp checks tokenizer_encode
+against them.
 
     python3 tests/tokenizer_expected.py --out tests/fixtures/qwen3/expected_ids.json
 
-Runs from the repository root, offline. Every text is encoded with
-add_special_tokens=False (no post-processor), which is what tokenizer_encode
-does: the whole of tests/fixtures/tokenizer_sample.txt, then each of its
-lines (split on "\\n" only, so a line keeps a trailing "\\r"), then each line of
+Runs from the repository root, offline. The Qwen3 tokenizer.json is read out
+of tests/fixtures/qwen3/tokenizer.tar.xz; --tokenizer PATH takes a plain
+tokenizer.json (or another .tar.xz holding one) instead:
+
+    python3 tests/tokenizer_expected.py --tokenizer models/demo-target/tokenizer.json \\
+        --out tests/fixtures/demo-target/expected_ids.json
+
+Every text is encoded with add_special_tokens=False (no post-processor),
+which is what tokenizer_encode does: the whole of
+tests/fixtures/tokenizer_sample.txt, then each of its lines (split on "\\n"
+only, so a line keeps a trailing "\\r"), then each line of
 tests/fixtures/tokenizer_sample_nfd.txt (decomposed text: checks the NFC
 normalizer), then 1,000 seeded random strings of pieces chosen to probe the
 split regex (Unicode spaces such as U+180E, contractions next to marks,
@@ -19,11 +27,12 @@ import hashlib
 import json
 import random
 import sys
+import tarfile
 
 import tokenizers
 from tokenizers import Tokenizer
 
-TOKENIZER = "tests/fixtures/qwen3/tokenizer.json"
+TOKENIZER = "tests/fixtures/qwen3/tokenizer.tar.xz"
 SAMPLE = "tests/fixtures/tokenizer_sample.txt"
 SAMPLE_NFD = "tests/fixtures/tokenizer_sample_nfd.txt"
 
@@ -50,6 +59,22 @@ def random_texts(n=1000, seed=20240601):
     return ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 14))) for _ in range(n)]
 
 
+def read_tokenizer_json(path):
+    """The bytes of tokenizer.json: the file at `path`, or, for a .tar.xz,
+    the member named tokenizer.json inside it."""
+    if not path.endswith(".tar.xz"):
+        with open(path, "rb") as f:
+            return f.read()
+    with tarfile.open(path, "r:xz") as tar:
+        try:
+            member = tar.extractfile("tokenizer.json")
+        except KeyError:
+            member = None
+        if member is None:
+            sys.exit("tokenizer_expected.py: %s holds no tokenizer.json file" % path)
+        return member.read()
+
+
 def read_text(path):
     # newline="" keeps "\r" as it is in the file.
     with open(path, encoding="utf-8", newline="") as f:
@@ -59,10 +84,12 @@ def read_text(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="tests/fixtures/qwen3/expected_ids.json")
-    ap.add_argument("--tokenizer", default=TOKENIZER, help="the tokenizer.json to encode with")
+    ap.add_argument("--tokenizer", default=TOKENIZER,
+                    help="the tokenizer.json to encode with, or a .tar.xz holding one (default %(default)s)")
     args = ap.parse_args()
 
-    tok = Tokenizer.from_file(args.tokenizer)
+    tok_json = read_tokenizer_json(args.tokenizer)
+    tok = Tokenizer.from_str(tok_json.decode("utf-8"))
     text = read_text(SAMPLE)
     nfd = read_text(SAMPLE_NFD)
 
@@ -72,7 +99,7 @@ def main():
     out = {
         "tokenizers_version": tokenizers.__version__,
         "python_version": sys.version.split()[0],
-        "tokenizer_sha256": hashlib.sha256(open(args.tokenizer, "rb").read()).hexdigest(),
+        "tokenizer_sha256": hashlib.sha256(tok_json).hexdigest(),  # of tokenizer.json, not of its archive
         "text": text,
         "text_ids": ids(text),
         "lines": [ids(line) for line in text.split("\n")],
