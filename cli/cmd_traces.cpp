@@ -1,6 +1,8 @@
 // cmd_traces.cpp: `specplan traces info|synth|export|import`.
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -31,8 +33,41 @@ static void print_value(double v) {
     else std::printf(" %6.3f", v);
 }
 
-static void info(const std::string& path) {
+// NaN (alpha past a survival of 0, tau without anchors) as JSON null.
+static nlohmann::json number_or_null(double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); }
+
+// What info prints per run, as JSON: run metadata, acceptance per domain
+// (trace_stats.h's definitions) and the live steps' tau.
+static nlohmann::json info_json(TraceDb& db, const std::string& path) {
+    nlohmann::json runs = nlohmann::json::array();
+    for (const Run& r : trace_db_runs(db)) {
+        nlohmann::json acc = nlohmann::json::array();
+        for (const AcceptanceStats& a : trace_acceptance_stats(db, r.id)) {
+            nlohmann::json alpha = nlohmann::json::array(), survival = nlohmann::json::array();
+            for (double v : a.alpha) alpha.push_back(number_or_null(v));
+            for (double v : a.survival) survival.push_back(number_or_null(v));
+            acc.push_back({{"domain", a.domain}, {"requests", a.n_requests}, {"anchors", a.n_anchors},
+                           {"tau", number_or_null(a.tau)}, {"alpha", alpha}, {"survival", survival}});
+        }
+        const StepStats s = trace_step_stats(db, r.id);
+        runs.push_back({{"id", r.id}, {"producer", producer_name(r.producer)}, {"complete", r.complete},
+                        {"target", r.target.name}, {"target_params", r.target.n_params},
+                        {"drafter_kind", r.drafter_kind}, {"drafter", r.drafter_name}, {"gpu", r.gpu},
+                        {"temperature", r.temperature}, {"gamma", r.gamma}, {"created_at", r.created_at},
+                        {"git_rev", r.git_rev}, {"notes", r.notes}, {"acceptance", acc},
+                        {"live_steps", {{"steps", s.n_steps}, {"tau", s.n_steps ? nlohmann::json(s.tau) : nlohmann::json()},
+                                        {"mean_verify_len", s.n_steps ? nlohmann::json(s.mean_verify_len) : nlohmann::json()}}}});
+    }
+    return {{"file", path}, {"schema", TRACE_SCHEMA_VERSION}, {"runs", runs}};
+}
+
+static void info(const std::string& path, const std::string& json_out) {
     TraceDb db = trace_db_open(path, TRACE_READ);
+    if (!json_out.empty()) {
+        std::ofstream f(json_out);
+        if (!(f << info_json(db, path).dump(1) << "\n") || !f.flush()) throw Error(json_out + ": cannot write");
+        return;
+    }
     TraceCounts c = trace_db_counts(db);
     std::printf("%s: specplan trace store, schema %d\n", path.c_str(), TRACE_SCHEMA_VERSION);
     std::printf("  runs %lld  requests %lld  positions %lld (%lld anchors)  steps %lld  profiles %lld\n",
@@ -200,7 +235,7 @@ static void import_jsonl(const std::string& in_path, const std::string& db_path)
 // Option values live in one shared struct owned by the callbacks, since CLI11
 // binds options by reference and parses after this function returns.
 struct TracesArgs {
-    std::string db, out, jsonl;
+    std::string db, out, jsonl, info_json;
     SynthArgs synth;
 };
 
@@ -211,7 +246,8 @@ void traces_commands(CLI::App& app) {
 
     CLI::App* info_cmd = traces->add_subcommand("info", "Counts per table; per run gamma, tau and per-slot acceptance");
     info_cmd->add_option("FILE", a->db, "trace database")->required();
-    info_cmd->callback([a] { info(a->db); });
+    info_cmd->add_option("--json", a->info_json, "write the per-run acceptance (tau, alpha_k, survival per domain) to this file as JSON instead of printing");
+    info_cmd->callback([a] { info(a->db, a->info_json); });
 
     SynthArgs& sa = a->synth;
     CLI::App* syn = traces->add_subcommand(

@@ -12,7 +12,10 @@
 #include <sstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 struct Result {
     int code = -1;
@@ -134,6 +137,32 @@ TEST(Cli, InfoPrintsTauAndPerSlotAcceptanceOfASynthesizedRun) {
     // Var of X = P1 + P2 + P3 with E X^2 = sum (2k-1) 0.5^k = 1.375: var = 1.375 - 0.875^2
     EXPECT_NEAR(tau, 1.875, 5 * std::sqrt((1.375 - 0.875 * 0.875) / 11880.0));
     for (double v : a) EXPECT_NEAR(v, 0.5, 0.035);  // >= 5 sigma for the ~1500 trials of slot 3
+
+    // --json: the same numbers (printed to 3 decimals), and survival = prod alpha
+    const fs::path js = scratch() / "iid.json";
+    Result j = run("traces info " + p.string() + " --json " + js.string());
+    ASSERT_EQ(j.code, 0) << j.err;
+    EXPECT_TRUE(j.out.empty()) << j.out;
+    const json doc = json::parse(slurp(js));
+    ASSERT_EQ(doc.at("runs").size(), 1u);
+    const json& run0 = doc["runs"][0];
+    EXPECT_EQ(run0.at("gamma"), 3);
+    EXPECT_EQ(run0.at("producer"), "synthetic");
+    const json& iid = run0.at("acceptance").at(1);
+    EXPECT_EQ(iid.at("domain"), "iid");
+    EXPECT_EQ(iid.at("anchors"), anchors);
+    EXPECT_NEAR(iid.at("tau").get<double>(), tau, 5e-4);
+    double surv = 1;
+    for (int k = 0; k < 3; k++) {
+        EXPECT_NEAR(iid["alpha"][k].get<double>(), a[k], 5e-4);
+        surv *= iid["alpha"][k].get<double>();
+        EXPECT_NEAR(iid["survival"][k].get<double>(), surv, 1e-12);
+    }
+    EXPECT_TRUE(run0.at("live_steps").at("tau").is_null());   // a synthetic run has no live steps
+    Result bad = run("traces info " + p.string() + " --json /nonexistent/dir/x.json");
+    EXPECT_EQ(bad.code, 1);
+    EXPECT_EQ(bad.err_lines(), 1) << bad.err;
+    EXPECT_NE(bad.err.find("/nonexistent/dir/x.json"), std::string::npos) << bad.err;
 }
 
 TEST(Cli, ExportImportExportIsByteIdentical) {
