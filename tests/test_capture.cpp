@@ -7,7 +7,8 @@
 //    counts of its live steps;
 //  - a capture killed midway keeps its committed requests, and --resume
 //    completes it to the same trace a single run writes;
-//  - bad drafter folders and bad prompt files give one line, exit 1, and
+//  - bad drafter folders (calibration.json included) and bad prompt files
+//    give one line, exit 1, and
 //    write nothing.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -250,12 +251,29 @@ std::string edited_drafter(const ScratchDir& dir, const std::string& from, const
     return to.string();
 }
 
+// A copy of tiny-dspark whose calibration.json holds text.
+std::string drafter_with_calibration(const ScratchDir& dir, const std::string& name, const std::string& text) {
+    const std::string to = edited_drafter(dir, "tiny-dspark", name, [](auto&) {});
+    std::ofstream(to + "/calibration.json") << text;
+    return to;
+}
+
 TEST(CaptureBadInput, BadDrafterFoldersAreOneLineNamingTheMismatch) {
     ScratchDir dir;
     const std::string prompts = write_prompts(dir, 2);
     struct Case {
         std::string drafter, needle;
     } cases[] = {
+        // bad calibration files (tiny-dspark's block is 4 slots)
+        {drafter_with_calibration(dir, "cal-json", "{\"method\": \"sts\", "), "calibration.json: not valid JSON"},
+        {drafter_with_calibration(dir, "cal-method", R"({"method": "platt", "temperatures": [1, 1, 1, 1]})"),
+         "calibration.json: method"},
+        {drafter_with_calibration(dir, "cal-count", R"({"method": "sts", "temperatures": [1, 1, 1]})"),
+         "calibration.json: temperatures: expected a list of 4"},
+        {drafter_with_calibration(dir, "cal-zero", R"({"method": "sts", "temperatures": [1, 0, 1, 1]})"),
+         "calibration.json: temperatures"},
+        {drafter_with_calibration(dir, "cal-text", R"({"method": "sts", "temperatures": [1, "1", 1, 1]})"),
+         "calibration.json: temperatures"},
         {edited_drafter(dir, "tiny-dspark", "hidden", [](auto& j) { j["hidden_size"] = 96; }), "hidden_size"},
         {edited_drafter(dir, "tiny-dspark", "vocab", [](auto& j) { j["vocab_size"] = 1024; }), "vocab_size"},
         {edited_drafter(dir, "tiny-dspark", "layer", [](auto& j) { j["target_layer_ids"] = {0, 1, 3}; }),
