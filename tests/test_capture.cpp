@@ -8,8 +8,7 @@
 //  - a capture killed midway keeps its committed requests, and --resume
 //    completes it to the same trace a single run writes;
 //  - bad drafter folders (calibration.json included) and bad prompt files
-//    give one line, exit 1, and
-//    write nothing.
+//    give one line, exit 1, and write nothing.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <signal.h>
