@@ -164,6 +164,7 @@ static std::vector<std::string> policy_names(const Scenario& s) {
 }
 
 static const std::string BUNDLED_TRACE = (fs::path(SPECPLAN_SOURCE_DIR) / "traces/data/synthetic.specdb").lexically_normal().string();
+static const std::string DEMO_TRACE = (fs::path(SPECPLAN_SOURCE_DIR) / "traces/data/demo.specdb").lexically_normal().string();
 
 // [SECTION] the shipped scenarios ------------------------------------------------------
 
@@ -178,18 +179,20 @@ TEST(Scenario, DefaultLoadsWithTheValuesItsFileStates) {
     EXPECT_EQ(s.workload.requests, 500);
     EXPECT_EQ(s.workload.warmup, 100);
     EXPECT_EQ(s.workload.lengths, LENGTHS_TRACE);
-    ASSERT_EQ(s.workload.mix.size(), 2u);
-    EXPECT_EQ(s.workload.mix[0].domain, "code");
+    ASSERT_EQ(s.workload.mix.size(), 3u);   // the demo capture's three domains
+    EXPECT_EQ(s.workload.mix[0].domain, "python");
     EXPECT_DOUBLE_EQ(s.workload.mix[0].weight, 0.4);
-    EXPECT_EQ(s.workload.mix[1].domain, "chat");
-    EXPECT_DOUBLE_EQ(s.workload.mix[1].weight, 0.6);
+    EXPECT_EQ(s.workload.mix[1].domain, "c");
+    EXPECT_DOUBLE_EQ(s.workload.mix[1].weight, 0.3);
+    EXPECT_EQ(s.workload.mix[2].domain, "prose");
+    EXPECT_DOUBLE_EQ(s.workload.mix[2].weight, 0.3);
     EXPECT_EQ(s.engine.gamma, 7);
     EXPECT_EQ(s.engine.max_seqs, 256);
     // Derived, as the file's comment says: 0.9 * (80 GB - 16.4 GB) / 144 KiB, about 388k tokens.
     EXPECT_NEAR(double(s.engine.kv_capacity_tokens), 388e3, 2e3);
     EXPECT_EQ(s.acceptance.kind, ACCEPT_TRACE);
-    EXPECT_EQ(s.acceptance.trace_path, BUNDLED_TRACE);   // resolved against scenarios/
-    EXPECT_EQ(s.acceptance.run_id, 1);
+    EXPECT_EQ(s.acceptance.trace_path, DEMO_TRACE);   // resolved against scenarios/
+    EXPECT_EQ(s.acceptance.run_id, 1);                 // DSpark, greedy, with logits
     EXPECT_EQ(s.cost.kind, COST_ROOFLINE);
     EXPECT_EQ(s.cost.roofline.gpu.name, "h100-sxm");
     EXPECT_EQ(s.cost.roofline.model.name, "qwen3-8b");
@@ -199,8 +202,23 @@ TEST(Scenario, DefaultLoadsWithTheValuesItsFileStates) {
                                                          "dspark", "dspark-async", "goodput"}));
     EXPECT_EQ(s.compare_a, "dspark");
     EXPECT_EQ(s.compare_b, "mtp1");
-    EXPECT_DOUBLE_EQ(s.slo.per_user_tok_s, 60);
+    EXPECT_DOUBLE_EQ(s.slo.per_user_tok_s, 120);
     EXPECT_DOUBLE_EQ(s.slo.ttft_s, 2.0);
+}
+
+// The run the default replays is the one its comment names: the demo pair's
+// DSpark capture, greedy, gamma 7, on an H100.
+TEST(Scenario, DefaultReplaysTheDemoPairsGreedyDsparkRun) {
+    Scenario s = scenario_load((SCENARIOS / "default.toml").string());
+    TraceDb db = trace_db_open(s.acceptance.trace_path, TRACE_READ);
+    const sp::Run run = trace_db_run(db, s.acceptance.run_id);
+    EXPECT_EQ(run.producer, PRODUCER_ENGINE);
+    EXPECT_EQ(run.drafter_kind, "dspark");
+    EXPECT_EQ(run.target.name, "models/demo-target");
+    EXPECT_DOUBLE_EQ(run.temperature, 0);
+    EXPECT_EQ(run.gamma, s.engine.gamma);
+    EXPECT_NE(run.gpu.find("H100"), std::string::npos) << run.gpu;
+    EXPECT_TRUE(run.complete);
 }
 
 TEST(Scenario, TeachingLoadsWithIidAcceptanceOnTheSlowestGpu) {
