@@ -30,6 +30,7 @@
 #include "engine/speculative.h"
 #include "tests/cli_run.h"
 #include "tests/scratch.h"
+#include "tests/spec_run.h"
 #include "traces/trace_db.h"
 
 namespace sp {
@@ -78,38 +79,19 @@ TEST(DemoModels, GreedySpeculationWithEachDrafterEqualsAutoregressive) {
     ASSERT_EQ(prompts.size(), 3u);
     const int max_new = 64;
     auto target = backend_cpu(w, int(prompts.size()));
-    SpecOptions ar_opt;   // policy ar
-    ar_opt.eos = w.cfg.eos_id;
-    std::vector<std::vector<int>> want;
-    {
-        Speculator ar(*target, nullptr, ar_opt);
-        for (size_t i = 0; i < prompts.size(); i++) {
-            SpecRequest r;
-            r.id = i;
-            r.prompt = prompts[i];
-            r.max_new = max_new;
-            ar.run(&r);
-            want.push_back(r.output);
-        }
-    }
+    const auto want = ar_outputs(*target, prompts, max_new, w.cfg.eos_id);
     std::vector<std::string> drafters = {"ngram"};
     for (const std::string& d : kDrafters) drafters.push_back(kModels + d);
     for (const std::string& d : drafters) {
         SCOPED_TRACE(d);
         auto drafter = drafter_open_cpu(d, w, DrafterOptions{0, int(prompts.size())});
-        SpecOptions o = ar_opt;
+        SpecOptions o;
+        o.eos = w.cfg.eos_id;
         o.gamma = drafter->gamma();
         std::string err;
         ASSERT_TRUE(policy_parse("fixed:" + std::to_string(o.gamma), &o.policy, &err)) << err;
         Speculator spec(*target, drafter.get(), o);
-        std::vector<SpecRequest> reqs(prompts.size());
-        for (size_t i = 0; i < prompts.size(); i++) {
-            reqs[i].id = i;
-            reqs[i].prompt = prompts[i];
-            reqs[i].max_new = max_new;
-            spec.add(&reqs[i]);
-        }
-        while (!spec.idle()) spec.step();
+        const std::vector<SpecRequest> reqs = spec_run_batch(spec, prompts, max_new);
         int steps = 0, accepted = 0;
         for (size_t i = 0; i < prompts.size(); i++) {
             EXPECT_EQ(reqs[i].output, want[i]) << "prompt " << i;

@@ -30,6 +30,7 @@
 #include "engine/speculative.h"
 #include "engine/verify.h"
 #include "tests/chi_square.h"
+#include "tests/spec_run.h"
 
 namespace sp {
 namespace {
@@ -61,21 +62,6 @@ std::vector<DrafterCase> setups() {
     };
 }
 
-// Greedy (T = 0) AR output of each prompt, one Speculator without a drafter.
-std::vector<std::vector<int>> ar_outputs(Backend& b, const std::vector<std::vector<int>>& prompts, int max_new) {
-    Speculator ar(b, nullptr, SpecOptions{});
-    std::vector<std::vector<int>> out;
-    for (size_t i = 0; i < prompts.size(); i++) {
-        SpecRequest r;
-        r.id = i;
-        r.prompt = prompts[i];
-        r.max_new = max_new;
-        ar.run(&r);
-        out.push_back(r.output);
-    }
-    return out;
-}
-
 Policy policy_of(const std::string& text) {
     Policy p;
     std::string err;
@@ -104,17 +90,9 @@ TEST(SpeculativeGreedy, EveryDrafterAndPolicyReproducesAutoregressiveOutput) {
             o.policy = policy_of(pol);
             o.step_time = linear_cost();
             Speculator spec(*target, drafter.get(), o);
-            // all prompts in one ragged batch
-            std::vector<SpecRequest> reqs(prompts.size());
-            for (size_t i = 0; i < prompts.size(); i++) {
-                reqs[i].id = i;
-                reqs[i].prompt = prompts[i];
-                reqs[i].max_new = max_new;
-                spec.add(&reqs[i]);
-            }
+            const std::vector<SpecRequest> reqs = spec_run_batch(spec, prompts, max_new);  // one ragged batch
             std::map<int, int> ells;  // verify length -> steps, to see that l varied
             int accepted = 0;
-            while (!spec.idle()) spec.step();
             for (size_t i = 0; i < prompts.size(); i++) {
                 EXPECT_EQ(reqs[i].output, want[i]) << "prompt " << i;
                 for (const Step& st : reqs[i].steps) {
