@@ -458,8 +458,11 @@ void CudaModel::verify(const RaggedBatch& b, const VerifyBatch& v, VerifyResult*
     out->next.assign(S, -1);
     if (S == 0) return;
     std::vector<VerifySeq> seqs(S);
-    for (int s = 0, row = 0; s < S; row += b.q_len[s], s++)
-        seqs[s] = VerifySeq{v.request[s], v.temperature[s], b.q_len[s], row, v.anchor_pos[s], v.q ? v.q_row[s] : 0};
+    for (int s = 0, row = 0; s < S; row += b.q_len[s], s++) {
+        const int ctx = verify_n_context(v, size_t(s));  // a prefill chunk's context rows: not drafts
+        seqs[s] = VerifySeq{v.request[s], v.temperature[s], b.q_len[s] - ctx, row + ctx, v.anchor_pos[s],
+                            v.q ? v.q_row[s] : 0};
+    }
     const size_t seq_bytes = aligned(seqs.size() * sizeof(VerifySeq));
     const size_t need = seq_bytes + 2 * static_cast<size_t>(S) * sizeof(int);
     if (need > verify_bytes_) {

@@ -59,12 +59,16 @@ Speculator::Speculator(Backend& target, Drafter* drafter, const SpecOptions& o)
 }
 
 // Appends l's request to b: the committed tokens the drafter has not seen
-// (the last l.pending, rows l.hidden_row.. of the last forward's hidden
-// states), its anchor, and n_draft.
+// (the last l.pending in the target's cache, rows l.hidden_row.. of the last
+// forward's hidden states), its anchor, and n_draft. A request still
+// prefilling has no anchor yet and drafts nothing: it passes its next prompt
+// token, which the drafter does not read at n_draft 0.
 void Speculator::pending_to(const Live& l, int n_draft, DraftBatch* b) const {
     const SpecRequest& r = *l.r;
     const int P = int(r.prompt.size());
-    const int first = P + int(r.output.size()) - 1 - l.pending;  // position of the first pending token
+    const bool prefilling = l.prefilled >= 0;
+    const int cached = prefilling ? l.prefilled : P + int(r.output.size()) - 1;  // the anchor is not in the cache
+    const int first = cached - l.pending;  // position of the first pending token
     b->slot.push_back(l.slot);
     b->n_ctx.push_back(l.pending);
     for (int i = 0; i < l.pending; i++) {
@@ -72,24 +76,59 @@ void Speculator::pending_to(const Live& l, int n_draft, DraftBatch* b) const {
         b->ctx_tokens.push_back(pos < P ? r.prompt[size_t(pos)] : r.output[size_t(pos - P)]);
         b->ctx_row.push_back(l.hidden_row + i);
     }
-    b->anchor.push_back(r.output.back());
-    b->n_draft.push_back(n_draft);
+    b->anchor.push_back(prefilling ? r.prompt[size_t(std::min(l.prefilled, P - 1))] : r.output.back());
+    b->n_draft.push_back(prefilling ? 0 : n_draft);
     b->temperature.push_back(r.temperature);
     b->request.push_back(r.id);
 }
 
-void Speculator::add(SpecRequest* r) {
+int Speculator::n_free_slots() const { return int(std::count(slot_used_.begin(), slot_used_.end(), false)); }
+
+int64_t Speculator::elapsed_ns() const { return now_ns() - t0_ns_; }
+
+// Checks r (add() and submit() refuse the same requests) and returns a free slot.
+int Speculator::take_slot(const SpecRequest& r) {
     const int V = target_.config().vocab;
-    if (r->prompt.empty() || r->max_new < 1 || !(r->temperature >= 0))
-        throw Error("request " + std::to_string(r->id) + ": needs a prompt, max_new >= 1 and temperature >= 0");
-    for (int t : r->prompt)
-        if (t < 0 || t >= V) throw Error("request " + std::to_string(r->id) + ": prompt token outside the vocabulary");
-    if (int(r->prompt.size()) + r->max_new > target_.config().max_position)
-        throw Error("request " + std::to_string(r->id) + ": prompt + max_new exceeds max_position_embeddings (" +
+    if (r.prompt.empty() || r.max_new < 1 || !(r.temperature >= 0))
+        throw Error("request " + std::to_string(r.id) + ": needs a prompt, max_new >= 1 and temperature >= 0");
+    for (int t : r.prompt)
+        if (t < 0 || t >= V) throw Error("request " + std::to_string(r.id) + ": prompt token outside the vocabulary");
+    if (int(r.prompt.size()) + r.max_new > target_.config().max_position)
+        throw Error("request " + std::to_string(r.id) + ": prompt + max_new exceeds max_position_embeddings (" +
                     std::to_string(target_.config().max_position) + ")");
     auto free = std::find(slot_used_.begin(), slot_used_.end(), false);
-    if (free == slot_used_.end()) throw Error("no free sequence slot for request " + std::to_string(r->id));
-    const int slot = int(free - slot_used_.begin());
+    if (free == slot_used_.end()) throw Error("no free sequence slot for request " + std::to_string(r.id));
+    return int(free - slot_used_.begin());
+}
+
+Speculator::Live Speculator::make_live(SpecRequest* r, int slot, int pending, int hidden_row) const {
+    Live l;
+    l.r = r;
+    l.slot = slot;
+    l.pending = drafter_ ? pending : 0;
+    l.hidden_row = hidden_row;
+    l.conf.assign(size_t(o_.gamma), 1.0f);
+    l.conf_old1 = l.conf_old2 = l.conf;
+    return l;
+}
+
+void Speculator::submit(SpecRequest* r) {
+    const int slot = take_slot(*r);
+    target_.truncate(slot, 0);
+    if (drafter_) drafter_->reset(slot);
+    r->output.clear();
+    r->drafted.clear();
+    r->steps.clear();
+    r->done = false;
+    r->first_token_ns = r->done_ns = -1;
+    slot_used_[size_t(slot)] = true;
+    Live l = make_live(r, slot, 0, 0);
+    l.prefilled = 0;
+    running_.push_back(std::move(l));
+}
+
+void Speculator::add(SpecRequest* r) {
+    const int slot = take_slot(*r);
     const int64_t t_start = now_ns();
 
     // The rows of hidden_data() that running requests still owe the drafter
@@ -151,109 +190,140 @@ void Speculator::add(SpecRequest* r) {
     r->drafted.assign(1, 0);
     r->steps.clear();
     r->done = res.next[0] == o_.eos || r->max_new == 1;
-    r->prefill_ns = now_ns() - t_start;
+    const int64_t t_end = now_ns();
+    r->prefill_ns = t_end - t_start;
+    r->first_token_ns = t_end - t0_ns_;
+    r->done_ns = r->done ? r->first_token_ns : -1;
     if (r->done) return;
     slot_used_[size_t(slot)] = true;
-    Live l;
-    l.r = r;
-    l.slot = slot;
-    l.pending = drafter_ ? 1 : 0;
-    l.hidden_row = 0;
-    l.conf.assign(size_t(o_.gamma), 1.0f);
-    l.conf_old1 = l.conf_old2 = l.conf;
-    running_.push_back(std::move(l));
+    running_.push_back(make_live(r, slot, 1, 0));
 }
 
 void Speculator::step() {
     if (running_.empty()) return;
-    const int S = int(running_.size()), G = o_.gamma;
+    const int G = o_.gamma;
     const int64_t t_step = now_ns();
+    std::vector<int> dec;  // running_ indices of the decoding requests
+    for (int i = 0; i < int(running_.size()); i++)
+        if (running_[size_t(i)].prefilled < 0) dec.push_back(i);
+    const int R = int(dec.size());
 
-    // 1. draft
+    // 1. draft: the decoding requests' blocks; the prefilling requests hand
+    //    over their last chunk's rows (hidden states are overwritten by the
+    //    forward below)
     DraftOutput drafts;
-    std::vector<int> n_drafts(size_t(S), 0);  // drafts actually proposed per request
-    if (drafter_ && G > 0) {
+    std::vector<int> n_drafts(size_t(R), 0), draft_row(size_t(R), 0);  // drafts proposed; row in drafts
+    if (drafter_) {
         DraftBatch in;
         in.hidden = target_.hidden_data();
-        in.seed = o_.seed;
-        for (const Live& l : running_)
-            pending_to(l, std::min(G, l.r->max_new - int(l.r->output.size()) - 1), &in);
         in.hidden_T = hidden_T_;
-        drafter_->draft(in, &drafts);
-        for (int s = 0; s < S; s++) {
-            running_[size_t(s)].pending = 0;
-            while (n_drafts[size_t(s)] < in.n_draft[size_t(s)] &&
-                   drafts.tokens[size_t(s) * size_t(drafts.gamma) + size_t(n_drafts[size_t(s)])] >= 0)
-                n_drafts[size_t(s)]++;
+        in.seed = o_.seed;
+        for (int j = 0, i = 0; i < int(running_.size()); i++) {
+            Live& l = running_[size_t(i)];
+            if (l.prefilled >= 0 && l.pending == 0) continue;
+            if (l.prefilled < 0) draft_row[size_t(j++)] = int(in.slot.size());
+            pending_to(l, std::min(G, l.r->max_new - int(l.r->output.size()) - 1), &in);
+            l.pending = 0;
+        }
+        if (!in.slot.empty()) drafter_->draft(in, &drafts);
+        for (int j = 0; j < R; j++) {
+            const size_t row = size_t(draft_row[size_t(j)]);
+            while (n_drafts[size_t(j)] < in.n_draft[row] &&
+                   drafts.tokens[row * size_t(drafts.gamma) + size_t(n_drafts[size_t(j)])] >= 0)
+                n_drafts[size_t(j)]++;
         }
     }
     const int64_t t_drafted = now_ns();
 
-    // 2. verify lengths from the policy
-    std::vector<int> ell(size_t(S), 0);
-    if (drafter_ && G > 0) {
-        std::vector<float> conf(size_t(S) * size_t(G), 0.0f), stale(conf.size(), 0.0f);
-        std::vector<double> alpha(static_cast<size_t>(S));
-        for (int s = 0; s < S; s++) {
-            Live& l = running_[size_t(s)];
+    // 2. verify lengths of the decoding requests from the policy
+    std::vector<int> ell(size_t(R), 0);
+    if (drafter_ && G > 0 && R > 0) {
+        std::vector<float> conf(size_t(R) * size_t(G), 0.0f), stale(conf.size(), 0.0f);
+        std::vector<double> alpha(static_cast<size_t>(R));
+        for (int j = 0; j < R; j++) {
+            Live& l = running_[size_t(dec[size_t(j)])];
             if (!drafts.conf.empty()) {
                 l.conf_old2 = l.conf_old1;
                 l.conf_old1 = l.conf;
-                std::copy_n(drafts.conf.begin() + long(s) * drafts.gamma, G, l.conf.begin());
+                std::copy_n(drafts.conf.begin() + long(draft_row[size_t(j)]) * drafts.gamma, G, l.conf.begin());
                 if (l.r->steps.empty()) l.conf_old2 = l.conf_old1 = l.conf;  // a new request's stale rows: its current values
             }
-            std::copy(l.conf.begin(), l.conf.end(), conf.begin() + long(s) * G);
-            std::copy(l.conf_old2.begin(), l.conf_old2.end(), stale.begin() + long(s) * G);
-            alpha[size_t(s)] = l.verified > 0 ? double(l.accepted) / l.verified : 0.5;
+            std::copy(l.conf.begin(), l.conf.end(), conf.begin() + long(j) * G);
+            std::copy(l.conf_old2.begin(), l.conf_old2.end(), stale.begin() + long(j) * G);
+            alpha[size_t(j)] = alpha_estimate(l.accepted, l.verified);
         }
         PolicyInput pin;
-        pin.n = S;
+        pin.n = R;
         pin.gamma = G;
         pin.conf = conf.data();
         pin.conf_stale = stale.data();
         pin.max_len = n_drafts.data();
         pin.alpha_hat = alpha.data();
-        pin.token_budget = std::max(o_.token_budget, S);
+        pin.token_budget = std::max(o_.token_budget, R);
         pin.step_time = o_.step_time;
         policy_choose(o_.policy, pin, ell.data());
     }
 
-    // 3. verify every [anchor, d_1..d_l] in one forward
+    // 3. one forward: every [anchor, d_1..d_l], then prompt chunks in the room left
     RaggedBatch b;
     VerifyBatch v;
     v.eos = o_.eos;
     v.seed = o_.seed;
     if (drafts.q) {
+        const size_t rows = drafts.tokens.size() / size_t(std::max(1, drafts.gamma));
         const bool staged = std::string(drafter_->device()) != target_.name();
-        v.q = staged ? target_.stage(drafts.q, size_t(S) * size_t(drafts.gamma) * size_t(drafts.vocab)) : drafts.q;
+        v.q = staged ? target_.stage(drafts.q, rows * size_t(drafts.gamma) * size_t(drafts.vocab)) : drafts.q;
         v.q_gamma = drafts.gamma;
     }
-    for (int s = 0; s < S; s++) {
-        const Live& l = running_[size_t(s)];
+    int decode_tokens = 0;
+    for (int j = 0; j < R; j++) {
+        const Live& l = running_[size_t(dec[size_t(j)])];
         const SpecRequest& r = *l.r;
+        const int e = ell[size_t(j)];
         b.seq.push_back(l.slot);
-        b.q_len.push_back(1 + ell[size_t(s)]);
+        b.q_len.push_back(1 + e);
         b.tokens.push_back(r.output.back());
-        for (int k = 0; k < ell[size_t(s)]; k++) b.tokens.push_back(drafts.tokens[size_t(s) * size_t(drafts.gamma) + size_t(k)]);
+        for (int k = 0; k < e; k++)
+            b.tokens.push_back(drafts.tokens[size_t(draft_row[size_t(j)]) * size_t(drafts.gamma) + size_t(k)]);
         v.temperature.push_back(r.temperature);
         v.request.push_back(r.id);
         v.anchor_pos.push_back(int(r.prompt.size() + r.output.size()) - 1);
-        if (v.q) v.q_row.push_back(s);
+        v.n_context.push_back(0);
+        if (v.q) v.q_row.push_back(draft_row[size_t(j)]);
+        decode_tokens += 1 + e;
+    }
+    std::vector<std::pair<int, int>> chunks;  // (running_ index, prompt tokens) in the batch after the decodes
+    int room = std::max(0, std::min(o_.prefill_chunk, o_.token_budget - decode_tokens));
+    for (int i = 0; i < int(running_.size()) && room > 0; i++) {
+        const Live& l = running_[size_t(i)];
+        if (l.prefilled < 0) continue;
+        const SpecRequest& r = *l.r;
+        const int c = std::min(room, int(r.prompt.size()) - l.prefilled);
+        b.seq.push_back(l.slot);
+        b.q_len.push_back(c);
+        b.tokens.insert(b.tokens.end(), r.prompt.begin() + l.prefilled, r.prompt.begin() + l.prefilled + c);
+        v.temperature.push_back(r.temperature);
+        v.request.push_back(r.id);
+        v.anchor_pos.push_back(l.prefilled + c - 1);
+        v.n_context.push_back(c - 1);
+        if (v.q) v.q_row.push_back(0);  // no drafts: never read
+        chunks.emplace_back(i, c);
+        room -= c;
     }
     VerifyResult res;
-    target_.verify(b, v, &res, layers_);
+    if (!b.seq.empty()) target_.verify(b, v, &res, layers_);
     hidden_T_ = int(b.tokens.size());
     const int64_t t_verified = now_ns();
 
     // 4. commit, truncate, and note the step
+    std::vector<bool> finished(running_.size(), false);
     int row = 0;
-    std::vector<Live> still;
-    for (int s = 0; s < S; s++) {
-        Live& l = running_[size_t(s)];
+    for (int j = 0; j < R; j++) {
+        Live& l = running_[size_t(dec[size_t(j)])];
         SpecRequest& r = *l.r;
-        const int ell_s = ell[size_t(s)];
+        const int ell_s = ell[size_t(j)];
         const int* d = b.tokens.data() + row + 1;
-        int n = res.n_accepted[size_t(s)], next = res.next[size_t(s)];
+        int n = res.n_accepted[size_t(j)], next = res.next[size_t(j)];
         if (r.replay && r.replay->n > 0) {
             // forced acceptance: the trace's coins decide, the real forward's
             // tokens fill in (their values do not matter for timing)
@@ -267,10 +337,10 @@ void Speculator::step() {
             if (n < ell_s) next = d[n];
             else if (next < 0) next = r.output.back();
         }
-        const int anchor_pos = v.anchor_pos[size_t(s)];
+        const int anchor_pos = v.anchor_pos[size_t(j)];
         Step st;
         st.step = int(r.steps.size());
-        st.batch_size = S;
+        st.batch_size = R;
         st.verify_len = ell_s;
         st.n_accepted = n;
         st.bonus = next >= 0 && n == ell_s;
@@ -297,10 +367,33 @@ void Speculator::step() {
         row += 1 + ell_s;
         const bool eos = !r.replay && (eos_accepted || next < 0 || next == o_.eos);
         r.done = eos || int(r.output.size()) >= r.max_new;
-        if (r.done)
-            slot_used_[size_t(l.slot)] = false;
-        else
-            still.push_back(std::move(l));
+        finished[size_t(dec[size_t(j)])] = r.done;
+    }
+    for (size_t c = 0; c < chunks.size(); c++) {
+        Live& l = running_[size_t(chunks[c].first)];
+        SpecRequest& r = *l.r;
+        l.prefilled += chunks[c].second;
+        l.pending = drafter_ ? chunks[c].second : 0;
+        l.hidden_row = row;
+        row += chunks[c].second;
+        if (l.prefilled < int(r.prompt.size())) continue;
+        // the prompt is in: the chunk's last row gave the first output token
+        const int next = res.next[size_t(R) + c];
+        l.prefilled = -1;
+        r.output.assign(1, next);
+        r.drafted.assign(1, 0);
+        r.first_token_ns = t_verified - t0_ns_;
+        r.done = next == o_.eos || r.max_new == 1;
+        finished[size_t(chunks[c].first)] = r.done;
+    }
+    std::vector<Live> still;
+    for (size_t i = 0; i < running_.size(); i++) {
+        if (finished[i]) {
+            running_[i].r->done_ns = t_verified - t0_ns_;
+            slot_used_[size_t(running_[i].slot)] = false;
+        } else {
+            still.push_back(std::move(running_[i]));
+        }
     }
     running_ = std::move(still);
 }

@@ -5,6 +5,11 @@
 // it.
 //
 // One iteration (digest §3):
+//  0. requests submitted with submit() are prefilled in chunks that ride in
+//     the same forward as the verify blocks (VerifyBatch::n_context): the
+//     decode tokens first, then prompt chunks FCFS in the room that
+//     token_budget leaves, at most prefill_chunk tokens per iteration, as
+//     the simulator's engine model does (simulator/sim.h);
 //  1. draft: every running request hands the drafter the context committed
 //     since its last call (tokens, and target hidden states when the drafter
 //     reads them) and its anchor; the drafter returns up to gamma drafts and,
@@ -47,8 +52,10 @@ struct SpecRequest {
     // filled in as it runs
     std::vector<int> output;         // emitted tokens
     std::vector<uint8_t> drafted;    // (output) 1 where the token was an accepted draft
-    std::vector<Step> steps;         // one per iteration (request_id left 0)
-    int64_t prefill_ns = 0;          // wall time of the prompt's forward and first token
+    std::vector<Step> steps;         // one per decoding iteration (request_id left 0)
+    int64_t prefill_ns = 0;          // add(): wall time of the prompt's forward and first token
+    int64_t first_token_ns = -1;     // when the first output token came out, since the Speculator's start
+    int64_t done_ns = -1;            // when the request finished, likewise
     bool done = false;
 };
 
@@ -58,7 +65,8 @@ struct SpecOptions {
     int eos = -1;                    // stop token, -1 for none
     uint64_t seed = 0;
     StepTime step_time;              // seconds per iteration at B tokens: dspark, dspark-async, goodput
-    int token_budget = 1 << 20;      // cap on verified tokens per iteration
+    int token_budget = 1 << 20;      // tokens per forward at most: verified tokens first, prefill chunks after
+    int prefill_chunk = 1 << 20;     // prompt tokens prefilled per iteration at most (submit())
 };
 
 class Speculator {
@@ -69,13 +77,19 @@ public:
     Speculator(Backend& target, Drafter* drafter, const SpecOptions& o);
 
     // Prefills r's prompt into a free slot, emits its first token and hands
-    // the drafter the prompt. Throws sp::Error for a bad request or when no
-    // slot is free.
+    // the drafter the prompt, at once, in forwards of its own. Throws
+    // sp::Error for a bad request or when no slot is free.
     void add(SpecRequest* r);
+    // Takes a free slot for r and queues its prompt: step() prefills it in
+    // chunks inside its own forwards and emits the first token when the last
+    // chunk is in. Throws as add() does.
+    void submit(SpecRequest* r);
     // One iteration over every running request; finished ones leave (their
     // slots are free again). t_ns of each Step counts from construction.
     void step();
     bool idle() const { return running_.empty(); }
+    int n_free_slots() const;
+    int64_t elapsed_ns() const;      // since construction, the clock of Step::t_ns
     // add() then step() until it finishes.
     void run(SpecRequest* r);
 
@@ -83,6 +97,7 @@ private:
     struct Live {
         SpecRequest* r = nullptr;
         int slot = 0;
+        int prefilled = -1;          // submit(): prompt tokens in the target's cache while prefilling; -1 once decoding
         int pending = 0;             // committed tokens the drafter has not seen (the last ones)
         int hidden_row = 0;          // row in the target's hidden_data() of the first pending token
         int anchor_t = 0;            // replay: the output index of the anchor
@@ -91,6 +106,8 @@ private:
     };
 
     void pending_to(const Live& l, int n_draft, DraftBatch* b) const;
+    int take_slot(const SpecRequest& r);
+    Live make_live(SpecRequest* r, int slot, int pending, int hidden_row) const;
 
     Backend& target_;
     Drafter* drafter_;

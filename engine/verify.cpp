@@ -57,11 +57,13 @@ int sample_residual(const std::vector<float>& p, const float* q, int draft, int 
 void verify_check(const RaggedBatch& b, const VerifyBatch& v) {
     const size_t S = b.seq.size();
     if (v.temperature.size() != S || v.request.size() != S || v.anchor_pos.size() != S || b.q_len.size() != S ||
-        (v.q && (v.q_row.size() != S || v.q_gamma < 1)))
+        (v.q && (v.q_row.size() != S || v.q_gamma < 1)) || (!v.n_context.empty() && v.n_context.size() != S))
         throw Error("verify: per-sequence arrays do not match the batch");
     for (size_t s = 0; s < S; s++) {
         if (!(v.temperature[s] >= 0)) throw Error("verify: temperature must be >= 0");
-        if (v.q && (b.q_len[s] - 1 > v.q_gamma || v.q_row[s] < 0))
+        const int ctx = verify_n_context(v, s);
+        if (ctx < 0 || ctx >= b.q_len[s]) throw Error("verify: n_context outside 0..q_len - 1");
+        if (v.q && (b.q_len[s] - 1 - ctx > v.q_gamma || v.q_row[s] < 0))
             throw Error("verify: more drafts than the drafter's gamma, or a negative q_row");
     }
 }
@@ -72,9 +74,10 @@ void verify_reference(const float* logits, int V, const RaggedBatch& b, const Ve
     out->n_accepted.assign(S, 0);
     out->next.assign(S, -1);
     std::vector<float> p(V);
-    int t0 = 0;  // the sequence's first row
+    int t0 = 0;  // the sequence's anchor row
     for (size_t s = 0; s < S; s++) {
-        const int ell = b.q_len[s] - 1;
+        t0 += verify_n_context(v, s);
+        const int ell = b.q_len[s] - 1 - verify_n_context(v, s);
         const float T = v.temperature[s];
         const float* rows = logits + static_cast<size_t>(t0) * V;
         const int* drafts = b.tokens.data() + t0 + 1;
@@ -112,7 +115,7 @@ void verify_reference(const float* logits, int V, const RaggedBatch& b, const Ve
                 out->next[s] = sample_residual(p, q_of(n), drafts[n], V, target);
             }
         }
-        t0 += b.q_len[s];
+        t0 += b.q_len[s] - verify_n_context(v, s);
     }
 }
 

@@ -30,7 +30,14 @@ namespace sp {
 struct VerifyBatch {
     std::vector<float> temperature;  // (S) per sequence of the RaggedBatch; 0 = greedy
     std::vector<uint64_t> request;   // (S) RNG keys
-    std::vector<int> anchor_pos;     // (S) position of each sequence's anchor (its first new token)
+    std::vector<int> anchor_pos;     // (S) position of each sequence's anchor
+    // (S) or empty (all 0): leading tokens of each sequence that are context,
+    // not drafts, so that a prefill chunk rides in the same forward as the
+    // verify blocks: its tokens are [context..., anchor] with no drafts, and
+    // its next token is the first output token when the chunk ends the
+    // prompt. Sequence s is [n_context[s] context, anchor, q_len[s] - 1 -
+    // n_context[s] drafts].
+    std::vector<int> n_context;
     // Draft probabilities in the backend's memory: sequence s, draft k (0-based)
     // at q + (q_row[s] * q_gamma + k) * V, as DraftOutput::q lays them out.
     // Null: one-hot drafts. Not read for greedy sequences.
@@ -40,6 +47,8 @@ struct VerifyBatch {
     int eos = -1;                    // stop token, or -1
     uint64_t seed = 0;
 };
+
+inline int verify_n_context(const VerifyBatch& v, size_t s) { return v.n_context.empty() ? 0 : v.n_context[s]; }
 
 struct VerifyResult {
     std::vector<int> n_accepted;     // (S) drafts accepted, 0..l

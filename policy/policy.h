@@ -25,6 +25,8 @@
 // Every policy respects per-request caps (max_len) and the token budget.
 #pragma once
 
+#include <cstdint>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +73,13 @@ struct StepTime {
     const void* ctx = nullptr;
     double operator()(int n_tokens) const { return fn(ctx, n_tokens); }
 };
+
+// The per-request acceptance estimate goodput reads (PolicyInput::alpha_hat):
+// Laplace's rule over the drafts verified so far, 1/2 before any. The
+// simulator and the engine both call it, so they feed the policy alike.
+inline double alpha_estimate(int64_t accepted, int64_t verified) {
+    return static_cast<double>(accepted + 1) / static_cast<double>(verified + 2);
+}
 
 struct PolicyInput {
     int n = 0;                         // R: running requests this step

@@ -298,7 +298,7 @@ static void start_step(Sim& s) {
         std::copy_n(stale, G, &s.conf_stale[i * static_cast<size_t>(G)]);
         s.max_len[i] = std::min(G, r.output_len - r.generated - 1);
         // Laplace estimate of the request's acceptance from what it has verified so far
-        s.alpha_hat[i] = static_cast<double>(r.accepted + 1) / static_cast<double>(r.verified + 2);
+        s.alpha_hat[i] = alpha_estimate(r.accepted, r.verified);
         s.keys[i] = r.key;
         context += r.prompt_len + r.generated;
     }

@@ -11,7 +11,10 @@
 //    sum_o p(o | prompt) p(v | prompt, o), computed with the reference
 //    forward: a chi-square test at the 0.1 % level for every drafter; a wrong
 //    acceptance rule (accept every draft) must fail the same test;
-//  - the verifier's rule against hand-worked cases (verify_reference).
+//  - the verifier's rule against hand-worked cases (verify_reference),
+//    prefill chunks' context rows included;
+//  - chunked prefill (submit): requests joining while others decode give
+//    the tokens of add()'s one-forward prefill, greedy and at T = 1.
 //
 // Models: the HF fixture tiny-qwen3 as the target; tiny-llama (same
 // vocabulary) as an independent draft model; the target itself as a draft
@@ -102,6 +105,85 @@ TEST(SpeculativeGreedy, EveryDrafterAndPolicyReproducesAutoregressiveOutput) {
             }
             std::printf("  %-40s %-14s accepted %4d, verify lengths seen %zu\n", s.drafter.c_str(), pol.c_str(),
                         accepted, ells.size());
+        }
+    }
+}
+
+// Chunked prefill (submit): prompts go in in chunks that share each forward
+// with the running requests' verify blocks, requests join while others
+// decode, and the outputs are the same tokens as add()'s one-forward prefill:
+// greedy against AR, and at T = 1 against add() with the same seed (every
+// draw is keyed by request and position, not by the batch it ran in).
+TEST(SpeculativeChunkedPrefill, RequestsJoiningMidwayGiveAddsTokens) {
+    const std::vector<std::vector<int>> prompts = {
+        {1, 5, 9, 23, 7, 5, 9, 11, 40, 2, 3, 9}, {203, 62, 340, 95, 178, 91, 302, 93}, {1, 400, 17}, {77}};
+    const int max_new = 40;
+    for (const DrafterCase& s : setups()) {
+        const ModelWeights w = weights_load(kFixtures + s.target);
+        auto target = backend_cpu(w, int(prompts.size()));
+        for (float T : {0.0f, 1.0f}) {
+            SCOPED_TRACE(s.drafter + " T " + std::to_string(T));
+            auto drafter = drafter_open_cpu(s.drafter, w, DrafterOptions{0, int(prompts.size())});
+            SpecOptions o;
+            o.policy = policy_of("fixed:" + std::to_string(drafter->gamma()));
+            o.seed = 7;
+            // the reference: each request alone, prefilled by add()
+            std::vector<std::vector<int>> want;
+            {
+                Speculator one(*target, drafter.get(), o);
+                for (size_t i = 0; i < prompts.size(); i++) {
+                    SpecRequest r;
+                    r.id = i;
+                    r.prompt = prompts[i];
+                    r.max_new = max_new;
+                    r.temperature = T;
+                    one.run(&r);
+                    want.push_back(r.output);
+                }
+            }
+            if (T == 0.0f) {
+                EXPECT_EQ(want, ar_outputs(*target, prompts, max_new));
+            }
+            // 5 prompt tokens per iteration at most: chunks of 1..5 tokens
+            // beside verify blocks; request i joins at iteration 3 i. Greedy
+            // also under a 12-token forward, which cuts verify lengths; not
+            // at T = 1, where the draws are keyed by each block's anchor, so
+            // other verify lengths draw other (equally distributed) tokens.
+            o.prefill_chunk = 5;
+            if (T == 0.0f) o.token_budget = 12;
+            Speculator spec(*target, drafter.get(), o);
+            std::vector<SpecRequest> reqs(prompts.size());
+            int mixed = 0;  // iterations that carried a prompt chunk and a verify block
+            int first_token_it = -1;
+            for (int it = 0, joined = 0; joined < int(prompts.size()) || !spec.idle(); it++) {
+                if (joined < int(prompts.size()) && it == 3 * joined) {
+                    reqs[size_t(joined)].id = uint64_t(joined);
+                    reqs[size_t(joined)].prompt = prompts[size_t(joined)];
+                    reqs[size_t(joined)].max_new = max_new;
+                    reqs[size_t(joined)].temperature = T;
+                    spec.submit(&reqs[size_t(joined)]);
+                    joined++;
+                }
+                int decoding = 0, prefilling = 0;
+                for (const SpecRequest& r : reqs) {
+                    if (r.prompt.empty() || r.done) continue;
+                    (r.output.empty() ? prefilling : decoding)++;
+                }
+                mixed += decoding > 0 && prefilling > 0;
+                spec.step();
+                if (first_token_it < 0 && !reqs[0].output.empty()) first_token_it = it;
+                ASSERT_LT(it, 10000) << "no progress";
+            }
+            EXPECT_GT(mixed, 0);
+            for (size_t i = 0; i < prompts.size(); i++) {
+                EXPECT_EQ(reqs[i].output, want[i]) << "request " << i;
+
+                EXPECT_TRUE(reqs[i].done);
+                EXPECT_GE(reqs[i].first_token_ns, 0);
+                EXPECT_GE(reqs[i].done_ns, reqs[i].first_token_ns);
+            }
+            // request 0 alone: its 12-token prompt in chunks of 5, 5 and 2, its first token after the third forward
+            EXPECT_EQ(first_token_it, 2);
         }
     }
 }
@@ -264,6 +346,35 @@ TEST(Verify, SamplingWithQEqualToPAcceptsAndWithPZeroRejects) {
         EXPECT_EQ(r.n_accepted[0], 0);
         EXPECT_NE(r.next[0], 2);
     }
+}
+
+// A prefill chunk's context rows are skipped: [c0, c1, anchor, d1, d2] with
+// n_context 2 decides as [anchor, d1, d2] does on rows 2..4, and the
+// sequence after it starts at row 5.
+TEST(Verify, ContextRowsOfAPrefillChunkAreNotDrafts) {
+    VerifyCase c;
+    const std::vector<float> noise = {1, 2, 3, 9, 9, 3, 2, 1};  // rows that would reject anything but 3 and 0
+    c.logits = {0, 0, 5, 0, 0, 4, 0, 3, 9, 0, 0, 0};  // d1 = 2 accepted, d2 = 1 accepted, bonus 0
+    std::vector<float> logits = noise;
+    logits.insert(logits.end(), c.logits.begin(), c.logits.end());
+    logits.insert(logits.end(), {0, 0, 0, 7});     // a second sequence: one anchor row, argmax 3
+    RaggedBatch b{{0, 1}, {5, 1}, {3, 3, 0, 2, 1, 1}};
+    VerifyBatch v = c.v;
+    v.temperature = {0, 0};
+    v.request = {7, 8};
+    v.anchor_pos = {10, 4};
+    v.n_context = {2, 0};
+    VerifyResult with_ctx, alone;
+    verify_reference(logits.data(), 4, b, v, &with_ctx);
+    verify_reference(c.logits.data(), 4, c.b, c.v, &alone);
+    EXPECT_EQ(with_ctx.n_accepted[0], alone.n_accepted[0]);
+    EXPECT_EQ(with_ctx.n_accepted[0], 2);
+    EXPECT_EQ(with_ctx.next[0], alone.next[0]);
+    EXPECT_EQ(with_ctx.next[1], 3);
+    v.n_context = {5, 0};  // no anchor left
+    EXPECT_THROW(verify_reference(logits.data(), 4, b, v, &with_ctx), Error);
+    v.n_context = {2};     // not one per sequence
+    EXPECT_THROW(verify_reference(logits.data(), 4, b, v, &with_ctx), Error);
 }
 
 TEST(Verify, ABadBatchIsRefusedBeforeTheCacheChanges) {
