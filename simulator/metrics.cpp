@@ -49,4 +49,88 @@ Summary summary_speed(const Sketch& s) {
     return {sketch_mean(s), sketch_quantile(s, 0.5), sketch_quantile(s, 0.1), sketch_quantile(s, 0.01)};
 }
 
+// [SECTION] the measurement window ---------------------------------------------
+
+Window window_init(int warmup, int requests, double slo_speed, double slo_ttft_s) {
+    Window w;
+    w.warmup = warmup;
+    w.requests = requests;
+    w.slo_speed = slo_speed;
+    w.slo_ttft_s = slo_ttft_s;
+    if (warmup == 0) w.start = 0;
+    return w;
+}
+
+void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t first_token_ns, int output_len) {
+    w.n_done++;
+    if (w.start < 0) {
+        if (w.n_done >= w.warmup) w.start = now;
+        return;
+    }
+    if (now <= w.start || w.end >= 0) return;
+    const double ttft = static_cast<double>(first_token_ns - arrival_ns) * 1e-9;
+    sketch_add(w.ttft, ttft);
+    sketch_add(w.e2e, static_cast<double>(now - arrival_ns) * 1e-9);
+    bool fast = true;
+    if (output_len > 1) {
+        const double tpot = static_cast<double>(now - first_token_ns) * 1e-9 / (output_len - 1);
+        sketch_add(w.tpot, tpot);
+        sketch_add(w.speed, 1 / tpot);
+        fast = 1 / tpot >= w.slo_speed;
+    }
+    w.n_requests++;
+    w.output_tokens += output_len;
+    if (fast && (w.slo_ttft_s <= 0 || ttft <= w.slo_ttft_s)) w.good++;
+    if (w.n_requests == w.requests) w.end = now;
+}
+
+bool window_step(Window& w, int64_t start, int64_t end, int R, int batch_tokens) {
+    if (!w.open()) return false;
+    w.busy_ns += end - std::max(start, w.start);  // the part of the step inside the window
+    w.steps++;
+    w.batch_tokens += batch_tokens;
+    w.running += R;
+    return true;
+}
+
+void window_request_step(Window& w, int verified_drafts, int accepted) {
+    w.req_steps++;
+    w.emitted += accepted + 1;
+    w.verified += 1 + verified_drafts;
+    w.rejected += verified_drafts - accepted;
+}
+
+void window_tokens(Window& w, int64_t emitted) { w.tokens += emitted; }
+
+void window_result(const Window& w, int tp, PointResult* res) {
+    const double window = static_cast<double>(w.end - w.start) * 1e-9;
+    res->window_s = window;
+    res->n_requests = w.n_requests;
+    res->n_steps = w.steps;
+    res->n_tokens = w.tokens;
+    if (window > 0) {
+        res->throughput = static_cast<double>(w.tokens) / window / tp;
+        res->request_rate = static_cast<double>(w.n_requests) / window;
+        res->goodput_rate = static_cast<double>(w.good) / window;
+        res->busy_fraction = static_cast<double>(w.busy_ns) * 1e-9 / window;
+    }
+    res->per_user = summary_speed(w.speed);
+    res->ttft = summary_latency(w.ttft);
+    res->tpot = summary_latency(w.tpot);
+    res->e2e = summary_latency(w.e2e);
+    if (w.n_requests) {
+        res->goodput_fraction = static_cast<double>(w.good) / static_cast<double>(w.n_requests);
+        res->mean_output_len = static_cast<double>(w.output_tokens) / static_cast<double>(w.n_requests);
+    }
+    if (w.req_steps) {
+        res->tau = static_cast<double>(w.emitted) / static_cast<double>(w.req_steps);
+        res->mean_verified = static_cast<double>(w.verified) / static_cast<double>(w.req_steps);
+    }
+    if (w.verified) res->waste = static_cast<double>(w.rejected) / static_cast<double>(w.verified);
+    if (w.steps) {
+        res->mean_batch_tokens = static_cast<double>(w.batch_tokens) / static_cast<double>(w.steps);
+        res->mean_running = static_cast<double>(w.running) / static_cast<double>(w.steps);
+    }
+}
+
 }  // namespace sp

@@ -58,4 +58,37 @@ struct PointResult {
     double window_s = 0;         // measured simulated time
 };
 
+// The measurement window of one point, fed in the server's own clock (ns) by
+// whoever serves the load: the simulator's event loop (sim.cpp) or the live
+// engine (serve/). One implementation, so a simulated and a live point are
+// measured alike. The window opens at the warmup-th completion (at 0 when
+// warmup is 0) and closes at the `requests`-th completion after it; a request
+// counts when it completes strictly inside it, so requests finishing in the
+// very step that opened it count neither their tokens nor themselves. A step
+// counts when the window is open as it ends, before that step's completions
+// are handed in.
+struct Window {
+    int warmup = 0, requests = 0;           // completions discarded, then measured (Workload)
+    double slo_speed = 0, slo_ttft_s = 0;   // goodput: decode tokens/s at least, TTFT at most (0: none)
+    int64_t n_done = 0;                     // completions seen
+    int64_t start = -1, end = -1;           // ns; -1 until opened / closed
+    int64_t tokens = 0, steps = 0, req_steps = 0, emitted = 0, verified = 0, rejected = 0;
+    int64_t batch_tokens = 0, busy_ns = 0, running = 0, n_requests = 0, good = 0, output_tokens = 0;
+    Sketch ttft, tpot, e2e, speed;          // seconds; speed in tokens/s
+    bool open() const { return start >= 0 && end < 0; }
+    bool closed() const { return end >= 0; }
+};
+Window window_init(int warmup, int requests, double slo_speed, double slo_ttft_s);
+// A request completed at `now`; its arrival and first token in the same clock.
+void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t first_token_ns, int output_len);
+// A step [start, end) that ran R decoding requests and batch_tokens tokens
+// (prefill included); true when it counts (then hand in its requests and
+// tokens below).
+bool window_step(Window& w, int64_t start, int64_t end, int R, int batch_tokens);
+void window_request_step(Window& w, int verified_drafts, int accepted);  // one decoding request of a counted step
+void window_tokens(Window& w, int64_t emitted);   // output tokens a counted step emitted, first tokens included
+// The measured fields of a PointResult (throughput per GPU over tp GPUs);
+// policy and load are the caller's.
+void window_result(const Window& w, int tp, PointResult* res);
+
 }  // namespace sp

@@ -92,24 +92,19 @@ struct Sim {
     // counters
     int64_t arrived = 0, done = 0;
     int remote_prefill = 0;           // disaggregated: prompts being prefilled elsewhere
-    int64_t window_start = -1, window_end = -1;
-    // window sums
-    int64_t w_tokens = 0, w_steps = 0, w_req_steps = 0, w_emitted = 0, w_verified = 0, w_rejected = 0;
-    int64_t w_batch_tokens = 0, w_busy_ns = 0, w_running = 0, w_requests = 0, w_good = 0;
-    int64_t w_output_tokens = 0;      // output lengths of the measured requests
-    Sketch ttft, tpot, e2e, speed;
+    Window window;                    // the measurement (metrics.h)
 
     Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
         : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
           reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
-          arrivals(rng_seed(s.seed, 31)) {}
+          arrivals(rng_seed(s.seed, 31)),
+          window(window_init(s.workload.warmup, s.workload.requests, s.slo.per_user_tok_s, s.slo.ttft_s)) {}
 
     void schedule(int64_t time, int cls, int kind, int arg) {
         assert(time >= now && "an event may not be scheduled in the past");
         events.push({time, cls, seq++, kind, arg});
     }
     int waiting_count() const { return static_cast<int>(waiting_fifo.size() - waiting_head); }
-    bool in_window() const { return window_start >= 0 && window_end < 0; }
 };
 
 static int64_t to_ns(double s) { return std::max<int64_t>(1, static_cast<int64_t>(std::llround(s * 1e9))); }
@@ -184,33 +179,12 @@ static void arrive(Sim& s, int user) {
     if (user < 0) s.schedule(s.now + to_ns(workload_gap_s(s.sc.workload, s.rate, s.arrivals)), 1, EV_ARRIVAL, -1);
 }
 
-// The window opens at the warmup-th completion and closes at the
-// `requests`-th completion after it. A request is measured when it completes
-// strictly inside the window, so requests finishing in the very step that
-// opened it count neither their tokens nor themselves.
 static void complete(Sim& s, int slot) {
     SimRequest& r = s.pool[static_cast<size_t>(slot)];
     s.done++;
     if (r.admitted) s.kv_used -= r.kv_reserved;
     if (s.obs) s.obs->on_complete({r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now});
-    if (s.window_start < 0) {
-        if (s.done >= s.sc.workload.warmup) s.window_start = s.now;
-    } else if (s.now > s.window_start && s.window_end < 0) {
-        double ttft = static_cast<double>(r.first_token_ns - r.arrival_ns) * 1e-9;
-        sketch_add(s.ttft, ttft);
-        sketch_add(s.e2e, static_cast<double>(s.now - r.arrival_ns) * 1e-9);
-        bool fast = true;
-        if (r.output_len > 1) {
-            double tpot = static_cast<double>(s.now - r.first_token_ns) * 1e-9 / (r.output_len - 1);
-            sketch_add(s.tpot, tpot);
-            sketch_add(s.speed, 1 / tpot);
-            fast = 1 / tpot >= s.sc.slo.per_user_tok_s;
-        }
-        s.w_requests++;
-        s.w_output_tokens += r.output_len;
-        if (fast && (s.sc.slo.ttft_s <= 0 || ttft <= s.sc.slo.ttft_s)) s.w_good++;
-        if (s.w_requests == s.sc.workload.requests) s.window_end = s.now;
-    }
+    window_complete(s.window, s.now, r.arrival_ns, r.first_token_ns, r.output_len);
     if (r.user >= 0)
         s.schedule(s.now + static_cast<int64_t>(std::llround(workload_think_s(s.sc.workload, s.sc.seed, r.key) * 1e9)),
                    1, EV_ARRIVAL, r.user);
@@ -358,13 +332,7 @@ static void end_step(Sim& s) {
     const int G = s.gamma;
     const size_t R = s.step_decode.size();
     s.busy = false;
-    bool counted = s.in_window();
-    if (counted) {  // the part of this step inside the window
-        s.w_busy_ns += s.now - std::max(s.step_start, s.window_start);
-        s.w_steps++;
-        s.w_batch_tokens += s.step_tokens;
-        s.w_running += static_cast<int64_t>(R);
-    }
+    const bool counted = window_step(s.window, s.step_start, s.now, static_cast<int>(R), s.step_tokens);
     s.n_acc.assign(R, 0);
     int64_t emitted = 0;
     std::vector<int> finished;
@@ -378,12 +346,7 @@ static void end_step(Sim& s) {
         std::copy_n(s.draws[i].conf, G, &r.conf_hist[static_cast<size_t>((r.n_steps % 3) * G)]);
         r.n_steps++;
         emitted += n + 1;
-        if (counted) {
-            s.w_req_steps++;
-            s.w_emitted += n + 1;
-            s.w_verified += 1 + s.ell[i];
-            s.w_rejected += s.ell[i] - n;
-        }
+        if (counted) window_request_step(s.window, s.ell[i], n);
         if (r.generated >= r.output_len) finished.push_back(s.step_decode[i]);
     }
     for (auto [slot, chunk] : s.step_prefill) {
@@ -398,7 +361,7 @@ static void end_step(Sim& s) {
         if (r.output_len == 1) finished.push_back(slot);
         else s.running.push_back(slot);
     }
-    if (counted) s.w_tokens += emitted;
+    if (counted) window_tokens(s.window, emitted);
     if (s.obs) {
         StepView v;
         v.start_ns = s.step_start;
@@ -429,7 +392,6 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
                           SimObserver* observer) {
     Sim s(sc, acc, policy, observer);
     const Workload& w = sc.workload;
-    if (w.warmup == 0) s.window_start = 0;
     PointResult res;
     res.policy = policy.name;
     if (w.mode == WORKLOAD_CLOSED) {
@@ -443,7 +405,7 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
         s.schedule(0, 1, EV_ARRIVAL, -1);
     }
 
-    while (s.window_end < 0 && !s.events.empty()) {
+    while (!s.window.closed() && !s.events.empty()) {
         Event ev = s.events.top();
         s.events.pop();
         assert(ev.time >= s.now && "time ran backwards");
@@ -453,7 +415,7 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
         else prefill_done(s, ev.arg);
         // Handle every event of this instant before deciding the next step.
         if (!s.events.empty() && s.events.top().time == s.now) continue;
-        if (!s.busy && s.window_end < 0) start_step(s);
+        if (!s.busy && !s.window.closed()) start_step(s);
         if (s.obs) {
             SimState st{s.now, s.arrived, s.done, s.waiting_count(), static_cast<int>(s.prefilling.size()),
                         static_cast<int>(s.running.size()), s.remote_prefill, s.kv_used,
@@ -462,34 +424,7 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
         }
     }
 
-    double window = static_cast<double>(s.window_end - s.window_start) * 1e-9;
-    res.window_s = window;
-    res.n_requests = s.w_requests;
-    res.n_steps = s.w_steps;
-    res.n_tokens = s.w_tokens;
-    if (window > 0) {
-        res.throughput = static_cast<double>(s.w_tokens) / window / sc.engine.tp;
-        res.request_rate = static_cast<double>(s.w_requests) / window;
-        res.goodput_rate = static_cast<double>(s.w_good) / window;
-        res.busy_fraction = static_cast<double>(s.w_busy_ns) * 1e-9 / window;
-    }
-    res.per_user = summary_speed(s.speed);
-    res.ttft = summary_latency(s.ttft);
-    res.tpot = summary_latency(s.tpot);
-    res.e2e = summary_latency(s.e2e);
-    if (s.w_requests) {
-        res.goodput_fraction = static_cast<double>(s.w_good) / static_cast<double>(s.w_requests);
-        res.mean_output_len = static_cast<double>(s.w_output_tokens) / static_cast<double>(s.w_requests);
-    }
-    if (s.w_req_steps) {
-        res.tau = static_cast<double>(s.w_emitted) / static_cast<double>(s.w_req_steps);
-        res.mean_verified = static_cast<double>(s.w_verified) / static_cast<double>(s.w_req_steps);
-    }
-    if (s.w_verified) res.waste = static_cast<double>(s.w_rejected) / static_cast<double>(s.w_verified);
-    if (s.w_steps) {
-        res.mean_batch_tokens = static_cast<double>(s.w_batch_tokens) / static_cast<double>(s.w_steps);
-        res.mean_running = static_cast<double>(s.w_running) / static_cast<double>(s.w_steps);
-    }
+    window_result(s.window, sc.engine.tp, &res);
     return res;
 }
 

@@ -1,5 +1,6 @@
 // test_metrics.cpp: the percentile sketch against exact nearest-rank
-// percentiles, within the documented relative error (metrics.h: < 0.5 %).
+// percentiles, within the documented relative error (metrics.h: < 0.5 %);
+// the measurement window against a hand-worked point; the sweep's read-outs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,6 +65,48 @@ static PointResult pt(double thr, double p90) {
     p.throughput = thr;
     p.per_user.p90 = p90;
     return p;
+}
+
+// A hand-worked window: warmup 1, 2 measured requests, SLO 10 tok/s and
+// TTFT 0.5 s. Times in ms.
+TEST(Window, OpensAtTheWarmupCompletionAndMeasuresTheNextRequests) {
+    const int64_t ms = 1000000;
+    Window w = window_init(1, 2, 10, 0.5);
+    EXPECT_FALSE(window_step(w, 0, 5 * ms, 1, 8));   // not open yet: nothing counts
+    window_complete(w, 10 * ms, 0, 2 * ms, 5);        // the warmup completion opens it at 10 ms
+    EXPECT_EQ(w.start, 10 * ms);
+    EXPECT_EQ(w.n_requests, 0);
+    ASSERT_TRUE(window_step(w, 8 * ms, 20 * ms, 2, 6));  // counts from 10 ms: 10 ms busy
+    window_request_step(w, 3, 2);                     // 3 drafts verified, 2 accepted: 3 emitted
+    window_request_step(w, 0, 0);                     // plain decode: 1 emitted
+    window_tokens(w, 4);
+    window_complete(w, 20 * ms, 0, 100 * ms / 10, 11);   // TTFT 10 ms, 10 tokens in 10 ms: 1000 tok/s, good
+    window_complete(w, 30 * ms, 12 * ms, 13 * ms, 2);    // 1 token in 17 ms: 58.8 tok/s, good
+    EXPECT_TRUE(w.closed());
+    EXPECT_FALSE(window_step(w, 30 * ms, 40 * ms, 1, 1));
+    PointResult r;
+    window_result(w, 2, &r);
+    EXPECT_DOUBLE_EQ(r.window_s, 0.020);
+    EXPECT_EQ(r.n_requests, 2);
+    EXPECT_EQ(r.n_steps, 1);
+    EXPECT_DOUBLE_EQ(r.throughput, 4 / 0.020 / 2);   // per GPU of 2
+    EXPECT_DOUBLE_EQ(r.request_rate, 2 / 0.020);
+    EXPECT_DOUBLE_EQ(r.busy_fraction, 0.010 / 0.020);
+    EXPECT_DOUBLE_EQ(r.goodput_fraction, 1.0);
+    EXPECT_DOUBLE_EQ(r.tau, 4.0 / 2);
+    EXPECT_DOUBLE_EQ(r.mean_verified, (4 + 1) / 2.0);
+    EXPECT_DOUBLE_EQ(r.waste, 1.0 / 5);
+    EXPECT_DOUBLE_EQ(r.mean_batch_tokens, 6);
+    EXPECT_DOUBLE_EQ(r.mean_running, 2);
+    EXPECT_DOUBLE_EQ(r.mean_output_len, 6.5);
+    EXPECT_NEAR(r.ttft.p50, 0.001, 0.001 * 0.005);    // the sketch's 0.5 % bound: TTFTs 10 and 1 ms
+    // a slow request fails the SLO: 10 tokens in 2 s
+    Window v = window_init(0, 1, 10, 0);
+    EXPECT_EQ(v.start, 0);
+    window_complete(v, 3000 * ms, 0, 1000 * ms, 11);  // 10 tok / 2 s = 5 tok/s < 10
+    PointResult q;
+    window_result(v, 1, &q);
+    EXPECT_DOUBLE_EQ(q.goodput_fraction, 0.0);
 }
 
 TEST(Sweep, CapacityInterpolatesTheSlaCrossing) {
