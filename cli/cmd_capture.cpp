@@ -47,51 +47,6 @@ struct CaptureArgs {
     std::string command;
 };
 
-struct PromptLine {
-    std::string text;        // "prompt"
-    std::vector<int> ids;    // or "prompt_ids"
-    std::string domain = "default";
-};
-
-// Reads the whole prompts file; "<file>:<line>: <field>: expected ..." on the first bad line.
-std::vector<PromptLine> prompts_load(const std::string& path, int vocab) {
-    std::ifstream in(path);
-    if (!in) throw Error(path + ": cannot open");
-    std::vector<PromptLine> out;
-    std::string line;
-    int no = 0;
-    while (std::getline(in, line)) {
-        no++;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string at = path + ":" + std::to_string(no) + ": ";
-        const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded() || !j.is_object())
-            throw Error(at + "expected a JSON object {\"prompt\": ..., \"domain\": ...}");
-        PromptLine p;
-        auto t = j.find("prompt"), ids = j.find("prompt_ids"), d = j.find("domain");
-        if (t != j.end()) {
-            if (!t->is_string() || t->get<std::string>().empty()) throw Error(at + "prompt: expected a non-empty string");
-            p.text = t->get<std::string>();
-        } else if (ids != j.end()) {
-            if (!ids->is_array() || ids->empty()) throw Error(at + "prompt_ids: expected a non-empty list of token ids");
-            for (const auto& v : *ids) {
-                if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab)
-                    throw Error(at + "prompt_ids: expected token ids in 0.." + std::to_string(vocab - 1));
-                p.ids.push_back(v.get<int>());
-            }
-        } else {
-            throw Error(at + "prompt: expected a string (or prompt_ids: a list of token ids)");
-        }
-        if (d != j.end()) {
-            if (!d->is_string() || d->get<std::string>().empty()) throw Error(at + "domain: expected a non-empty string");
-            p.domain = d->get<std::string>();
-        }
-        out.push_back(std::move(p));
-    }
-    if (out.empty()) throw Error(path + ": no prompts");
-    return out;
-}
-
 // The teacher-forced positions of one generated request (the header's step 2 and 3).
 Positions positions_capture(SpecSetup& s, const SpecRequest& r, int gamma) {
     Backend& target = *s.backend;

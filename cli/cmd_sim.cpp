@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/sweep_cli.h"
 #include "simulator/report.h"
 #include "simulator/scenario.h"
 #include "simulator/sweep.h"
@@ -24,39 +25,6 @@ struct SimArgs {
     int threads = 0;
     bool quiet = false;
 };
-
-// "1,2,4" -> {1, 2, 4}; each value must be > 0 and the list increasing.
-static std::vector<double> parse_loads(const std::string& text, const char* flag) {
-    std::vector<double> out;
-    for (const std::string& item : split_list(text)) {
-        double v = parse_number(item, flag, text);
-        if (!(v > 0)) throw Error(std::string(flag) + " '" + text + "': expected positive numbers");
-        if (!out.empty() && v <= out.back()) throw Error(std::string(flag) + " '" + text + "': expected increasing values");
-        out.push_back(v);
-    }
-    return out;
-}
-
-static std::vector<Policy> parse_policies(const std::string& text, const Scenario& sc) {
-    std::vector<Policy> out;
-    for (const std::string& item : split_list(text)) {
-        Policy p;
-        std::string err;
-        if (!policy_parse(item, &p, &err)) throw Error("--policies: " + err);
-        if (p.kind == POLICY_BATCH_TABLE) {
-            for (const Policy& q : sc.policies)
-                if (q.kind == POLICY_BATCH_TABLE) p.batch_table = q.batch_table;
-            if (p.batch_table.empty()) throw Error("--policies: batch-table needs policies.batch_table in the scenario");
-        }
-        out.push_back(p);
-    }
-    return out;
-}
-
-static std::vector<double> scenario_loads(const Scenario& sc) {
-    if (sc.workload.mode == WORKLOAD_OPEN) return sc.workload.rates;
-    return std::vector<double>(sc.workload.concurrency.begin(), sc.workload.concurrency.end());
-}
 
 static Scenario load_scenario(const SimArgs& a) {
     Scenario sc = scenario_load(a.scenario);
@@ -76,40 +44,11 @@ static void run_sim(const SimArgs& a) {
     report_point(stdout, sc, p);
 }
 
-// Writes `fn`'s output to `path` through a temporary file and a rename, so a
-// failed write never leaves half a file behind.
-template <typename F>
-static void write_file(const std::string& path, F fn) {
-    std::filesystem::path p(path);
-    if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
-    std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) throw Error(path + ": cannot open for writing");
-        fn(out);
-        out.close();
-        if (!out) throw Error(path + ": write failed");
-    }
-    std::filesystem::rename(tmp, path);
-}
-
 static void run_sweep(const SimArgs& a) {
     Scenario sc = load_scenario(a);
     std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
-    std::vector<double> loads = scenario_loads(sc);
-    if (!a.loads.empty()) {
-        loads = parse_loads(a.loads, sc.workload.mode == WORKLOAD_CLOSED ? "--concurrency" : "--rates");
-        if (sc.workload.mode == WORKLOAD_CLOSED)
-            for (double l : loads)
-                if (l != static_cast<int>(l)) throw Error("--concurrency: expected whole numbers of users");
-    }
-    // The compared pair must be among the policies run.
-    auto has = [&](const std::string& n) {
-        for (const Policy& p : policies)
-            if (p.name == n) return true;
-        return false;
-    };
-    if (!has(sc.compare_a) || !has(sc.compare_b)) sc.compare_a = sc.compare_b = "";
+    const std::vector<double> loads = loads_from_flag(sc, a.loads);
+    keep_headline_if_run(sc, policies);
     AcceptanceData acc = acceptance_load(sc);
 
     // The sweep runs on worker threads; this thread draws a progress bar on

@@ -6,7 +6,7 @@
 
 // defines: traces_commands (info, synth, export, import), sim_commands (sim, sweep),
 // profile_commands (profile: CUDA builds only), generate_commands (generate),
-// capture_commands (capture), calibrate_commands (calibrate)
+// capture_commands (capture), calibrate_commands (calibrate), live_commands (live)
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     sp::generate_commands(app);
     sp::capture_commands(app, argc, argv);
     sp::calibrate_commands(app);
+    sp::live_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

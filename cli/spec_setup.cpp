@@ -5,7 +5,10 @@
 
 #include <sys/stat.h>
 
+#include <fstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "traces/trace_db.h"
 
@@ -49,22 +52,25 @@ std::vector<Positions> replay_load(const std::string& path, int gamma) {
 
 }  // namespace
 
-void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required) {
+void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required, bool per_request) {
     cmd->add_option("--model", a.model, "target checkpoint folder (config.json, model.safetensors)")->required();
     auto* d = cmd->add_option("--drafter", a.drafter,
                               "none, ngram[:N[:M]] (prompt lookup) or a drafter folder: DSpark/DFlash "
                               "(Qwen3DSparkModel) or a Qwen3/Llama draft model");
     if (drafter_required) d->required();
-    cmd->add_option("--gamma", a.gamma, "drafts per step at most (default: the drafter's block size, or 7)");
-    cmd->add_option("--policy", a.policy,
-                    "verify length per step: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput "
-                    "(default fixed:gamma)");
+    if (per_request) {
+        cmd->add_option("--gamma", a.gamma, "drafts per step at most (default: the drafter's block size, or 7)");
+        cmd->add_option("--policy", a.policy,
+                        "verify length per step: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput "
+                        "(default fixed:gamma)");
+    }
     cmd->add_option("--temperature", a.temperature, "sampling temperature; 0 = greedy (default)");
     cmd->add_option("--seed", a.seed, "RNG seed (default 1)");
     cmd->add_option("--tokenizer", a.tokenizer, "tokenizer.json (default: the model folder's)");
     cmd->add_option("--device", a.device, "cpu (the fp32 reference) or cuda (default: cuda when there is a GPU)");
-    cmd->add_option("--acceptance", a.acceptance,
-                    "replay:TRACE.specdb: accept decisions from a trace's positions (timing with random weights)");
+    if (per_request)
+        cmd->add_option("--acceptance", a.acceptance,
+                        "replay:TRACE.specdb: accept decisions from a trace's positions (timing with random weights)");
 }
 
 std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
@@ -124,6 +130,44 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
         s->replay = replay_load(a.acceptance.substr(7), o.gamma);
     }
     return s;
+}
+
+std::vector<PromptLine> prompts_load(const std::string& path, int vocab) {
+    std::ifstream in(path);
+    if (!in) throw Error(path + ": cannot open");
+    std::vector<PromptLine> out;
+    std::string line;
+    int no = 0;
+    while (std::getline(in, line)) {
+        no++;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const std::string at = path + ":" + std::to_string(no) + ": ";
+        const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.is_object())
+            throw Error(at + "expected a JSON object {\"prompt\": ..., \"domain\": ...}");
+        PromptLine p;
+        auto t = j.find("prompt"), ids = j.find("prompt_ids"), d = j.find("domain");
+        if (t != j.end()) {
+            if (!t->is_string() || t->get<std::string>().empty()) throw Error(at + "prompt: expected a non-empty string");
+            p.text = t->get<std::string>();
+        } else if (ids != j.end()) {
+            if (!ids->is_array() || ids->empty()) throw Error(at + "prompt_ids: expected a non-empty list of token ids");
+            for (const auto& v : *ids) {
+                if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab)
+                    throw Error(at + "prompt_ids: expected token ids in 0.." + std::to_string(vocab - 1));
+                p.ids.push_back(v.get<int>());
+            }
+        } else {
+            throw Error(at + "prompt: expected a string (or prompt_ids: a list of token ids)");
+        }
+        if (d != j.end()) {
+            if (!d->is_string() || d->get<std::string>().empty()) throw Error(at + "domain: expected a non-empty string");
+            p.domain = d->get<std::string>();
+        }
+        out.push_back(std::move(p));
+    }
+    if (out.empty()) throw Error(path + ": no prompts");
+    return out;
 }
 
 }  // namespace sp

@@ -32,8 +32,9 @@ struct SpecArgs {
     uint64_t seed = 1;
 };
 
-// Adds the shared flags to a subcommand.
-void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required);
+// Adds the shared flags to a subcommand; per_request: also --gamma, --policy
+// and --acceptance (`live` takes gamma and the policies from the scenario).
+void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required, bool per_request = true);
 
 // Everything the two commands drive, built in dependency order (the target's
 // weights outlive the backend and the drafter that read them).
@@ -51,5 +52,15 @@ struct SpecSetup {
 // Loads and checks everything; throws sp::Error with one line naming the
 // file or flag at fault. n_seqs: sequence slots of the target and drafter.
 std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs);
+
+// One line of a prompts file (JSON Lines), as `capture` and `live` read it.
+struct PromptLine {
+    std::string text;        // "prompt"
+    std::vector<int> ids;    // or "prompt_ids"
+    std::string domain = "default";
+};
+
+// Reads the whole prompts file; "<file>:<line>: <field>: expected ..." on the first bad line.
+std::vector<PromptLine> prompts_load(const std::string& path, int vocab);
 
 }  // namespace sp

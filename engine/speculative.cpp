@@ -200,6 +200,7 @@ void Speculator::add(SpecRequest* r) {
 }
 
 void Speculator::step() {
+    last_ = IterationInfo{};
     if (running_.empty()) return;
     const int G = o_.gamma;
     const int64_t t_step = now_ns();
@@ -207,6 +208,7 @@ void Speculator::step() {
     for (int i = 0; i < int(running_.size()); i++)
         if (running_[size_t(i)].prefilled < 0) dec.push_back(i);
     const int R = int(dec.size());
+    const int draft_len = policy_draft_len(o_.policy, G);  // fixed:k and mtp1 verify no more: draft no more
 
     // 1. draft: the decoding requests' blocks; the prefilling requests hand
     //    over their last chunk's rows (hidden states are overwritten by the
@@ -222,7 +224,7 @@ void Speculator::step() {
             Live& l = running_[size_t(i)];
             if (l.prefilled >= 0 && l.pending == 0) continue;
             if (l.prefilled < 0) draft_row[size_t(j++)] = int(in.slot.size());
-            pending_to(l, std::min(G, l.r->max_new - int(l.r->output.size()) - 1), &in);
+            pending_to(l, std::min(draft_len, l.r->max_new - int(l.r->output.size()) - 1), &in);
             l.pending = 0;
         }
         if (!in.slot.empty()) drafter_->draft(in, &drafts);
@@ -396,6 +398,13 @@ void Speculator::step() {
         }
     }
     running_ = std::move(still);
+    last_.decode_seqs = R;
+    last_.decode_tokens = decode_tokens;
+    last_.prefill_seqs = int(chunks.size());
+    last_.prefill_tokens = int(b.tokens.size()) - decode_tokens;
+    last_.draft_ns = t_drafted - t_step;
+    last_.verify_ns = t_verified - t_drafted;
+    last_.total_ns = now_ns() - t_step;
 }
 
 void Speculator::run(SpecRequest* r) {

@@ -69,6 +69,15 @@ struct SpecOptions {
     int prefill_chunk = 1 << 20;     // prompt tokens prefilled per iteration at most (submit())
 };
 
+// What one step() ran, for a serving loop's accounting.
+struct IterationInfo {
+    int decode_seqs = 0;             // R: requests that verified a block
+    int decode_tokens = 0;           // sum over them of 1 + l_r
+    int prefill_seqs = 0, prefill_tokens = 0;  // prompt chunks in the same forward
+    int64_t draft_ns = 0, verify_ns = 0;       // the drafter's call; the forward with verification
+    int64_t total_ns = 0;            // the whole step(): the rest is the host's bookkeeping
+};
+
 class Speculator {
 public:
     // Checks that the drafter and the target fit (vocabulary, device, hidden
@@ -89,6 +98,7 @@ public:
     void step();
     bool idle() const { return running_.empty(); }
     int n_free_slots() const;
+    const IterationInfo& last_iteration() const { return last_; }
     int64_t elapsed_ns() const;      // since construction, the clock of Step::t_ns
     // add() then step() until it finishes.
     void run(SpecRequest* r);
@@ -116,6 +126,7 @@ private:
     std::vector<Live> running_;
     std::vector<bool> slot_used_;
     int hidden_T_ = 0;               // rows of target_.hidden_data()
+    IterationInfo last_;
     int64_t t0_ns_ = 0;
 };
 

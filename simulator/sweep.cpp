@@ -32,17 +32,23 @@ SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::
     worker();
     for (std::thread& t : pool) t.join();
 
-    res.pareto = sweep_pareto(res.points);
-    for (size_t p = 0; p < policies.size(); p++) {
-        std::vector<PointResult> curve(res.points.begin() + static_cast<long>(p * loads.size()),
-                                       res.points.begin() + static_cast<long>((p + 1) * loads.size()));
-        res.capacity.push_back(sweep_capacity(curve, loads, sc.slo.per_user_tok_s));
-        res.capacity.back().policy = policies[p].name;
-    }
+    sweep_finish(sc, policies, &res);
     res.cancelled = cancel && cancel->load();
-    if (!sc.compare_a.empty()) res.headline = sweep_headline(res, policies, sc.compare_a, sc.compare_b);
     res.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return res;
+}
+
+void sweep_finish(const Scenario& sc, const std::vector<Policy>& policies, SweepResult* res) {
+    const size_t L = res->loads.size();
+    res->pareto = sweep_pareto(res->points);
+    res->capacity.clear();
+    for (size_t p = 0; p < policies.size(); p++) {
+        std::vector<PointResult> curve(res->points.begin() + static_cast<long>(p * L),
+                                       res->points.begin() + static_cast<long>((p + 1) * L));
+        res->capacity.push_back(sweep_capacity(curve, res->loads, sc.slo.per_user_tok_s));
+        res->capacity.back().policy = policies[p].name;
+    }
+    if (!sc.compare_a.empty()) res->headline = sweep_headline(*res, policies, sc.compare_a, sc.compare_b);
 }
 
 Headline sweep_headline(const SweepResult& r, const std::vector<Policy>& policies, const std::string& a,

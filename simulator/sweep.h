@@ -49,6 +49,11 @@ SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::
                       const std::vector<double>& loads, int threads, std::atomic<int>* done = nullptr,
                       const std::atomic<bool>* cancel = nullptr);
 
+// The read-outs of a sweep whose loads and points (policy-major) are filled
+// in, simulated or measured live: the Pareto frontier, capacity at the SLO
+// per policy, and the scenario's headline pair.
+void sweep_finish(const Scenario& sc, const std::vector<Policy>& policies, SweepResult* res);
+
 // The headline ratios of policy a over policy b (names in `policies`) from a
 // finished sweep; empty a/b when either is not among the policies.
 Headline sweep_headline(const SweepResult& r, const std::vector<Policy>& policies, const std::string& a,

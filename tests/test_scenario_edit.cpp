@@ -90,7 +90,7 @@ TEST_P(EveryScenario, ValidatesAndSavesToTheSameScenario) {
 INSTANTIATE_TEST_SUITE_P(Scenarios, EveryScenario,
                          ::testing::Values("default.toml", "teaching.toml", "roofline-h200-llama3.toml",
                                            "measured.toml", "measured-engine.toml", "measured-engine-32b.toml",
-                                           "dspark-vs-mtp1.toml"));
+                                           "dspark-vs-mtp1.toml", "live-demo.toml"));
 
 TEST(ScenarioEdit, EditsLandOnTheirKeys) {
     ScenarioDraft d = draft_load(SRC + "/scenarios/teaching.toml");

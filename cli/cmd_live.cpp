@@ -1,0 +1,178 @@
+// cmd_live.cpp: `specplan live`, a scenario's loads x policies served for
+// real by the engine (serve/live.h), reported in `sweep`'s table, JSON and
+// CSV, measured instead of simulated, plus the host loop's time per
+// iteration.
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/spec_setup.h"
+#include "cli/sweep_cli.h"
+#include "serve/live.h"
+#include "simulator/report.h"
+#include "simulator/sweep.h"
+
+namespace sp {
+
+namespace {
+
+struct LiveArgs {
+    SpecArgs spec;
+    std::string scenario, prompts, policies, loads, json, csv;
+    double time_limit_s = 0;
+    bool quiet = false;
+};
+
+bool needs_step_time(const Policy& p) {
+    return p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC || p.kind == POLICY_GOODPUT;
+}
+
+// The prompts file as token ids: text prompts through the target's tokenizer.
+std::vector<LivePrompt> live_prompts(const std::string& path, const SpecSetup& s) {
+    std::vector<LivePrompt> out;
+    for (const PromptLine& p : prompts_load(path, s.target.cfg.vocab)) {
+        LivePrompt lp;
+        lp.domain = p.domain;
+        if (!p.ids.empty()) {
+            lp.ids = p.ids;
+        } else {
+            if (!s.tok) throw Error(path + ": prompt: text needs a tokenizer.json (--tokenizer), or use prompt_ids");
+            lp.ids = tokenizer_encode(*s.tok, p.text);
+            if (lp.ids.empty()) throw Error(path + ": prompt: \"" + p.text + "\" encodes to no tokens");
+        }
+        out.push_back(std::move(lp));
+    }
+    return out;
+}
+
+void run_live(const LiveArgs& a) {
+    Scenario sc = scenario_load(a.scenario);
+    const std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
+    const std::vector<double> loads = loads_from_flag(sc, a.loads);
+    keep_headline_if_run(sc, policies);
+    const AcceptanceData acc = acceptance_load(sc);
+
+    // Slots: every user of the largest load at once (closed loop), else the scenario's max_seqs.
+    int slots = sc.engine.max_seqs;
+    if (sc.workload.mode == WORKLOAD_CLOSED) slots = std::min(slots, static_cast<int>(loads.back()));
+    std::unique_ptr<SpecSetup> s = spec_setup(a.spec, slots);
+    const std::vector<LivePrompt> prompts = live_prompts(a.prompts, *s);
+    live_check(sc, acc, prompts, s->target.cfg.max_position);
+    if (s->drafter && sc.engine.gamma > s->drafter->gamma())
+        throw Error(sc.path + ": engine.gamma: " + std::to_string(sc.engine.gamma) + " drafts per step, but the " +
+                    s->drafter->kind() + " drafter " + s->drafter->name() + " drafts at most " +
+                    std::to_string(s->drafter->gamma()));
+
+    // The step-cost table the cost-aware policies read: timed on this
+    // backend at the shapes the loop runs, before anything is measured.
+    LiveOptions o;
+    o.seed = a.spec.seed;
+    o.temperature = static_cast<float>(a.spec.temperature);
+    o.max_seqs = slots;
+    o.time_limit_s = a.time_limit_s;
+    bool timed = false;
+    for (const Policy& p : policies) timed = timed || needs_step_time(p);
+    StepCostTable cost;
+    if (timed) {
+        cost = step_cost_measure(*s->backend, 0, std::min(sc.engine.max_batch_tokens, slots * (sc.engine.gamma + 1)),
+                                 std::min(512, s->target.cfg.max_position / 2), 3);
+        o.step_time = step_cost_fn(cost);
+    }
+    // Every policy must be servable by this drafter before the first point runs.
+    for (const Policy& p : policies) {
+        SpecOptions so;
+        so.policy = p;
+        so.gamma = p.kind == POLICY_AR ? 0 : sc.engine.gamma;
+        so.step_time = o.step_time;
+        try {
+            Speculator check(*s->backend, p.kind == POLICY_AR ? nullptr : s->drafter.get(), so);
+        } catch (const Error& e) {
+            throw Error(std::string("--policies: ") + e.what());
+        }
+    }
+
+    SweepResult res;
+    res.loads = loads;
+    std::vector<LiveStats> stats;
+    const bool tty = !a.quiet && isatty(STDERR_FILENO);
+    const size_t total = policies.size() * loads.size();
+    for (size_t i = 0; i < total; i++) {
+        const Policy& p = policies[i / loads.size()];
+        const double load = loads[i % loads.size()];
+        if (tty)
+            o.progress = [&](int64_t done, int64_t of) {
+                std::fprintf(stderr, "\r%s at %g: %lld/%lld measured, point %zu/%zu   ", p.name.c_str(), load,
+                             static_cast<long long>(done), static_cast<long long>(of), i + 1, total);
+            };
+        LiveStats st;
+        res.points.push_back(live_run_point(sc, acc, *s->backend, s->drafter.get(), p, load, prompts, o, &st));
+        stats.push_back(st);
+    }
+    if (tty) std::fprintf(stderr, "\r%*s\r", 70, "");
+    sweep_finish(sc, policies, &res);
+
+    if (!a.quiet) {
+        report_table(stdout, sc, policies, res);
+        std::printf("host loop per iteration (us, p50 / p90):");
+        for (size_t i = 0; i < stats.size(); i++)
+            std::printf("%s %s@%g %.0f / %.0f", i ? "," : "", res.points[i].policy.c_str(), loads[i % loads.size()],
+                        stats[i].host_ns.p50 * 1e-3, stats[i].host_ns.p90 * 1e-3);
+        std::printf("\n");
+    }
+    // sweep's JSON with what only a live run has: the device, and per point the host loop's time
+    if (!a.json.empty())
+        write_file(a.json, [&](std::ostream& out) {
+            std::ostringstream sim;
+            report_json(sim, sc, policies, res);
+            nlohmann::ordered_json j = nlohmann::ordered_json::parse(sim.str());
+            j["measured"] = {{"device", s->backend->name()}, {"gpu", s->gpu}, {"model", a.spec.model},
+                             {"drafter", a.spec.drafter}, {"prompts", a.prompts}};
+            for (size_t i = 0; i < stats.size(); i++)
+                j["points"][i]["host_loop_us"] = {{"mean", stats[i].host_ns.mean * 1e-3},
+                                                  {"p50", stats[i].host_ns.p50 * 1e-3},
+                                                  {"p90", stats[i].host_ns.p90 * 1e-3},
+                                                  {"p99", stats[i].host_ns.p99 * 1e-3}};
+            out << j.dump(2) << "\n";
+        });
+    if (!a.csv.empty())
+        write_file(a.csv, [&](std::ostream& out) {
+            std::ostringstream sim;
+            report_csv(sim, res);
+            std::istringstream rows(sim.str());
+            std::string line;
+            for (size_t i = 0; std::getline(rows, line); i++) {
+                out << line << ',';
+                if (i == 0) out << "host_loop_us_p50,host_loop_us_p90\n";
+                else out << stats[i - 1].host_ns.p50 * 1e-3 << ',' << stats[i - 1].host_ns.p90 * 1e-3 << '\n';
+            }
+        });
+}
+
+}  // namespace
+
+void live_commands(CLI::App& app) {
+    auto a = std::make_shared<LiveArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "live", "Serve every policy at every load of a scenario for real with the engine: the same table, JSON and "
+                "CSV as sweep, measured, plus the host loop's time per iteration");
+    cmd->add_option("SCENARIO", a->scenario, "scenario TOML file")->required();
+    spec_add_flags(cmd, a->spec, false, /*per_request=*/false);
+    cmd->add_option("--prompts", a->prompts, "JSON Lines: {\"prompt\": text | \"prompt_ids\": [...], \"domain\": ...}; "
+                                            "every domain of the scenario's mix needs prompts")->required();
+    cmd->add_option("--policies", a->policies, "comma-separated policies (default: the scenario's)");
+    cmd->add_option("--concurrency,--rates", a->loads, "comma-separated loads (default: the scenario's)");
+    cmd->add_option("--json", a->json, "write the results as JSON");
+    cmd->add_option("--csv", a->csv, "write one CSV row per point");
+    cmd->add_option("--time-limit", a->time_limit_s, "seconds a point may run before it is abandoned (default: none)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
+    cmd->callback([a] { run_live(*a); });
+}
+
+}  // namespace sp

@@ -1,0 +1,228 @@
+// test_live.cpp: `specplan live` (serve/live.h) on the CPU reference with the
+// tiny fixtures: a scenario's load served for real, in wall-clock time.
+//
+//  - conservation and causality: every measured request arrived, was
+//    admitted, emitted its first token and finished in that order, with
+//    exactly the scenario's output length (EOS ignored); a closed-loop user
+//    sends its next request only after its last reply; never more requests
+//    in the system than users;
+//  - tokens: every request's output equals the target's greedy
+//    autoregressive output for its prompt (test_speculative holds that
+//    Speculator to HF), with the DSpark drafter and chunked prefill sharing
+//    the forwards;
+//  - Little's law on the measured window: with no think time the users are
+//    always in the system, so users = request rate x mean E2E;
+//  - the CLI: sweep's JSON fields measured, plus the host loop's time; bad
+//    input is one line and exit 1 before anything runs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/drafter.h"
+#include "engine/model.h"
+#include "serve/live.h"
+#include "simulator/workload.h"
+#include "tests/cli_run.h"
+#include "tests/scratch.h"
+#include "tests/spec_run.h"
+
+namespace sp {
+namespace {
+
+const std::string kFixtures = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/";
+
+// Three users, no think time, output lengths 6..30, i.i.d. acceptance (the
+// simulator's side; the live run drafts for real), two domains.
+Scenario live_scenario(int users, int warmup, int requests) {
+    Scenario sc;
+    sc.path = "test";
+    sc.name = "test";
+    sc.seed = 3;
+    Workload& w = sc.workload;
+    w.mode = WORKLOAD_CLOSED;
+    w.concurrency = {users};
+    w.warmup = warmup;
+    w.requests = requests;
+    w.lengths = LENGTHS_DIST;
+    w.prompt_len = {DIST_FIXED, 8, 1, 1, 0, 0};  // the simulator's; live prompts come from the prompts
+    w.output_len = {DIST_UNIFORM, 0, 6, 30, 0, 0};
+    w.mix = {{"code", 0.5, {}}, {"chat", 0.5, {}}};
+    sc.engine.gamma = 4;
+    sc.engine.max_seqs = 8;
+    sc.engine.max_batch_tokens = 24;     // a prompt chunk shares the forward with verify blocks
+    sc.engine.prefill_chunk_tokens = 5;
+    sc.engine.kv_capacity_tokens = 4096;
+    sc.acceptance.kind = ACCEPT_IID;
+    sc.acceptance.alpha = 0.7;
+    sc.slo = {10, 0};
+    return sc;
+}
+
+std::vector<LivePrompt> live_prompts() {
+    std::vector<LivePrompt> p;
+    for (int i = 0; i < 6; i++)
+        p.push_back({i % 2 ? "chat" : "code", {1, (17 * i + 5) % 500, (31 * i + 9) % 500, 23, 7, 11 + i, 40 + 3 * i}});
+    return p;
+}
+
+Policy policy_of(const std::string& text) {
+    Policy p;
+    std::string err;
+    EXPECT_TRUE(policy_parse(text, &p, &err)) << err;
+    return p;
+}
+
+TEST(Live, RequestsAreConservedCausalAndGiveTheGreedyTokens) {
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
+    const int users = 3;
+    auto target = backend_cpu(w, users);
+    auto drafter = drafter_open_cpu(kFixtures + "tiny-dspark", w, DrafterOptions{0, users});
+    const Scenario sc = live_scenario(users, 4, 16);
+    const AcceptanceData acc = acceptance_load(sc);
+    const auto prompts = live_prompts();
+
+    std::vector<LiveRequest> done;
+    LiveOptions o;
+    o.max_seqs = users;
+    o.on_complete = [&](const LiveRequest& r) { done.push_back(r); };
+    LiveStats st;
+    const PointResult p = live_run_point(sc, acc, *target, drafter.get(), policy_of("fixed:4"), users, prompts, o, &st);
+
+    EXPECT_EQ(p.n_requests, 16);
+    EXPECT_EQ(st.completed, int64_t(done.size()));
+    ASSERT_GE(done.size(), 4u + 16u);
+    EXPECT_GT(p.tau, 1.0);  // the drafter lands drafts
+    std::map<int, std::vector<const LiveRequest*>> by_user;
+    int64_t last_done = 0;
+    for (const LiveRequest& r : done) {
+        SCOPED_TRACE("request " + std::to_string(r.key));
+        EXPECT_LE(r.arrival_ns, r.first_token_ns);
+        EXPECT_LE(r.first_token_ns, r.done_ns);
+        EXPECT_GE(r.done_ns, last_done);  // handed over in completion order
+        last_done = r.done_ns;
+        EXPECT_EQ(int(r.output.size()), workload_request(sc, acc, r.key).output_len);
+        EXPECT_EQ(prompts[size_t(r.prompt_index)].domain, sc.workload.mix[size_t(r.domain)].domain);
+        by_user[int(r.key >> 32)].push_back(&r);
+    }
+    ASSERT_EQ(by_user.size(), size_t(users));
+    for (auto& [u, rs] : by_user) {
+        for (size_t i = 0; i < rs.size(); i++) {
+            EXPECT_EQ(uint32_t(rs[i]->key), uint32_t(i)) << "user " << u << ": the i-th request is its i-th";
+            if (i > 0) {
+                EXPECT_GE(rs[i]->arrival_ns, rs[i - 1]->done_ns) << "user " << u << " sent before its reply";
+            }
+        }
+    }
+    // the tokens: greedy AR of each prompt for its drawn length, EOS ignored
+    for (const LiveRequest& r : done) {
+        const auto want = ar_outputs(*target, {r.prompt}, int(r.output.size()));
+        EXPECT_EQ(r.output, want[0]) << "request " << r.key;
+    }
+}
+
+TEST(Live, LittlesLawHoldsOnTheWindow) {
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
+    const int users = 4;
+    auto target = backend_cpu(w, users);
+    const Scenario sc = live_scenario(users, 8, 60);
+    const AcceptanceData acc = acceptance_load(sc);
+    LiveOptions o;
+    const PointResult p = live_run_point(sc, acc, *target, nullptr, policy_of("ar"), users, live_prompts(), o);
+    // L = lambda W: the users are always in the system (think time 0); the
+    // window's edges cut requests in flight, so a few percent either way
+    const double L = p.request_rate * p.e2e.mean;
+    std::printf("  users %d, request rate %.1f/s x mean E2E %.2f ms = %.3f\n", users, p.request_rate,
+                p.e2e.mean * 1e3, L);
+    EXPECT_NEAR(L, users, 0.1 * users);
+    EXPECT_GT(p.throughput, 0);
+    EXPECT_DOUBLE_EQ(p.tau, 1.0);  // ar: one token per request-step
+}
+
+// ---------------------------------------------------------------------------
+// the command
+
+// A small closed-loop scenario: 1 and 2 users, 6 requests a point, one domain.
+std::string write_scenario(const ScratchDir& dir, const std::string& name = "live.toml",
+                           const std::string& domain = "code") {
+    std::ofstream f(dir.file(name));
+    f << "name = \"live-test\"\nseed = 2\n[workload]\nmode = \"closed\"\nconcurrency = [1, 2]\nrequests = 6\n"
+         "warmup = 1\nlengths = \"distribution\"\nprompt_len = { dist = \"fixed\", value = 8 }\n"
+         "output_len = { dist = \"uniform\", min = 4, max = 12 }\n[[workload.domain]]\nname = \""
+      << domain << "\"\n[engine]\ngamma = 4\nmax_seqs = 4\nmax_batch_tokens = 32\nkv_capacity_tokens = 2048\n"
+      << "[acceptance]\nsource = \"iid\"\nalpha = 0.6\n[policies]\nlist = [\"ar\", \"fixed:4\"]\n"
+                  "[slo]\nper_user_tok_s = 5.0\n";
+    return dir.file(name);
+}
+
+std::string write_prompts(const ScratchDir& dir) {
+    std::ofstream f(dir.file("prompts.jsonl"));
+    for (int i = 0; i < 4; i++) f << "{\"prompt_ids\": [1, " << 17 * i + 5 << ", 23, 7], \"domain\": \"code\"}\n";
+    return dir.file("prompts.jsonl");
+}
+
+TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
+    ScratchDir dir;
+    const std::string sc = write_scenario(dir), prompts = write_prompts(dir);
+    CliResult r = cli_run(dir, "live " + sc + " --device cpu --model " + kFixtures + "tiny-qwen3-4l --drafter " +
+                                   kFixtures + "tiny-dspark --prompts " + prompts + " --json " + dir.file("o.json") +
+                                   " --csv " + dir.file("o.csv"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("capacity at SLO"), std::string::npos) << r.out;
+    const auto j = nlohmann::json::parse(slurp(dir.file("o.json")));
+    ASSERT_EQ(j.at("points").size(), 4u);  // 2 policies x 2 loads
+    for (const auto& p : j["points"]) {
+        EXPECT_GT(p.at("throughput_tok_s_gpu").get<double>(), 0);
+        EXPECT_GT(p.at("host_loop_us").at("p50").get<double>(), 0);
+        EXPECT_EQ(p.at("n_requests"), 6);
+    }
+    EXPECT_EQ(j.at("measured").at("device"), "cpu");
+    EXPECT_TRUE(j.contains("capacity_at_slo"));
+    const std::string csv = slurp(dir.file("o.csv"));
+    EXPECT_NE(csv.find(",host_loop_us_p50,host_loop_us_p90\n"), std::string::npos);
+    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+}
+
+TEST(LiveCli, WhatTheEngineCannotServeIsOneLineBeforeAnythingRuns) {
+    ScratchDir dir;
+    const std::string prompts = write_prompts(dir);
+    const std::string model = " --device cpu --model " + kFixtures + "tiny-qwen3-4l --prompts " + prompts;
+    struct Case {
+        std::string scenario, args, needle;
+    } cases[] = {
+        {write_scenario(dir, "chat.toml", "chat"), " --drafter ngram", "\"chat\" has no prompt"},
+        {write_scenario(dir), " --drafter " + kFixtures + "tiny-dflash --policies threshold:0.5",
+         "confidence head"},
+    };
+    for (const Case& c : cases) {
+        CliResult r = cli_run(dir, "live " + c.scenario + model + c.args + " --json " + dir.file("never.json"));
+        EXPECT_EQ(r.code, 1) << c.args << ": " << r.err;
+        EXPECT_EQ(r.err_lines(), 1) << r.err;
+        EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+        EXPECT_FALSE(std::ifstream(dir.file("never.json"))) << c.args;
+    }
+    // gamma above the drafter's block (tiny-dspark drafts 4)
+    std::string sc = slurp(write_scenario(dir));
+    sc.replace(sc.find("gamma = 4"), 9, "gamma = 6");
+    std::ofstream(dir.file("g6.toml")) << sc;
+    CliResult r = cli_run(dir, "live " + dir.file("g6.toml") + model + " --drafter " + kFixtures + "tiny-dspark");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("engine.gamma"), std::string::npos) << r.err;
+    // a KV cache that cannot hold one request
+    sc = slurp(write_scenario(dir));
+    sc.replace(sc.find("kv_capacity_tokens = 2048"), 25, "kv_capacity_tokens = 10");
+    std::ofstream(dir.file("kv.toml")) << sc;
+    r = cli_run(dir, "live " + dir.file("kv.toml") + model + " --drafter ngram");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("kv_capacity_tokens"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace sp
