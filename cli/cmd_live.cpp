@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -24,10 +25,12 @@ namespace {
 
 struct LiveArgs {
     SpecArgs spec;
-    std::string scenario, prompts, policies, loads, json, csv;
+    std::string scenario, prompts, policies, loads, json, csv, db;
     double time_limit_s = 0;
     bool quiet = false;
 };
+
+constexpr int kCostReps = 3;  // timed forwards per B of the step-cost table
 
 bool needs_step_time(const Policy& p) {
     return p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC || p.kind == POLICY_GOODPUT;
@@ -49,6 +52,57 @@ std::vector<LivePrompt> live_prompts(const std::string& path, const SpecSetup& s
         out.push_back(std::move(lp));
     }
     return out;
+}
+
+// One point into the trace store as a run of its own: every finished
+// request (warmup included) with its live steps, and with the first run the
+// step-cost table the policies read, as verify profile cells of one sequence.
+void live_record(TraceDb& db, const Scenario& sc, const SpecSetup& s, const LiveArgs& a, const Policy& p, double load,
+                 const std::vector<LiveRequest>& finished, const StepCostTable* cost) {
+    Run run;
+    run.producer = PRODUCER_ENGINE;
+    run.target = config_shape(s.target.cfg);
+    run.drafter_kind = p.kind == POLICY_AR || !s.drafter ? "none" : s.drafter->kind();
+    run.drafter_name = p.kind == POLICY_AR || !s.drafter ? "none" : s.drafter->name();
+    run.gpu = s.gpu;
+    run.temperature = a.spec.temperature;
+    run.gamma = sc.engine.gamma;
+    char load_text[32];
+    std::snprintf(load_text, sizeof load_text, "%g", load);
+    run.notes = "specplan live " + sc.path + ": policy " + p.name + ", " +
+                (sc.workload.mode == WORKLOAD_CLOSED ? "users " : "rate ") + load_text + ", device " +
+                s.backend->name() + ", prompts " + a.prompts;
+    trace_db_begin_run(db, run);
+    TraceTxn txn(db);
+    for (size_t i = 0; i < finished.size(); i++) {
+        const LiveRequest& r = finished[i];
+        Request req;
+        req.run_id = run.id;
+        req.idx = int(i);
+        req.domain = sc.workload.mix[size_t(r.domain)].domain;
+        req.prompt_len = int(r.prompt.size());
+        req.output_len = int(r.output.size());
+        trace_db_append_request(db, req);
+        std::vector<Step> steps = r.steps;
+        for (Step& st : steps) st.request_id = req.id;
+        trace_db_append_steps(db, steps);
+    }
+    if (cost)
+        for (size_t b = 0; b < cost->seconds.size(); b++) {
+            Profile prof;
+            prof.run_id = run.id;
+            prof.gpu = s.gpu;
+            prof.model = run.target;
+            prof.phase = PHASE_VERIFY;
+            prof.n_seqs = 1;
+            prof.n_tokens = int(b) + 1;
+            prof.context = cost->context;
+            prof.latency_us_p10 = prof.latency_us_p50 = prof.latency_us_p90 = cost->seconds[b] * 1e6;
+            prof.n_samples = kCostReps;
+            trace_db_append_profile(db, prof);
+        }
+    txn.commit();
+    trace_db_finish_run(db, run.id);
 }
 
 void run_live(const LiveArgs& a) {
@@ -81,7 +135,7 @@ void run_live(const LiveArgs& a) {
     StepCostTable cost;
     if (timed) {
         cost = step_cost_measure(*s->backend, 0, std::min(sc.engine.max_batch_tokens, slots * (sc.engine.gamma + 1)),
-                                 std::min(512, s->target.cfg.max_position / 2), 3);
+                                 std::min(512, s->target.cfg.max_position / 2), kCostReps);
         o.step_time = step_cost_fn(cost);
     }
     // Every policy must be servable by this drafter before the first point runs.
@@ -97,6 +151,14 @@ void run_live(const LiveArgs& a) {
         }
     }
 
+    // --db: opened (or created) before the first point, so a bad store stops the run before it starts
+    std::optional<TraceDb> db;
+    if (!a.db.empty()) db.emplace(trace_db_open(a.db, TRACE_CREATE));
+    std::vector<LiveRequest> finished;
+    o.on_complete = [&](const LiveRequest& r) {
+        if (db) finished.push_back(r);
+    };
+
     SweepResult res;
     res.loads = loads;
     std::vector<LiveStats> stats;
@@ -111,8 +173,10 @@ void run_live(const LiveArgs& a) {
                              static_cast<long long>(done), static_cast<long long>(of), i + 1, total);
             };
         LiveStats st;
+        finished.clear();
         res.points.push_back(live_run_point(sc, acc, *s->backend, s->drafter.get(), p, load, prompts, o, &st));
         stats.push_back(st);
+        if (db) live_record(*db, sc, *s, a, p, load, finished, i == 0 && timed ? &cost : nullptr);
     }
     if (tty) std::fprintf(stderr, "\r%*s\r", 70, "");
     sweep_finish(sc, policies, &res);
@@ -169,6 +233,8 @@ void live_commands(CLI::App& app) {
     cmd->add_option("--concurrency,--rates", a->loads, "comma-separated loads (default: the scenario's)");
     cmd->add_option("--json", a->json, "write the results as JSON");
     cmd->add_option("--csv", a->csv, "write one CSV row per point");
+    cmd->add_option("--db", a->db, "trace store to append to (created if missing): one run per point with every "
+                                   "finished request and its live steps, and the step-cost table as profile cells");
     cmd->add_option("--time-limit", a->time_limit_s, "seconds a point may run before it is abandoned (default: none)")
         ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");

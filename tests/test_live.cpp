@@ -12,8 +12,10 @@
 //    the forwards;
 //  - Little's law on the measured window: with no think time the users are
 //    always in the system, so users = request rate x mean E2E;
-//  - the CLI: sweep's JSON fields measured, plus the host loop's time; bad
-//    input is one line and exit 1 before anything runs.
+//  - the CLI: sweep's JSON fields measured, plus the host loop's time; the
+//    trace store gets a run per point whose steps account for every output
+//    token, and the step-cost table; bad input is one line and exit 1
+//    before anything runs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -31,6 +33,7 @@
 #include "tests/cli_run.h"
 #include "tests/scratch.h"
 #include "tests/spec_run.h"
+#include "traces/trace_db.h"
 
 namespace sp {
 namespace {
@@ -170,12 +173,13 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
     ScratchDir dir;
     const std::string sc = write_scenario(dir), prompts = write_prompts(dir);
     CliResult r = cli_run(dir, "live " + sc + " --device cpu --model " + kFixtures + "tiny-qwen3-4l --drafter " +
-                                   kFixtures + "tiny-dspark --prompts " + prompts + " --json " + dir.file("o.json") +
-                                   " --csv " + dir.file("o.csv"));
+                                   kFixtures + "tiny-dspark --prompts " + prompts + " --policies ar,fixed:4,dspark" +
+                                   " --json " + dir.file("o.json") + " --csv " + dir.file("o.csv") + " --db " +
+                                   dir.file("live.specdb"));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("capacity at SLO"), std::string::npos) << r.out;
     const auto j = nlohmann::json::parse(slurp(dir.file("o.json")));
-    ASSERT_EQ(j.at("points").size(), 4u);  // 2 policies x 2 loads
+    ASSERT_EQ(j.at("points").size(), 6u);  // 3 policies x 2 loads
     for (const auto& p : j["points"]) {
         EXPECT_GT(p.at("throughput_tok_s_gpu").get<double>(), 0);
         EXPECT_GT(p.at("host_loop_us").at("p50").get<double>(), 0);
@@ -185,7 +189,28 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
     EXPECT_TRUE(j.contains("capacity_at_slo"));
     const std::string csv = slurp(dir.file("o.csv"));
     EXPECT_NE(csv.find(",host_loop_us_p50,host_loop_us_p90\n"), std::string::npos);
-    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
+
+    // --db: a run per point; each request's live steps account for its
+    // output (first token + sum of accepted + 1); the step-cost table that
+    // dspark read, non-decreasing in B
+    TraceDb db = trace_db_open(dir.file("live.specdb"), TRACE_READ);
+    const std::vector<sp::Run> runs = trace_db_runs(db);
+    ASSERT_EQ(runs.size(), 6u);
+    for (const sp::Run& run : runs) {
+        EXPECT_TRUE(run.complete);
+        const auto reqs = trace_db_requests(db, run.id);
+        EXPECT_GE(reqs.size(), 7u);  // warmup 1 + 6 measured, at least
+        std::map<int64_t, int> emitted;
+        trace_db_for_each_step(db, run.id, [&](const Step& st) { emitted[st.request_id] += st.n_accepted + 1; });
+        for (const Request& q : reqs) EXPECT_EQ(1 + emitted[q.id], q.output_len) << run.notes;
+    }
+    const std::vector<Profile> cells = trace_db_profiles(db);
+    ASSERT_GE(cells.size(), 2u);
+    for (size_t i = 1; i < cells.size(); i++) {
+        EXPECT_EQ(cells[i].n_tokens, cells[i - 1].n_tokens + 1);
+        EXPECT_GE(cells[i].latency_us_p50, cells[i - 1].latency_us_p50);
+    }
 }
 
 TEST(LiveCli, WhatTheEngineCannotServeIsOneLineBeforeAnythingRuns) {
@@ -214,6 +239,11 @@ TEST(LiveCli, WhatTheEngineCannotServeIsOneLineBeforeAnythingRuns) {
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(r.err_lines(), 1) << r.err;
     EXPECT_NE(r.err.find("engine.gamma"), std::string::npos) << r.err;
+    // a trace store that cannot be created
+    r = cli_run(dir, "live " + write_scenario(dir) + model + " --drafter ngram --db /nonexistent/dir/x.specdb");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("/nonexistent/dir/x.specdb"), std::string::npos) << r.err;
     // a KV cache that cannot hold one request
     sc = slurp(write_scenario(dir));
     sc.replace(sc.find("kv_capacity_tokens = 2048"), 25, "kv_capacity_tokens = 10");
