@@ -27,7 +27,7 @@ struct LiveArgs {
     SpecArgs spec;
     std::string scenario, prompts, policies, loads, json, csv, db;
     double time_limit_s = 0;
-    bool quiet = false;
+    bool quiet = false, replay = false;
 };
 
 constexpr int kCostReps = 3;  // timed forwards per B of the step-cost table
@@ -130,6 +130,9 @@ void run_live(const LiveArgs& a) {
     o.temperature = static_cast<float>(a.spec.temperature);
     o.max_seqs = slots;
     o.time_limit_s = a.time_limit_s;
+    o.replay = a.replay;
+    if (a.replay && acc.requests.empty())
+        throw Error(sc.path + ": acceptance.source: --replay needs the scenario's acceptance from a trace");
     bool timed = false;
     for (const Policy& p : policies) timed = timed || needs_step_time(p);
     StepCostTable cost;
@@ -237,6 +240,8 @@ void live_commands(CLI::App& app) {
                                    "finished request and its live steps, and the step-cost table as profile cells");
     cmd->add_option("--time-limit", a->time_limit_s, "seconds a point may run before it is abandoned (default: none)")
         ->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--replay", a->replay, "accept decisions from the scenario's trace instead of the verifier's "
+                                         "(timing with random weights at a production shape)");
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
     cmd->callback([a] { run_live(*a); });
 }

@@ -75,7 +75,17 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
                            const Policy& policy, double load, const std::vector<LivePrompt>& prompts,
                            const LiveOptions& o, LiveStats* stats) {
     live_check(sc, acc, prompts, target.config().max_position);
+    if (o.replay && acc.requests.empty())
+        throw Error(sc.path + ": acceptance.source: replaying accept decisions needs a trace");
     const auto by_domain = prompts_by_domain(sc, prompts);
+    std::vector<Positions> replay(o.replay ? acc.requests.size() : 0);  // per trace request, beta rows only
+    for (size_t i = 0; i < replay.size(); i++) {
+        const TraceRequest& t = acc.requests[i];
+        replay[i].gamma = acc.trace_gamma;
+        replay[i].n = t.output_len;
+        replay[i].beta.assign(acc.beta.begin() + long(t.offset),
+                              acc.beta.begin() + long(t.offset + size_t(t.output_len) * size_t(acc.trace_gamma)));
+    }
     const Workload& wl = sc.workload;
     const int max_seqs = std::min(sc.engine.max_seqs, o.max_seqs > 0 ? o.max_seqs : target.n_seqs());
 
@@ -144,6 +154,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             x.r.prompt = prompts[size_t(pi)].ids;
             x.r.max_new = rs.output_len;
             x.r.temperature = o.temperature;
+            if (o.replay) x.r.replay = &replay[size_t(rs.trace_idx)];
             x.info.key = a.key;
             x.info.domain = rs.domain;
             x.info.prompt_index = pi;

@@ -70,6 +70,12 @@ struct LiveOptions {
     std::function<void(const LiveRequest&)> on_complete;   // every finished request, in completion order
     std::function<void(int64_t done, int64_t total)> progress;  // measured completions
     double time_limit_s = 0;         // > 0: give up (Error) when the window has not closed by then
+    // Accept decisions from the scenario's trace instead of the verifier's:
+    // each request replays the positions of the trace request the workload
+    // drew for it (Speculator's SpecRequest::replay), so that random weights
+    // at a production shape cost what they cost and accept what the trace
+    // accepted. Needs acceptance.source = "trace".
+    bool replay = false;
 };
 
 // Checks, before anything runs, that every domain of the scenario's mix has

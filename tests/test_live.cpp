@@ -29,6 +29,7 @@
 #include "engine/drafter.h"
 #include "engine/model.h"
 #include "serve/live.h"
+#include "simulator/sim.h"
 #include "simulator/workload.h"
 #include "tests/cli_run.h"
 #include "tests/scratch.h"
@@ -145,6 +146,51 @@ TEST(Live, LittlesLawHoldsOnTheWindow) {
     EXPECT_NEAR(L, users, 0.1 * users);
     EXPECT_GT(p.throughput, 0);
     EXPECT_DOUBLE_EQ(p.tau, 1.0);  // ar: one token per request-step
+}
+
+// Replaying a greedy trace (beta 0 or 1) under fixed:4, the live engine and
+// the simulator accept exactly the same drafts at every step of every
+// request: the same workload draws, anchors and verify lengths, one policy
+// implementation; only the clock differs.
+TEST(Live, ReplayingATraceAcceptsStepForStepAsTheSimulator) {
+    ScratchDir dir;
+    CliResult t = cli_run(dir, "traces synth -o " + dir.file("t.specdb") +
+                                   " --domain code=0.9,0.8,0.6,0.5 --requests 12 --prompt-len 8:8 --output-len 12:40");
+    ASSERT_EQ(t.code, 0) << t.err;
+    Scenario sc = live_scenario(2, 2, 8);
+    sc.workload.lengths = LENGTHS_TRACE;
+    sc.workload.mix = {{"code", 1, {}}};
+    sc.acceptance.kind = ACCEPT_TRACE;
+    sc.acceptance.trace_path = dir.file("t.specdb");
+    sc.engine.max_batch_tokens = 64;  // never cuts a verify length
+    const AcceptanceData acc = acceptance_load(sc);
+    const Policy fixed4 = policy_of("fixed:4");
+
+    struct Record : SimObserver {
+        std::map<uint64_t, std::vector<std::pair<int, int>>> steps;  // key -> (l, accepted) per step
+        void on_step(const StepView& v) override {
+            for (int i = 0; i < v.n_decode; i++) steps[v.keys[i]].emplace_back(v.ell[i], v.accepted[i]);
+        }
+    } sim;
+    sim_run_point(sc, acc, fixed4, 2, &sim);
+
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
+    auto target = backend_cpu(w, 2);
+    auto drafter = drafter_open_cpu(kFixtures + "tiny-dspark", w, DrafterOptions{0, 2});
+    LiveOptions o;
+    o.replay = true;
+    std::vector<LiveRequest> done;
+    o.on_complete = [&](const LiveRequest& r) { done.push_back(r); };
+    live_run_point(sc, acc, *target, drafter.get(), fixed4, 2, {{"code", {1, 5, 9, 23, 7, 5, 9, 11}}}, o);
+    int compared = 0;
+    for (const LiveRequest& r : done) {
+        if (!sim.steps.count(r.key)) continue;
+        std::vector<std::pair<int, int>> live;
+        for (const Step& st : r.steps) live.emplace_back(st.verify_len, st.n_accepted);
+        EXPECT_EQ(live, sim.steps[r.key]) << "request " << r.key;
+        compared++;
+    }
+    EXPECT_GE(compared, 8);
 }
 
 // ---------------------------------------------------------------------------
