@@ -349,6 +349,7 @@ void Speculator::step() {
         st.draft_ns = t_drafted - t_step;
         st.verify_ns = t_verified - t_drafted;
         st.t_ns = t_step - t0_ns_;
+        st.batch_tokens = int(b.tokens.size());
         r.steps.push_back(st);
         l.verified += ell_s;
         l.accepted += n;

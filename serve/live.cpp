@@ -179,15 +179,18 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         iterations++;
         // 4. the window
         const bool counted = window_step(w, t_start, t_end, it.decode_seqs, it.decode_tokens + it.prefill_tokens);
+        const int64_t host_ns = std::max<int64_t>(1, (t_end - t_prev) - it.draft_ns - it.verify_ns);
         if (counted) {
-            sketch_add(host, double(std::max<int64_t>(1, (t_end - t_prev) - it.draft_ns - it.verify_ns)));
+            sketch_add(host, double(host_ns));
             draft_ns += it.draft_ns;
         }
         t_prev = t_end;
         int64_t emitted = 0;
         for (Active& x : active) {
-            for (size_t k = x.steps_seen; k < x.r.steps.size(); k++)
+            for (size_t k = x.steps_seen; k < x.r.steps.size(); k++) {
+                x.r.steps[k].host_ns = host_ns;  // the iteration's: every request of it shares it
                 if (counted) window_request_step(w, x.r.steps[k].verify_len, x.r.steps[k].n_accepted);
+            }
             x.steps_seen = x.r.steps.size();
             emitted += int64_t(x.r.output.size() - x.out_seen);
             x.out_seen = x.r.output.size();

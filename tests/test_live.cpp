@@ -248,7 +248,11 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
         const auto reqs = trace_db_requests(db, run.id);
         EXPECT_GE(reqs.size(), 7u);  // warmup 1 + 6 measured, at least
         std::map<int64_t, int> emitted;
-        trace_db_for_each_step(db, run.id, [&](const Step& st) { emitted[st.request_id] += st.n_accepted + 1; });
+        trace_db_for_each_step(db, run.id, [&](const Step& st) {
+            emitted[st.request_id] += st.n_accepted + 1;
+            EXPECT_GE(st.batch_tokens, st.batch_size * 1 + st.verify_len);  // R anchors, its own drafts at least
+            EXPECT_GT(st.host_ns, 0);
+        });
         for (const Request& q : reqs) EXPECT_EQ(1 + emitted[q.id], q.output_len) << run.notes;
     }
     const std::vector<Profile> cells = trace_db_profiles(db);

@@ -545,6 +545,67 @@ TEST(TraceDb, FinishRunAndReadRunOfAMissingRunAreRefused) {
     EXPECT_FALSE(trace_db_run(db, r.id).complete);
 }
 
+// [SECTION] schema versions -----------------------------------------------------------
+
+// traces/data/demo.specdb was written at schema 1 (before steps had
+// batch_tokens and host_ns): read-only it reads as it is, with both 0;
+// opened for writing it is migrated to 2 in place with every row kept.
+TEST(TraceDb, AVersionOneStoreReadsWithZerosAndMigratesWhenOpenedForWriting) {
+    ScratchDir dir{"specplan_trace_db"};
+    const std::string path = dir.file("v1.specdb");
+    fs::copy_file(fs::path(SPECPLAN_SOURCE_DIR) / "traces/data/demo.specdb", path);
+    {
+        RawDb raw(path, SQLITE_OPEN_READONLY);
+        ASSERT_EQ(raw_int(raw.db, "PRAGMA user_version"), 1) << "the committed demo store is no longer schema 1";
+    }
+    std::vector<Step> before;
+    TraceCounts counts_before;
+    {
+        TraceDb db = trace_db_open(path, TRACE_READ);
+        EXPECT_EQ(db.version, 1);
+        counts_before = trace_db_counts(db);
+        trace_db_for_each_step(db, 1, [&](const Step& st) { before.push_back(st); });
+    }
+    ASSERT_GT(before.size(), 1000u);
+    for (const Step& st : before) ASSERT_EQ(std::tie(st.batch_tokens, st.host_ns), std::make_tuple(0, int64_t(0)));
+    {
+        RawDb raw(path, SQLITE_OPEN_READONLY);
+        EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 1) << "a read-only open migrated the file";
+    }
+    {
+        TraceDb db = trace_db_open(path, TRACE_WRITE);
+        EXPECT_EQ(db.version, 2);
+        std::vector<Step> after;
+        trace_db_for_each_step(db, 1, [&](const Step& st) { after.push_back(st); });
+        EXPECT_EQ(after, before);
+        const TraceCounts c = trace_db_counts(db);
+        EXPECT_EQ(std::tie(c.runs, c.requests, c.positions, c.anchors, c.steps, c.profiles),
+                  std::tie(counts_before.runs, counts_before.requests, counts_before.positions, counts_before.anchors,
+                           counts_before.steps, counts_before.profiles));
+        // the new columns take values
+        sp::Run r = sample_run();
+        trace_db_begin_run(db, r);
+        Request q;
+        q.run_id = r.id;
+        q.domain = "code";
+        q.prompt_len = 4;
+        q.output_len = 3;
+        trace_db_append_request(db, q);
+        Step st;
+        st.request_id = q.id;
+        st.batch_size = 2;
+        st.batch_tokens = 9;
+        st.host_ns = 1234;
+        trace_db_append_steps(db, std::vector<Step>{st});
+        std::vector<Step> got;
+        trace_db_for_each_step(db, r.id, [&](const Step& x) { got.push_back(x); });
+        ASSERT_EQ(got.size(), 1u);
+        EXPECT_EQ(got[0], st);
+    }
+    RawDb raw(path, SQLITE_OPEN_READONLY);
+    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 2);
+}
+
 // [SECTION] open: what is refused ---------------------------------------------------------
 
 TEST(TraceDb, CreateMakesANewStoreWithItsApplicationIdAndVersion) {

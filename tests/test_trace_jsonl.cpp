@@ -108,6 +108,8 @@ Step step(int i, int batch, int verify_len, int accepted) {
     s.draft_ns = 1000 + i;
     s.verify_ns = 5000000000LL + i;  // past 2^32: must stay an int64
     s.t_ns = 7000000LL * i;
+    s.batch_tokens = batch * (1 + verify_len) + i;
+    s.host_ns = 3000 + i;
     return s;
 }
 
@@ -393,7 +395,7 @@ TEST_F(TraceJsonl, ExportWritesTheDocumentedLinesInTheDocumentedOrder) {
                             R"("conf_prob":[0.9,0.5,0.03,1,0.52,0.001,0.6,0,0,0]})");
     EXPECT_EQ(lines[6], R"({"type":"step","request":)" + id(a0.id) +
                             R"(,"step":0,"batch_size":4,"verify_len":2,"n_accepted":2,"bonus":true,)"
-                            R"("draft_ns":1000,"verify_ns":5000000000,"t_ns":0})");
+                            R"("draft_ns":1000,"verify_ns":5000000000,"t_ns":0,"batch_tokens":12,"host_ns":3000})");
     // Positions without a confidence head: the conf arrays are left out.
     EXPECT_EQ(lines[9], R"({"type":"positions","request":)" + id(ref.requests[1].id) +
                             R"(,"gamma":2,"n":3,"beta":[0.25,0.875,0.5,0,0,0]})");

@@ -32,7 +32,7 @@ namespace sp {
 // Version 1. A shape is stored once in `models` and shared by runs and
 // profiles. Positions blobs: see trace_db.h; their row count is the request's
 // output_len and their width the run's gamma, so neither is stored twice.
-static const char* SCHEMA_V1 = R"sql(
+static const char* SCHEMA = R"sql(
 CREATE TABLE models(
   id               INTEGER PRIMARY KEY,
   name             TEXT NOT NULL,
@@ -84,6 +84,8 @@ CREATE TABLE steps(
   draft_ns   INTEGER NOT NULL CHECK (draft_ns >= 0),
   verify_ns  INTEGER NOT NULL CHECK (verify_ns >= 0),
   t_ns       INTEGER NOT NULL CHECK (t_ns >= 0),       -- since run start
+  batch_tokens INTEGER NOT NULL DEFAULT 0 CHECK (batch_tokens >= 0),  -- schema 2; 0: not recorded
+  host_ns    INTEGER NOT NULL DEFAULT 0 CHECK (host_ns >= 0),         -- schema 2; 0: not recorded
   PRIMARY KEY (request_id, step)) WITHOUT ROWID;
 CREATE TABLE profiles(
   id             INTEGER PRIMARY KEY,
@@ -100,6 +102,12 @@ CREATE TABLE profiles(
   n_samples      INTEGER NOT NULL CHECK (n_samples >= 0));
 CREATE INDEX requests_by_run ON requests(run_id, idx);
 CREATE INDEX profiles_by_shape ON profiles(gpu, model_id, phase);
+)sql";
+
+// Schema 2 adds two step columns; earlier rows read 0, "not recorded".
+static const char* MIGRATE_1_TO_2 = R"sql(
+ALTER TABLE steps ADD COLUMN batch_tokens INTEGER NOT NULL DEFAULT 0 CHECK (batch_tokens >= 0);
+ALTER TABLE steps ADD COLUMN host_ns INTEGER NOT NULL DEFAULT 0 CHECK (host_ns >= 0);
 )sql";
 
 // [SECTION] enums -------------------------------------------------------------
@@ -263,14 +271,15 @@ static std::vector<float> blob_to_floats(const Stmt& s, int col, const char* nam
 
 // [SECTION] open / close --------------------------------------------------------
 
-TraceDb::TraceDb(TraceDb&& o) noexcept : db(o.db), path(std::move(o.path)), txn_depth(o.txn_depth) {
+TraceDb::TraceDb(TraceDb&& o) noexcept
+    : db(o.db), path(std::move(o.path)), txn_depth(o.txn_depth), version(o.version) {
     o.db = nullptr;
     o.txn_depth = 0;
 }
 TraceDb& TraceDb::operator=(TraceDb&& o) noexcept {
     if (this != &o) {
         trace_db_close(*this);
-        db = o.db; path = std::move(o.path); txn_depth = o.txn_depth;
+        db = o.db; path = std::move(o.path); txn_depth = o.txn_depth; version = o.version;
         o.db = nullptr; o.txn_depth = 0;
     }
     return *this;
@@ -327,7 +336,7 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
         exec_sql(db, "BEGIN IMMEDIATE");  // the first access: a non-database fails here
         if (pragma_int(db, "PRAGMA application_id") == 0 && pragma_int(db, "PRAGMA user_version") == 0 &&
             !has_tables(db)) {
-            exec_sql(db, SCHEMA_V1);
+            exec_sql(db, SCHEMA);
             exec_sql(db, ("PRAGMA application_id=" + std::to_string(TRACE_APPLICATION_ID)).c_str());
             exec_sql(db, ("PRAGMA user_version=" + std::to_string(TRACE_SCHEMA_VERSION)).c_str());
         }
@@ -341,6 +350,7 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
         fail(db, "schema version " + std::to_string(version) + " is newer than this build reads (" +
                      std::to_string(TRACE_SCHEMA_VERSION) + "); update specplan");
     if (version < 1) fail(db, "schema version " + std::to_string(version) + " is not a valid trace schema");
+    db.version = int(version);
 
     // quick_check reads every page: a truncated or overwritten file fails here,
     // at open, instead of halfway through a query.
@@ -353,6 +363,18 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
     if (mode != TRACE_READ) {
         set_wal(db);
         exec_sql(db, "PRAGMA synchronous=NORMAL");
+        if (db.version == 1) {  // version 1 -> 2, in one transaction: a crash leaves version 1 as it was
+            exec_sql(db, "BEGIN IMMEDIATE");
+            try {
+                exec_sql(db, MIGRATE_1_TO_2);
+                exec_sql(db, "PRAGMA user_version=2");
+                exec_sql(db, "COMMIT");
+            } catch (...) {
+                exec_sql(db, "ROLLBACK");
+                throw;
+            }
+            db.version = 2;
+        }
     }
     return db;
 }
@@ -539,21 +561,22 @@ static void check_step(const TraceDb& db, const Step& st, int gamma) {
     if (st.bonus && st.n_accepted != st.verify_len)
         fail(db, who + ": bonus set, but only " + std::to_string(st.n_accepted) + " of " +
                      std::to_string(st.verify_len) + " drafts were accepted");
-    if (st.draft_ns < 0 || st.verify_ns < 0 || st.t_ns < 0) fail(db, who + ": times must be >= 0");
+    if (st.draft_ns < 0 || st.verify_ns < 0 || st.t_ns < 0 || st.host_ns < 0) fail(db, who + ": times must be >= 0");
+    if (st.batch_tokens < 0) fail(db, who + ": batch_tokens must be >= 0");
 }
 
 void trace_db_append_steps(TraceDb& db, std::span<const Step> steps) {
     TraceTxn txn(db);
     std::unordered_map<int64_t, int> gamma_of;  // request id -> run gamma
     Stmt s(db, "INSERT INTO steps(request_id, step, batch_size, verify_len, n_accepted, bonus, draft_ns, "
-               "verify_ns, t_ns) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)");
+               "verify_ns, t_ns, batch_tokens, host_ns) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
     for (const Step& st : steps) {
         auto it = gamma_of.find(st.request_id);
         if (it == gamma_of.end()) it = gamma_of.emplace(st.request_id, request_shape(db, st.request_id).gamma).first;
         check_step(db, st, it->second);
         s.bind(1, st.request_id).bind(2, st.step).bind(3, st.batch_size).bind(4, st.verify_len)
             .bind(5, st.n_accepted).bind(6, st.bonus ? 1 : 0).bind(7, st.draft_ns).bind(8, st.verify_ns)
-            .bind(9, st.t_ns);
+            .bind(9, st.t_ns).bind(10, st.batch_tokens).bind(11, st.host_ns);
         s.exec();
     }
     txn.commit();
@@ -694,9 +717,11 @@ bool trace_db_positions(TraceDb& db, int64_t request_id, Positions* out) {
 }
 
 void trace_db_for_each_step(TraceDb& db, int64_t run_id, const std::function<void(const Step&)>& fn) {
-    Stmt s(db, "SELECT s.request_id, s.step, s.batch_size, s.verify_len, s.n_accepted, s.bonus, s.draft_ns, "
-               "s.verify_ns, s.t_ns, r.gamma FROM steps s JOIN requests q ON q.id = s.request_id "
-               "JOIN runs r ON r.id = q.run_id WHERE q.run_id=?1 ORDER BY q.idx, s.step");
+    // a version-1 store (read-only) has no batch_tokens or host_ns: 0, not recorded
+    const std::string v2_cols = db.version >= 2 ? "s.batch_tokens, s.host_ns" : "0, 0";
+    Stmt s(db, ("SELECT s.request_id, s.step, s.batch_size, s.verify_len, s.n_accepted, s.bonus, s.draft_ns, "
+                "s.verify_ns, s.t_ns, r.gamma, " + v2_cols + " FROM steps s JOIN requests q ON q.id = s.request_id "
+                "JOIN runs r ON r.id = q.run_id WHERE q.run_id=?1 ORDER BY q.idx, s.step").c_str());
     s.bind(1, run_id);
     while (s.step()) {
         Step st;
@@ -709,6 +734,8 @@ void trace_db_for_each_step(TraceDb& db, int64_t run_id, const std::function<voi
         st.draft_ns = s.i64(6, "steps.draft_ns");
         st.verify_ns = s.i64(7, "steps.verify_ns");
         st.t_ns = s.i64(8, "steps.t_ns");
+        st.batch_tokens = s.i32(10, "steps.batch_tokens");
+        st.host_ns = s.i64(11, "steps.host_ns");
         check_step(db, st, s.i32(9, "runs.gamma", 1, TRACE_MAX_GAMMA));
         fn(st);
     }

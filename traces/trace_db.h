@@ -35,7 +35,9 @@ struct Error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-inline constexpr int TRACE_SCHEMA_VERSION = 1;     // PRAGMA user_version
+// PRAGMA user_version. 2 added steps.batch_tokens and steps.host_ns; a
+// version-1 store reads with both 0 and is migrated when opened for writing.
+inline constexpr int TRACE_SCHEMA_VERSION = 2;
 inline constexpr int TRACE_APPLICATION_ID = 0x53504543;  // PRAGMA application_id, "SPEC"
 inline constexpr int TRACE_MAX_GAMMA = 64;         // drafts per block, sanity bound on read
 
@@ -121,6 +123,8 @@ struct Step {
     int64_t draft_ns = 0;        // drafter time of the step
     int64_t verify_ns = 0;       // target verify forward time of the step
     int64_t t_ns = 0;            // step start, ns since the run started
+    int batch_tokens = 0;        // B: tokens of the step's forward, prompt chunks included (0: not recorded)
+    int64_t host_ns = 0;         // the iteration's host time outside the draft call and the forward (0: not recorded)
     bool operator==(const Step&) const = default;
 };
 
@@ -158,6 +162,7 @@ struct TraceDb {
     sqlite3* db = nullptr;
     std::string path;
     int txn_depth = 0;
+    int version = TRACE_SCHEMA_VERSION;  // of the file: 1 only when opened read-only (writing migrates it)
     TraceDb() = default;
     TraceDb(TraceDb&&) noexcept;
     TraceDb& operator=(TraceDb&&) noexcept;

@@ -146,6 +146,8 @@ struct Exporter {
         j["draft_ns"] = s.draft_ns;
         j["verify_ns"] = s.verify_ns;
         j["t_ns"] = s.t_ns;
+        j["batch_tokens"] = s.batch_tokens;
+        j["host_ns"] = s.host_ns;
         put(j.dump());  // numbers and a bool only: cannot fail
         sum.steps++;
     }
@@ -498,7 +500,7 @@ struct Importer {
 
     void read_step(const json& j) {
         only_keys(j, "", {"type", "request", "step", "batch_size", "verify_len", "n_accepted", "bonus", "draft_ns",
-                          "verify_ns", "t_ns"});
+                          "verify_ns", "t_ns", "batch_tokens", "host_ns"});
         int64_t src = get_int(j, "", "request", 1, I64_MAX);
         RequestInfo& q = get_ref(j, "request", requests, "request");
         Step s;
@@ -518,6 +520,9 @@ struct Importer {
         s.draft_ns = get_int(j, "", "draft_ns", 0, I64_MAX);
         s.verify_ns = get_int(j, "", "verify_ns", 0, I64_MAX);
         s.t_ns = get_int(j, "", "t_ns", 0, I64_MAX);
+        // schema 2; an export of a version-1 store has neither: 0, not recorded
+        if (j.contains("batch_tokens")) s.batch_tokens = get_int32(j, "", "batch_tokens", 0, INT_MAX64);
+        if (j.contains("host_ns")) s.host_ns = get_int(j, "", "host_ns", 0, I64_MAX);
         if (!steps.empty() && (src != steps_source || steps.size() >= 4096)) flush_steps();
         if (steps.empty()) {
             steps_source = src;
