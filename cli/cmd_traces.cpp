@@ -58,7 +58,7 @@ static nlohmann::json info_json(TraceDb& db, const std::string& path) {
                         {"live_steps", {{"steps", s.n_steps}, {"tau", s.n_steps ? nlohmann::json(s.tau) : nlohmann::json()},
                                         {"mean_verify_len", s.n_steps ? nlohmann::json(s.mean_verify_len) : nlohmann::json()}}}});
     }
-    return {{"file", path}, {"schema", TRACE_SCHEMA_VERSION}, {"runs", runs}};
+    return {{"file", path}, {"schema", db.version}, {"runs", runs}};
 }
 
 static void info(const std::string& path, const std::string& json_out) {
@@ -69,7 +69,7 @@ static void info(const std::string& path, const std::string& json_out) {
         return;
     }
     TraceCounts c = trace_db_counts(db);
-    std::printf("%s: specplan trace store, schema %d\n", path.c_str(), TRACE_SCHEMA_VERSION);
+    std::printf("%s: specplan trace store, schema %d\n", path.c_str(), db.version);
     std::printf("  runs %lld  requests %lld  positions %lld (%lld anchors)  steps %lld  profiles %lld\n",
                 (long long)c.runs, (long long)c.requests, (long long)c.positions, (long long)c.anchors,
                 (long long)c.steps, (long long)c.profiles);
