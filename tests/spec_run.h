@@ -1,13 +1,25 @@
 // spec_run.h: the Speculator driven as the suites that compare speculative
-// with autoregressive output drive it (test_speculative, test_demo).
+// with autoregressive output drive it (test_speculative, test_demo,
+// test_live).
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <string>
 #include <vector>
 
 #include "engine/backend.h"
 #include "engine/speculative.h"
 
 namespace sp {
+
+// A policy by name, "fixed:4"; a bad name fails the test that asked.
+inline Policy policy_of(const std::string& text) {
+    Policy p;
+    std::string err;
+    EXPECT_TRUE(policy_parse(text, &p, &err)) << err;
+    return p;
+}
 
 // Greedy (T = 0) autoregressive output of each prompt, one request at a time
 // through a Speculator without a drafter; eos -1: none.

@@ -88,8 +88,7 @@ TEST(DemoModels, GreedySpeculationWithEachDrafterEqualsAutoregressive) {
         SpecOptions o;
         o.eos = w.cfg.eos_id;
         o.gamma = drafter->gamma();
-        std::string err;
-        ASSERT_TRUE(policy_parse("fixed:" + std::to_string(o.gamma), &o.policy, &err)) << err;
+        o.policy = policy_of("fixed:" + std::to_string(o.gamma));
         Speculator spec(*target, drafter.get(), o);
         const std::vector<SpecRequest> reqs = spec_run_batch(spec, prompts, max_new);
         int steps = 0, accepted = 0;

@@ -75,13 +75,6 @@ std::vector<LivePrompt> live_prompts() {
     return p;
 }
 
-Policy policy_of(const std::string& text) {
-    Policy p;
-    std::string err;
-    EXPECT_TRUE(policy_parse(text, &p, &err)) << err;
-    return p;
-}
-
 TEST(Live, RequestsAreConservedCausalAndGiveTheGreedyTokens) {
     const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
     const int users = 3;

@@ -65,13 +65,6 @@ std::vector<DrafterCase> setups() {
     };
 }
 
-Policy policy_of(const std::string& text) {
-    Policy p;
-    std::string err;
-    EXPECT_TRUE(policy_parse(text, &p, &err)) << err;
-    return p;
-}
-
 // ---------------------------------------------------------------------------
 // [SECTION] greedy equality
 
