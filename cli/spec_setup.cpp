@@ -26,6 +26,17 @@ bool is_file(const std::string& p) {
     return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// A DSpark/DFlash or EAGLE-3 folder: its drafter reads the target's embedding and LM head.
+[[maybe_unused]] bool reads_target_weights(const std::string& drafter) {
+    std::ifstream in(drafter + "/config.json");
+    if (!in) return false;
+    const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_object() || !j.contains("architectures") || !j["architectures"].is_array()) return false;
+    for (const auto& a : j["architectures"])
+        if (a == "Qwen3DSparkModel" || a == "Qwen3Eagle3Model") return true;
+    return false;
+}
+
 bool cuda_available() {
 #ifdef SPECPLAN_HAVE_CUDA
     int n = 0;
@@ -53,7 +64,9 @@ std::vector<Positions> replay_load(const std::string& path, int gamma) {
 }  // namespace
 
 void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required, bool per_request) {
-    cmd->add_option("--model", a.model, "target checkpoint folder (config.json, model.safetensors)")->required();
+    cmd->add_option("--model", a.model, "target checkpoint folder (config.json, model.safetensors), or a preset "
+                                        "shape with random weights (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b; for timing with "
+                                        "replayed acceptance)")->required();
     auto* d = cmd->add_option("--drafter", a.drafter,
                               "none, ngram[:N[:M]] (prompt lookup) or a drafter folder: DSpark/DFlash "
                               "(Qwen3DSparkModel) or a Qwen3/Llama draft model");
@@ -85,7 +98,16 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
     if (device == "cuda") throw Error("--device cuda: this specplan was built without CUDA");
 #endif
 
-    s->target = weights_load(a.model);
+    // --model: a checkpoint folder, or a preset shape (config_preset) with
+    // random weights, for timing at a production shape with accept
+    // decisions replayed from a trace. On CUDA the weights are made on the
+    // device and the host keeps only the shape: drafters that read the
+    // target's weights (DSpark, DFlash, EAGLE-3) need a checkpoint.
+    Config preset;
+    const bool random = !is_file(a.model + "/config.json") && config_preset(a.model, &preset);
+    if (random && device == "cpu") s->target = weights_random(preset, a.seed);
+    else if (random) s->target.cfg = preset;
+    else s->target = weights_load(a.model);
     const std::string tok = a.tokenizer.empty() ? a.model + "/tokenizer.json" : a.tokenizer;
     if (!a.tokenizer.empty() || is_file(tok)) {
         s->tok = tokenizer_load(tok);
@@ -102,7 +124,10 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
         s->drafter = drafter_open_cpu(a.drafter, s->target, dopt);
     } else {
 #ifdef SPECPLAN_HAVE_CUDA
-        s->backend = backend_cuda(s->target, n_seqs);
+        if (random && reads_target_weights(a.drafter))
+            throw Error("--drafter " + a.drafter + ": reads the target's weights, which a random --model " + a.model +
+                        " keeps on the device only; use ngram, none or a draft model");
+        s->backend = random ? backend_cuda_random(s->target.cfg, a.seed, n_seqs) : backend_cuda(s->target, n_seqs);
         s->drafter = drafter_open_cuda(a.drafter, s->target, dopt);
         cudaDeviceProp prop{};
         int dev = 0;

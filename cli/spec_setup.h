@@ -21,7 +21,7 @@ class App;
 namespace sp {
 
 struct SpecArgs {
-    std::string model;                // target checkpoint folder
+    std::string model;                // target checkpoint folder, or a preset shape with random weights
     std::string drafter = "none";     // none | ngram[:N[:M]] | folder
     std::string tokenizer;            // tokenizer.json; default: the model folder's, when there
     std::string device;               // cpu | cuda; default: cuda when built with it and a GPU answers

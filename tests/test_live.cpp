@@ -202,6 +202,12 @@ std::string write_scenario(const ScratchDir& dir, const std::string& name = "liv
     return dir.file(name);
 }
 
+void replace_once(std::string& s, const std::string& from, const std::string& to) {
+    const size_t at = s.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    s.replace(at, from.size(), to);
+}
+
 std::string write_prompts(const ScratchDir& dir) {
     std::ofstream f(dir.file("prompts.jsonl"));
     for (int i = 0; i < 4; i++) f << "{\"prompt_ids\": [1, " << 17 * i + 5 << ", 23, 7], \"domain\": \"code\"}\n";
@@ -256,6 +262,31 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
     }
 }
 
+// Random weights at a preset shape, accept decisions replayed from the
+// scenario's trace: the cost is the shape's, the acceptance the trace's.
+TEST(LiveCli, APresetWithRandomWeightsServesWithReplayedAcceptance) {
+    ScratchDir dir;
+    CliResult t = cli_run(dir, "traces synth -o " + dir.file("t.specdb") +
+                                   " --domain code=0.9,0.8,0.7,0.6 --requests 8 --prompt-len 6:6 --output-len 10:20");
+    ASSERT_EQ(t.code, 0) << t.err;
+    std::string sc = slurp(write_scenario(dir));
+    replace_once(sc, "lengths = \"distribution\"", "lengths = \"trace\"");
+    replace_once(sc, "source = \"iid\"\nalpha = 0.6", "source = \"trace\"\ntrace = \"t.specdb\"");
+    std::ofstream(dir.file("replay.toml")) << sc;
+    CliResult r = cli_run(dir, "live " + dir.file("replay.toml") + " --device cpu --model tiny-qwen3 --drafter ngram" +
+                                   " --prompts " + write_prompts(dir) + " --policies fixed:4 --replay --json " +
+                                   dir.file("o.json"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(slurp(dir.file("o.json")));
+    for (const auto& p : j.at("points")) EXPECT_GT(p.at("tau").get<double>(), 1.0);
+    // not a folder and not a preset: the checkpoint loader's one line
+    r = cli_run(dir, "live " + dir.file("replay.toml") + " --device cpu --model " + dir.file("nomodel") +
+                         " --drafter ngram --prompts " + write_prompts(dir));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("nomodel"), std::string::npos) << r.err;
+}
+
 TEST(LiveCli, WhatTheEngineCannotServeIsOneLineBeforeAnythingRuns) {
     ScratchDir dir;
     const std::string prompts = write_prompts(dir);
@@ -276,7 +307,7 @@ TEST(LiveCli, WhatTheEngineCannotServeIsOneLineBeforeAnythingRuns) {
     }
     // gamma above the drafter's block (tiny-dspark drafts 4)
     std::string sc = slurp(write_scenario(dir));
-    sc.replace(sc.find("gamma = 4"), 9, "gamma = 6");
+    replace_once(sc, "gamma = 4", "gamma = 6");
     std::ofstream(dir.file("g6.toml")) << sc;
     CliResult r = cli_run(dir, "live " + dir.file("g6.toml") + model + " --drafter " + kFixtures + "tiny-dspark");
     EXPECT_EQ(r.code, 1);
@@ -289,7 +320,7 @@ TEST(LiveCli, WhatTheEngineCannotServeIsOneLineBeforeAnythingRuns) {
     EXPECT_NE(r.err.find("/nonexistent/dir/x.specdb"), std::string::npos) << r.err;
     // a KV cache that cannot hold one request
     sc = slurp(write_scenario(dir));
-    sc.replace(sc.find("kv_capacity_tokens = 2048"), 25, "kv_capacity_tokens = 10");
+    replace_once(sc, "kv_capacity_tokens = 2048", "kv_capacity_tokens = 10");
     std::ofstream(dir.file("kv.toml")) << sc;
     r = cli_run(dir, "live " + dir.file("kv.toml") + model + " --drafter ngram");
     EXPECT_EQ(r.code, 1);
