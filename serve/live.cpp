@@ -102,7 +102,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
     PointResult res;
     res.policy = policy.name;
     std::deque<Arrival> due;     // arrivals by time (closed loop: users' next requests, kept sorted)
-    Rng gaps = rng_seed(sc.seed, 31);
+    Rng gaps = rng_seed(sc.seed, WORKLOAD_STREAM_ARRIVALS);
     uint64_t next_key = 0;       // open loop: the arrival index
     std::vector<uint32_t> sent;  // closed loop: requests sent per user
     if (wl.mode == WORKLOAD_CLOSED) {

@@ -97,7 +97,7 @@ struct Sim {
     Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
         : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
           reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
-          arrivals(rng_seed(s.seed, 31)),
+          arrivals(rng_seed(s.seed, WORKLOAD_STREAM_ARRIVALS)),
           window(window_init(s.workload.warmup, s.workload.requests, s.slo.per_user_tok_s, s.slo.ttft_s)) {}
 
     void schedule(int64_t time, int cls, int kind, int arg) {

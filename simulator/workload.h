@@ -26,6 +26,10 @@ RequestSpec workload_request(const Scenario& sc, const AcceptanceData& acc, uint
 // Closed loop: think time before the next request of the user whose request `key` just completed.
 double workload_think_s(const Workload& w, uint64_t seed, uint64_t key);
 
+// Open loop: the arrival process's stream, rng_seed(scenario seed,
+// WORKLOAD_STREAM_ARRIVALS), drawn in arrival order by the simulator and the
+// live engine alike.
+inline constexpr uint64_t WORKLOAD_STREAM_ARRIVALS = 31;
 // Open loop: the gap to the next arrival, mean 1/rate; gamma with shape
 // `burstiness` (CV = 1/sqrt(shape)), exponential for Poisson.
 double workload_gap_s(const Workload& w, double rate, Rng& arrivals);
