@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import drafters  # noqa: E402
 import generate  # noqa: E402
 import qwen3  # noqa: E402
-from train_target import lr_at  # noqa: E402  (warmup, then cosine to --min-lr)
+from train_target import fit  # noqa: E402  (the training loop: warmup, then cosine to --min-lr)
 
 KINDS = ("dspark", "dflash", "eagle3", "draft-model")
 DEFAULT_LAYERS = {"dspark": 2, "dflash": 2, "eagle3": 1, "draft-model": 2}
@@ -241,32 +241,12 @@ def train(argv=None):
     print(f"train_drafter: {a.kind}, {n_train / 1e6:.2f} M trained parameters ({n_total / 1e6:.2f} M in all) on "
           f"{device_name}; {len(train_rows)} training, {len(held_rows)} held-out sequences", flush=True)
 
-    budget_s = a.minutes * 60.0
-    log, step, t0 = [], 0, time.time()
-    t_log, step_log = t0, 0
-    model.train()
-    while step < a.steps and time.time() - t0 < budget_s:
-        lr = lr_at(min(1.0, max((step + 1) / a.steps, (time.time() - t0) / budget_s)), a)
-        for group in opt.param_groups:
-            group["lr"] = lr
+    def one_step():
         rows = train_rows[torch.randint(len(train_rows), (a.batch,), generator=g)]
         tokens, mask = data["tokens"][rows].to(a.device), data["loss_mask"][rows].to(a.device)
-        loss, terms = step_loss(a, model, target, tokens, mask, g, autocast)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, a.clip)
-        opt.step()
-        step += 1
-        if step % a.log_every == 0 or step == 1 or step == a.steps:
-            now, value = time.time(), loss.item()
-            rate = (step - step_log) * a.batch / max(1e-9, now - t_log)
-            log.append({"step": step, "loss": value, **terms, "lr": lr, "seqs_per_s": rate, "elapsed_s": now - t0})
-            print(f"step {step:6d}  loss {value:.4f}  " + "  ".join(f"{k} {v:.4f}" for k, v in terms.items())
-                  + f"  lr {lr:.2e}  {rate:,.1f} seqs/s  ({now - t0:.0f} s)", flush=True)
-            t_log, step_log = now, step
-    wall = time.time() - t0
-    if step and log[-1]["step"] != step:
-        log.append({"step": step, "loss": loss.item(), **terms, "lr": lr, "elapsed_s": wall})
+        return step_loss(a, model, target, tokens, mask, g, autocast)
+
+    log, step, wall = fit(a, model, opt, params, one_step, "seqs", a.batch)
 
     t_eval = time.time()
     acceptance = evaluate(a, model, target, data, held_rows, autocast) if len(held_rows) else {}

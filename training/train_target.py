@@ -93,6 +93,42 @@ def lr_at(progress, a):
     return a.lr * (a.min_lr + (1.0 - a.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, x))))
 
 
+def fit(a, model, opt, params, step_loss, unit, units_per_step):
+    """The training loop of both trainers (this one and train_drafter.py): until --steps or --minutes, the
+    learning rate from lr_at at the run's progress (the larger of steps and wall time), step_loss() ->
+    (loss, {term: value}), opt.step() after clipping the gradients of params to --clip, a log entry every
+    --log-every steps.
+    Returns (log, steps taken, wall seconds)."""
+    params = list(params)
+    budget_s = a.minutes * 60.0
+    log, step, t0 = [], 0, time.time()
+    t_log, step_log = t0, 0
+    loss, terms, lr = None, {}, 0.0
+    model.train()
+    while step < a.steps and time.time() - t0 < budget_s:
+        lr = lr_at(min(1.0, max((step + 1) / a.steps, (time.time() - t0) / budget_s)), a)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss, terms = step_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, a.clip)
+        opt.step()
+        step += 1
+        if step % a.log_every == 0 or step == 1 or step == a.steps:
+            now, value = time.time(), loss.item()  # .item() waits for the device: the rate is honest
+            rate = (step - step_log) * units_per_step / max(1e-9, now - t_log)
+            log.append({"step": step, "loss": value, **terms, "lr": lr, f"{unit}_per_s": rate,
+                        "elapsed_s": now - t0})
+            print(f"step {step:6d}  loss {value:.4f}  " + "".join(f"{k} {v:.4f}  " for k, v in terms.items())
+                  + f"lr {lr:.2e}  {rate:,.1f} {unit}/s  ({now - t0:.0f} s)", flush=True)
+            t_log, step_log = now, step
+    wall = time.time() - t0
+    if step and log[-1]["step"] != step:
+        log.append({"step": step, "loss": loss.item(), **terms, "lr": lr, "elapsed_s": wall})
+    return log, step, wall
+
+
 def sample_batch(g, ids, offsets, lengths, batch, seq_len):
     """Inputs and labels (batch, seq_len) from ids (all domains' training ids concatenated, on the
     device); domain uniform, then start uniform over the domain's lengths[d] - seq_len windows."""
@@ -155,33 +191,13 @@ def train(argv=None):
     print(f"train_target: {n_params / 1e6:.2f} M parameters on {device_name}; training ids: "
           + ", ".join(f"{d} {int(n)}" for d, n in zip(domains, lengths)), flush=True)
 
-    budget_s = a.minutes * 60.0
-    log, step, t0 = [], 0, time.time()
-    t_log, step_log = t0, 0
-    model.train()
-    while step < a.steps and time.time() - t0 < budget_s:
-        lr = lr_at(min(1.0, max((step + 1) / a.steps, (time.time() - t0) / budget_s)), a)
-        for group in opt.param_groups:
-            group["lr"] = lr
+    def step_loss():
         x, y = sample_batch(g, train_ids, offsets, lengths, a.batch, a.seq_len)
         with autocast():
             logits = fwd(x)[0]
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
-        opt.step()
-        step += 1
-        if step % a.log_every == 0 or step == 1 or step == a.steps:
-            now, value = time.time(), loss.item()  # .item() waits for the device: the rate is honest
-            rate = (step - step_log) * a.batch * a.seq_len / max(1e-9, now - t_log)
-            log.append({"step": step, "loss": value, "lr": lr, "tokens_per_s": rate, "elapsed_s": now - t0})
-            print(f"step {step:6d}  loss {value:.4f}  lr {lr:.2e}  {rate:,.0f} tokens/s  ({now - t0:.0f} s)",
-                  flush=True)
-            t_log, step_log = now, step
-    wall = time.time() - t0
-    if step and log[-1]["step"] != step:
-        log.append({"step": step, "loss": loss.item(), "lr": lr, "elapsed_s": wall})
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten()), {}
+
+    log, step, wall = fit(a, model, opt, model.parameters(), step_loss, "tokens", a.batch * a.seq_len)
 
     model.eval()
     t_eval = time.time()
