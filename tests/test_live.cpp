@@ -33,6 +33,7 @@
 #include "simulator/workload.h"
 #include "tests/cli_run.h"
 #include "tests/scratch.h"
+#include "tests/sim_scenario.h"
 #include "tests/spec_run.h"
 #include "traces/trace_db.h"
 
@@ -41,30 +42,22 @@ namespace {
 
 const std::string kFixtures = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/";
 
-// Three users, no think time, output lengths 6..30, i.i.d. acceptance (the
-// simulator's side; the live run drafts for real), two domains.
+// The simulator tests' scenario (tests/sim_scenario.h: closed loop, no think
+// time, i.i.d. acceptance 0.7 on the simulator's side; the live run drafts
+// for real) with `users` users, output lengths 6..30, two domains, and an
+// engine small enough that prompt chunks share forwards with verify blocks.
 Scenario live_scenario(int users, int warmup, int requests) {
-    Scenario sc;
-    sc.path = "test";
-    sc.name = "test";
+    Scenario sc = sim_scenario(0.7, 4, 30, warmup, requests);
     sc.seed = 3;
     Workload& w = sc.workload;
-    w.mode = WORKLOAD_CLOSED;
     w.concurrency = {users};
-    w.warmup = warmup;
-    w.requests = requests;
-    w.lengths = LENGTHS_DIST;
     w.prompt_len = {DIST_FIXED, 8, 1, 1, 0, 0};  // the simulator's; live prompts come from the prompts
     w.output_len = {DIST_UNIFORM, 0, 6, 30, 0, 0};
     w.mix = {{"code", 0.5, {}}, {"chat", 0.5, {}}};
-    sc.engine.gamma = 4;
     sc.engine.max_seqs = 8;
     sc.engine.max_batch_tokens = 24;     // a prompt chunk shares the forward with verify blocks
     sc.engine.prefill_chunk_tokens = 5;
     sc.engine.kv_capacity_tokens = 4096;
-    sc.acceptance.kind = ACCEPT_IID;
-    sc.acceptance.alpha = 0.7;
-    sc.slo = {10, 0};
     return sc;
 }
 
