@@ -30,14 +30,20 @@
 //     and epilogue), and cuBLAS's GEMM (no norm) for comparison.
 //  5. With --batches R,...: decode of R sequences, one token each, at
 //     --context (KV rows grown and zeroed, not prefilled), each mode: where
-//     graphs help and where they stop mattering.
+//     graphs help and where they stop mattering; and the graph step's
+//     efficiency against the roofline floor max(bytes / copy bandwidth,
+//     FLOPs / bf16 rate), with the bf16 rate measured in the same run (a
+//     cuBLAS 8192^3 GEMM, median of 10). Bytes: the weights once plus R
+//     contexts of KV; FLOPs: 2 per weight per token (all matrices, LM head
+//     included) plus attention's 4 x H x D per key per layer.
 //  With --profile-step 1: one eager decode step at the first --contexts
 //  value between cudaProfilerStart and cudaProfilerStop, for
-//  `ncu --profile-from-start off` (per-kernel times, serialised).
+//  `ncu --profile-from-start off` (per-kernel times, serialised). With
+//  --profile-batch R instead: one eager step of R sequences at --context.
 //
 //   bench_engine [--model qwen3-8b] [--contexts 512] [--context 512] [--steps 100]
 //                [--warmup 10] [--verify-steps 50] [--max-k 15] [--copy-gib 2] [--gemv 0|1]
-//                [--profile-step 0|1] [--batches R,R,...] [--out PATH]
+//                [--profile-step 0|1] [--profile-batch R] [--batches R,R,...] [--out PATH]
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
@@ -74,6 +80,7 @@ struct Args {
     std::string command;
     bool gemv = false;
     bool profile_step = false;
+    int profile_batch = 0;     // > 0: profile one step of this many sequences instead of section 5's timing
     std::vector<int> batches;  // section 5; empty: skipped
 };
 
@@ -81,7 +88,7 @@ struct Args {
     std::fprintf(stderr,
                  "bench_engine: %s\nusage: bench_engine [--model NAME] [--contexts C,C,...] [--context C] "
                  "[--steps N] [--warmup N] [--verify-steps N] [--max-k K] [--copy-gib G] [--gemv 0|1] "
-                 "[--profile-step 0|1] [--batches R,R,...] [--out PATH]\n",
+                 "[--profile-step 0|1] [--profile-batch R] [--batches R,R,...] [--out PATH]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -113,6 +120,7 @@ Args parse(int argc, char** argv) {
             else if (k == "--copy-gib") a.copy_gib = std::stod(v);
             else if (k == "--out") a.out = v;
             else if (k == "--profile-step") a.profile_step = std::stoi(v) != 0;
+            else if (k == "--profile-batch") a.profile_batch = std::stoi(v);
             else if (k == "--gemv") a.gemv = std::stoi(v) != 0;
             else usage("unknown option " + k);
         } catch (const std::logic_error&) {
@@ -127,6 +135,8 @@ Args parse(int argc, char** argv) {
     for (int r : a.batches)
         if (r < 1) usage("batches must be >= 1");
     if (a.context < 1) usage("--context must be >= 1");
+    if (a.profile_batch < 0) usage("--profile-batch must be >= 0");
+    if (a.profile_batch > 0) a.batches = {a.profile_batch};
     return a;
 }
 
@@ -203,6 +213,43 @@ double weight_bytes_read(const Config& c) {
 }
 double kv_bytes_read(const Config& c, int positions) {
     return 2.0 * positions * 2 * c.n_layers * c.n_kv_heads * c.head_dim;
+}
+// FLOPs of one decode token at `positions` keys: 2 per matrix weight (the
+// LM head included), and QK^T plus PV, 2 x 2 x D per key per query head.
+double decode_flops(const Config& c, int positions) {
+    const double d = c.hidden, D = c.head_dim, F = c.ffn, H = c.n_heads, KVH = c.n_kv_heads, V = c.vocab;
+    const double matrices = c.n_layers * ((H + 2 * KVH) * D * d + d * H * D + 3 * F * d) + V * d;
+    return 2 * matrices + 4.0 * c.n_layers * H * D * positions;
+}
+
+// Dense bf16 rate of this GPU, FLOP/s: cuBLAS bf16 x bf16 -> fp32 accumulate,
+// 8192^3, median of 10 after 2 warm-ups; the roofline's compute ceiling.
+double bf16_rate() {
+    const int n = 8192;
+    bf16 *A = nullptr, *B = nullptr, *C = nullptr;
+    const size_t bytes = sizeof(bf16) * n * n;
+    CUDA_CHECK(cudaMalloc(&A, bytes));
+    CUDA_CHECK(cudaMalloc(&B, bytes));
+    CUDA_CHECK(cudaMalloc(&C, bytes));
+    CUDA_CHECK(cudaMemset(A, 0, bytes));
+    CUDA_CHECK(cudaMemset(B, 0, bytes));
+    Cublas cb = cublas_create(nullptr);
+    const float alpha = 1, beta = 0;
+    const int warm = 2, reps = 10;
+    Events ev(warm + reps);
+    for (int i = 0; i < warm + reps; i++) {
+        CUDA_CHECK(cudaEventRecord(ev.a[i]));
+        CUBLAS_CHECK(cublasGemmEx(cb.handle, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, A, CUDA_R_16BF, n, B,
+                                  CUDA_R_16BF, n, &beta, C, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        CUDA_CHECK(cudaEventRecord(ev.b[i]));
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const double ms = median(ev.ms(warm));
+    cublas_destroy(cb);
+    CUDA_CHECK(cudaFree(A));
+    CUDA_CHECK(cudaFree(B));
+    CUDA_CHECK(cudaFree(C));
+    return 2.0 * n * n * static_cast<double>(n) / (ms * 1e-3);
 }
 
 struct Timing {
@@ -534,9 +581,29 @@ int main(int argc, char** argv) try {
         std::vector<int> all(R_max);
         std::iota(all.begin(), all.end(), 0);
         kvb.grow(all, std::vector<int>(R_max, a.context));
-        std::printf("\ndecode of R sequences at context %d, one token each, median of %d after %d warm-up\n",
+        if (a.profile_batch > 0) {  // one eager step of R sequences, for ncu
+            RaggedBatch b;
+            for (int r = 0; r < a.profile_batch; r++) {
+                b.seq.push_back(r);
+                b.q_len.push_back(1);
+                b.tokens.push_back(tok(rng));
+            }
+            time_step(m, kvb, b, Mode::Eager, 1, 1);
+            CUDA_CHECK(cudaProfilerStart());
+            time_step(m, kvb, b, Mode::Eager, 0, 1);
+            CUDA_CHECK(cudaProfilerStop());
+            std::printf("profiled eager decode steps of %d sequences at context %d (cudaProfilerStart/Stop)\n",
+                        a.profile_batch, a.context);
+            return 0;
+        }
+        const double rate = bf16_rate();
+        out["bf16_rate_flops"] = rate;
+        std::printf("\nbf16 rate (cuBLAS 8192^3 GEMM, median of 10): %.0f TFLOP/s\n", rate / 1e12);
+        std::printf("decode of R sequences at context %d, one token each, median of %d after %d warm-up; floor = "
+                    "max(bytes / copy bandwidth, FLOPs / bf16 rate)\n",
                     a.context, a.verify_steps, a.warmup);
-        std::printf("%5s %10s %10s %10s %8s %12s\n", "R", "eager ms", "graph ms", "cublas ms", "graph", "tok/s graph");
+        std::printf("%5s %10s %10s %10s %8s %12s %9s %9s %9s\n", "R", "eager ms", "graph ms", "cublas ms", "graph",
+                    "tok/s graph", "GB", "floor ms", "of floor");
         json rows = json::array();
         for (int R : a.batches) {
             RaggedBatch b;
@@ -545,6 +612,9 @@ int main(int argc, char** argv) try {
                 b.q_len.push_back(1);
                 b.tokens.push_back(tok(rng));
             }
+            const double bytes = w_read + R * kv_bytes_read(cfg, a.context + 1);
+            const double flops = R * decode_flops(cfg, a.context + 1);
+            const double floor_ms = 1e3 * std::max(bytes / (copy_GBps * 1e9), flops / rate);
             double ms[3];
             for (int g = 0; g < 3; g++) ms[g] = time_step(m, kvb, b, kModes[g], a.warmup, a.verify_steps).median_ms;
             rows.push_back({{"R", R},
@@ -552,9 +622,13 @@ int main(int argc, char** argv) try {
                             {"graph_median_ms", ms[1]},
                             {"cublas_median_ms", ms[2]},
                             {"graph_saves", 1 - ms[1] / ms[0]},
-                            {"tokens_per_s_graph", 1e3 * R / ms[1]}});
-            std::printf("%5d %10.3f %10.3f %10.3f %7.1f%% %12.0f\n", R, ms[0], ms[1], ms[2], 100 * (1 - ms[1] / ms[0]),
-                        1e3 * R / ms[1]);
+                            {"tokens_per_s_graph", 1e3 * R / ms[1]},
+                            {"bytes", bytes},
+                            {"flops", flops},
+                            {"floor_ms", floor_ms},
+                            {"graph_of_floor", floor_ms / ms[1]}});
+            std::printf("%5d %10.3f %10.3f %10.3f %7.1f%% %12.0f %9.2f %9.3f %8.1f%%\n", R, ms[0], ms[1], ms[2],
+                        100 * (1 - ms[1] / ms[0]), 1e3 * R / ms[1], bytes / 1e9, floor_ms, 100 * floor_ms / ms[1]);
         }
         out["batches"] = {{"context", a.context}, {"rows", rows}};
     }

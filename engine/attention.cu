@@ -30,13 +30,26 @@
 // of its sequence in the batch, when its position does not follow the
 // previous token's, or when its position is a multiple of QT; the tile runs
 // on while positions follow one another and stay in the same QT-aligned
-// group. The grid has one x-slot per token; slots that do not start a tile
-// exit at once. The launch shape (chunk count) depends only on T, max_blocks
-// and block_size, so a token's result does not depend on its batch-mates'
-// contexts, and a captured graph replays with the same split.
+// group. The grid has one y-slot per token; slots that do not start a tile
+// exit at once. The launch shape (chunk count) depends only on T, the
+// number of sequences, max_blocks and block_size, so a token's result does
+// not depend on its batch-mates' contexts, and a captured graph replays with
+// the same split (attention_splits keys the graph).
+//
+// Batched decode is a stream of K/V bytes with little arithmetic, and its
+// speed is the bytes each SM keeps in flight. The first kernel2 had two
+// stages of 32 keys and 174 registers (2 blocks per SM, 16 KB in flight
+// each); at 256 sequences of 512 keys qwen3-8b's attention read 1.7 TB/s,
+// 56 % of copy bandwidth, and was 55 % of the step (H100, 2026-12-07).
+// Hence 4-stage cp.async pipelines for chunks of 4 tiles or more (2 stages
+// below: batch-1 decode lost 8 % with 4), a register cap for 3 blocks per
+// SM, the KV heads of a token in neighbouring blocks (x, so that they read
+// the same cache rows together), and splits counted from the sequences:
+// 2.25 TB/s (74 %) at 256 sequences, and the step 20.2 -> 16.3 ms.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "engine/kernels.h"
 
@@ -50,6 +63,9 @@ constexpr int kDimsPerLane = kMaxD / 32;
 // kernel2's shape
 constexpr int kThreads2 = 128;      // 4 warps of 16 query rows
 constexpr int kKeys = 32;           // keys per shared-memory tile
+constexpr int kStagesDeep = 4;      // tiles in the cp.async pipeline (Stages - 1 in flight while one is used)
+constexpr int kStagesShort = 2;     // for chunks of fewer than kStagesDeep tiles
+constexpr int kBlocksPerSm2 = 3;    // register cap: 65536 / (3 * 128) = 170 registers a thread
 constexpr int kMaxRows = 64;        // query rows per block: QT * G <= this
 constexpr int kMaxSplits = 64;      // chunks per context, at most
 constexpr int kMinChunk = 32;       // keys per chunk, at least (a multiple of kKeys)
@@ -58,6 +74,7 @@ struct FlashShape {
     int qt = 0;       // tokens per query tile; 0: kernel2 does not take this head shape
     int splits = 0;   // key chunks
     int chunk = 0;    // keys per chunk
+    int stages = 0;   // kStagesDeep or kStagesShort
 };
 
 int sm_count() {
@@ -72,17 +89,21 @@ int sm_count() {
 
 // The launch shape of kernel2, or qt = 0 when it does not apply (head_dim
 // 16, 32, 64 or 128 are instantiated; at most 64 query heads per KV head).
-FlashShape flash_shape(int T, int H, int KVH, int D, int max_blocks, int block_size) {
+// Splits make two waves of kBlocksPerSm2 blocks per SM over the tiles there
+// are at least: one per sequence, and T / qt. (Counting T / qt alone took a
+// decode batch of 16 for one tile and cut its 512 keys into 17 chunks of 32.)
+FlashShape flash_shape(int T, int n_seqs, int H, int KVH, int D, int max_blocks, int block_size) {
     FlashShape f;
     const int G = H / KVH;
     if ((D != 16 && D != 32 && D != 64 && D != 128) || G > kMaxRows) return f;
     f.qt = std::min(16, kMaxRows / G);
     const int ctx_max = std::max(1, max_blocks * block_size);
-    const int tiles = ceil_div(T, f.qt);
-    const int want = ceil_div(2 * sm_count(), tiles * KVH);
+    const int tiles = std::max(std::max(1, n_seqs), ceil_div(T, f.qt));
+    const int want = ceil_div(2 * kBlocksPerSm2 * sm_count(), tiles * KVH);
     const int splits = std::max(1, std::min({want, kMaxSplits, ceil_div(ctx_max, kMinChunk)}));
     f.chunk = ceil_div(ceil_div(ctx_max, splits), kKeys) * kKeys;
     f.splits = ceil_div(ctx_max, f.chunk);
+    f.stages = f.chunk >= kStagesDeep * kKeys ? kStagesDeep : kStagesShort;
     return f;
 }
 }  // namespace
@@ -176,12 +197,12 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(n));
 }
 
-// Grid (T, KVH, splits), kThreads2 threads (FlashAttention-2 style). Each of
+// Grid (KVH, T, splits), kThreads2 threads (FlashAttention-2 style). Each of
 // the 4 warps owns 16 query rows (row r = token r / G of the tile, head r % G
 // of the group; a decode token's 4 rows fill a quarter of warp 0's tile, the
 // tensor cores do not care); its Q stays in registers as A fragments of
 // mma.sync m16n8k16 (bf16 in, fp32 accumulate). Per tile of kKeys keys (K and
-// V through shared memory, double-buffered with cp.async): S = Q K^T (B
+// V through shared memory, Stages deep with cp.async): S = Q K^T (B
 // fragments read straight from K rows), the online softmax on S's
 // accumulator fragments in the log2 domain, then O += P V with P re-used
 // from S's fragments as the A operand and V's B fragments from
@@ -194,18 +215,24 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
 // (D) unnormalised; work_ml[((t * H + h) * splits + s) * 2 + {0, 1}],
 // work_acc[((t * H + h) * splits + s) * D + i].
 template <int D>
-__global__ void __launch_bounds__(kThreads2) attention_forward_kernel2(
+constexpr int kSmemRow2 = D + 8;  // padded smem row (bf16): rows 16 bytes apart mod 128, no bank conflicts
+template <int D, int Stages>
+constexpr size_t kSmem2 = 2ull * Stages * kKeys * kSmemRow2<D> * sizeof(bf16);  // K and V stages, dynamic
+
+template <int D, int Stages>
+__global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_kernel2(
     bf16* out, float* work_ml, float* work_acc, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
     const int* block_tables, int max_blocks, int block_size, const int* tok_seq, const int* tok_pos, int T, int H,
     int KVH, int qt, int chunk, int splits) {
     static_assert(D % 16 == 0 && D <= 256, "head_dim: a multiple of 16, at most 256");
-    constexpr int LD = D + 8;  // padded smem row (bf16): rows 16 bytes apart mod 128, no bank conflicts
-    __shared__ __align__(16) bf16 k_s[2][kKeys][LD];
-    __shared__ __align__(16) bf16 v_s[2][kKeys][LD];
+    constexpr int LD = kSmemRow2<D>;
+    extern __shared__ __align__(16) unsigned char smem2[];
+    auto k_s = reinterpret_cast<bf16(*)[kKeys][LD]>(smem2);             // [Stages][kKeys][LD]
+    auto v_s = reinterpret_cast<bf16(*)[kKeys][LD]>(smem2 + kSmem2<D, Stages> / 2);
     pdl_launch_dependents();
     pdl_wait();
     // the longest tiles (prefill's last tokens) first
-    const int t0 = T - 1 - static_cast<int>(blockIdx.x), g = blockIdx.y, split = blockIdx.z;
+    const int t0 = T - 1 - static_cast<int>(blockIdx.y), g = blockIdx.x, split = blockIdx.z;
     const int seq = tok_seq[t0], pos0 = tok_pos[t0];
     if (t0 > 0 && tok_seq[t0 - 1] == seq && tok_pos[t0 - 1] + 1 == pos0 && pos0 % qt != 0) return;
     int n_tok = 1;
@@ -250,8 +277,12 @@ __global__ void __launch_bounds__(kThreads2) attention_forward_kernel2(
         for (int i = 0; i < 4; i++) o[n][i] = 0.0f;
     float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.0f, 0.0f};  // l: this lane's partial sum
 
+    // Tile j0's K and V rows into stage buf (keys past key_end zero-filled),
+    // then a commit. (Reading the block-table entries for all of a thread's
+    // copies first, then copying, made 256 sequences 7 % slower; H100,
+    // 2026-12-07.)
     auto issue = [&](int buf, int j0) {
-        for (int v = tid; v < kKeys * (D / 8); v += kThreads2) {
+        for (int v = j0 < key_end ? tid : kKeys * (D / 8); v < kKeys * (D / 8); v += kThreads2) {
             const int j = v / (D / 8), c = v % (D / 8), key = j0 + j;
             const bool ok = key < key_end;
             size_t at = 0;
@@ -265,15 +296,15 @@ __global__ void __launch_bounds__(kThreads2) attention_forward_kernel2(
         asm volatile("cp.async.commit_group;\n" ::);
     };
 
-    issue(0, key_begin);
-    int buf = 0;
-    for (int j0 = key_begin; j0 < key_end; j0 += kKeys, buf ^= 1) {
-        if (j0 + kKeys < key_end) {
-            issue(buf ^ 1, j0 + kKeys);
-            asm volatile("cp.async.wait_group 1;\n" ::);
-        } else {
-            asm volatile("cp.async.wait_group 0;\n" ::);
-        }
+    // tile i lives in stage i % Stages; groups are committed even when empty
+    // (past key_end), so "tile i has landed" is always wait_group Stages - 1
+    const int n_tiles = (key_end - key_begin + kKeys - 1) / kKeys;
+#pragma unroll
+    for (int i = 0; i < Stages - 1; i++) issue(i, key_begin + i * kKeys);
+    for (int i = 0; i < n_tiles; i++) {
+        const int j0 = key_begin + i * kKeys, buf = i % Stages;
+        issue((i + Stages - 1) % Stages, j0 + (Stages - 1) * kKeys);
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(Stages - 1));
         __syncthreads();
         if (warp_live) {
             // S = Q K^T: 4 n-tiles of 8 keys
@@ -353,8 +384,9 @@ __global__ void __launch_bounds__(kThreads2) attention_forward_kernel2(
                 }
             }
         }
-        __syncthreads();  // this buffer is refilled two tiles on
+        __syncthreads();  // the next iteration refills the stage used before this one
     }
+    asm volatile("cp.async.wait_group 0;\n" ::);  // the empty trailing groups, before the block exits
 
     // the rows' sums over the 4 lanes of a row
 #pragma unroll
@@ -443,21 +475,28 @@ void attention_forward_reference(bf16* out, const bf16* qkv, const bf16* k_cache
                block_tables, max_blocks, block_size, tok_seq, tok_pos, H, KVH, D);
 }
 
+int attention_splits(int T, int n_seqs, int H, int KVH, int D, int max_blocks, int block_size) {
+    if (KVH <= 0 || H % KVH != 0) return 0;
+    return flash_shape(T, n_seqs, H, KVH, D, max_blocks, block_size).splits;
+}
+
 size_t attention_workspace_bytes(int T, int H, int KVH, int D, int max_blocks, int block_size) {
     if (KVH <= 0 || H % KVH != 0) return 0;
-    const FlashShape f = flash_shape(T, H, KVH, D, max_blocks, block_size);
+    // one sequence: the fewest tiles, so the most splits any n_seqs asks for
+    const FlashShape f = flash_shape(T, 1, H, KVH, D, max_blocks, block_size);
     if (f.qt == 0 || f.splits == 1) return 0;
     return static_cast<size_t>(T) * H * f.splits * (D + 2) * sizeof(float) + 256;
 }
 
 void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
                        const int* block_tables, int max_blocks, int block_size, const int* tok_seq,
-                       const int* tok_pos, int T, int H, int KVH, int D, void* work, size_t work_bytes,
+                       const int* tok_pos, int T, int n_seqs, int H, int KVH, int D, void* work, size_t work_bytes,
                        cudaStream_t stream) {
     if (D > kMaxD || KVH <= 0 || H % KVH != 0)
         cuda_throw("attention_forward: needs head_dim <= " + std::to_string(kMaxD) + " and KVH dividing H");
     if (T == 0) return;
-    const FlashShape f = flash_shape(T, H, KVH, D, max_blocks, block_size);
+    if (T > 65535) cuda_throw("attention_forward: " + std::to_string(T) + " tokens, the grid's y takes 65535");
+    const FlashShape f = flash_shape(T, n_seqs, H, KVH, D, max_blocks, block_size);
     if (f.qt == 0) {  // a head shape kernel2 does not take
         attention_forward_reference(out, qkv, k_cache, v_cache, block_tables, max_blocks, block_size, tok_seq,
                                     tok_pos, T, H, KVH, D, stream);
@@ -469,12 +508,33 @@ void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf
                    std::to_string(need));
     float* work_ml = static_cast<float*>(work);
     float* work_acc = need ? work_ml + static_cast<size_t>(T) * H * f.splits * 2 : nullptr;
-    const dim3 grid(T, KVH, f.splits);
-    auto k2 = D == 16 ? attention_forward_kernel2<16>
-              : D == 32 ? attention_forward_kernel2<32>
-              : D == 64 ? attention_forward_kernel2<64>
-                        : attention_forward_kernel2<128>;
-    launch_pdl(k2, grid, kThreads2, 0, stream, out, work_ml, work_acc, qkv, k_cache, v_cache, block_tables,
+    const dim3 grid(KVH, T, f.splits);
+    using Kernel2 = void (*)(bf16*, float*, float*, const bf16*, const bf16*, const bf16*, const int*, int, int,
+                             const int*, const int*, int, int, int, int, int, int);
+    Kernel2 k2 = nullptr;
+    size_t smem = 0;
+    auto pick = [&](auto d, auto stages) {
+        constexpr int kD = decltype(d)::value, kS = decltype(stages)::value;
+        if (D != kD || f.stages != kS) return;
+        k2 = attention_forward_kernel2<kD, kS>;
+        smem = kSmem2<kD, kS>;
+        static const bool opted_in = [] {  // above 48 KB of dynamic shared memory is opt-in, per kernel
+            CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel2<kD, kS>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(kSmem2<kD, kS>)));
+            return true;
+        }();
+        (void)opted_in;
+    };
+    auto per_d = [&](auto d) {
+        pick(d, std::integral_constant<int, kStagesShort>{});
+        pick(d, std::integral_constant<int, kStagesDeep>{});
+    };
+    per_d(std::integral_constant<int, 16>{});
+    per_d(std::integral_constant<int, 32>{});
+    per_d(std::integral_constant<int, 64>{});
+    per_d(std::integral_constant<int, 128>{});
+    launch_pdl(k2, grid, kThreads2, smem, stream, out, work_ml, work_acc, qkv, k_cache, v_cache, block_tables,
                max_blocks, block_size, tok_seq, tok_pos, T, H, KVH, f.qt, f.chunk, f.splits);
     if (f.splits > 1)
         launch_pdl(attention_merge_kernel, dim3(T, H), ceil_div(D, 32) * 32, 0, stream, out, work_ml, work_acc,

@@ -124,6 +124,7 @@ public:
 private:
     struct Graph {
         int T = 0, max_blocks = 0;
+        int attn_splits = 0;       // attention_splits of the batch: a graph bakes its launch shape in
         const bf16* kv = nullptr;  // the cache's first K array and size: which KvCache
         int kv_blocks = 0;
         std::vector<int> hidden_layers;
@@ -149,7 +150,7 @@ private:
     float* inv_freq_ = nullptr;         // (D/2)
     // activations for up to cap_T_ tokens: one allocation, grown on demand
     void* acts_ = nullptr;
-    int cap_T_ = 0, cap_hidden_ = 0, T_ = 0, max_blocks_ = 0;
+    int cap_T_ = 0, cap_hidden_ = 0, T_ = 0, max_blocks_ = 0, n_seqs_ = 0;
     std::vector<int> hidden_layers_;  // of the prepared batch
     float* x_ = nullptr;        // (T, d) residual stream
     bf16* xn_ = nullptr;        // (T, d) normed input of a projection

@@ -484,8 +484,8 @@ void DSparkCuda::enqueue(const DraftBatch& b, const Plan& p) {
         matmul_forward(cublas_, a.qkv, Epilogue::Bf16, a.xn, L.wqkv, TB, d, (H + 2 * KVH) * D, nullptr, &attn_in);
         rope_forward(a.qkv, d_pos, inv_freq_, L.q_norm, L.k_norm, TB, H, KVH, D, eps, stream_, kv_.k(int(l)),
                      kv_.v(int(l)), d_slot);
-        attention_forward(a.att, a.qkv, kv_.k(int(l)), kv_.v(int(l)), d_tables, max_blocks, bs, d_seq, d_mask, TB, H,
-                          KVH, D, attn_work_.p, attn_work_.bytes, stream_);
+        attention_forward(a.att, a.qkv, kv_.k(int(l)), kv_.v(int(l)), d_tables, max_blocks, bs, d_seq, d_mask, TB, R,
+                          H, KVH, D, attn_work_.p, attn_work_.bytes, stream_);
         matmul_forward(cublas_, a.x, Epilogue::AddFp32, a.att, L.wo, TB, H * D, d);
         matmul_forward(cublas_, a.act, Epilogue::SwiGLU, a.xn, L.wgu, TB, d, 2 * F, a.gu, &mlp_in);
         matmul_forward(cublas_, a.x, Epilogue::AddFp32, a.act, L.w_down, TB, F, d);

@@ -535,8 +535,8 @@ void Eagle3Cuda::enqueue(const DraftBatch& b, const Plan& p) {
         else
             rope_forward(a.qkv, pos, inv_freq_, L.q_norm, L.k_norm, T, H, KVH, D, eps, stream_, kv_.k(0), kv_.v(0),
                          slot);
-        attention_forward(a.att, a.qkv, kv_.k(0), kv_.v(0), md + o_tables, max_blocks, bs, md + o_iota, pos, T, H,
-                          KVH, D, attn_work_.p, attn_work_.bytes, stream_);
+        attention_forward(a.att, a.qkv, kv_.k(0), kv_.v(0), md + o_tables, max_blocks, bs, md + o_iota, pos, T, T,
+                          H, KVH, D, attn_work_.p, attn_work_.bytes, stream_);
         matmul_forward(cublas_, a.x, Epilogue::AddFp32, a.att, L.wo, T, H * D, d);
         matmul_forward(cublas_, a.act, Epilogue::SwiGLU, a.xn, L.wgu, T, d, 2 * F, a.gu, &mlp_in);
         matmul_forward(cublas_, a.x, Epilogue::AddFp32, a.act, L.w_down, T, F, d);

@@ -66,14 +66,18 @@ void kv_append(bf16* k_cache, bf16* v_cache, const bf16* qkv, const int* slot, i
 // The fast path (flash-decoding: query tiles of one sequence's consecutive
 // tokens, the context split into chunks, a merge) needs a device workspace
 // of attention_workspace_bytes(T, H, KVH, D, max_blocks, block_size) bytes
-// (0 when the launch needs none); it depends only on those arguments, so it
-// can be sized outside a graph capture. Consecutive tokens of a sequence
-// must come in position order (the forward's layout) to share a tile; any
-// order is correct.
+// (0 when the launch needs none, and enough for any n_seqs); it depends only
+// on those arguments, so it can be sized outside a graph capture.
+// Consecutive tokens of a sequence must come in position order (the
+// forward's layout) to share a tile; any order is correct. n_seqs, the
+// number of sequences among the T tokens (T when each is its own), sets how
+// the context is split; attention_splits says into how many chunks, which a
+// captured graph must key on.
 size_t attention_workspace_bytes(int T, int H, int KVH, int D, int max_blocks, int block_size);
+int attention_splits(int T, int n_seqs, int H, int KVH, int D, int max_blocks, int block_size);
 void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
                        const int* block_tables, int max_blocks, int block_size, const int* tok_seq,
-                       const int* tok_pos, int T, int H, int KVH, int D, void* work, size_t work_bytes,
+                       const int* tok_pos, int T, int n_seqs, int H, int KVH, int D, void* work, size_t work_bytes,
                        cudaStream_t stream);
 // The same, by the plain first version (one block per token and head, no
 // workspace): the tests' reference for the fast path.

@@ -11,18 +11,23 @@
 
 namespace sp {
 
+constexpr int kRopeHeadsPerBlock = 4;
+
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
 // One warp per (token, head) over the H query heads then the KVH key heads
-// (then, when appending, the KVH value heads, which are only copied);
+// (then, when appending, the KVH value heads, which are only copied), four
+// heads to a block (one-warp blocks cost 17 us a layer at 256 tokens of
+// qwen3-8b, H100, 2026-12-07: the grid, not the work);
 // lane j handles the pairs (i, i + D/2) for i = j, j + 32, ... (D <= 512).
 __global__ void rope_forward_kernel1(bf16* qkv, const int* tok_pos, const float* inv_freq, const bf16* q_norm,
                                      const bf16* k_norm, int H, int KVH, int D, float eps, bf16* k_cache,
                                      bf16* v_cache, const int* slot) {
     pdl_launch_dependents();
     pdl_wait();
-    const int t = blockIdx.x, head = blockIdx.y, lane = threadIdx.x, half = D / 2;
+    const int t = blockIdx.x, head = blockIdx.y * kRopeHeadsPerBlock + threadIdx.y, lane = threadIdx.x, half = D / 2;
+    if (head >= H + (k_cache ? 2 : 1) * KVH) return;
     bf16* x = qkv + static_cast<size_t>(t) * (H + 2 * KVH) * D + static_cast<size_t>(head) * D;
     // the cache row of this token's k head (head - H) or v head (head - H - KVH)
     bf16* cache_row = nullptr;
@@ -84,7 +89,7 @@ void rope_forward(bf16* qkv, const int* tok_pos, const float* inv_freq, const bf
     if (D % 2 != 0 || D > 512) cuda_throw("rope_forward: head_dim " + std::to_string(D) + " must be even and <= 512");
     if (T == 0) return;
     const int heads = H + (k_cache ? 2 : 1) * KVH;
-    launch_pdl(rope_forward_kernel1, dim3(T, heads), 32, 0, stream, qkv, tok_pos, inv_freq, q_norm, k_norm, H, KVH,
+    launch_pdl(rope_forward_kernel1, dim3(T, ceil_div(heads, kRopeHeadsPerBlock)), dim3(32, kRopeHeadsPerBlock), 0, stream, qkv, tok_pos, inv_freq, q_norm, k_norm, H, KVH,
                D, eps, k_cache, v_cache, slot);
 }
 

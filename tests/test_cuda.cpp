@@ -535,8 +535,8 @@ TEST(CudaKernels, PagedAttentionMatchesCpu) {
         Dev<int> d_tables(tables), d_seq(tok_seq), d_pos(tok_pos);
         d_out.poison();
         Dev<char> d_work(attention_workspace_bytes(T, H, KVH, D, max_blocks, bs));
-        attention_forward(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T, H, KVH, D,
-                          d_work.p, d_work.n, nullptr);
+        attention_forward(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T, S, H, KVH,
+                          D, d_work.p, d_work.n, nullptr);
         const std::vector<float> got = to_float(d_out.download());
         d_out.poison();
         attention_forward_reference(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T,
@@ -585,7 +585,7 @@ TEST(CudaKernels, FlashAttentionMatchesPlainKernelOnRaggedBatches) {
         int H, KVH, D, bs;
         std::vector<int> prefix, q_len;
     };
-    const std::vector<Case> cases = {
+    std::vector<Case> cases = {
         {32, 8, 128, 16, {4096}, {1}},                       // batch-1 decode at context 4097
         {32, 8, 128, 16, {512}, {8}},                        // verify 1 + 7, aligned
         {32, 8, 128, 16, {4090}, {16}},                      // verify 1 + 15 across a tile boundary
@@ -596,6 +596,17 @@ TEST(CudaKernels, FlashAttentionMatchesPlainKernelOnRaggedBatches) {
         {32, 8, 128, 16, {1000, 7}, {200, 1}},               // prefill chunk on a cached prefix, and a decode
         {4, 2, 16, 16, {0, 50}, {40, 2}},                    // tiny-model shape (D 16)
     };
+    // batched decode, where the sequences count the tiles: 16 of them split
+    // their contexts (a merge; chunks of 4 tiles and more, the deep
+    // pipeline), 100 do not (one chunk, written directly)
+    for (int n : {16, 100}) {
+        Case c{32, 8, 128, 16, {}, {}};
+        for (int i = 0; i < n; i++) {
+            c.prefix.push_back((i * 157) % 700);
+            c.q_len.push_back(1);
+        }
+        cases.push_back(c);
+    }
     for (const Case& cs : cases) {
         const int H = cs.H, KVH = cs.KVH, D = cs.D, bs = cs.bs, S = static_cast<int>(cs.prefix.size());
         const int width = (H + 2 * KVH) * D, kv_dim = KVH * D;
@@ -630,13 +641,16 @@ TEST(CudaKernels, FlashAttentionMatchesPlainKernelOnRaggedBatches) {
                                     H, KVH, D, nullptr);
         const std::vector<float> want = to_float(d_out.download());
         d_out.poison();
-        attention_forward(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T, H, KVH, D,
-                          d_work.p, d_work.n, nullptr);
-        char label[128];
-        std::snprintf(label, sizeof label, "flash vs plain attention H %d KVH %d D %d, T %d, max ctx %d", H, KVH, D, T,
-                      max_blocks * bs);
+        attention_forward(d_out.p, d_qkv.p, d_k.p, d_v.p, d_tables.p, max_blocks, bs, d_seq.p, d_pos.p, T, S, H, KVH,
+                          D, d_work.p, d_work.n, nullptr);
+        char label[160];
+        std::snprintf(label, sizeof label, "flash vs plain attention H %d KVH %d D %d, T %d, %d seqs, max ctx %d, %d splits",
+                      H, KVH, D, T, S, max_blocks * bs, attention_splits(T, S, H, KVH, D, max_blocks, bs));
         check_close(label, to_float(d_out.download()), want, 2 * kKernelRtol, 8e-5);
     }
+    // the two decode batches above take the paths they are there for (44 pages of 16 cover 700 keys)
+    EXPECT_GT(attention_splits(16, 16, 32, 8, 128, 44, 16), 1);
+    EXPECT_EQ(attention_splits(100, 100, 32, 8, 128, 44, 16), 1);
 }
 
 TEST(CudaKernels, KvAppendWritesRowsAtSlots) {
