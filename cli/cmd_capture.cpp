@@ -10,8 +10,9 @@
 //       greedy    beta(t, k) = 1 when draft k equals response token t + k, else 0
 //       sampling  beta(t, k) = min(1, p(x) / q(x)) of the drafted token x,
 //                 p the target's distribution at that position (temperature T)
-//     and, for drafters with a head, the raw confidence logit and the
-//     calibrated confidence.
+//     the draft's own probability of its token (q_token, every drafter: what
+//     the draft-prob policy reads) and, for drafters with a head, the raw
+//     confidence logit and the calibrated confidence.
 // Each request is committed as it completes (one transaction: request,
 // positions, steps), so a capture killed midway keeps them; --resume
 // continues the file's last incomplete run from the first missing prompt.
@@ -57,6 +58,7 @@ Positions positions_capture(SpecSetup& s, const SpecRequest& r, int gamma) {
     pos.gamma = gamma;
     pos.n = n;
     pos.beta.assign(size_t(n) * size_t(gamma), 0.0f);
+    pos.draft_prob.assign(pos.beta.size(), 0.0f);
     if (drafter.has_confidence()) {
         pos.conf_logit.assign(pos.beta.size(), 0.0f);
         pos.conf_prob.assign(pos.beta.size(), 0.0f);
@@ -99,6 +101,7 @@ Positions positions_capture(SpecSetup& s, const SpecRequest& r, int gamma) {
             const size_t at = size_t(t) * size_t(gamma) + size_t(k);
             const int x = out.tokens[size_t(k)];
             if (x < 0) break;  // n-gram lookup proposed no more: beta stays 0
+            pos.draft_prob[at] = out.q_token[size_t(k)];
             if (T <= 0) {
                 pos.beta[at] = x == r.output[size_t(t + k + 1)] ? 1.0f : 0.0f;
             } else {

@@ -37,7 +37,8 @@ static void print_value(double v) {
 static nlohmann::json number_or_null(double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); }
 
 // What info prints per run, as JSON: run metadata, acceptance per domain
-// (trace_stats.h's definitions) and the live steps' tau.
+// (trace_stats.h's definitions, with the requests that record draft_prob)
+// and the live steps' tau.
 static nlohmann::json info_json(TraceDb& db, const std::string& path) {
     nlohmann::json runs = nlohmann::json::array();
     for (const Run& r : trace_db_runs(db)) {
@@ -47,7 +48,8 @@ static nlohmann::json info_json(TraceDb& db, const std::string& path) {
             for (double v : a.alpha) alpha.push_back(number_or_null(v));
             for (double v : a.survival) survival.push_back(number_or_null(v));
             acc.push_back({{"domain", a.domain}, {"requests", a.n_requests}, {"anchors", a.n_anchors},
-                           {"tau", number_or_null(a.tau)}, {"alpha", alpha}, {"survival", survival}});
+                           {"tau", number_or_null(a.tau)}, {"alpha", alpha}, {"survival", survival},
+                           {"draft_prob_requests", a.n_draft_prob}});
         }
         const StepStats s = trace_step_stats(db, r.id);
         runs.push_back({{"id", r.id}, {"producer", producer_name(r.producer)}, {"complete", r.complete},
@@ -94,6 +96,15 @@ static void info(const std::string& path, const std::string& json_out) {
             for (double v : a.alpha) print_value(v);
             std::printf("\n");
         }
+        // what the draft-prob policy replays (schema 3 captures record it)
+        const AcceptanceStats& all = stats.front();
+        if (all.n_requests > 0 && all.n_draft_prob == all.n_requests)
+            std::printf("  draft_prob recorded: draft-prob can replay this run\n");
+        else if (all.n_requests > 0 && all.n_draft_prob == 0)
+            std::printf("  draft_prob not recorded: draft-prob cannot replay this run\n");
+        else if (all.n_requests > 0)
+            std::printf("  draft_prob recorded for %lld of %lld requests: draft-prob cannot replay this run\n",
+                        (long long)all.n_draft_prob, (long long)all.n_requests);
         StepStats s = trace_step_stats(db, r.id);
         if (s.n_steps > 0)
             std::printf("  live steps %lld: tau %.3f, mean verify length %.2f, mean batch %.1f\n",

@@ -5,6 +5,9 @@
 //  - capture is exact under greedy: replaying a request's positions at
 //    fixed:gamma (accept the leading run of beta = 1) gives exactly the accept
 //    counts of its live steps;
+//  - capture records every drafter's probability of its draft (draft_prob):
+//    1 for n-gram, and for the target drafting for itself the target's own
+//    top probability at that position, from a forward of the reference;
 //  - a capture killed midway keeps its committed requests, and --resume
 //    completes it to the same trace a single run writes;
 //  - bad drafter folders (calibration.json included) and bad prompt files
@@ -16,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <cstdlib>
 #include <filesystem>
@@ -26,8 +30,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend.h"
+#include "engine/model.h"
 #include "tests/cli_run.h"
 #include "tests/scratch.h"
+#include "tests/spec_run.h"
 #include "traces/trace_db.h"
 
 namespace fs = std::filesystem;
@@ -152,6 +159,73 @@ TEST(Capture, IsExactUnderGreedyForEveryDrafter) {
         Positions pos;
         ASSERT_TRUE(trace_db_positions(db, trace_db_requests(db, runs[0].id)[0].id, &pos));
         EXPECT_EQ(pos.has_confidence(), c.kind == "dspark");
+        // draft_prob for every drafter: a probability for each slot, positive
+        // where a draft was accepted (so drafted), 1 there for n-gram lookup
+        for (const Request& req : trace_db_requests(db, runs[0].id)) {
+            ASSERT_TRUE(trace_db_positions(db, req.id, &pos));
+            ASSERT_EQ(pos.draft_prob.size(), size_t(pos.n) * size_t(pos.gamma)) << "request " << req.idx;
+            for (size_t i = 0; i < pos.draft_prob.size(); i++) {
+                EXPECT_TRUE(pos.draft_prob[i] >= 0 && pos.draft_prob[i] <= 1) << i;
+                if (pos.beta[i] != 1.0f) continue;
+                EXPECT_GT(pos.draft_prob[i], 0.0f) << "request " << req.idx << " slot " << i;
+                if (c.kind == "ngram") {
+                    EXPECT_EQ(pos.draft_prob[i], 1.0f) << "request " << req.idx << " slot " << i;
+                }
+            }
+        }
+    }
+}
+
+// The target drafting greedily for itself: teacher-forced at anchor t, draft k
+// (0-based) proposes output token t + k + 1 from the target's own
+// distribution at prompt position P + t + k, so its draft_prob is that row's
+// largest softmax probability (temperature 1), computed here from a
+// reference forward over prompt + response; slots past the response are 0.
+TEST(Capture, DraftProbOfTheTargetAsItsOwnDrafterIsItsTopProbability) {
+    ScratchDir dir;
+    const std::string db_path = dir.file("self.specdb");
+    const int max_new = 24, gamma = 3;
+    CliResult r = cli_run(dir, "capture --device cpu --model " + kFixtures + "tiny-qwen3 --drafter " + kFixtures +
+                                   "tiny-qwen3 --prompts " + write_prompts(dir, 2) + " -o " + db_path +
+                                   " --max-new " + std::to_string(max_new) + " --gamma " + std::to_string(gamma));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3");
+    auto target = backend_cpu(w, 1);
+    const int V = w.cfg.vocab;
+    TraceDb db = trace_db_open(db_path, TRACE_READ);
+    const std::vector<Request> reqs = trace_db_requests(db, trace_db_runs(db).at(0).id);
+    ASSERT_EQ(reqs.size(), 2u);
+    for (const Request& req : reqs) {
+        SCOPED_TRACE("request " + std::to_string(req.idx));
+        const int i = req.idx;
+        const std::vector<int> prompt = {1, (17 * i + 5) % 500, (31 * i + 9) % 500, 23, 7};  // write_prompts' line i
+        const std::vector<int> output = ar_outputs(*target, {prompt}, max_new, w.cfg.eos_id).at(0);
+        ASSERT_EQ(int(output.size()), req.output_len);
+        std::vector<int> all = prompt;
+        all.insert(all.end(), output.begin(), output.end());
+        const int P = int(prompt.size()), n = int(output.size());
+        std::vector<float> logits;
+        target->truncate(0, 0);
+        target->forward(RaggedBatch{{0}, {P + n}, all}, &logits);
+        Positions pos;
+        ASSERT_TRUE(trace_db_positions(db, req.id, &pos));
+        ASSERT_EQ(pos.draft_prob.size(), size_t(n) * gamma);
+        int compared = 0;
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < gamma; k++) {
+                const float got = pos.draft_prob[size_t(t) * gamma + size_t(k)];
+                if (t + k + 1 >= n) {
+                    EXPECT_EQ(got, 0.0f) << "t " << t << " k " << k << ": past the response";
+                    continue;
+                }
+                const float* row = logits.data() + size_t(P + t + k) * size_t(V);
+                const double top = *std::max_element(row, row + V);
+                double sum = 0;
+                for (int v = 0; v < V; v++) sum += std::exp(double(row[v]) - top);
+                EXPECT_NEAR(got, 1.0 / sum, 1e-5) << "t " << t << " k " << k;
+                compared++;
+            }
+        EXPECT_GT(compared, 3 * gamma);
     }
 }
 

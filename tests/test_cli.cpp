@@ -137,6 +137,7 @@ TEST(Cli, InfoPrintsTauAndPerSlotAcceptanceOfASynthesizedRun) {
     // Var of X = P1 + P2 + P3 with E X^2 = sum (2k-1) 0.5^k = 1.375: var = 1.375 - 0.875^2
     EXPECT_NEAR(tau, 1.875, 5 * std::sqrt((1.375 - 0.875 * 0.875) / 11880.0));
     for (double v : a) EXPECT_NEAR(v, 0.5, 0.035);  // >= 5 sigma for the ~1500 trials of slot 3
+    EXPECT_NE(r.out.find("draft_prob not recorded"), std::string::npos) << r.out;  // synthetic runs have none
 
     // --json: the same numbers (printed to 3 decimals), and survival = prod alpha
     const fs::path js = scratch() / "iid.json";
@@ -159,10 +160,42 @@ TEST(Cli, InfoPrintsTauAndPerSlotAcceptanceOfASynthesizedRun) {
         EXPECT_NEAR(iid["survival"][k].get<double>(), surv, 1e-12);
     }
     EXPECT_TRUE(run0.at("live_steps").at("tau").is_null());   // a synthetic run has no live steps
+    EXPECT_EQ(iid.at("draft_prob_requests"), 0);
     Result bad = run("traces info " + p.string() + " --json /nonexistent/dir/x.json");
     EXPECT_EQ(bad.code, 1);
     EXPECT_EQ(bad.err_lines(), 1) << bad.err;
     EXPECT_NE(bad.err.find("/nonexistent/dir/x.json"), std::string::npos) << bad.err;
+}
+
+// What draft-prob can replay: runs whose every request recorded draft_prob.
+TEST(Cli, InfoSaysWhetherARunRecordsDraftProbabilities) {
+    const std::string shape = "{\"name\":\"m\",\"n_params\":1000,\"n_layers\":2,\"hidden\":64,\"n_heads\":4,"
+                              "\"n_kv_heads\":2,\"head_dim\":16,\"ffn\":256,\"vocab\":100,\"bytes_per_weight\":2,"
+                              "\"bytes_per_kv\":1}";
+    auto run_line = [&](int id) {
+        return "{\"type\":\"run\",\"id\":" + std::to_string(id) + ",\"producer\":\"engine\",\"target\":" + shape +
+               ",\"drafter_kind\":\"ngram\",\"drafter_name\":\"ngram\",\"gpu\":\"none\",\"temperature\":0,"
+               "\"gamma\":1,\"created_at\":\"2026-01-01T00:00:00Z\",\"git_rev\":\"r\",\"notes\":\"\","
+               "\"complete\":true}\n";
+    };
+    auto request = [](int run, int id, int idx, bool with_q) {
+        return "{\"type\":\"request\",\"id\":" + std::to_string(id) + ",\"run\":" + std::to_string(run) +
+               ",\"idx\":" + std::to_string(idx) + ",\"domain\":\"code\",\"prompt_len\":3,\"output_len\":2}\n"
+               "{\"type\":\"positions\",\"request\":" + std::to_string(id) + ",\"gamma\":1,\"n\":2,\"beta\":[1,0]" +
+               (with_q ? ",\"draft_prob\":[1,0]" : "") + "}\n";
+    };
+    fs::path in = scratch() / "q.jsonl", db = fresh("q.specdb");
+    std::ofstream(in) << "{\"type\":\"specplan-traces\",\"version\":1}\n" << run_line(1) << request(1, 1, 0, true)
+                      << request(1, 2, 1, true) << run_line(2) << request(2, 3, 0, true) << request(2, 4, 1, false);
+    Result imp = run("traces import " + in.string() + " " + db.string());
+    ASSERT_EQ(imp.code, 0) << imp.err;
+    Result r = run("traces info " + db.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    const size_t run2 = r.out.find("\nrun 2");
+    ASSERT_NE(run2, std::string::npos) << r.out;
+    EXPECT_NE(r.out.substr(0, run2).find("draft_prob recorded: draft-prob can replay this run"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.substr(run2).find("draft_prob recorded for 1 of 2 requests"), std::string::npos) << r.out;
 }
 
 TEST(Cli, ExportImportExportIsByteIdentical) {

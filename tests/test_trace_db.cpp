@@ -59,7 +59,7 @@ void PrintTo(const Request& q, std::ostream* os) {
 void PrintTo(const Positions& p, std::ostream* os) {
     *os << "Positions{request=" << p.request_id << " gamma=" << p.gamma << " n=" << p.n
         << " beta[" << p.beta.size() << "] conf_logit[" << p.conf_logit.size() << "] conf_prob["
-        << p.conf_prob.size() << "]}";
+        << p.conf_prob.size() << "] draft_prob[" << p.draft_prob.size() << "]}";
 }
 void PrintTo(const Step& s, std::ostream* os) {
     *os << "Step{request=" << s.request_id << " step=" << s.step << " R=" << s.batch_size << " l="
@@ -258,6 +258,15 @@ static Positions make_positions(int64_t request_id, int gamma, int n, bool confi
     return p;
 }
 
+// The draft's probability of each draft (schema 3), awkward floats among them.
+static std::vector<float> make_draft_prob(int gamma, int n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<float> q(static_cast<size_t>(n) * static_cast<size_t>(gamma));
+    for (size_t i = 0; i < q.size(); i++)
+        q[i] = i % 2 ? awkward_prob(i / 2) : static_cast<float>(rng() >> 8) * (1.0f / 16777216.0f);
+    return q;
+}
+
 // Deterministic verify steps; times above 2^32 ns so they must be stored as 64 bits.
 static std::vector<Step> make_steps(int64_t request_id, int gamma, int count, uint32_t seed) {
     std::mt19937 rng(seed);
@@ -373,6 +382,8 @@ TEST(TraceDb, EveryTableSurvivesTheRoundTrip) {
         stored_pos.push_back(make_positions(reqs1[1].id, 7, 1, false, 11));
         stored_pos.push_back(make_positions(reqs1[2].id, 7, 40, true, 12));
         stored_pos.push_back(make_positions(reqs2[1].id, 3, 10, false, 13));
+        stored_pos[0].draft_prob = make_draft_prob(7, 13, 14);  // with a confidence head
+        stored_pos[3].draft_prob = make_draft_prob(3, 10, 15);  // without one; 1 and 2 have none
         for (const Positions& p : stored_pos) trace_db_append_positions(db, p);
         no_pos = {reqs1[3].id, reqs2[0].id};
 
@@ -421,6 +432,7 @@ TEST(TraceDb, EveryTableSurvivesTheRoundTrip) {
         EXPECT_EQ(le_floats(got.beta), le_floats(want.beta));
         EXPECT_EQ(le_floats(got.conf_logit), le_floats(want.conf_logit));
         EXPECT_EQ(le_floats(got.conf_prob), le_floats(want.conf_prob));
+        EXPECT_EQ(le_floats(got.draft_prob), le_floats(want.draft_prob));
     }
     for (int64_t id : no_pos) {
         Positions got;
@@ -548,8 +560,9 @@ TEST(TraceDb, FinishRunAndReadRunOfAMissingRunAreRefused) {
 // [SECTION] schema versions -----------------------------------------------------------
 
 // traces/data/demo.specdb was written at schema 1 (before steps had
-// batch_tokens and host_ns): read-only it reads as it is, with both 0;
-// opened for writing it is migrated to 2 in place with every row kept.
+// batch_tokens and host_ns, and positions draft_prob): read-only it reads as
+// it is, with both 0 and no draft_prob; opened for writing it is migrated to
+// the current version in place with every row kept.
 TEST(TraceDb, AVersionOneStoreReadsWithZerosAndMigratesWhenOpenedForWriting) {
     ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("v1.specdb");
@@ -574,7 +587,7 @@ TEST(TraceDb, AVersionOneStoreReadsWithZerosAndMigratesWhenOpenedForWriting) {
     }
     {
         TraceDb db = trace_db_open(path, TRACE_WRITE);
-        EXPECT_EQ(db.version, 2);
+        EXPECT_EQ(db.version, 3);
         std::vector<Step> after;
         trace_db_for_each_step(db, 1, [&](const Step& st) { after.push_back(st); });
         EXPECT_EQ(after, before);
@@ -603,7 +616,85 @@ TEST(TraceDb, AVersionOneStoreReadsWithZerosAndMigratesWhenOpenedForWriting) {
         EXPECT_EQ(got[0], st);
     }
     RawDb raw(path, SQLITE_OPEN_READONLY);
-    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 2);
+    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 3);
+}
+
+// Every request's positions of every run, in order.
+static std::vector<Positions> all_positions(TraceDb& db) {
+    std::vector<Positions> out;
+    for (const sp::Run& r : trace_db_runs(db))
+        for (const Request& q : trace_db_requests(db, r.id)) {
+            Positions p;
+            if (trace_db_positions(db, q.id, &p)) out.push_back(std::move(p));
+        }
+    return out;
+}
+
+// A version-2 store, as a schema-2 build left it: the committed schema-1
+// demo store migrated by schema 2's script, written out here (steps gain
+// batch_tokens and host_ns). Read-only it reads with no draft_prob and stays
+// version 2; opened for writing it becomes version 3 with every position and
+// step kept, and then stores draft_prob.
+TEST(TraceDb, AVersionTwoStoreReadsWithoutDraftProbAndMigratesWhenOpenedForWriting) {
+    ScratchDir dir{"specplan_trace_db"};
+    const std::string path = dir.file("v2.specdb");
+    fs::copy_file(fs::path(SPECPLAN_SOURCE_DIR) / "traces/data/demo-cpu.specdb", path);
+    {
+        RawDb raw(path);
+        ASSERT_EQ(raw_int(raw.db, "PRAGMA user_version"), 1) << "the committed demo-cpu store is no longer schema 1";
+        ASSERT_EQ(raw_exec(raw.db, "BEGIN; "
+                                   "ALTER TABLE steps ADD COLUMN batch_tokens INTEGER NOT NULL DEFAULT 0 "
+                                   "CHECK (batch_tokens >= 0); "
+                                   "ALTER TABLE steps ADD COLUMN host_ns INTEGER NOT NULL DEFAULT 0 "
+                                   "CHECK (host_ns >= 0); "
+                                   "UPDATE steps SET batch_tokens = 1 + verify_len, host_ns = 7; "
+                                   "PRAGMA user_version = 2; COMMIT"),
+                  SQLITE_OK);
+    }
+    std::vector<Positions> before;
+    std::vector<Step> steps_before;
+    TraceCounts counts_before;
+    {
+        TraceDb db = trace_db_open(path, TRACE_READ);
+        EXPECT_EQ(db.version, 2);
+        counts_before = trace_db_counts(db);
+        before = all_positions(db);
+        steps_before = read_steps(db, 1);
+    }
+    ASSERT_GT(before.size(), 5u);
+    ASSERT_GT(steps_before.size(), 50u);
+    for (const Positions& p : before) EXPECT_TRUE(p.draft_prob.empty()) << "request " << p.request_id;
+    for (const Step& st : steps_before)
+        ASSERT_EQ(std::tie(st.batch_tokens, st.host_ns), std::make_tuple(1 + st.verify_len, int64_t(7)));
+    {
+        RawDb raw(path, SQLITE_OPEN_READONLY);
+        EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 2) << "a read-only open migrated the file";
+    }
+    {
+        TraceDb db = trace_db_open(path, TRACE_WRITE);
+        EXPECT_EQ(db.version, 3);
+        EXPECT_EQ(all_positions(db), before);
+        EXPECT_EQ(read_steps(db, 1), steps_before);
+        const TraceCounts c = trace_db_counts(db);
+        EXPECT_EQ(std::tie(c.runs, c.requests, c.positions, c.anchors, c.steps, c.profiles),
+                  std::tie(counts_before.runs, counts_before.requests, counts_before.positions, counts_before.anchors,
+                           counts_before.steps, counts_before.profiles));
+        // the new column takes values
+        sp::Run r = sample_run();
+        r.gamma = 3;
+        trace_db_begin_run(db, r);
+        Request q = sample_request(r.id, 0, 5);
+        trace_db_append_request(db, q);
+        Positions p = make_positions(q.id, 3, 5, false, 9);
+        p.draft_prob = make_draft_prob(3, 5, 10);
+        trace_db_append_positions(db, p);
+        Positions got;
+        ASSERT_TRUE(trace_db_positions(db, q.id, &got));
+        EXPECT_EQ(le_floats(got.draft_prob), le_floats(p.draft_prob));
+    }
+    RawDb raw(path, SQLITE_OPEN_READONLY);
+    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 3);
+    EXPECT_EQ(raw_int(raw.db, "SELECT count(*) FROM positions WHERE draft_prob IS NOT NULL"), 1);
 }
 
 // [SECTION] open: what is refused ---------------------------------------------------------
@@ -870,6 +961,44 @@ TEST(TraceDb, AConfidenceBlobOfTheWrongSizeIsRefusedOnRead) {
     EXPECT_TRUE(contains(msg, "conf_prob")) << msg;
 }
 
+TEST(TraceDb, ADraftProbBlobOfTheWrongSizeOrOutsideZeroOneIsRefusedOnRead) {
+    ScratchDir dir{"specplan_trace_db"};
+    const std::string path = dir.file("draft_prob.specdb");
+    int64_t id = write_small_store(path);
+    std::vector<float> q(6 * 4, 0.5f);
+    {
+        RawDb raw(path);
+        ASSERT_EQ(raw_with_blob(raw.db, "UPDATE positions SET draft_prob = ?1", le_floats(q)), 1);
+    }
+    {
+        TraceDb db = trace_db_open(path, TRACE_READ);
+        Positions p;
+        ASSERT_TRUE(trace_db_positions(db, id, &p));
+        EXPECT_EQ(p.draft_prob, q) << "a hand-written blob of the right size reads back";
+    }
+    q.push_back(0.5f);
+    {
+        RawDb raw(path);
+        ASSERT_EQ(raw_with_blob(raw.db, "UPDATE positions SET draft_prob = ?1", le_floats(q)), 1);
+    }
+    {
+        TraceDb db = trace_db_open(path, TRACE_READ);
+        Positions p;
+        std::string msg = ERROR_OF(trace_db_positions(db, id, &p));
+        EXPECT_TRUE(contains(msg, "draft_prob") && contains(msg, "100") && contains(msg, "96")) << msg;
+    }
+    q.pop_back();
+    q[7] = 1.25f;
+    {
+        RawDb raw(path);
+        ASSERT_EQ(raw_with_blob(raw.db, "UPDATE positions SET draft_prob = ?1", le_floats(q)), 1);
+    }
+    TraceDb db = trace_db_open(path, TRACE_READ);
+    Positions p;
+    std::string msg = ERROR_OF(trace_db_positions(db, id, &p));
+    EXPECT_TRUE(contains(msg, "draft_prob") && contains(msg, "[0, 1]")) << msg;
+}
+
 TEST(TraceDb, AnOutputLenEditedUnderItsPositionsIsRefusedOnRead) {
     ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("output_len.specdb");
@@ -1049,6 +1178,11 @@ TEST(TraceDb, AppendPositionsRefusesInvalidPositionsAndWritesNothing) {
         with([](Positions& p) { p.conf_logit.push_back(0); }),
         with([](Positions& p) { p.conf_prob[3] = 1.01f; }),
         with([](Positions& p) { p.conf_logit[3] = std::numeric_limits<float>::infinity(); }),
+        with([](Positions& p) { p.draft_prob.assign(69, 0.5f); }),  // 70 values or none
+        with([](Positions& p) { p.draft_prob.assign(71, 0.5f); }),
+        with([](Positions& p) { p.draft_prob.assign(70, 0.5f); p.draft_prob[4] = 1.5f; }),
+        with([](Positions& p) { p.draft_prob.assign(70, 0.5f); p.draft_prob[5] = -1e-7f; }),
+        with([](Positions& p) { p.draft_prob.assign(70, 0.5f); p.draft_prob[6] = std::nanf(""); }),
         make_positions(done.id, 7, 4, false, 5),                // that request has positions already
     };
     for (const Positions& p : bad) EXPECT_REFUSED_AND_UNCHANGED(db, trace_db_append_positions(db, p));

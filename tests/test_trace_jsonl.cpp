@@ -118,7 +118,7 @@ const std::string UNICODE_DOMAIN = "code \"quoted\" ünï 日本 \\ back\ttab";
 // Writes the reference data set through the trace_db writers and returns it as
 // a Snapshot of what was written (ids as assigned). It covers: a complete run
 // and an incomplete one, a run without requests, positions with and without
-// confidences, a request without positions, requests appended out of idx
+// confidences and with and without draft probabilities, a request without positions, requests appended out of idx
 // order, profiles with and without a run.
 Snapshot build_reference(TraceDb& db) {
     Snapshot s;
@@ -152,7 +152,7 @@ Snapshot build_reference(TraceDb& db) {
     for (Step& x : sa0) x.request_id = a0.id;
     trace_db_append_steps(db, sa0);
 
-    // A1: positions without a confidence head, no steps.
+    // A1: positions without a confidence head but with draft probabilities, no steps.
     Request a1{0, a.id, 1, "chat", 40, 3};
     trace_db_append_request(db, a1);
     Positions pa1;
@@ -160,6 +160,7 @@ Snapshot build_reference(TraceDb& db) {
     pa1.gamma = 2;
     pa1.n = 3;
     pa1.beta = {0.25f, 0.875f, 0.5f, 0, 0, 0};
+    pa1.draft_prob = {0.75f, 1e-7f, 1, 0, 0, 0};
     trace_db_append_positions(db, pa1);
 
     // A2: steps but no positions.
@@ -396,9 +397,10 @@ TEST_F(TraceJsonl, ExportWritesTheDocumentedLinesInTheDocumentedOrder) {
     EXPECT_EQ(lines[6], R"({"type":"step","request":)" + id(a0.id) +
                             R"(,"step":0,"batch_size":4,"verify_len":2,"n_accepted":2,"bonus":true,)"
                             R"("draft_ns":1000,"verify_ns":5000000000,"t_ns":0,"batch_tokens":12,"host_ns":3000})");
-    // Positions without a confidence head: the conf arrays are left out.
+    // Positions without a confidence head: the conf arrays are left out;
+    // draft_prob after them when recorded (A0 above has none: left out).
     EXPECT_EQ(lines[9], R"({"type":"positions","request":)" + id(ref.requests[1].id) +
-                            R"(,"gamma":2,"n":3,"beta":[0.25,0.875,0.5,0,0,0]})");
+                            R"(,"gamma":2,"n":3,"beta":[0.25,0.875,0.5,0,0,0],"draft_prob":[0.75,1e-07,1,0,0,0]})");
     // Run B is not finished.
     EXPECT_NE(lines[12].find(R"("notes":"","complete":false})"), std::string::npos) << lines[12];
     EXPECT_NE(lines[19].find(R"("notes":"line one\nline two","complete":true})"), std::string::npos) << lines[19];
@@ -423,7 +425,7 @@ TEST_F(TraceJsonl, HandWrittenFileImportsToTheExpectedRecords) {
         "\"complete\":true}\n"
         "{\"type\":\"request\",\"run\":40,\"id\":77,\"idx\":0,\"domain\":\"x\",\"prompt_len\":3,\"output_len\":2}\n"
         "{\"type\":\"positions\",\"request\":77,\"gamma\":2,\"n\":2,\"beta\":[0.1,0,1,0],\"conf_logit\":[],"
-        "\"conf_prob\":[]}\n"
+        "\"conf_prob\":[],\"draft_prob\":[]}\n"
         "{\"type\":\"step\",\"request\":77,\"step\":0,\"batch_size\":1,\"verify_len\":2,\"n_accepted\":1,"
         "\"bonus\":false,\"draft_ns\":5,\"verify_ns\":6,\"t_ns\":7}\n"
         "{\"type\":\"profile\",\"id\":3,\"run\":40,\"gpu\":\"g\",\"model\":{\"name\":\"m\",\"n_params\":1000,"
@@ -452,6 +454,7 @@ TEST_F(TraceJsonl, HandWrittenFileImportsToTheExpectedRecords) {
     EXPECT_EQ(s.positions[0].beta, (std::vector<float>{0.1f, 0, 1, 0}));
     EXPECT_FALSE(s.positions[0].has_confidence());
     EXPECT_TRUE(s.positions[0].conf_logit.empty());
+    EXPECT_TRUE(s.positions[0].draft_prob.empty()) << "an empty draft_prob array is not recorded";
     ASSERT_EQ(s.steps.size(), 1u);
     EXPECT_EQ(s.steps[0], (Step{s.requests[0].id, 0, 1, 2, 1, false, 5, 6, 7}));
     ASSERT_EQ(s.profiles.size(), 1u);
@@ -589,6 +592,10 @@ const BadCase BAD_CASES[] = {
      "conf_logit: expected an array of 3 numbers, got nothing"},
     {"beta_out_of_range", edit("positions", 2, "\"beta\":[1,", "\"beta\":[1.5,"),
      "beta[0]: expected a number in [0, 1], got 1.5"},
+    {"draft_prob_too_short", edit("positions", 1, "\"draft_prob\":[0.75,", "\"draft_prob\":["),
+     "draft_prob: expected an array of 6 numbers, got an array of 5 elements"},
+    {"draft_prob_out_of_range", edit("positions", 1, "\"draft_prob\":[0.75,", "\"draft_prob\":[1.75,"),
+     "draft_prob[0]: expected a number in [0, 1], got 1.75"},
     {"conf_logit_out_of_float_range", edit("positions", 0, "1e+30", "1e+300"),
      "conf_logit[3]: expected a finite float32 number, got 1e+300"},
     {"negative_length", edit("request", 3, "\"output_len\":3", "\"output_len\":-3"),

@@ -29,9 +29,12 @@ namespace sp {
 
 // [SECTION] schema ------------------------------------------------------------
 
-// Version 1. A shape is stored once in `models` and shared by runs and
-// profiles. Positions blobs: see trace_db.h; their row count is the request's
-// output_len and their width the run's gamma, so neither is stored twice.
+// The current version (TRACE_SCHEMA_VERSION): version 1 plus the columns
+// marked with the version that added them, which the MIGRATE_* scripts below
+// add to older files. A shape is stored once in `models` and shared by runs
+// and profiles. Positions blobs: see trace_db.h; their row count is the
+// request's output_len and their width the run's gamma, so neither is
+// stored twice.
 static const char* SCHEMA = R"sql(
 CREATE TABLE models(
   id               INTEGER PRIMARY KEY,
@@ -73,7 +76,8 @@ CREATE TABLE positions(
   request_id INTEGER PRIMARY KEY REFERENCES requests(id),
   beta       BLOB NOT NULL,   -- float32 LE [output_len][gamma]
   conf_logit BLOB,            -- float32 LE [output_len][gamma], NULL without a confidence head
-  conf_prob  BLOB);           -- float32 LE [output_len][gamma], NULL without a confidence head
+  conf_prob  BLOB,            -- float32 LE [output_len][gamma], NULL without a confidence head
+  draft_prob BLOB);           -- schema 3; float32 LE [output_len][gamma], NULL when not recorded
 CREATE TABLE steps(
   request_id INTEGER NOT NULL REFERENCES requests(id),
   step       INTEGER NOT NULL CHECK (step >= 0),
@@ -108,6 +112,12 @@ CREATE INDEX profiles_by_shape ON profiles(gpu, model_id, phase);
 static const char* MIGRATE_1_TO_2 = R"sql(
 ALTER TABLE steps ADD COLUMN batch_tokens INTEGER NOT NULL DEFAULT 0 CHECK (batch_tokens >= 0);
 ALTER TABLE steps ADD COLUMN host_ns INTEGER NOT NULL DEFAULT 0 CHECK (host_ns >= 0);
+)sql";
+
+// Schema 3 adds the draft's probability of each draft; earlier rows read
+// NULL, "not recorded".
+static const char* MIGRATE_2_TO_3 = R"sql(
+ALTER TABLE positions ADD COLUMN draft_prob BLOB;
 )sql";
 
 // [SECTION] enums -------------------------------------------------------------
@@ -363,17 +373,18 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
     if (mode != TRACE_READ) {
         set_wal(db);
         exec_sql(db, "PRAGMA synchronous=NORMAL");
-        if (db.version == 1) {  // version 1 -> 2, in one transaction: a crash leaves version 1 as it was
-            exec_sql(db, "BEGIN IMMEDIATE");
+        if (db.version < TRACE_SCHEMA_VERSION) {  // every step to the current version in one transaction:
+            exec_sql(db, "BEGIN IMMEDIATE");      // a crash leaves the file at its old version, as it was
             try {
-                exec_sql(db, MIGRATE_1_TO_2);
-                exec_sql(db, "PRAGMA user_version=2");
+                if (db.version < 2) exec_sql(db, MIGRATE_1_TO_2);
+                if (db.version < 3) exec_sql(db, MIGRATE_2_TO_3);
+                exec_sql(db, ("PRAGMA user_version=" + std::to_string(TRACE_SCHEMA_VERSION)).c_str());
                 exec_sql(db, "COMMIT");
             } catch (...) {
                 exec_sql(db, "ROLLBACK");
                 throw;
             }
-            db.version = 2;
+            db.version = TRACE_SCHEMA_VERSION;
         }
     }
     return db;
@@ -520,6 +531,8 @@ static void check_positions_values(const TraceDb& db, const Positions& pos) {
         if (!(b >= 0.0f && b <= 1.0f)) fail(db, who + ": beta values must lie in [0, 1]");
     for (float c : pos.conf_prob)
         if (!(c >= 0.0f && c <= 1.0f)) fail(db, who + ": conf_prob values must lie in [0, 1]");
+    for (float q : pos.draft_prob)
+        if (!(q >= 0.0f && q <= 1.0f)) fail(db, who + ": draft_prob values must lie in [0, 1]");
     for (float z : pos.conf_logit)
         if (!std::isfinite(z)) fail(db, who + ": conf_logit values must be finite");
 }
@@ -538,12 +551,18 @@ void trace_db_append_positions(TraceDb& db, const Positions& pos) {
     bool conf = !pos.conf_logit.empty() || !pos.conf_prob.empty();
     if (conf && (pos.conf_logit.size() != count || pos.conf_prob.size() != count))
         fail(db, who + ": conf_logit and conf_prob need " + std::to_string(count) + " values each");
+    if (!pos.draft_prob.empty() && pos.draft_prob.size() != count)
+        fail(db, who + ": draft_prob has " + std::to_string(pos.draft_prob.size()) + " values, expected " +
+                     std::to_string(count) + " (or none)");
     check_positions_values(db, pos);
 
-    Stmt s(db, "INSERT INTO positions(request_id, beta, conf_logit, conf_prob) VALUES (?1,?2,?3,?4)");
+    Stmt s(db, "INSERT INTO positions(request_id, beta, conf_logit, conf_prob, draft_prob) VALUES (?1,?2,?3,?4,?5)");
     s.bind(1, pos.request_id).bind_blob(2, floats_to_blob(pos.beta));
     if (conf) s.bind_blob(3, floats_to_blob(pos.conf_logit)).bind_blob(4, floats_to_blob(pos.conf_prob));
     else s.bind_null(3).bind_null(4);
+    // an empty draft_prob is "not recorded", NULL; an output of length 0 has nothing to record either way
+    if (!pos.draft_prob.empty()) s.bind_blob(5, floats_to_blob(pos.draft_prob));
+    else s.bind_null(5);
     s.exec();
     txn.commit();
 }
@@ -696,8 +715,10 @@ std::vector<Request> trace_db_requests(TraceDb& db, int64_t run_id) {
 }
 
 bool trace_db_positions(TraceDb& db, int64_t request_id, Positions* out) {
-    Stmt s(db, "SELECT r.gamma, q.output_len, p.beta, p.conf_logit, p.conf_prob FROM positions p "
-               "JOIN requests q ON q.id = p.request_id JOIN runs r ON r.id = q.run_id WHERE p.request_id=?1");
+    // a store before version 3 (read-only) has no draft_prob: NULL, not recorded
+    const std::string v3_cols = db.version >= 3 ? "p.draft_prob" : "NULL";
+    Stmt s(db, ("SELECT r.gamma, q.output_len, p.beta, p.conf_logit, p.conf_prob, " + v3_cols + " FROM positions p "
+                "JOIN requests q ON q.id = p.request_id JOIN runs r ON r.id = q.run_id WHERE p.request_id=?1").c_str());
     s.bind(1, request_id);
     if (!s.step()) return false;
     Positions p;
@@ -711,6 +732,7 @@ bool trace_db_positions(TraceDb& db, int64_t request_id, Positions* out) {
         p.conf_logit = blob_to_floats(s, 3, "positions.conf_logit", count);
         p.conf_prob = blob_to_floats(s, 4, "positions.conf_prob", count);
     }
+    if (!s.is_null(5)) p.draft_prob = blob_to_floats(s, 5, "positions.draft_prob", count);
     check_positions_values(db, p);
     *out = std::move(p);
     return true;

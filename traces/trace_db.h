@@ -35,9 +35,10 @@ struct Error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-// PRAGMA user_version. 2 added steps.batch_tokens and steps.host_ns; a
-// version-1 store reads with both 0 and is migrated when opened for writing.
-inline constexpr int TRACE_SCHEMA_VERSION = 2;
+// PRAGMA user_version. 2 added steps.batch_tokens and steps.host_ns; 3
+// added positions.draft_prob. An older store reads with the newer columns
+// absent (0, or an empty draft_prob) and is migrated when opened for writing.
+inline constexpr int TRACE_SCHEMA_VERSION = 3;
 inline constexpr int TRACE_APPLICATION_ID = 0x53504543;  // PRAGMA application_id, "SPEC"
 inline constexpr int TRACE_MAX_GAMMA = 64;         // drafts per block, sanity bound on read
 
@@ -100,7 +101,11 @@ struct Request {
 //                             = min(1, p_target/p_draft); exactly 0 or 1 when greedy
 //   conf_logit[t*gamma + k-1] the confidence head's raw logit z
 //   conf_prob[t*gamma + k-1]  the calibrated confidence c = sigma(z / T_k)
-// conf_logit and conf_prob are both empty when the drafter has no confidence head.
+//   draft_prob[t*gamma + k-1] the draft's own probability of its token (DraftOutput::q_token:
+//                             q(token) when sampling, softmax at T = 1 of the argmax when
+//                             greedy, 1 for n-gram); what the draft-prob policy reads
+// conf_logit and conf_prob are both empty when the drafter has no confidence head;
+// draft_prob is empty when not recorded (stores before schema 3, synthetic runs).
 // On disk each array is one blob of n*gamma IEEE-754 float32, little-endian.
 struct Positions {
     int64_t request_id = 0;
@@ -109,6 +114,7 @@ struct Positions {
     std::vector<float> beta;          // (n, gamma)
     std::vector<float> conf_logit;    // (n, gamma) or empty
     std::vector<float> conf_prob;     // (n, gamma) or empty
+    std::vector<float> draft_prob;    // (n, gamma) or empty
     bool has_confidence() const { return !conf_prob.empty(); }
     bool operator==(const Positions&) const = default;
 };
@@ -162,7 +168,7 @@ struct TraceDb {
     sqlite3* db = nullptr;
     std::string path;
     int txn_depth = 0;
-    int version = TRACE_SCHEMA_VERSION;  // of the file: 1 only when opened read-only (writing migrates it)
+    int version = TRACE_SCHEMA_VERSION;  // of the file: older only when opened read-only (writing migrates it)
     TraceDb() = default;
     TraceDb(TraceDb&&) noexcept;
     TraceDb& operator=(TraceDb&&) noexcept;
@@ -202,7 +208,8 @@ struct TraceTxn {
 //   Run       1 <= gamma <= TRACE_MAX_GAMMA; temperature finite and >= 0
 //   ModelShape  sizes >= 0; bytes_per_weight and bytes_per_kv > 0
 //   Positions gamma == the run's gamma and n == the request's output_len;
-//             beta and conf_prob in [0, 1]; conf_logit finite
+//             beta, conf_prob and draft_prob in [0, 1]; conf_logit finite;
+//             each array n*gamma values or (but beta) empty
 //   Step      batch_size >= 1 (a default Step is not valid); verify_len <= the
 //             run's gamma; n_accepted <= verify_len; bonus implies n_accepted == verify_len
 //   Profile   latency p10 <= p50 <= p90, all finite

@@ -115,6 +115,7 @@ struct Exporter {
             array("conf_logit", p.conf_logit);
             array("conf_prob", p.conf_prob);
         }
+        if (!p.draft_prob.empty()) array("draft_prob", p.draft_prob);
         line += '}';
         put(line);
         sum.positions++;
@@ -473,7 +474,7 @@ struct Importer {
     }
 
     void read_positions(const json& j) {
-        only_keys(j, "", {"type", "request", "gamma", "n", "beta", "conf_logit", "conf_prob"});
+        only_keys(j, "", {"type", "request", "gamma", "n", "beta", "conf_logit", "conf_prob", "draft_prob"});
         RequestInfo& q = get_ref(j, "request", requests, "request");
         if (q.has_positions)
             fail("request", "a request whose positions are not given yet", describe(j.at("request")));
@@ -493,6 +494,8 @@ struct Importer {
             p.conf_logit = get_floats(j, "conf_logit", size, false);
             p.conf_prob = get_floats(j, "conf_prob", size, true);
         }
+        // schema 3; absent (or empty) when not recorded, as in an export of an older store
+        if (given("draft_prob")) p.draft_prob = get_floats(j, "draft_prob", size, true);
         guarded(line, [&] { trace_db_append_positions(db, p); });
         q.has_positions = true;
         sum.positions++;

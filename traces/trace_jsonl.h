@@ -13,9 +13,10 @@
 //    "drafter_name":"..","gpu":"..","temperature":0.0,"gamma":4,"created_at":"..",
 //    "git_rev":"..","notes":"..","complete":true}
 //   {"type":"request","id":1,"run":1,"idx":0,"domain":"..","prompt_len":..,"output_len":..}
-//   {"type":"positions","request":1,"gamma":4,"n":..,"beta":[..],"conf_logit":[..],"conf_prob":[..]}
+//   {"type":"positions","request":1,"gamma":4,"n":..,"beta":[..],"conf_logit":[..],"conf_prob":[..],
+//    "draft_prob":[..]}
 //   {"type":"step","request":1,"step":0,"batch_size":..,"verify_len":..,"n_accepted":..,
-//    "bonus":false,"draft_ns":..,"verify_ns":..,"t_ns":..}
+//    "bonus":false,"draft_ns":..,"verify_ns":..,"t_ns":..,"batch_tokens":..,"host_ns":..}
 //   {"type":"profile","id":1,"run":0,"gpu":"..","model":SHAPE,"phase":"verify","n_seqs":..,
 //    "n_tokens":..,"context":..,"latency_us_p50":..,"latency_us_p10":..,"latency_us_p90":..,
 //    "n_samples":..}
@@ -30,8 +31,9 @@
 // Positions arrays hold n*gamma float32 values, row-major (anchor t, slot k).
 // The export writes each as the shortest decimal that reads back as the same
 // float32; conf_logit and conf_prob are omitted when the drafter has no
-// confidence head (import also accepts them as empty arrays). Doubles are
-// written as the shortest decimal that reads back as the same double.
+// confidence head (import also accepts them as empty arrays), draft_prob
+// when it was not recorded (likewise). Doubles are written as the shortest
+// decimal that reads back as the same double.
 //
 // Ids are those of the source database. Import maps them to fresh ids of the
 // target database, so a file can be appended to a database that already holds

@@ -10,6 +10,7 @@ namespace sp {
 void acceptance_add(AcceptanceSums& s, const Positions& p) {
     assert(s.gamma == p.gamma && "acceptance_add: positions of another gamma");
     s.n_requests++;
+    if (!p.draft_prob.empty()) s.n_draft_prob++;
     const int G = p.gamma;
     for (int t = 0; t + G < p.n; t++) {
         double prefix = 1;
@@ -28,6 +29,7 @@ AcceptanceStats acceptance_finish(const AcceptanceSums& s, const std::string& do
     a.gamma = s.gamma;
     a.n_requests = s.n_requests;
     a.n_anchors = s.n_anchors;
+    a.n_draft_prob = s.n_draft_prob;
     a.survival.assign(s.gamma, nan);
     a.alpha.assign(s.gamma, nan);
     a.tau = nan;

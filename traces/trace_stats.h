@@ -26,6 +26,7 @@ struct AcceptanceStats {
     std::vector<double> survival;  // (gamma)
     std::vector<double> alpha;     // (gamma); NaN where survival[k-1] is 0
     double tau = 0;                // NaN when there are no anchors
+    int64_t n_draft_prob = 0;      // requests whose positions record draft_prob (what draft-prob replays)
 };
 
 struct StepStats {
@@ -44,6 +45,7 @@ struct AcceptanceSums {
     int gamma = 0;
     int64_t n_requests = 0, n_anchors = 0;
     std::vector<double> survival_sum;  // (gamma)
+    int64_t n_draft_prob = 0;
 };
 void acceptance_add(AcceptanceSums& s, const Positions& p);
 AcceptanceStats acceptance_finish(const AcceptanceSums& s, const std::string& domain);
