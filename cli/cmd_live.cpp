@@ -32,10 +32,6 @@ struct LiveArgs {
 
 constexpr int kCostReps = 3;  // timed forwards per B of the step-cost table
 
-bool needs_step_time(const Policy& p) {
-    return p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC || p.kind == POLICY_GOODPUT;
-}
-
 // The prompts file as token ids: text prompts through the target's tokenizer.
 std::vector<LivePrompt> live_prompts(const std::string& path, const SpecSetup& s) {
     std::vector<LivePrompt> out;
@@ -133,8 +129,9 @@ void run_live(const LiveArgs& a) {
     o.replay = a.replay;
     if (a.replay && acc.requests.empty())
         throw Error(sc.path + ": acceptance.source: --replay needs the scenario's acceptance from a trace");
+    if (a.replay) acceptance_check_policies(sc, acc, policies);
     bool timed = false;
-    for (const Policy& p : policies) timed = timed || needs_step_time(p);
+    for (const Policy& p : policies) timed = timed || policy_needs_step_time(p);
     StepCostTable cost;
     if (timed) {
         cost = step_cost_measure(*s->backend, 0, std::min(sc.engine.max_batch_tokens, slots * (sc.engine.gamma + 1)),

@@ -50,6 +50,7 @@ static void run_sweep(const SimArgs& a) {
     const std::vector<double> loads = loads_from_flag(sc, a.loads);
     keep_headline_if_run(sc, policies);
     AcceptanceData acc = acceptance_load(sc);
+    acceptance_check_policies(sc, acc, policies);  // sweep_run runs on the worker thread below
 
     // The sweep runs on worker threads; this thread draws a progress bar on
     // a terminal once the sweep has taken more than a second.

@@ -74,8 +74,8 @@ void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required, bool per_
     if (per_request) {
         cmd->add_option("--gamma", a.gamma, "drafts per step at most (default: the drafter's block size, or 7)");
         cmd->add_option("--policy", a.policy,
-                        "verify length per step: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput "
-                        "(default fixed:gamma)");
+                        "verify length per step: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput, "
+                        "draft-prob (default fixed:gamma)");
     }
     cmd->add_option("--temperature", a.temperature, "sampling temperature; 0 = greedy (default)");
     cmd->add_option("--seed", a.seed, "RNG seed (default 1)");
@@ -143,7 +143,7 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
     std::string err;
     if (!policy_parse(policy, &o.policy, &err)) throw Error("--policy " + policy + ": expected " + err);
     if (o.policy.kind == POLICY_BATCH_TABLE) throw Error("--policy batch-table: needs a scenario's table; not here");
-    if (o.policy.kind == POLICY_DSPARK || o.policy.kind == POLICY_DSPARK_ASYNC || o.policy.kind == POLICY_GOODPUT) {
+    if (policy_needs_step_time(o.policy)) {
         const int max_tokens = n_seqs * (o.gamma + 1);
         s->step_cost = step_cost_measure(*s->backend, 0, max_tokens, std::min(512, s->target.cfg.max_position / 2), 3);
         o.step_time = step_cost_fn(s->step_cost);
@@ -153,6 +153,12 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
             throw Error("--acceptance " + a.acceptance + ": expected replay:TRACE.specdb");
         if (!s->drafter) throw Error("--acceptance replay: needs a drafter");
         s->replay = replay_load(a.acceptance.substr(7), o.gamma);
+        if (o.policy.kind == POLICY_DRAFT_PROB)
+            for (const Positions& p : s->replay)
+                if (p.draft_prob.empty())
+                    throw Error(a.acceptance.substr(7) + ": positions.draft_prob: --policy draft-prob with " +
+                                "--acceptance replay reads the trace's draft probabilities; request " +
+                                std::to_string(p.request_id) + " has none (captured before schema 3?)");
     }
     return s;
 }

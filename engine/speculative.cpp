@@ -46,8 +46,7 @@ Speculator::Speculator(Backend& target, Drafter* drafter, const SpecOptions& o)
     if (policy_needs_confidence(o_.policy) && !drafter_->has_confidence())
         throw Error("policy " + o_.policy.name + " needs a confidence head; the " + drafter_->kind() + " drafter " +
                     drafter_->name() + " has none");
-    if ((o_.policy.kind == POLICY_DSPARK || o_.policy.kind == POLICY_DSPARK_ASYNC ||
-         o_.policy.kind == POLICY_GOODPUT) && !o_.step_time.fn)
+    if (policy_needs_step_time(o_.policy) && !o_.step_time.fn)
         throw Error("policy " + o_.policy.name + " needs the step-time table (SpecOptions::step_time)");
     if (drafter_->n_slots() < target.n_seqs())
         throw Error("the drafter has " + std::to_string(drafter_->n_slots()) + " slots for " +
@@ -237,8 +236,20 @@ void Speculator::step() {
     }
     const int64_t t_drafted = now_ns();
 
-    // 2. verify lengths of the decoding requests from the policy
+    // 2. verify lengths of the decoding requests from the policy; draft-prob
+    //    reads each draft's q, the replayed trace's when it has them
     std::vector<int> ell(size_t(R), 0);
+    const bool reads_q = o_.policy.kind == POLICY_DRAFT_PROB && drafter_ && G > 0;
+    std::vector<float> q(reads_q ? size_t(R) * size_t(G) : 0, 0.0f);  // (R, G); undrafted slots 0
+    for (int j = 0; j < R && reads_q; j++) {
+        const Live& l = running_[size_t(dec[size_t(j)])];
+        const Positions* p = l.r->replay;
+        float* qj = q.data() + size_t(j) * size_t(G);
+        if (p && p->n > 0 && !p->draft_prob.empty())
+            std::copy_n(p->draft_prob.begin() + long(l.anchor_t % p->n) * p->gamma, std::min(G, p->gamma), qj);
+        else if (!drafts.q_token.empty())
+            std::copy_n(drafts.q_token.begin() + long(draft_row[size_t(j)]) * drafts.gamma, n_drafts[size_t(j)], qj);
+    }
     if (drafter_ && G > 0 && R > 0) {
         std::vector<float> conf(size_t(R) * size_t(G), 0.0f), stale(conf.size(), 0.0f);
         std::vector<double> alpha(static_cast<size_t>(R));
@@ -261,6 +272,8 @@ void Speculator::step() {
         pin.conf_stale = stale.data();
         pin.max_len = n_drafts.data();
         pin.alpha_hat = alpha.data();
+        pin.draft_prob = reads_q ? q.data() : nullptr;
+        pin.estimator = &draft_est_;
         pin.token_budget = std::max(o_.token_budget, R);
         pin.step_time = o_.step_time;
         policy_choose(o_.policy, pin, ell.data());
@@ -353,6 +366,7 @@ void Speculator::step() {
         r.steps.push_back(st);
         l.verified += ell_s;
         l.accepted += n;
+        if (reads_q) draft_prob_observe(draft_est_, q.data() + size_t(j) * size_t(G), ell_s, n);
         for (int k = 0; k < n; k++) {
             r.output.push_back(d[k]);
             r.drafted.push_back(1);

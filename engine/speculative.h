@@ -16,6 +16,8 @@
 //     with a head, their confidences;
 //  2. choose l_r per request with the policy (policy/policy.h), capped by the
 //     drafts there are and the tokens left: l_r <= max_new - output - 1;
+//     draft-prob reads each draft's q_token and the Speculator's estimator
+//     (policy/draft_prob.h), which every verified block then updates;
 //  3. verify: one target forward over every [anchor, d_1..d_l] (ragged, l may
 //     be 0), then lossless acceptance (verify.h) where the logits live;
 //  4. commit: the n accepted drafts and the correction or bonus join the
@@ -33,6 +35,7 @@
 
 #include "engine/backend.h"
 #include "engine/drafter.h"
+#include "policy/draft_prob.h"
 #include "policy/policy.h"
 #include "traces/trace_db.h"  // Step
 
@@ -46,7 +49,10 @@ struct SpecRequest {
     // Forced acceptance (timing at full shape with random weights): when set,
     // the accept decision of slot k at output anchor t is a coin against
     // beta(t mod n, k) of these positions instead of the verifier's; the
-    // forward and the drafter run as usual. EOS is ignored.
+    // forward and the drafter run as usual. EOS is ignored. When the
+    // positions carry draft_prob, the draft-prob policy reads row t mod n of
+    // it instead of the drafter's q_token, so its inputs are the trace's, as
+    // the simulator's are.
     const Positions* replay = nullptr;
 
     // filled in as it runs
@@ -64,7 +70,7 @@ struct SpecOptions {
     int gamma = 0;                   // drafts per step at most; <= the drafter's gamma
     int eos = -1;                    // stop token, -1 for none
     uint64_t seed = 0;
-    StepTime step_time;              // seconds per iteration at B tokens: dspark, dspark-async, goodput
+    StepTime step_time;              // seconds per iteration at B tokens: policy_needs_step_time's policies
     int token_budget = 1 << 20;      // tokens per forward at most: verified tokens first, prefill chunks after
     int prefill_chunk = 1 << 20;     // prompt tokens prefilled per iteration at most (submit())
 };
@@ -82,7 +88,8 @@ class Speculator {
 public:
     // Checks that the drafter and the target fit (vocabulary, device, hidden
     // layers in range), and that the policy's inputs exist (threshold and
-    // dspark need a confidence head; ar needs no drafter). Throws sp::Error.
+    // dspark need a confidence head; the cost-aware policies, draft-prob
+    // among them, a step_time; ar needs no drafter). Throws sp::Error.
     Speculator(Backend& target, Drafter* drafter, const SpecOptions& o);
 
     // Prefills r's prompt into a free slot, emits its first token and hands
@@ -100,6 +107,9 @@ public:
     int n_free_slots() const;
     const IterationInfo& last_iteration() const { return last_; }
     int64_t elapsed_ns() const;      // since construction, the clock of Step::t_ns
+    // draft-prob's acceptance by draft probability: every verified block of
+    // this Speculator's life, observed after each step in request-row order
+    const DraftProbEstimator& draft_prob_estimator() const { return draft_est_; }
     // add() then step() until it finishes.
     void run(SpecRequest* r);
 
@@ -127,6 +137,7 @@ private:
     std::vector<bool> slot_used_;
     int hidden_T_ = 0;               // rows of target_.hidden_data()
     IterationInfo last_;
+    DraftProbEstimator draft_est_;
     int64_t t0_ns_ = 0;
 };
 

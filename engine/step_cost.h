@@ -2,8 +2,9 @@
 // this backend, measured at start as vLLM and SGLang do: a few timed
 // forwards per B at a fixed context, the median kept, the table then forced
 // non-decreasing (a larger batch never costs less; timer noise would
-// otherwise make the DSpark scheduler chase it). The dspark, dspark-async and
-// goodput policies read it through StepTime.
+// otherwise make the DSpark scheduler chase it). The policies that price
+// verify tokens (policy_needs_step_time: dspark, dspark-async, goodput,
+// draft-prob) read it through StepTime.
 #pragma once
 
 #include <vector>

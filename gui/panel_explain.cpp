@@ -427,6 +427,10 @@ static std::string policy_blurb(const Policy& p) {
             return "SmartSpec-style: each request's observed acceptance rate predicts its drafts; keep the prefix "
                    "that maximises expected accepted tokens per second.";
         case POLICY_BATCH_TABLE: return "k from a table of batch size, as vLLM and TensorRT-LLM schedule drafts.";
+        case POLICY_DRAFT_PROB:
+            return "DSpark without a confidence head: each draft's acceptance is learnt online from the drafter's own "
+                   "probability of it (how often drafts that sure were accepted so far), then ranked and admitted "
+                   "as DSpark does.";
         case POLICY_COUNT: break;
     }
     return "";

@@ -326,7 +326,7 @@ static void section_engine(AppState& app) {
     edit_int(app, "TP", "engine.tp", 1, 1, 64);
 }
 
-static const char* const FIXED_POLICIES[] = {"ar", "mtp1", "dspark", "dspark-async", "goodput"};
+static const char* const FIXED_POLICIES[] = {"ar", "mtp1", "dspark", "dspark-async", "goodput", "draft-prob"};
 
 static void section_policies(AppState& app) {
     std::vector<std::string> list = draft_strings(*app.draft, "policies.list");

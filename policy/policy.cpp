@@ -1,8 +1,8 @@
 // policy.cpp: the verification policies of policy.h.
 //
-// dspark, dspark-async and goodput share one ranking of the draft slots
-// (r, j): gain a(r, j) descending, then j ascending, then r ascending, built
-// as a sorted array of packed keys (Ranking below) and walked in order.
+// dspark, dspark-async, goodput and draft-prob share one ranking of the draft
+// slots (r, j): gain a(r, j) descending, then j ascending, then r ascending,
+// built as a sorted array of packed keys (Ranking below) and walked in order.
 // fixed, threshold, mtp1 and batch-table pick l_r per request and then share
 // trim_to_budget. Scratch buffers are thread_local and only grow, so a call
 // allocates nothing once warm.
@@ -15,12 +15,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "policy/draft_prob.h"
+
 namespace sp {
 
 // ---- parsing
 
-static const char* const POLICY_NAMES[] = {"ar",     "mtp1",         "fixed",   "threshold",
-                                           "dspark", "dspark-async", "goodput", "batch-table"};
+static const char* const POLICY_NAMES[] = {"ar",           "mtp1",    "fixed",       "threshold", "dspark",
+                                           "dspark-async", "goodput", "batch-table", "draft-prob"};
 static_assert(sizeof(POLICY_NAMES) / sizeof(POLICY_NAMES[0]) == POLICY_COUNT, "one name per PolicyKind");
 
 bool policy_parse(const std::string& text, Policy* out, std::string* err) {
@@ -62,7 +64,7 @@ bool policy_parse(const std::string& text, Policy* out, std::string* err) {
         *out = p;
         return true;
     }
-    return fail("a policy: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput or batch-table");
+    return fail("a policy: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput, batch-table or draft-prob");
 }
 
 // k for R running requests: the entry with the largest min <= R (the later
@@ -92,6 +94,11 @@ int policy_draft_len(const Policy& p, int gamma) {
     }
     default: return gamma;
     }
+}
+
+bool policy_needs_step_time(const Policy& p) {
+    return p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC || p.kind == POLICY_GOODPUT ||
+           p.kind == POLICY_DRAFT_PROB;
 }
 
 // ---- the ranking
@@ -289,6 +296,22 @@ static void goodput(const PolicyInput& in, int* ell) {
     theta_search(in, rank, false, ell, nullptr);
 }
 
+// The estimator's c(r, j) for every slot a request may verify (the rest are
+// never read), then Algorithm 1 over them as over a head's confidences.
+static void draft_prob(const PolicyInput& in, int* ell) {
+    assert((in.n == 0 || (in.draft_prob && in.estimator)) && "draft-prob needs draft_prob and estimator");
+    thread_local std::vector<float> c;  // (n, gamma) estimated conditional acceptance
+    c.assign(static_cast<size_t>(in.n) * in.gamma, 0.0f);
+    for (int r = 0; r < in.n; r++)
+        for (int j = 0, cap = slot_cap(in, r); j < cap; j++) {
+            const size_t at = static_cast<size_t>(r) * in.gamma + j;
+            c[at] = static_cast<float>(draft_prob_estimate(*in.estimator, in.draft_prob[at]));
+        }
+    PolicyInput est = in;
+    est.conf = c.data();
+    dspark_schedule(est, true, ell);
+}
+
 // ---- the static policies
 
 // Lowers l_r until sum (1 + l_r) <= token_budget, taking the deepest slot
@@ -312,6 +335,7 @@ void policy_choose(const Policy& p, const PolicyInput& in, int* ell) {
     case POLICY_DSPARK: dspark_schedule(in, true, ell); return;
     case POLICY_DSPARK_ASYNC: dspark_async(in, ell); return;
     case POLICY_GOODPUT: goodput(in, ell); return;
+    case POLICY_DRAFT_PROB: draft_prob(in, ell); return;
     case POLICY_AR: std::fill(ell, ell + in.n, 0); return;
     case POLICY_MTP1: k_all = 1; break;
     case POLICY_FIXED: k_all = p.k; break;

@@ -19,6 +19,12 @@
 //                prefix that maximises expected accepted tokens per second.
 //   batch-table  k from a table of (running requests >= R -> k), as vLLM and
 //                TensorRT-LLM schedule drafts by batch size.
+//   draft-prob   dspark without a confidence head: c(r, j) is estimated
+//                online from the draft's own probability of its token
+//                (PolicyInput::draft_prob) by a binned count of how often
+//                drafts of that probability were accepted (estimator,
+//                draft_prob.h); then dspark's scheduler, early stop included.
+//                For DFlash, EAGLE-3, draft models and n-gram (vLLM PR #52228).
 //
 // With Theta = tau * SPS(B): tau = sum_r (1 + sum_{j<=l_r} a(r,j)) expected
 // tokens, B = sum_r (1 + l_r) verified tokens, SPS(B) = 1 / step_time(B).
@@ -42,6 +48,7 @@ enum PolicyKind {
     POLICY_DSPARK_ASYNC,
     POLICY_GOODPUT,
     POLICY_BATCH_TABLE,
+    POLICY_DRAFT_PROB,
     POLICY_COUNT
 };
 
@@ -54,8 +61,8 @@ struct Policy {
 };
 
 // Parses "ar", "mtp1", "fixed:K", "threshold:T", "dspark", "dspark-async",
-// "goodput", "batch-table" (the table comes from the scenario). On failure
-// returns false and sets *err to what was expected.
+// "goodput", "batch-table" (the table comes from the scenario), "draft-prob".
+// On failure returns false and sets *err to what was expected.
 bool policy_parse(const std::string& text, Policy* out, std::string* err);
 
 // Drafts the drafter must produce per request per step under this policy
@@ -64,6 +71,10 @@ bool policy_parse(const std::string& text, Policy* out, std::string* err);
 // bound: the k in force depends on R, which this call does not see), gamma for
 // the others.
 int policy_draft_len(const Policy& p, int gamma);
+
+// Whether the policy prices verify tokens, so needs PolicyInput::step_time:
+// dspark, dspark-async, goodput and draft-prob.
+bool policy_needs_step_time(const Policy& p);
 
 // Seconds one iteration takes when the verify batch holds B tokens, with the
 // current running set and draft phase included. A plain function pointer and
@@ -81,6 +92,8 @@ inline double alpha_estimate(int64_t accepted, int64_t verified) {
     return static_cast<double>(accepted + 1) / static_cast<double>(verified + 2);
 }
 
+struct DraftProbEstimator;  // draft_prob.h
+
 struct PolicyInput {
     int n = 0;                         // R: running requests this step
     int gamma = 0;                     // block size: l_r <= gamma
@@ -92,6 +105,9 @@ struct PolicyInput {
                                        // null: gamma for every request
     const double* alpha_hat = nullptr; // (n) acceptance rate observed so far per request (goodput, which
                                        // requires it); clamped into [0, 0.999], NaN counts as 0
+    const float* draft_prob = nullptr; // (n, gamma) the draft's probability of each drafted token, in [0, 1]
+                                       // (draft-prob, which requires it with estimator)
+    const DraftProbEstimator* estimator = nullptr;  // draft-prob's acceptance by draft probability so far
     int token_budget = 0;              // cap on B = sum (1 + l_r); >= n
     StepTime step_time;                // seconds per iteration at B verified tokens
 };

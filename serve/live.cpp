@@ -77,14 +77,17 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
     live_check(sc, acc, prompts, target.config().max_position);
     if (o.replay && acc.requests.empty())
         throw Error(sc.path + ": acceptance.source: replaying accept decisions needs a trace");
+    if (o.replay) acceptance_check_policies(sc, acc, {policy});  // draft-prob replays the trace's draft_prob
     const auto by_domain = prompts_by_domain(sc, prompts);
-    std::vector<Positions> replay(o.replay ? acc.requests.size() : 0);  // per trace request, beta rows only
+    std::vector<Positions> replay(o.replay ? acc.requests.size() : 0);  // per trace request: beta and draft_prob rows
     for (size_t i = 0; i < replay.size(); i++) {
         const TraceRequest& t = acc.requests[i];
         replay[i].gamma = acc.trace_gamma;
         replay[i].n = t.output_len;
-        replay[i].beta.assign(acc.beta.begin() + long(t.offset),
-                              acc.beta.begin() + long(t.offset + size_t(t.output_len) * size_t(acc.trace_gamma)));
+        const long from = long(t.offset), to = long(t.offset + size_t(t.output_len) * size_t(acc.trace_gamma));
+        replay[i].beta.assign(acc.beta.begin() + from, acc.beta.begin() + to);
+        if (!acc.draft_prob.empty())
+            replay[i].draft_prob.assign(acc.draft_prob.begin() + from, acc.draft_prob.begin() + to);
     }
     const Workload& wl = sc.workload;
     const int max_seqs = std::min(sc.engine.max_seqs, o.max_seqs > 0 ? o.max_seqs : target.n_seqs());

@@ -65,7 +65,7 @@ struct LiveRequest {
 struct LiveOptions {
     uint64_t seed = 1;               // RNG of the draws (the scenario's seed is the workload's)
     float temperature = 0;
-    StepTime step_time;              // dspark, dspark-async, goodput
+    StepTime step_time;              // policy_needs_step_time's policies
     int max_seqs = 0;                // slots of the backend and drafter; the scenario's max_seqs is capped by it
     std::function<void(const LiveRequest&)> on_complete;   // every finished request, in completion order
     std::function<void(int64_t done, int64_t total)> progress;  // measured completions
@@ -74,7 +74,9 @@ struct LiveOptions {
     // each request replays the positions of the trace request the workload
     // drew for it (Speculator's SpecRequest::replay), so that random weights
     // at a production shape cost what they cost and accept what the trace
-    // accepted. Needs acceptance.source = "trace".
+    // accepted; draft-prob reads the trace's draft probabilities too, so it
+    // decides as the simulator does. Needs acceptance.source = "trace" (and
+    // positions.draft_prob for draft-prob).
     bool replay = false;
 };
 

@@ -1,6 +1,8 @@
 // acceptance.cpp: the three acceptance sources; model in acceptance.h.
 #include "simulator/acceptance.h"
 
+#include <algorithm>
+#include <cassert>
 #include <cmath>
 
 #include "traces/rng.h"
@@ -69,9 +71,11 @@ AcceptanceData acceptance_load(const Scenario& sc, bool with_logits) {
         a.beta.insert(a.beta.end(), p.beta.begin(), p.beta.end());
         if (p.has_confidence()) a.conf.insert(a.conf.end(), p.conf_prob.begin(), p.conf_prob.end());
         if (with_logits) a.conf_logit.insert(a.conf_logit.end(), p.conf_logit.begin(), p.conf_logit.end());
+        a.draft_prob.insert(a.draft_prob.end(), p.draft_prob.begin(), p.draft_prob.end());
         acceptance_add(sums[static_cast<size_t>(d)], p);
     }
     if (a.conf_logit.size() != a.beta.size()) std::vector<float>().swap(a.conf_logit);  // none, or a mixed run
+    if (a.draft_prob.size() != a.beta.size()) std::vector<float>().swap(a.draft_prob);
     if (a.conf.size() != a.beta.size()) {
         // No confidence head (or a mixed run): confidence-driven policies see
         // each domain's pooled conditional acceptance instead.
@@ -127,6 +131,27 @@ int acceptance_count(const AcceptanceData& a, uint64_t key, int t, int ell, cons
         n++;
     }
     return n;
+}
+
+void acceptance_draft_prob(const AcceptanceData& a, int trace_idx, int t, float* out) {
+    assert(!a.draft_prob.empty() && "acceptance_draft_prob: the trace recorded no draft_prob");
+    const TraceRequest& tr = a.requests[static_cast<size_t>(trace_idx)];
+    int row = tr.output_len > 0 ? t % tr.output_len : 0;
+    size_t at = tr.offset + static_cast<size_t>(row) * static_cast<size_t>(a.trace_gamma);
+    std::copy_n(a.draft_prob.begin() + static_cast<long>(at), a.gamma, out);
+}
+
+void acceptance_check_policies(const Scenario& sc, const AcceptanceData& a, const std::vector<Policy>& policies) {
+    for (const Policy& p : policies) {
+        if (p.kind != POLICY_DRAFT_PROB || (a.kind == ACCEPT_TRACE && !a.draft_prob.empty())) continue;
+        if (a.kind != ACCEPT_TRACE)
+            throw Error(sc.path + ": acceptance.source: policy draft-prob reads each draft's recorded probability, "
+                        "which only a trace has (source \"trace\" with positions.draft_prob); this source is \"" +
+                        std::string(a.kind == ACCEPT_IID ? "iid" : "parametric") + "\"");
+        throw Error(sc.path + ": acceptance.trace: policy draft-prob reads positions.draft_prob, which " +
+                    sc.acceptance.trace_path + " does not record for every request of its run (captured before "
+                    "schema 3, synthetic or imported without it); capture it again");
+    }
 }
 
 }  // namespace sp

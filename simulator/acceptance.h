@@ -5,7 +5,9 @@
 //               confidences are the recorded conf_prob(t, k) and slot k is
 //               accepted while coin_k < beta(t, k): exact under greedy decoding.
 //               With distribution lengths longer than the recording, t wraps
-//               around the recorded output (t mod n).
+//               around the recorded output (t mod n). The draft-prob policy
+//               reads the recorded draft_prob(t, k) (acceptance_draft_prob),
+//               which only traces captured at schema 3 or later have.
 //   parametric  per-domain conditional acceptance alpha_k; each slot is drawn
 //               from the model of traces synth: c ~ Beta(kappa alpha_k,
 //               kappa (1 - alpha_k)), accepted with probability c. The Beta
@@ -48,6 +50,9 @@ struct AcceptanceData {
     // reliability diagram (gui/reliability.h) bins sigma(z) against the
     // STS-calibrated sigma(z / T_k), and the dashboard frees them after.
     std::vector<float> conf_logit;
+    // The draft's probability of each drafted token (positions.draft_prob),
+    // rows as beta: empty unless every request of the run recorded it.
+    std::vector<float> draft_prob;
     std::vector<std::vector<float>> fallback_conf;  // (domain, gamma) pooled alpha_k, used when conf is empty
     // parametric / iid
     std::vector<std::vector<double>> alpha;  // (domain, gamma)
@@ -75,5 +80,16 @@ void acceptance_draw(const AcceptanceData& a, uint64_t key, int domain, int trac
 
 // Drafts accepted among the first ell of `d` (the leading run of accepts).
 int acceptance_count(const AcceptanceData& a, uint64_t key, int t, int ell, const SlotDraws& d);
+
+// The recorded draft probabilities of trace request trace_idx at anchor t
+// (row t mod n, as acceptance_draw), slots 1..gamma into out[0..gamma).
+// Needs a.draft_prob (acceptance_check_policies).
+void acceptance_draft_prob(const AcceptanceData& a, int trace_idx, int t, float* out);
+
+// Throws sp::Error, one line naming the scenario and the trace, when a
+// policy needs what the acceptance source lacks: draft-prob needs the
+// recorded draft probabilities, which only a trace with positions.draft_prob
+// has (not the parametric sources, not a trace captured before schema 3).
+void acceptance_check_policies(const Scenario& sc, const AcceptanceData& a, const std::vector<Policy>& policies);
 
 }  // namespace sp

@@ -12,6 +12,7 @@
 #include <queue>
 #include <vector>
 
+#include "policy/draft_prob.h"
 #include "simulator/workload.h"
 
 namespace sp {
@@ -55,6 +56,8 @@ struct Sim {
     SimObserver* obs;
     int gamma, draft_len;
     bool reads_conf;                  // the policy ranks drafts by confidence: draw every slot up front
+    bool reads_q;                     // draft-prob: the recorded draft probabilities and the estimator
+    DraftProbEstimator draft_est;     // draft-prob's, over every step of this point, as the engine's Speculator
 
     int64_t now = 0;
     uint64_t seq = 0;
@@ -79,6 +82,7 @@ struct Sim {
     std::vector<int> ell, n_acc, max_len;
     std::vector<SlotDraws> draws;
     std::vector<float> conf, conf_stale;
+    std::vector<float> draft_q;       // (R, gamma) draft-prob: recorded draft probabilities
     std::vector<double> alpha_hat;
     std::vector<uint64_t> keys;
     std::vector<std::pair<int, int>> step_prefill;  // (pool index, chunk tokens)
@@ -97,6 +101,7 @@ struct Sim {
     Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
         : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
           reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
+          reads_q(p.kind == POLICY_DRAFT_PROB),
           arrivals(rng_seed(s.seed, WORKLOAD_STREAM_ARRIVALS)),
           window(window_init(s.workload.warmup, s.workload.requests, s.slo.per_user_tok_s, s.slo.ttft_s)) {}
 
@@ -258,6 +263,7 @@ static void start_step(Sim& s) {
     s.conf.resize(R * static_cast<size_t>(G));
     s.conf_stale.resize(R * static_cast<size_t>(G));
     s.alpha_hat.resize(R);
+    if (s.reads_q) s.draft_q.resize(R * static_cast<size_t>(G));
     s.keys.resize(R);
     double context = 0;
     for (size_t i = 0; i < R; i++) {
@@ -273,6 +279,7 @@ static void start_step(Sim& s) {
         s.max_len[i] = std::min(G, r.output_len - r.generated - 1);
         // Laplace estimate of the request's acceptance from what it has verified so far
         s.alpha_hat[i] = alpha_estimate(r.accepted, r.verified);
+        if (s.reads_q) acceptance_draft_prob(s.acc, r.trace_idx, t, &s.draft_q[i * static_cast<size_t>(G)]);
         s.keys[i] = r.key;
         context += r.prompt_len + r.generated;
     }
@@ -287,6 +294,8 @@ static void start_step(Sim& s) {
         in.conf_stale = s.conf_stale.data();
         in.max_len = s.max_len.data();
         in.alpha_hat = s.alpha_hat.data();
+        in.draft_prob = s.reads_q ? s.draft_q.data() : nullptr;
+        in.estimator = &s.draft_est;
         in.token_budget = s.sc.engine.max_batch_tokens;
         in.step_time = StepTime{step_seconds, &s};
         policy_choose(s.policy, in, s.ell.data());
@@ -343,6 +352,7 @@ static void end_step(Sim& s) {
         r.generated += n + 1;
         r.verified += s.ell[i];
         r.accepted += n;
+        if (s.reads_q) draft_prob_observe(s.draft_est, &s.draft_q[i * static_cast<size_t>(G)], s.ell[i], n);
         std::copy_n(s.draws[i].conf, G, &r.conf_hist[static_cast<size_t>((r.n_steps % 3) * G)]);
         r.n_steps++;
         emitted += n + 1;
@@ -390,6 +400,7 @@ static void end_step(Sim& s) {
 
 PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, double load,
                           SimObserver* observer) {
+    acceptance_check_policies(sc, acc, {policy});
     Sim s(sc, acc, policy, observer);
     const Workload& w = sc.workload;
     PointResult res;

@@ -73,6 +73,8 @@ struct SimObserver {
 
 // Runs one point: `load` is the number of users (closed loop) or the arrival
 // rate in requests/s (open loop). Deterministic in (scenario, seed, policy, load).
+// Throws sp::Error when the acceptance source cannot feed the policy
+// (acceptance_check_policies: draft-prob without recorded draft probabilities).
 PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, double load,
                           SimObserver* observer = nullptr);
 

@@ -10,6 +10,7 @@ namespace sp {
 SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
                       const std::vector<double>& loads, int threads, std::atomic<int>* done,
                       const std::atomic<bool>* cancel) {
+    acceptance_check_policies(sc, acc, policies);  // here, not in a worker thread
     auto t0 = std::chrono::steady_clock::now();
     SweepResult res;
     res.loads = loads;

@@ -45,6 +45,8 @@ struct SweepResult {
 // given, counts finished points as they finish, for a progress display.
 // `cancel`, when given and set, stops the sweep between points (a point runs
 // to its end): the result then has cancelled = true and incomplete points.
+// A policy the acceptance source cannot feed (acceptance_check_policies)
+// throws sp::Error on the calling thread before any point runs.
 SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
                       const std::vector<double>& loads, int threads, std::atomic<int>* done = nullptr,
                       const std::atomic<bool>* cancel = nullptr);

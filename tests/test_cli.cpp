@@ -268,6 +268,12 @@ TEST(Cli, BadScenariosAndFlagsAreOneLineNamingTheProblem) {
         {"sweep " + scenario("teaching.toml") + " --concurrency 4,2", "--concurrency"},
         {"sweep " + scenario("teaching.toml") + " --concurrency 1.5", "--concurrency"},
         {"sim " + scenario("teaching.toml") + " --policy fixed:x", "fixed:K"},
+        // draft-prob replays recorded draft probabilities: not from an i.i.d.
+        // source, not from a trace captured before schema 3
+        {"sweep " + scenario("teaching.toml") + " --policies ar,draft-prob", "teaching.toml: acceptance.source"},
+        {"sim " + scenario("teaching.toml") + " --policy draft-prob", "teaching.toml: acceptance.source"},
+        {"sweep " + scenario("default.toml") + " --policies draft-prob --concurrency 1", "demo.specdb"},
+        {"sweep " + scenario("default.toml") + " --policies draft-prob --concurrency 1", "positions.draft_prob"},
     };
     for (const Case& c : cases) {
         Result r = run(c.args);

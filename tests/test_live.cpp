@@ -12,6 +12,11 @@
 //    the forwards;
 //  - Little's law on the measured window: with no think time the users are
 //    always in the system, so users = request rate x mean E2E;
+//  - replaying a trace, the live engine and the simulator decide alike:
+//    fixed:4 accepts step for step as the simulator; draft-prob, whose
+//    estimate pools every request's past steps, picks the same verify
+//    lengths in the same batches when both read the trace's draft
+//    probabilities and price B from the same cost table;
 //  - the CLI: sweep's JSON fields measured, plus the host loop's time; the
 //    trace store gets a run per point whose steps account for every output
 //    token, and the step-cost table; bad input is one line and exit 1
@@ -21,6 +26,8 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -29,9 +36,11 @@
 #include "engine/drafter.h"
 #include "engine/model.h"
 #include "serve/live.h"
+#include "simulator/cost.h"
 #include "simulator/sim.h"
 #include "simulator/workload.h"
 #include "tests/cli_run.h"
+#include "tests/draft_prob_trace.h"
 #include "tests/scratch.h"
 #include "tests/sim_scenario.h"
 #include "tests/spec_run.h"
@@ -177,6 +186,86 @@ TEST(Live, ReplayingATraceAcceptsStepForStepAsTheSimulator) {
         compared++;
     }
     EXPECT_GE(compared, 8);
+}
+
+// draft-prob replayed live and simulated, on a trace (tests/draft_prob_trace.h)
+// whose draft probabilities mislead (the surest-looking drafts fail most),
+// so the estimate moves and the verify lengths with it. Both sides read the
+// trace's draft probabilities (the live engine through SpecRequest::replay),
+// take the trace's accept decisions, and price a verify of B tokens from one
+// cost table, 1 ms + 0.25 ms per token, with no draft or prefill cost (so
+// the simulator's StepTime is the table alone, as the engine's). Then every
+// step of every request must verify the same number of drafts in a batch of
+// the same size: the pooled estimate leaves no room for a step taken in
+// another order or a draft probability from elsewhere.
+TEST(Live, DraftProbReplayedDecidesStepForStepAsTheSimulator) {
+    ScratchDir dir;
+    write_draft_prob_trace(dir.file("q.specdb"), 12, 8, 12, 40);
+    Scenario sc = live_scenario(2, 2, 8);
+    sc.workload.lengths = LENGTHS_TRACE;
+    sc.workload.mix = {{"code", 1, {}}};
+    sc.acceptance.kind = ACCEPT_TRACE;
+    sc.acceptance.trace_path = dir.file("q.specdb");
+    sc.engine.max_batch_tokens = 64;
+    CostModel& c = sc.cost;
+    c.kind = COST_MEASURED;
+    c.drafter.kind = DRAFTER_NONE;
+    for (int b = 1; b <= 64; b++) {
+        Profile cell;
+        cell.phase = PHASE_VERIFY;
+        cell.n_seqs = 1;
+        cell.n_tokens = b;
+        cell.latency_us_p10 = cell.latency_us_p50 = cell.latency_us_p90 = 1000 + 250 * b;
+        c.measured.verify.push_back(cell);
+    }
+    Profile free_prefill;
+    free_prefill.phase = PHASE_PREFILL;
+    free_prefill.n_seqs = free_prefill.n_tokens = 1;
+    c.measured.prefill = {free_prefill};
+    const AcceptanceData acc = acceptance_load(sc);
+    ASSERT_EQ(acc.draft_prob.size(), acc.beta.size());
+    const Policy draft_prob = policy_of("draft-prob");
+
+    using Decisions = std::vector<std::tuple<int, int, int>>;  // (R, l, accepted) per step
+    struct Record : SimObserver {
+        std::map<uint64_t, Decisions> steps;
+        std::set<uint64_t> done;
+        void on_step(const StepView& v) override {
+            for (int i = 0; i < v.n_decode; i++) steps[v.keys[i]].emplace_back(v.n_decode, v.ell[i], v.accepted[i]);
+        }
+        void on_complete(const CompletedRequest& r) override { done.insert(r.key); }
+    } sim;
+    sim_run_point(sc, acc, draft_prob, 2, &sim);
+
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
+    auto target = backend_cpu(w, 2);
+    auto drafter = drafter_open_cpu(kFixtures + "tiny-dspark", w, DrafterOptions{0, 2});
+    LiveOptions o;
+    o.replay = true;
+    o.step_time.ctx = &sc.cost;
+    o.step_time.fn = [](const void* ctx, int n_tokens) {
+        BatchShape b;
+        b.n_decode_seqs = 1;
+        b.n_decode_tokens = n_tokens;
+        return cost_forward_s(*static_cast<const CostModel*>(ctx), b);
+    };
+    std::vector<LiveRequest> done;
+    o.on_complete = [&](const LiveRequest& r) { done.push_back(r); };
+    live_run_point(sc, acc, *target, drafter.get(), draft_prob, 2, {{"code", {1, 5, 9, 23, 7, 5, 9, 11}}}, o);
+    int compared = 0;
+    std::set<int> ells;
+    for (const LiveRequest& r : done) {
+        if (!sim.done.count(r.key)) continue;
+        Decisions live;
+        for (const Step& st : r.steps) {
+            live.emplace_back(st.batch_size, st.verify_len, st.n_accepted);
+            ells.insert(st.verify_len);
+        }
+        EXPECT_EQ(live, sim.steps[r.key]) << "request " << r.key;
+        compared++;
+    }
+    EXPECT_GE(compared, 8);
+    EXPECT_GE(ells.size(), 3u) << "draft-prob should vary its verify lengths here";
 }
 
 // ---------------------------------------------------------------------------

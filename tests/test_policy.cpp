@@ -5,13 +5,21 @@
 // Confidences in the hand-made cases are dyadic (0.5, 0.25, 0.75, ...) where
 // a Theta is compared exactly; elsewhere expected Thetas carry a 1e-6
 // tolerance for float confidences such as 0.9f.
+//
+// draft-prob's estimator (policy/draft_prob.h) against its documented
+// closed forms: bins of logit(q) worked out by hand, the prior before any
+// data, the counts after a hand-made sequence of verified blocks (slots
+// after a rejection and unverified slots not counted), and the policy as
+// DSpark's scheduler over estimates computed by hand.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <vector>
 
+#include "policy/draft_prob.h"
 #include "policy/policy.h"
 #include "traces/rng.h"
 
@@ -37,6 +45,8 @@ struct World {
     std::vector<float> conf, stale;  // (n, gamma); stale empty: none given
     std::vector<int> max_len;        // empty: none given
     std::vector<double> alpha;       // empty: none given
+    std::vector<float> q;            // (n, gamma) draft probabilities (draft-prob); empty: none given
+    DraftProbEstimator est;          // draft-prob's counts
     int budget = 1 << 20;
     StepFn step;
 
@@ -48,6 +58,8 @@ struct World {
         in.conf_stale = stale.empty() ? nullptr : stale.data();
         in.max_len = max_len.empty() ? nullptr : max_len.data();
         in.alpha_hat = alpha.empty() ? nullptr : alpha.data();
+        in.draft_prob = q.empty() ? nullptr : q.data();
+        in.estimator = &est;
         in.token_budget = budget;
         in.step_time = StepTime{step_fn, &step};
         return in;
@@ -108,6 +120,7 @@ TEST(Policy, ParseAcceptsEveryPolicyAndGivesItsCanonicalName) {
         {"dspark-async", POLICY_DSPARK_ASYNC, "dspark-async"},
         {"goodput", POLICY_GOODPUT, "goodput"},
         {"batch-table", POLICY_BATCH_TABLE, "batch-table"},
+        {"draft-prob", POLICY_DRAFT_PROB, "draft-prob"},
     };
     for (const Case& c : cases) {
         Policy p;
@@ -128,7 +141,7 @@ TEST(Policy, ParseRejectsMalformedTextSayingWhatWasExpected) {
     const std::string fixed = "fixed:K with K a whole number >= 0, got '";
     const std::string threshold = "threshold:T with T a number in [0, 1], got '";
     const std::string unknown =
-        "a policy: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput or batch-table, got '";
+        "a policy: ar, mtp1, fixed:K, threshold:T, dspark, dspark-async, goodput, batch-table or draft-prob, got '";
     struct Case {
         const char* text;
         const std::string& expected;
@@ -139,7 +152,7 @@ TEST(Policy, ParseRejectsMalformedTextSayingWhatWasExpected) {
         {"threshold:", threshold},   {"threshold:nan", threshold}, {"threshold:inf", threshold},
         {"threshold:0.5x", threshold}, {"", unknown},             {"DSpark", unknown},
         {"ar ", unknown},            {"fixed", unknown},          {"batch-table:4", unknown},
-        {"eagle", unknown},
+        {"eagle", unknown},          {"draft-prob:0.5", unknown}, {"draftprob", unknown},
     };
     for (const Case& c : cases) {
         Policy p;
@@ -168,6 +181,7 @@ TEST(Policy, DraftLengthIsZeroForArOneForMtpKForFixedAndGammaOtherwise) {
     EXPECT_EQ(len("dspark", 5), 5);
     EXPECT_EQ(len("dspark-async", 5), 5);
     EXPECT_EQ(len("goodput", 5), 5);
+    EXPECT_EQ(len("draft-prob", 5), 5);
     Policy table;
     table.kind = POLICY_BATCH_TABLE;
     EXPECT_EQ(policy_draft_len(table, 5), 0) << "an empty table never verifies, so drafts nothing";
@@ -449,6 +463,121 @@ TEST(Policy, GoodputClampsAlphaAndTreatsNaNAsNoAcceptance) {
     EXPECT_EQ(w.choose("goodput"), (L{0, 0, 1}));
 }
 
+// ---- draft-prob: the estimator and the policy
+
+TEST(Policy, StepTimeIsNeededByTheCostAwarePoliciesOnly) {
+    auto needs = [](const char* text) {
+        Policy p;
+        std::string err;
+        EXPECT_TRUE(policy_parse(text, &p, &err)) << err;
+        return policy_needs_step_time(p);
+    };
+    for (const char* t : {"dspark", "dspark-async", "goodput", "draft-prob"}) EXPECT_TRUE(needs(t)) << t;
+    for (const char* t : {"ar", "mtp1", "fixed:3", "threshold:0.5", "batch-table"}) EXPECT_FALSE(needs(t)) << t;
+}
+
+// bin = floor((logit(q) + 6) / 0.75), clamped into 0..15; logits by hand:
+// logit(0.55) = 0.2007 -> 8.27; logit(0.9) = ln 9 = 2.197 -> 10.93;
+// logit(0.99) = ln 99 = 4.595 -> 14.13; logit(0.999) = 6.907 -> 17.2 -> 15;
+// logit(0.01) = -4.595 -> 1.87; logit(0.001) = -6.907 -> -1.2 -> 0;
+// logit(0.3) = -0.847 -> 6.87; q = 0.5 is logit 0 exactly, the lower edge of bin 8.
+TEST(DraftProb, BinsAreThreeQuarterUnitsOfLogitQOpenAtBothEnds) {
+    struct Case {
+        float q;
+        int bin;
+    } cases[] = {{0.55f, 8},  {0.9f, 10}, {0.99f, 14}, {0.999f, 15}, {0.01f, 1}, {0.001f, 0},
+                 {0.3f, 6},   {0.5f, 8},  {1.0f, 15},  {0.0f, 0},    {-1.0f, 0}, {std::nanf(""), 0}};
+    for (const Case& c : cases) EXPECT_EQ(draft_prob_bin(c.q), c.bin) << "q " << c.q;
+}
+
+// Before any data c(q) is its bin's centre probability sigma(-6 + 0.75 (b + 0.5)):
+// bin 8: sigma(0.375) = 0.59267; bin 10: sigma(1.875) = 0.86704; bin 15:
+// sigma(5.625) = 0.99641; bin 0: sigma(-5.625) = 0.0035936.
+TEST(DraftProb, BeforeAnyDataTheEstimateIsTheBinsCentreProbability) {
+    const DraftProbEstimator none;
+    EXPECT_NEAR(draft_prob_estimate(none, 0.55f), 0.5926665999540697, 1e-12);
+    EXPECT_NEAR(draft_prob_estimate(none, 0.6f), 0.5926665999540697, 1e-12);  // same bin, same estimate
+    EXPECT_NEAR(draft_prob_estimate(none, 0.9f), 0.8670357598021706, 1e-12);
+    EXPECT_NEAR(draft_prob_estimate(none, 1.0f), 0.9964063974185798, 1e-12);
+    EXPECT_NEAR(draft_prob_estimate(none, 0.0f), 0.00359360258142009, 1e-12);
+    for (int b = 0; b < DRAFT_PROB_BINS; b++) {
+        const double x = -6 + 0.75 * (b + 0.5);
+        EXPECT_NEAR(draft_prob_prior(b), 1 / (1 + std::exp(-x)), 1e-15) << "bin " << b;
+    }
+}
+
+// Four blocks by hand (q of each slot, l verified, n accepted):
+//   {0.9, 0.55, 0.99, 0.9}  l 4, n 1: slot 0 accepted (bin 10), slot 1 rejected (bin 8);
+//                                     slots 2, 3 after the rejection: not observed
+//   {0.9, 0.9, 0.55, 0.99}  l 3, n 3: slots 0, 1 accepted (bin 10), slot 2 (bin 8);
+//                                     slot 3 drafted but not verified: not observed
+//   {0.99, 0.9}             l 2, n 0: slot 0 rejected (bin 14); slot 1 not observed
+//   {0.55}                  l 0:      nothing verified, nothing observed
+// Counts: bin 10 3 of 3, bin 8 1 of 2, bin 14 0 of 1, every other bin 0.
+// c = (accepted + 2 prior) / (observed + 2): c(0.9) = (3 + 2 x 0.86704) / 5 =
+// 0.94681, c(0.55) = (1 + 2 x 0.59267) / 4 = 0.54633, c(0.99) = 2 x
+// sigma(4.875) / 3 = 0.66162.
+TEST(DraftProb, CountsOnlySlotsVerifiedBehindAcceptedOnes) {
+    DraftProbEstimator e;
+    const float a[] = {0.9f, 0.55f, 0.99f, 0.9f}, b[] = {0.9f, 0.9f, 0.55f, 0.99f}, c[] = {0.99f, 0.9f}, d[] = {0.55f};
+    draft_prob_observe(e, a, 4, 1);
+    draft_prob_observe(e, b, 3, 3);
+    draft_prob_observe(e, c, 2, 0);
+    draft_prob_observe(e, d, 0, 0);
+    int64_t want_obs[DRAFT_PROB_BINS] = {}, want_acc[DRAFT_PROB_BINS] = {};
+    want_obs[10] = 3, want_acc[10] = 3;
+    want_obs[8] = 2, want_acc[8] = 1;
+    want_obs[14] = 1, want_acc[14] = 0;
+    for (int k = 0; k < DRAFT_PROB_BINS; k++) {
+        EXPECT_EQ(e.observed[k], want_obs[k]) << "bin " << k;
+        EXPECT_EQ(e.accepted[k], want_acc[k]) << "bin " << k;
+    }
+    EXPECT_NEAR(draft_prob_estimate(e, 0.9f), 0.9468143039208682, 1e-12);
+    EXPECT_NEAR(draft_prob_estimate(e, 0.55f), 0.5463332999770348, 1e-12);
+    EXPECT_NEAR(draft_prob_estimate(e, 0.99f), 0.6616151724880929, 1e-12);
+    EXPECT_NEAR(draft_prob_estimate(e, 0.3f), 0.24508501313237172, 1e-12) << "an unseen bin keeps its prior";
+    // the same blocks in another order: the same counts
+    DraftProbEstimator f;
+    draft_prob_observe(f, d, 0, 0);
+    draft_prob_observe(f, c, 2, 0);
+    draft_prob_observe(f, b, 3, 3);
+    draft_prob_observe(f, a, 4, 1);
+    for (int k = 0; k < DRAFT_PROB_BINS; k++)
+        EXPECT_EQ(std::tie(f.observed[k], f.accepted[k]), std::tie(e.observed[k], e.accepted[k])) << "bin " << k;
+}
+
+TEST(DraftProb, TheEstimateStaysStrictlyInsideZeroOne) {
+    DraftProbEstimator e;
+    e.observed[0] = e.accepted[15] = e.observed[15] = 1'000'000'000;  // bin 0 never accepted, bin 15 always
+    EXPECT_GT(draft_prob_estimate(e, 0.0f), 0.0);
+    EXPECT_LT(draft_prob_estimate(e, 1.0f), 1.0);
+}
+
+// Two requests, gamma 3, q rows {0.999, 0.999, 0.55} and {0.55, 0.999, 0.999}
+// (bins 15, 15, 8 and 8, 15, 15), step time 1 + 0.1 B. With 2 of 8 drafts
+// of bin 15 accepted so far, c15 = (2 + 2 x 0.99641) / 10 = 0.39928 and
+// c8 = 0.59267 (no data: its prior). Prefix survival: r0 .39928 .15943
+// .09449; r1 .59267 .23664 .09449. Algorithm 1 from Theta = 2 / 1.2 = 1.6667:
+// +.59267 (1,1) 1.9944, +.39928 (0,1) 2.1371, +.23664 (1,2) 2.1524, +.15943
+// (0,2) 2.1175 falls: stop. l = {1, 2}. With no data the same drafts look
+// near certain (c15 = 0.99641) and every slot raises Theta: l = {3, 3}.
+TEST(Policy, DraftProbIsDSparksSchedulerOverTheEstimatedAcceptance) {
+    World w = world(2, 3, std::vector<float>(6, 0.0f));  // no head: draft-prob never reads conf
+    w.step.slope = 0.1;
+    w.q = {0.999f, 0.999f, 0.55f, 0.55f, 0.999f, 0.999f};
+    EXPECT_EQ(w.choose("draft-prob"), (L{3, 3})) << "priors only";
+    w.est.observed[15] = 8;
+    w.est.accepted[15] = 2;
+    EXPECT_EQ(w.choose("draft-prob"), (L{1, 2}));
+    // dspark_schedule fed the estimates computed by hand decides the same
+    const float c15 = 0.39928127948371595f, c8 = 0.5926665999540697f;
+    w.conf = {c15, c15, c8, c8, c15, c15};
+    EXPECT_EQ(w.dspark(true), (L{1, 2}));
+    // caps and the budget hold as for dspark: r1 capped at 1 draft
+    w.max_len = {3, 1};
+    EXPECT_EQ(w.choose("draft-prob"), (L{1, 1}));
+}
+
 // ---- against a slow reference
 
 namespace {
@@ -566,15 +695,50 @@ TEST(Policy, GoodputMatchesTheReferenceOnRandomWorlds) {
     }
 }
 
+// draft_prob.h's estimate transcribed from its header, independently of
+// draft_prob.cpp: the bin from the logit, the prior at the bin's centre.
+static double reference_estimate(const DraftProbEstimator& e, float q) {
+    int b = 0;
+    if (q >= 1) b = 15;
+    else if (q > 0) b = std::clamp(static_cast<int>(std::floor((std::log(q / (1.0 - q)) + 6) / 0.75)), 0, 15);
+    const double prior = 1 / (1 + std::exp(-(-6 + 0.75 * (b + 0.5))));
+    return (static_cast<double>(e.accepted[b]) + 2 * prior) / (static_cast<double>(e.observed[b]) + 2);
+}
+
+TEST(Policy, DraftProbMatchesTheReferenceOverTheReferenceEstimatesOnRandomWorlds) {
+    Rng rng = rng_seed(17);
+    for (int trial = 0; trial < 200; trial++) {
+        World w = random_world(rng);
+        for (int i = 0; i < w.n * w.gamma; i++) {
+            // q from all over (0, 1), crowded near 1 as a good drafter's, and exact 0s and 1s
+            const int style = static_cast<int>(rng_below(rng, 3));
+            const double u = rng_uniform(rng);
+            w.q.push_back(static_cast<float>(style == 0 ? u : style == 1 ? 1 - 0.02 * u : std::round(u)));
+        }
+        for (int b = 0; b < DRAFT_PROB_BINS; b++) {
+            w.est.observed[b] = static_cast<int64_t>(rng_below(rng, 50));
+            w.est.accepted[b] = static_cast<int64_t>(rng_below(rng, static_cast<uint64_t>(w.est.observed[b]) + 1));
+        }
+        std::vector<float> c;
+        for (float q : w.q) c.push_back(static_cast<float>(reference_estimate(w.est, q)));
+        L ref;
+        reference_dspark(w, c, true, &ref);
+        ASSERT_EQ(w.choose("draft-prob"), ref) << "trial " << trial;
+    }
+}
+
 TEST(Policy, EveryPolicyIsDeterministicAndKeepsCapsAndBudget) {
     Rng rng = rng_seed(13);
-    const char* policies[] = {"ar", "mtp1", "fixed:3", "threshold:0.4", "dspark", "dspark-async", "goodput"};
+    const char* policies[] = {"ar",           "mtp1",    "fixed:3",   "threshold:0.4",
+                              "dspark",       "dspark-async", "goodput", "draft-prob"};
     for (int trial = 0; trial < 60; trial++) {
         World w = random_world(rng);
         for (int i = 0; i < w.n * w.gamma; i++) w.stale.push_back(static_cast<float>(rng_uniform(rng)));
         for (int r = 0; r < w.n; r++) w.alpha.push_back(rng_uniform(rng));
+        for (int i = 0; i < w.n * w.gamma; i++) w.q.push_back(static_cast<float>(rng_uniform(rng)));
         World other = random_world(rng);  // disturbs the thread_local scratch between the two calls
         other.alpha.assign(static_cast<size_t>(other.n), 0.5);
+        other.q.assign(static_cast<size_t>(other.n * other.gamma), 0.9f);
         for (const char* text : policies) {
             L first = w.choose(text);
             other.choose(text);
@@ -594,7 +758,8 @@ TEST(Policy, EveryPolicyIsDeterministicAndKeepsCapsAndBudget) {
 TEST(Policy, AnEmptyBatchIsNotAnError) {
     World w = world(0, 4, {});
     w.budget = 0;
-    for (const char* text : {"ar", "mtp1", "fixed:2", "threshold:0.5", "dspark", "dspark-async", "goodput"})
+    for (const char* text :
+         {"ar", "mtp1", "fixed:2", "threshold:0.5", "dspark", "dspark-async", "goodput", "draft-prob"})
         EXPECT_EQ(w.choose(text), L{}) << text;
     double theta = -1;
     EXPECT_EQ(w.dspark(true, &theta), L{});

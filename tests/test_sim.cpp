@@ -7,12 +7,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <sstream>
 
 #include "simulator/report.h"
 #include "simulator/sweep.h"
 #include "simulator/workload.h"
 #include "sim_scenario.h"
+#include "tests/draft_prob_trace.h"
+#include "tests/scratch.h"
 #include "traces/models.h"
 
 using namespace sp;
@@ -227,7 +230,68 @@ TEST(Sim, InvariantsHoldUnderLoadForEveryPolicyWithColocatedOrDisaggregatedPrefi
     }
 }
 
+// draft-prob replays a trace's draft probabilities (tests/draft_prob_trace.h:
+// 20 requests, 100-token prompts, outputs of 50..300), here under load.
+static Scenario draft_prob_scenario(const std::string& trace) {
+    Scenario sc = base(0.7, 4);
+    sc.acceptance.kind = ACCEPT_TRACE;
+    sc.acceptance.trace_path = trace;
+    sc.workload.lengths = LENGTHS_TRACE;
+    sc.workload.mix = {{"code", 1, {}}};
+    sc.engine.max_seqs = 48;
+    sc.engine.max_batch_tokens = 1024;
+    sc.engine.prefill_chunk_tokens = 512;
+    return sc;
+}
+
+TEST(Sim, InvariantsHoldUnderLoadForDraftProbOnATraceWithDraftProbabilities) {
+    ScratchDir dir;
+    write_draft_prob_trace(dir.file("q.specdb"), 20, 100, 50, 300);
+    for (bool disagg : {false, true}) {
+        Scenario sc = draft_prob_scenario(dir.file("q.specdb"));
+        sc.engine.disaggregated_prefill = disagg;
+        InvariantChecker check;
+        struct Verified : SimObserver {
+            SimObserver* inner;
+            std::set<int> ells;
+            explicit Verified(SimObserver* i) : inner(i) {}
+            void on_step(const StepView& v) override {
+                for (int i = 0; i < v.n_decode; i++) ells.insert(v.ell[i]);
+                inner->on_step(v);
+            }
+            void on_state(const SimState& st) override { inner->on_state(st); }
+            void on_complete(const CompletedRequest& r) override { inner->on_complete(r); }
+        } verified(&check);
+        PointResult p = run(sc, "draft-prob", 32, &verified);
+        EXPECT_EQ(check.violations, 0) << (disagg ? "disaggregated: " : "") << check.first;
+        EXPECT_GE(check.completions, sc.workload.warmup + sc.workload.requests);
+        EXPECT_EQ(p.n_requests, sc.workload.requests);
+        EXPECT_GE(verified.ells.size(), 3u) << "draft-prob's verify lengths vary";
+    }
+}
+
 // [SECTION] determinism ----------------------------------------------------------
+
+TEST(Sim, DraftProbGivesByteIdenticalJsonOnOneThreadAndOnMany) {
+    ScratchDir dir;
+    write_draft_prob_trace(dir.file("q.specdb"), 20, 100, 50, 300);
+    Scenario sc = draft_prob_scenario(dir.file("q.specdb"));
+    sc.workload.requests = 60;
+    std::vector<Policy> pols{policy("draft-prob"), policy("fixed:4")};
+    std::vector<double> loads{1, 8, 32};
+    AcceptanceData acc = acceptance_load(sc);
+    auto json = [&](int threads, uint64_t seed) {
+        sc.seed = seed;
+        SweepResult r = sweep_run(sc, acc, pols, loads, threads);
+        std::ostringstream out;
+        report_json(out, sc, pols, r);
+        return out.str();
+    };
+    std::string one = json(1, 7);
+    EXPECT_EQ(one, json(1, 7));
+    EXPECT_EQ(one, json(3, 7));
+    EXPECT_NE(one, json(1, 8));
+}
 
 TEST(Sim, TheSameSeedGivesByteIdenticalJsonOnOneThreadAndOnMany) {
     Scenario sc = base(0.7, 4);

@@ -14,7 +14,9 @@
 //  - the verifier's rule against hand-worked cases (verify_reference),
 //    prefill chunks' context rows included;
 //  - chunked prefill (submit): requests joining while others decode give
-//    the tokens of add()'s one-forward prefill, greedy and at T = 1.
+//    the tokens of add()'s one-forward prefill, greedy and at T = 1;
+//  - draft-prob's estimator counts what the steps record: min(l, n + 1)
+//    slots observed and n accepted per verified block.
 //
 // Models: the HF fixture tiny-qwen3 as the target; tiny-llama (same
 // vocabulary) as an independent draft model; the target itself as a draft
@@ -78,7 +80,7 @@ TEST(SpeculativeGreedy, EveryDrafterAndPolicyReproducesAutoregressiveOutput) {
         const auto want = ar_outputs(*target, prompts, max_new);
         auto drafter = drafter_open_cpu(s.drafter, w, DrafterOptions{0, int(prompts.size())});
         const int G = drafter->gamma();
-        std::vector<std::string> policies = {"fixed:1", "fixed:" + std::to_string(G), "goodput"};
+        std::vector<std::string> policies = {"fixed:1", "fixed:" + std::to_string(G), "goodput", "draft-prob"};
         if (drafter->has_confidence()) policies.insert(policies.end(), {"threshold:0.4", "dspark", "dspark-async"});
         for (const std::string& pol : policies) {
             SCOPED_TRACE(s.drafter + " " + pol);
@@ -99,6 +101,48 @@ TEST(SpeculativeGreedy, EveryDrafterAndPolicyReproducesAutoregressiveOutput) {
             std::printf("  %-40s %-14s accepted %4d, verify lengths seen %zu\n", s.drafter.c_str(), pol.c_str(),
                         accepted, ells.size());
         }
+    }
+}
+
+// draft-prob's estimator learns from every verified block, as draft_prob.h
+// says: summed over the requests' recorded steps, slots observed = min(l,
+// n + 1) and accepted = n. n-gram lookup is sure of every draft (q = 1), so
+// all of it lands in the last bin; the draft model spreads over several. A
+// flat step cost makes every drafted slot worth verifying, so the unrelated
+// tiny-llama, whose drafts all fail, keeps being observed.
+TEST(SpeculativeGreedy, DraftProbLearnsFromEveryVerifiedBlock) {
+    const std::vector<std::vector<int>> prompts = {{1, 5, 9, 23, 7, 5, 9}, {203, 62, 340, 95, 178, 91, 302, 93}};
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3");
+    auto target = backend_cpu(w, int(prompts.size()));
+    for (const std::string& d : {std::string("ngram"), kFixtures + "tiny-llama"}) {
+        SCOPED_TRACE(d);
+        auto drafter = drafter_open_cpu(d, w, DrafterOptions{0, int(prompts.size())});
+        SpecOptions o;
+        o.policy = policy_of("draft-prob");
+        o.step_time.fn = [](const void*, int) { return 1e-3; };
+        Speculator spec(*target, drafter.get(), o);
+        const std::vector<SpecRequest> reqs = spec_run_batch(spec, prompts, 40);
+        int64_t observed = 0, accepted = 0;
+        for (const SpecRequest& r : reqs)
+            for (const Step& st : r.steps) {
+                observed += std::min(st.verify_len, st.n_accepted + 1);
+                accepted += st.n_accepted;
+            }
+        const DraftProbEstimator& e = spec.draft_prob_estimator();
+        int64_t seen = 0, took = 0;
+        int bins_used = 0;
+        for (int b = 0; b < DRAFT_PROB_BINS; b++) {
+            seen += e.observed[b];
+            took += e.accepted[b];
+            bins_used += e.observed[b] > 0;
+        }
+        EXPECT_GT(observed, 0);
+        EXPECT_EQ(seen, observed);
+        EXPECT_EQ(took, accepted);
+        if (d == "ngram") EXPECT_EQ(e.observed[DRAFT_PROB_BINS - 1], observed) << "q = 1: the last bin";
+        else EXPECT_GE(bins_used, 2);
+        std::printf("  %-40s %lld slots observed in %d bins, %lld accepted\n", d.c_str(), (long long)seen, bins_used,
+                    (long long)took);
     }
 }
 
