@@ -71,33 +71,6 @@ std::vector<int> random_tokens(int n, int vocab, uint64_t salt) {
     return t;
 }
 
-DSparkConfig dspark_shape(const Config& target, const Args& a, bool dflash) {
-    DSparkConfig d;
-    d.layers = target;
-    d.layers.n_layers = a.draft_layers;
-    d.n_target_layers = target.n_layers;
-    d.block_size = a.gamma;
-    d.mask_token = target.vocab - 1;
-    // five layers spread over the target, as DeepSpec's Qwen3-8B config ([1, 9, 17, 25, 33])
-    for (int i = 0; i < 5; i++) d.target_layers.push_back(1 + i * (target.n_layers - 3) / 4);
-    d.markov_rank = dflash ? 0 : a.markov_rank;
-    d.confidence = !dflash;
-    d.confidence_with_markov = !dflash;
-    return d;
-}
-
-// EAGLE-3 at the target's shape: one layer, target layers low, mid and high
-// as DeepSpec's Qwen3-8B config ([1, 17, 33] of 36), chains of gamma steps.
-Eagle3Config eagle3_shape(const Config& target, const Args& a) {
-    Eagle3Config e;
-    e.layers = target;
-    e.layers.n_layers = 1;
-    e.n_target_layers = target.n_layers;
-    e.target_layers = {1, target.n_layers / 2 - 1, target.n_layers - 3};
-    e.ttt_length = a.gamma;
-    return e;
-}
-
 // A DraftBatch of R requests in slots 0..R-1, each bringing n_ctx context
 // tokens whose hidden rows are 0..n_ctx-1 of `hidden`.
 DraftBatch batch_of(int R, int n_ctx, int gamma, const float* hidden, int hidden_T, int vocab, int round) {
@@ -194,8 +167,9 @@ int run(const Args& a) {
     CudaBackendOptions bo;
     bo.kv.capacity_tokens = int64_t(R_max) * (a.context + 2 * a.gamma + 16) + a.prompt + a.tokens + 64;
     auto target = backend_cuda_random(c, 1, R_max, bo);
-    const DSparkConfig ds = dspark_shape(c, a, false), df = dspark_shape(c, a, true);
-    const Eagle3Config e3 = eagle3_shape(c, a);
+    const DSparkConfig ds = dspark_config_preset(c, a.gamma, false, a.draft_layers, a.markov_rank),
+                       df = dspark_config_preset(c, a.gamma, true, a.draft_layers, a.markov_rank);
+    const Eagle3Config e3 = eagle3_config_preset(c, a.gamma);
     // hidden rows for the drafters' context: (m, context, d) random-ish (values do not change the time);
     // EAGLE-3 reads the first 3 of DSpark's 5 layers' rows
     const int m = int(ds.target_layers.size());

@@ -461,6 +461,32 @@ Eagle3Config eagle3_config_load(const std::string& path) {
     return e;
 }
 
+DSparkConfig dspark_config_preset(const Config& target, int gamma, bool dflash, int draft_layers, int markov_rank) {
+    DSparkConfig d;
+    d.layers = target;
+    d.layers.n_layers = draft_layers;
+    d.n_target_layers = target.n_layers;
+    d.block_size = gamma;
+    d.mask_token = target.vocab - 1;
+    // five layers spread over the target, as DeepSpec's Qwen3-8B config ([1, 9, 17, 25, 33])
+    for (int i = 0; i < 5; i++) d.target_layers.push_back(1 + i * (target.n_layers - 3) / 4);
+    d.markov_rank = dflash ? 0 : markov_rank;
+    d.confidence = !dflash;
+    d.confidence_with_markov = !dflash;
+    return d;
+}
+
+Eagle3Config eagle3_config_preset(const Config& target, int gamma) {
+    Eagle3Config e;
+    e.layers = target;
+    e.layers.n_layers = 1;
+    e.n_target_layers = target.n_layers;
+    // low, mid and high, as DeepSpec's Qwen3-8B config ([1, 17, 33] of 36)
+    e.target_layers = {1, target.n_layers / 2 - 1, target.n_layers - 3};
+    e.ttt_length = gamma;
+    return e;
+}
+
 bool config_preset(const std::string& name, Config* out) {
     Config c;
     if (name == "qwen3-0.6b") c = preset_qwen3("qwen3-0.6b", 1024, 3072, 28, 16, true);

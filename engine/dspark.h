@@ -46,6 +46,15 @@ struct DSparkConfig {
 // "vanilla" ("gated" and "rnn" are refused by name).
 DSparkConfig dspark_config_load(const std::string& path);
 
+// A DSpark (or, with dflash, DFlash: no Markov head, no confidence head)
+// drafter's shape for `target` as DeepSpec trains one for Qwen3-8B: the
+// target's layer shape, draft_layers layers, five target layers spread from
+// 1 to n - 3, a block of gamma, the last token as the mask. For drafters with
+// random weights at a production shape (benchmarks, `--drafter dspark` with a
+// preset --model).
+DSparkConfig dspark_config_preset(const Config& target, int gamma, bool dflash, int draft_layers = 5,
+                                  int markov_rank = 256);
+
 struct DSparkWeights {
     DSparkConfig cfg;
     std::vector<float> fc;               // (d, m d)

@@ -41,6 +41,10 @@ struct Eagle3Config {
 // draft layer.
 Eagle3Config eagle3_config_load(const std::string& path);
 
+// EAGLE-3's shape for `target` as DeepSpec trains one: one layer of the
+// target's shape, target layers low, mid and high, chains of gamma steps.
+Eagle3Config eagle3_config_preset(const Config& target, int gamma);
+
 struct Eagle3Weights {
     Eagle3Config cfg;
     std::vector<float> fc;           // (d, m d)
