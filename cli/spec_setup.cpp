@@ -15,6 +15,8 @@
 #ifdef SPECPLAN_HAVE_CUDA
 #include "engine/cuda_model.h"
 #include "engine/drafter_cuda.h"
+#include "engine/dspark.h"
+#include "engine/eagle3.h"
 #endif
 
 namespace sp {
@@ -68,8 +70,10 @@ void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required, bool per_
                                         "shape with random weights (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b; for timing with "
                                         "replayed acceptance)")->required();
     auto* d = cmd->add_option("--drafter", a.drafter,
-                              "none, ngram[:N[:M]] (prompt lookup) or a drafter folder: DSpark/DFlash "
-                              "(Qwen3DSparkModel) or a Qwen3/Llama draft model");
+                              "none, ngram[:N[:M]] (prompt lookup), a drafter folder: DSpark/DFlash "
+                              "(Qwen3DSparkModel), EAGLE-3 (Qwen3Eagle3Model) or a Qwen3/Llama draft model; "
+                              "or, beside a preset --model on CUDA, dspark, dflash or eagle3: random weights at "
+                              "that preset's shape");
     if (drafter_required) d->required();
     if (per_request) {
         cmd->add_option("--gamma", a.gamma, "drafts per step at most (default: the drafter's block size, or 7)");
@@ -116,6 +120,18 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
                         "vocab_size " + std::to_string(s->target.cfg.vocab));
     }
 
+    // --drafter dspark|dflash|eagle3 beside a preset --model: that drafter at
+    // the preset's shape (dspark_config_preset, eagle3_config_preset) with
+    // random weights made on the device, so that the draft phase costs what
+    // it would at that shape while the accept decisions come from a trace.
+    const bool random_drafter = !is_file(a.drafter + "/config.json") &&
+                                (a.drafter == "dspark" || a.drafter == "dflash" || a.drafter == "eagle3");
+    if (random_drafter && !random)
+        throw Error("--drafter " + a.drafter + ": random weights at a preset's shape, so --model must be a preset " +
+                    "(qwen3-8b, ...), not the checkpoint " + a.model);
+    if (random_drafter && device != "cuda")
+        throw Error("--drafter " + a.drafter + ": random drafter weights are made on the GPU; needs --device cuda");
+
     DrafterOptions dopt;
     dopt.gamma = a.gamma;
     dopt.n_slots = n_seqs;
@@ -128,7 +144,15 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
             throw Error("--drafter " + a.drafter + ": reads the target's weights, which a random --model " + a.model +
                         " keeps on the device only; use ngram, none or a draft model");
         s->backend = random ? backend_cuda_random(s->target.cfg, a.seed, n_seqs) : backend_cuda(s->target, n_seqs);
-        s->drafter = drafter_open_cuda(a.drafter, s->target, dopt);
+        const Config& tc = s->target.cfg;
+        const int g = a.gamma > 0 ? a.gamma : 7;
+        if (a.drafter == "eagle3" && random_drafter)
+            s->drafter = drafter_eagle3_cuda_random(tc, eagle3_config_preset(tc, g), a.seed + 1, n_seqs, g);
+        else if (random_drafter)
+            s->drafter = drafter_dspark_cuda_random(tc, dspark_config_preset(tc, g, a.drafter == "dflash"), a.seed + 1,
+                                                    n_seqs, g);
+        else
+            s->drafter = drafter_open_cuda(a.drafter, s->target, dopt);
         cudaDeviceProp prop{};
         int dev = 0;
         if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) s->gpu = prop.name;

@@ -367,6 +367,17 @@ TEST(LiveCli, APresetWithRandomWeightsServesWithReplayedAcceptance) {
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(r.err_lines(), 1) << r.err;
     EXPECT_NE(r.err.find("nomodel"), std::string::npos) << r.err;
+    // a random DSpark drafter is made on the GPU, and only beside a preset
+    r = cli_run(dir, "live " + dir.file("replay.toml") + " --device cpu --model tiny-qwen3 --drafter dspark" +
+                         " --prompts " + write_prompts(dir) + " --replay");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("needs --device cuda"), std::string::npos) << r.err;
+    r = cli_run(dir, "live " + dir.file("replay.toml") + " --device cpu --model " + kFixtures +
+                         "tiny-qwen3-4l --drafter eagle3 --prompts " + write_prompts(dir));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("--model must be a preset"), std::string::npos) << r.err;
 }
 
 TEST(LiveCli, WhatTheEngineCannotServeIsOneLineBeforeAnythingRuns) {
