@@ -255,14 +255,24 @@ void Speculator::step() {
         std::vector<double> alpha(static_cast<size_t>(R));
         for (int j = 0; j < R; j++) {
             Live& l = running_[size_t(dec[size_t(j)])];
-            if (!drafts.conf.empty()) {
+            // a replayed trace's confidences when it has them (as the simulator reads them), else the head's
+            const Positions* p = l.r->replay;
+            const bool replayed = p && p->n > 0 && !p->conf_prob.empty();
+            if (replayed || !drafts.conf.empty()) {
                 l.conf_old2 = l.conf_old1;
                 l.conf_old1 = l.conf;
-                std::copy_n(drafts.conf.begin() + long(draft_row[size_t(j)]) * drafts.gamma, G, l.conf.begin());
-                if (l.r->steps.empty()) l.conf_old2 = l.conf_old1 = l.conf;  // a new request's stale rows: its current values
+                if (replayed) {
+                    std::fill(l.conf.begin(), l.conf.end(), 0.0f);
+                    std::copy_n(p->conf_prob.begin() + long(l.anchor_t % p->n) * p->gamma, std::min(G, p->gamma),
+                                l.conf.begin());
+                } else {
+                    std::copy_n(drafts.conf.begin() + long(draft_row[size_t(j)]) * drafts.gamma, G, l.conf.begin());
+                }
             }
+            // two steps old, or this step's while the request is younger than that (as the simulator)
+            const std::vector<float>& old = l.r->steps.size() >= 2 ? l.conf_old2 : l.conf;
             std::copy(l.conf.begin(), l.conf.end(), conf.begin() + long(j) * G);
-            std::copy(l.conf_old2.begin(), l.conf_old2.end(), stale.begin() + long(j) * G);
+            std::copy(old.begin(), old.end(), stale.begin() + long(j) * G);
             alpha[size_t(j)] = alpha_estimate(l.accepted, l.verified);
         }
         PolicyInput pin;

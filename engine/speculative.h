@@ -51,8 +51,9 @@ struct SpecRequest {
     // beta(t mod n, k) of these positions instead of the verifier's; the
     // forward and the drafter run as usual. EOS is ignored. When the
     // positions carry draft_prob, the draft-prob policy reads row t mod n of
-    // it instead of the drafter's q_token, so its inputs are the trace's, as
-    // the simulator's are.
+    // it instead of the drafter's q_token, and when they carry conf_prob the
+    // confidence policies read it instead of the head's, so their inputs are
+    // the trace's, as the simulator's are.
     const Positions* replay = nullptr;
 
     // filled in as it runs

@@ -79,7 +79,8 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         throw Error(sc.path + ": acceptance.source: replaying accept decisions needs a trace");
     if (o.replay) acceptance_check_policies(sc, acc, {policy});  // draft-prob replays the trace's draft_prob
     const auto by_domain = prompts_by_domain(sc, prompts);
-    std::vector<Positions> replay(o.replay ? acc.requests.size() : 0);  // per trace request: beta and draft_prob rows
+    // per trace request: beta, draft_prob and conf_prob rows (the policies read the trace's, as the simulator)
+    std::vector<Positions> replay(o.replay ? acc.requests.size() : 0);
     for (size_t i = 0; i < replay.size(); i++) {
         const TraceRequest& t = acc.requests[i];
         replay[i].gamma = acc.trace_gamma;
@@ -88,6 +89,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         replay[i].beta.assign(acc.beta.begin() + from, acc.beta.begin() + to);
         if (!acc.draft_prob.empty())
             replay[i].draft_prob.assign(acc.draft_prob.begin() + from, acc.draft_prob.begin() + to);
+        if (!acc.conf.empty()) replay[i].conf_prob.assign(acc.conf.begin() + from, acc.conf.begin() + to);
     }
     const Workload& wl = sc.workload;
     const int max_seqs = std::min(sc.engine.max_seqs, o.max_seqs > 0 ? o.max_seqs : target.n_seqs());

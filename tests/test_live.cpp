@@ -13,10 +13,11 @@
 //  - Little's law on the measured window: with no think time the users are
 //    always in the system, so users = request rate x mean E2E;
 //  - replaying a trace, the live engine and the simulator decide alike:
-//    fixed:4 accepts step for step as the simulator; draft-prob, whose
-//    estimate pools every request's past steps, picks the same verify
-//    lengths in the same batches when both read the trace's draft
-//    probabilities and price B from the same cost table;
+//    fixed:4 accepts step for step as the simulator; draft-prob (whose
+//    estimate pools every request's past steps), dspark and dspark-async
+//    (confidences two steps old) pick the same verify lengths in the same
+//    batches when both read the trace's draft probabilities and confidences
+//    and price B from the same cost table;
 //  - the CLI: sweep's JSON fields measured, plus the host loop's time; the
 //    trace store gets a run per point whose steps account for every output
 //    token, and the step-cost table; bad input is one line and exit 1
@@ -188,19 +189,22 @@ TEST(Live, ReplayingATraceAcceptsStepForStepAsTheSimulator) {
     EXPECT_GE(compared, 8);
 }
 
-// draft-prob replayed live and simulated, on a trace (tests/draft_prob_trace.h)
+// A policy replayed live and simulated, on a trace (tests/draft_prob_trace.h)
 // whose draft probabilities mislead (the surest-looking drafts fail most),
-// so the estimate moves and the verify lengths with it. Both sides read the
-// trace's draft probabilities (the live engine through SpecRequest::replay),
-// take the trace's accept decisions, and price a verify of B tokens from one
-// cost table, 1 ms + 0.25 ms per token, with no draft or prefill cost (so
-// the simulator's StepTime is the table alone, as the engine's). Then every
-// step of every request must verify the same number of drafts in a batch of
-// the same size: the pooled estimate leaves no room for a step taken in
-// another order or a draft probability from elsewhere.
-TEST(Live, DraftProbReplayedDecidesStepForStepAsTheSimulator) {
+// so draft-prob's estimate moves and the verify lengths with it, and whose
+// confidences are drawn apart from both, so the confidence policies read
+// something no drafter produced. Both sides read the trace's draft
+// probabilities and confidences (the live engine through
+// SpecRequest::replay), take the trace's accept decisions, and price a verify
+// of B tokens from one cost table, 1 ms + 0.25 ms per token, with no draft or
+// prefill cost (so the simulator's StepTime is the table alone, as the
+// engine's). Then every step of every request must verify the same number of
+// drafts in a batch of the same size: the pooled estimate, the confidences of
+// two steps ago and the cost-aware budget leave no room for a step taken in
+// another order or an input from elsewhere.
+void expect_replayed_decisions_equal(const std::string& policy) {
     ScratchDir dir;
-    write_draft_prob_trace(dir.file("q.specdb"), 12, 8, 12, 40);
+    write_draft_prob_trace(dir.file("q.specdb"), 12, 8, 12, 40, /*conf=*/true);
     Scenario sc = live_scenario(2, 2, 8);
     sc.workload.lengths = LENGTHS_TRACE;
     sc.workload.mix = {{"code", 1, {}}};
@@ -224,7 +228,8 @@ TEST(Live, DraftProbReplayedDecidesStepForStepAsTheSimulator) {
     c.measured.prefill = {free_prefill};
     const AcceptanceData acc = acceptance_load(sc);
     ASSERT_EQ(acc.draft_prob.size(), acc.beta.size());
-    const Policy draft_prob = policy_of("draft-prob");
+    ASSERT_EQ(acc.conf.size(), acc.beta.size());
+    const Policy pol = policy_of(policy);
 
     using Decisions = std::vector<std::tuple<int, int, int>>;  // (R, l, accepted) per step
     struct Record : SimObserver {
@@ -235,7 +240,7 @@ TEST(Live, DraftProbReplayedDecidesStepForStepAsTheSimulator) {
         }
         void on_complete(const CompletedRequest& r) override { done.insert(r.key); }
     } sim;
-    sim_run_point(sc, acc, draft_prob, 2, &sim);
+    sim_run_point(sc, acc, pol, 2, &sim);
 
     const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
     auto target = backend_cpu(w, 2);
@@ -251,7 +256,7 @@ TEST(Live, DraftProbReplayedDecidesStepForStepAsTheSimulator) {
     };
     std::vector<LiveRequest> done;
     o.on_complete = [&](const LiveRequest& r) { done.push_back(r); };
-    live_run_point(sc, acc, *target, drafter.get(), draft_prob, 2, {{"code", {1, 5, 9, 23, 7, 5, 9, 11}}}, o);
+    live_run_point(sc, acc, *target, drafter.get(), pol, 2, {{"code", {1, 5, 9, 23, 7, 5, 9, 11}}}, o);
     int compared = 0;
     std::set<int> ells;
     for (const LiveRequest& r : done) {
@@ -261,12 +266,16 @@ TEST(Live, DraftProbReplayedDecidesStepForStepAsTheSimulator) {
             live.emplace_back(st.batch_size, st.verify_len, st.n_accepted);
             ells.insert(st.verify_len);
         }
-        EXPECT_EQ(live, sim.steps[r.key]) << "request " << r.key;
+        EXPECT_EQ(live, sim.steps[r.key]) << policy << ", request " << r.key;
         compared++;
     }
-    EXPECT_GE(compared, 8);
-    EXPECT_GE(ells.size(), 3u) << "draft-prob should vary its verify lengths here";
+    EXPECT_GE(compared, 8) << policy;
+    EXPECT_GE(ells.size(), 3u) << policy << " should vary its verify lengths here";
 }
+
+TEST(Live, DraftProbReplayedDecidesStepForStepAsTheSimulator) { expect_replayed_decisions_equal("draft-prob"); }
+TEST(Live, DSparkReplayedDecidesStepForStepAsTheSimulator) { expect_replayed_decisions_equal("dspark"); }
+TEST(Live, DSparkAsyncReplayedDecidesStepForStepAsTheSimulator) { expect_replayed_decisions_equal("dspark-async"); }
 
 // ---------------------------------------------------------------------------
 // the command
