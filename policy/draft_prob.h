@@ -32,6 +32,12 @@
 // Counts are integers, so the estimate does not depend on the order of the
 // observations between two policy calls; the engine and the simulator still
 // observe in request-row order, after each step.
+//
+// Limits, by design for now: counts never decay, so a drafter whose
+// acceptance drifts is followed ever more slowly; and nothing explores, so
+// a bin whose estimate falls below what the step cost pays for is not
+// verified again and so not re-learnt (a drafter that is only briefly
+// unlucky in a bin keeps a low estimate there).
 #pragma once
 
 #include <cstdint>
