@@ -27,10 +27,11 @@ struct LiveArgs {
     SpecArgs spec;
     std::string scenario, prompts, policies, loads, json, csv, db;
     double time_limit_s = 0;
+    WindowFlags window;
     bool quiet = false, replay = false;
 };
 
-constexpr int kCostReps = 3;  // timed forwards per B of the step-cost table
+constexpr int kCostReps = 3;  // timed forwards per (R, q) shape of the step-cost table
 
 // The prompts file as token ids: text prompts through the target's tokenizer.
 std::vector<LivePrompt> live_prompts(const std::string& path, const SpecSetup& s) {
@@ -52,7 +53,7 @@ std::vector<LivePrompt> live_prompts(const std::string& path, const SpecSetup& s
 
 // One point into the trace store as a run of its own: every finished
 // request (warmup included) with its live steps, and with the first run the
-// step-cost table the policies read, as verify profile cells of one sequence.
+// step-cost table the policies read, as verify profile cells (R sequences, R q tokens).
 void live_record(TraceDb& db, const Scenario& sc, const SpecSetup& s, const LiveArgs& a, const Policy& p, double load,
                  const std::vector<LiveRequest>& finished, const StepCostTable* cost) {
     Run run;
@@ -84,25 +85,28 @@ void live_record(TraceDb& db, const Scenario& sc, const SpecSetup& s, const Live
         trace_db_append_steps(db, steps);
     }
     if (cost)
-        for (size_t b = 0; b < cost->seconds.size(); b++) {
-            Profile prof;
-            prof.run_id = run.id;
-            prof.gpu = s.gpu;
-            prof.model = run.target;
-            prof.phase = PHASE_VERIFY;
-            prof.n_seqs = 1;
-            prof.n_tokens = int(b) + 1;
-            prof.context = cost->context;
-            prof.latency_us_p10 = prof.latency_us_p50 = prof.latency_us_p90 = cost->seconds[b] * 1e6;
-            prof.n_samples = kCostReps;
-            trace_db_append_profile(db, prof);
-        }
+        for (size_t i = 0; i < cost->seqs.size(); i++)
+            for (size_t j = 0; j < cost->per_seq.size(); j++) {
+                Profile prof;
+                prof.run_id = run.id;
+                prof.gpu = s.gpu;
+                prof.model = run.target;
+                prof.phase = PHASE_VERIFY;
+                prof.n_seqs = cost->seqs[i];
+                prof.n_tokens = cost->seqs[i] * cost->per_seq[j];
+                prof.context = cost->context;
+                prof.latency_us_p10 = prof.latency_us_p50 = prof.latency_us_p90 =
+                    cost->seconds[i * cost->per_seq.size() + j] * 1e6;
+                prof.n_samples = kCostReps;
+                trace_db_append_profile(db, prof);
+            }
     txn.commit();
     trace_db_finish_run(db, run.id);
 }
 
 void run_live(const LiveArgs& a) {
     Scenario sc = scenario_load(a.scenario);
+    window_apply(sc, a.window);
     const std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
     const std::vector<double> loads = loads_from_flag(sc, a.loads);
     keep_headline_if_run(sc, policies);
@@ -134,8 +138,8 @@ void run_live(const LiveArgs& a) {
     for (const Policy& p : policies) timed = timed || policy_needs_step_time(p);
     StepCostTable cost;
     if (timed) {
-        cost = step_cost_measure(*s->backend, 0, std::min(sc.engine.max_batch_tokens, slots * (sc.engine.gamma + 1)),
-                                 std::min(512, s->target.cfg.max_position / 2), kCostReps);
+        cost = step_cost_measure(*s->backend, slots, sc.engine.gamma + 1, std::min(512, s->target.cfg.max_position / 2),
+                                 kCostReps);
         o.step_time = step_cost_fn(cost);
     }
     // Every policy must be servable by this drafter before the first point runs.
@@ -231,6 +235,7 @@ void live_commands(CLI::App& app) {
                                             "every domain of the scenario's mix needs prompts")->required();
     cmd->add_option("--policies", a->policies, "comma-separated policies (default: the scenario's)");
     cmd->add_option("--concurrency,--rates", a->loads, "comma-separated loads (default: the scenario's)");
+    window_add_flags(cmd, &a->window);
     cmd->add_option("--json", a->json, "write the results as JSON");
     cmd->add_option("--csv", a->csv, "write one CSV row per point");
     cmd->add_option("--db", a->db, "trace store to append to (created if missing): one run per point with every "

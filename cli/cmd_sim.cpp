@@ -23,12 +23,14 @@ struct SimArgs {
     double load = 0;
     int64_t seed = -1;
     int threads = 0;
+    WindowFlags window;
     bool quiet = false;
 };
 
 static Scenario load_scenario(const SimArgs& a) {
     Scenario sc = scenario_load(a.scenario);
     if (a.seed >= 0) sc.seed = static_cast<uint64_t>(a.seed);
+    window_apply(sc, a.window);
     return sc;
 }
 
@@ -88,6 +90,7 @@ void sim_commands(CLI::App& app) {
     sim->add_option("--concurrency,--rate", a->load, "users (closed loop) or requests/s (open loop); "
                                                      "default: the scenario's largest");
     sim->add_option("--seed", a->seed, "override the scenario's seed");
+    window_add_flags(sim, &a->window);
     sim->callback([a] { run_sim(*a); });
 
     CLI::App* sw = app.add_subcommand("sweep", "Simulate every policy at every load: the throughput vs per-user "
@@ -95,6 +98,7 @@ void sim_commands(CLI::App& app) {
     sw->add_option("SCENARIO", a->scenario, "scenario TOML file")->required();
     sw->add_option("--policies", a->policies, "comma-separated policies (default: the scenario's)");
     sw->add_option("--concurrency,--rates", a->loads, "comma-separated loads (default: the scenario's)");
+    window_add_flags(sw, &a->window);
     sw->add_option("--json", a->json, "write the results as JSON");
     sw->add_option("--csv", a->csv, "write one CSV row per point");
     sw->add_option("--seed", a->seed, "override the scenario's seed");

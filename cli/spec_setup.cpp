@@ -168,8 +168,8 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
     if (!policy_parse(policy, &o.policy, &err)) throw Error("--policy " + policy + ": expected " + err);
     if (o.policy.kind == POLICY_BATCH_TABLE) throw Error("--policy batch-table: needs a scenario's table; not here");
     if (policy_needs_step_time(o.policy)) {
-        const int max_tokens = n_seqs * (o.gamma + 1);
-        s->step_cost = step_cost_measure(*s->backend, 0, max_tokens, std::min(512, s->target.cfg.max_position / 2), 3);
+        s->step_cost =
+            step_cost_measure(*s->backend, n_seqs, o.gamma + 1, std::min(512, s->target.cfg.max_position / 2), 3);
         o.step_time = step_cost_fn(s->step_cost);
     }
     if (!a.acceptance.empty()) {

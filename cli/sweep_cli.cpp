@@ -57,4 +57,16 @@ void keep_headline_if_run(Scenario& sc, const std::vector<Policy>& policies) {
     if (!has(sc.compare_a) || !has(sc.compare_b)) sc.compare_a = sc.compare_b = "";
 }
 
+void window_add_flags(CLI::App* cmd, WindowFlags* w) {
+    cmd->add_option("--requests", w->requests, "requests measured per point (default: the scenario's)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--warmup", w->warmup, "completions discarded before measuring (default: the scenario's)")
+        ->check(CLI::NonNegativeNumber);
+}
+
+void window_apply(Scenario& sc, const WindowFlags& w) {
+    if (w.requests > 0) sc.workload.requests = w.requests;
+    if (w.warmup >= 0) sc.workload.warmup = w.warmup;
+}
+
 }  // namespace sp

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "policy/policy.h"
 #include "simulator/scenario.h"
 #include "traces/trace_db.h"  // Error
@@ -23,6 +25,16 @@ std::vector<double> scenario_loads(const Scenario& sc);
 std::vector<double> loads_from_flag(const Scenario& sc, const std::string& text);
 // The compared pair must be among the policies run: else no headline.
 void keep_headline_if_run(Scenario& sc, const std::vector<Policy>& policies);
+
+// --requests and --warmup: the measurement window of every point, in place
+// of the scenario's workload.requests and workload.warmup (a load grid
+// split over runs can size each part's window to its loads).
+struct WindowFlags {
+    int requests = 0;  // > 0: override
+    int warmup = -1;   // >= 0: override
+};
+void window_add_flags(CLI::App* cmd, WindowFlags* w);
+void window_apply(Scenario& sc, const WindowFlags& w);
 
 // Writes `fn`'s output to `path` through a temporary file and a rename, so a
 // failed write never leaves half a file behind.

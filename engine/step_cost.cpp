@@ -1,57 +1,102 @@
-// step_cost.cpp: measuring SPS(B) (step_cost.h).
+// step_cost.cpp: measuring SPS(R, B) (step_cost.h).
 #include "engine/step_cost.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <string>
 
 namespace sp {
 
-StepCostTable step_cost_measure(Backend& b, int slot, int max_tokens, int context, int reps) {
+std::vector<int> step_cost_grid(int n) {
+    assert(n >= 1 && "step_cost_grid: n >= 1");
+    std::vector<int> g;
+    for (int v = 1; v < n; v *= 2) g.push_back(v);
+    g.push_back(n);
+    return g;
+}
+
+StepCostTable step_cost_measure(Backend& b, int max_seqs, int max_per_seq, int context, int reps) {
     const Config& c = b.config();
-    if (slot < 0 || slot >= b.n_seqs() || b.len(slot) != 0)
-        throw Error("step_cost_measure: slot " + std::to_string(slot) + " is not a free sequence slot");
-    if (max_tokens < 1 || context < 0 || reps < 1 || context + max_tokens > c.max_position)
-        throw Error("step_cost_measure: expected max_tokens >= 1, reps >= 1 and context + max_tokens <= " +
+    if (max_seqs < 1 || max_seqs > b.n_seqs())
+        throw Error("step_cost_measure: " + std::to_string(max_seqs) + " sequences, the backend has slots for " +
+                    std::to_string(b.n_seqs()));
+    for (int s = 0; s < max_seqs; s++)
+        if (b.len(s) != 0) throw Error("step_cost_measure: slot " + std::to_string(s) + " is not a free sequence slot");
+    if (max_per_seq < 1 || context < 0 || reps < 1 || context + max_per_seq > c.max_position)
+        throw Error("step_cost_measure: expected max_per_seq >= 1, reps >= 1 and context + max_per_seq <= " +
                     std::to_string(c.max_position));
     StepCostTable t;
     t.context = context;
+    t.seqs = step_cost_grid(max_seqs);
+    t.per_seq = step_cost_grid(max_per_seq);
     // Token values do not change a forward's time; spread them over the vocabulary.
     auto tokens = [&](int n, int base) {
         std::vector<int> v(static_cast<size_t>(n));
         for (int i = 0; i < n; i++) v[size_t(i)] = int((uint64_t(base + i) * 2654435761u) % uint64_t(c.vocab));
         return v;
     };
-    if (context > 0) b.forward(RaggedBatch{{slot}, {context}, tokens(context, 0)}, nullptr);
-    for (int B = 1; B <= max_tokens; B++) {
-        const RaggedBatch rb{{slot}, {B}, tokens(B, context)};
-        std::vector<double> s;
-        for (int r = 0; r <= reps; r++) {  // one untimed warm-up
-            const auto t0 = std::chrono::steady_clock::now();
-            b.forward(rb, nullptr);
-            const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-            b.truncate(slot, context);
-            if (r > 0) s.push_back(dt.count());
+    if (context > 0)
+        for (int s = 0; s < max_seqs; s++) b.forward(RaggedBatch{{s}, {context}, tokens(context, s)}, nullptr);
+    for (int R : t.seqs)
+        for (int q : t.per_seq) {
+            RaggedBatch rb;
+            for (int s = 0; s < R; s++) {
+                rb.seq.push_back(s);
+                rb.q_len.push_back(q);
+            }
+            rb.tokens = tokens(R * q, context);
+            std::vector<double> sec;
+            for (int r = 0; r <= reps; r++) {  // one untimed warm-up (and a graph's capture)
+                const auto t0 = std::chrono::steady_clock::now();
+                b.forward(rb, nullptr);
+                const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+                for (int s = 0; s < R; s++) b.truncate(s, context);
+                if (r > 0) sec.push_back(dt.count());
+            }
+            std::nth_element(sec.begin(), sec.begin() + long(sec.size() / 2), sec.end());
+            t.seconds.push_back(sec[sec.size() / 2]);
         }
-        std::nth_element(s.begin(), s.begin() + long(s.size() / 2), s.end());
-        t.seconds.push_back(s[s.size() / 2]);
-    }
-    b.truncate(slot, 0);
-    for (size_t i = 1; i < t.seconds.size(); i++) t.seconds[i] = std::max(t.seconds[i], t.seconds[i - 1]);
+    for (int s = 0; s < max_seqs; s++) b.truncate(s, 0);
+    const size_t nq = t.per_seq.size();
+    for (size_t i = 0; i < t.seqs.size(); i++)
+        for (size_t j = 0; j < nq; j++) {
+            double& v = t.seconds[i * nq + j];
+            if (j > 0) v = std::max(v, t.seconds[i * nq + j - 1]);
+            if (i > 0) v = std::max(v, t.seconds[(i - 1) * nq + j]);
+        }
     return t;
 }
 
-double step_cost_seconds(const StepCostTable& t, int n_tokens) {
-    const int n = int(t.seconds.size());
-    if (n_tokens <= n) return t.seconds[size_t(std::max(n_tokens, 1) - 1)];
-    const double slope = n >= 2 ? t.seconds[size_t(n - 1)] - t.seconds[size_t(n - 2)] : 0.0;
-    return t.seconds[size_t(n - 1)] + slope * (n_tokens - n);
+namespace {
+// Row i at q tokens per sequence: linear between the q grid's points, the
+// last segment's line past its end (one point: flat).
+double row_seconds(const StepCostTable& t, size_t i, double q) {
+    const std::vector<int>& g = t.per_seq;
+    const double* row = t.seconds.data() + i * g.size();
+    if (g.size() == 1 || q <= g.front()) return row[0];
+    size_t j = 1;
+    while (j + 1 < g.size() && q > g[j]) j++;
+    const double f = (q - g[j - 1]) / double(g[j] - g[j - 1]);
+    return row[j - 1] + f * (row[j] - row[j - 1]);
+}
+}  // namespace
+
+double step_cost_seconds(const StepCostTable& t, int n_seqs, int n_tokens) {
+    assert(!t.seqs.empty() && t.seconds.size() == t.seqs.size() * t.per_seq.size() && "step_cost_seconds: no table");
+    const int R = std::clamp(n_seqs, t.seqs.front(), t.seqs.back());
+    const double q = double(std::max(n_tokens, 1)) / double(std::max(n_seqs, 1));
+    size_t i = 0;
+    while (i + 1 < t.seqs.size() && t.seqs[i + 1] < R) i++;
+    if (i + 1 == t.seqs.size() || t.seqs[i] == R) return row_seconds(t, i, q);
+    const double f = double(R - t.seqs[i]) / double(t.seqs[i + 1] - t.seqs[i]);
+    return (1 - f) * row_seconds(t, i, q) + f * row_seconds(t, i + 1, q);
 }
 
 StepTime step_cost_fn(const StepCostTable& t) {
     StepTime st;
-    st.fn = [](const void* ctx, int n_tokens) {
-        return step_cost_seconds(*static_cast<const StepCostTable*>(ctx), n_tokens);
+    st.fn = [](const void* ctx, int n_seqs, int n_tokens) {
+        return step_cost_seconds(*static_cast<const StepCostTable*>(ctx), n_seqs, n_tokens);
     };
     st.ctx = &t;
     return st;

@@ -1,10 +1,14 @@
-// step_cost.h: SPS(B), the seconds one verify forward of B tokens takes on
-// this backend, measured at start as vLLM and SGLang do: a few timed
-// forwards per B at a fixed context, the median kept, the table then forced
-// non-decreasing (a larger batch never costs less; timer noise would
-// otherwise make the DSpark scheduler chase it). The policies that price
-// verify tokens (policy_needs_step_time: dspark, dspark-async, goodput,
-// draft-prob) read it through StepTime.
+// step_cost.h: SPS(R, B), the seconds one verify forward of B tokens over R
+// running requests takes on this backend, measured at start as vLLM and
+// SGLang do: a few timed forwards at the shapes the loop runs (R sequences
+// of q tokens each, every sequence holding the same cached context, through
+// Backend::forward and so through the same CUDA graphs), the median kept,
+// the table then forced non-decreasing in R and in q (a larger batch never
+// costs less; timer noise would otherwise make the DSpark scheduler chase
+// it). R counts: at 256 requests of 8 tokens qwen3-8b's attention reads 256
+// contexts, where one sequence of 2,048 tokens reads one. The policies that
+// price verify tokens (policy_needs_step_time: dspark, dspark-async,
+// goodput, draft-prob) read it through StepTime.
 #pragma once
 
 #include <vector>
@@ -15,18 +19,26 @@
 namespace sp {
 
 struct StepCostTable {
-    int context = 0;                 // tokens cached in the timed sequence
-    std::vector<double> seconds;     // [B - 1], B = 1..max_tokens, non-decreasing
+    int context = 0;               // tokens cached in every timed sequence
+    std::vector<int> seqs;         // R grid: 1, 2, 4, ... and max_seqs, ascending
+    std::vector<int> per_seq;      // q grid, tokens per sequence: 1, 2, 4, ... and max_per_seq, ascending
+    std::vector<double> seconds;   // [i_R * per_seq.size() + i_q], non-decreasing along both
 };
 
-// Times forwards of 1..max_tokens tokens in sequence slot `slot` (which must
-// be free: it is filled with `context` tokens, then emptied again), `reps`
-// times each. Throws sp::Error when the slot or the sizes are out of range.
-StepCostTable step_cost_measure(Backend& b, int slot, int max_tokens, int context, int reps);
+// The grid 1, 2, 4, ... below n, and n (n >= 1).
+std::vector<int> step_cost_grid(int n);
 
-// Seconds at B tokens: the table, or past its end the line through its last
-// two entries (B >= 1).
-double step_cost_seconds(const StepCostTable& t, int n_tokens);
+// Times forwards of R sequences x q tokens over the grids up to max_seqs and
+// max_per_seq, `reps` times each after a warm-up, in slots 0..max_seqs-1,
+// which must be free: they are filled with `context` tokens (prefilled one
+// sequence at a time), then emptied again. Throws sp::Error when the slots
+// or the sizes are out of range.
+StepCostTable step_cost_measure(Backend& b, int max_seqs, int max_per_seq, int context, int reps);
+
+// Seconds at R sequences verifying B tokens in all: linear in q = B / R
+// between the q grid's points (past its end, the line through its last
+// two), and linear in R between the rows around it (R clamped to the grid).
+double step_cost_seconds(const StepCostTable& t, int n_seqs, int n_tokens);
 // The table as the policies' StepTime; `t` must outlive it.
 StepTime step_cost_fn(const StepCostTable& t);
 

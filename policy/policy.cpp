@@ -222,14 +222,14 @@ static double theta_search(const PolicyInput& in, Ranking& rank, bool early_stop
     if (ell) std::fill(ell, ell + in.n, 0);
     int n_tokens = in.n, k = 0, k_best = 0;
     double tau = in.n;
-    double best = in.n > 0 ? tau / in.step_time(n_tokens) : 0;
+    double best = in.n > 0 ? tau / in.step_time(in.n, n_tokens) : 0;
     int r, j;
     float a;
     while (n_tokens < in.token_budget && ranking_next(rank, &r, &j, &a)) {
         n_tokens++;
         tau += a;
         k++;
-        double theta = tau / in.step_time(n_tokens);
+        double theta = tau / in.step_time(in.n, n_tokens);
         if (early_stop) {
             if (!(theta > best)) break;
             if (ell) ell[r] = j;

@@ -76,13 +76,13 @@ int policy_draft_len(const Policy& p, int gamma);
 // dspark, dspark-async, goodput and draft-prob.
 bool policy_needs_step_time(const Policy& p);
 
-// Seconds one iteration takes when the verify batch holds B tokens, with the
-// current running set and draft phase included. A plain function pointer and
-// context, so the hot loop pays no std::function.
+// Seconds one iteration takes when the verify batch holds B tokens of the
+// R = n_seqs running requests, draft phase included. A plain function
+// pointer and context, so the hot loop pays no std::function.
 struct StepTime {
-    double (*fn)(const void* ctx, int n_tokens) = nullptr;
+    double (*fn)(const void* ctx, int n_seqs, int n_tokens) = nullptr;
     const void* ctx = nullptr;
-    double operator()(int n_tokens) const { return fn(ctx, n_tokens); }
+    double operator()(int n_seqs, int n_tokens) const { return fn(ctx, n_seqs, n_tokens); }
 };
 
 // The per-request acceptance estimate goodput reads (PolicyInput::alpha_hat):

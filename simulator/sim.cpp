@@ -221,7 +221,7 @@ static int prefill_room(const Sim& s, int decode_tokens) {
 // against a fixed prefill matters: if drafts could push prefill out of the
 // batch, extra verify tokens would look free exactly when the GPU is
 // compute-bound, and no policy would ever cut verification under load.
-static double step_seconds(const void* ctx, int decode_tokens) {
+static double step_seconds(const void* ctx, int /*n_seqs: the state's running set*/, int decode_tokens) {
     const Sim& s = *static_cast<const Sim*>(ctx);
     int p = s.policy_prefill;
     return s.step_draft_s + cost_forward_s(s.sc.cost, batch_shape(s, decode_tokens, p, p > 0 ? 1 : 0, 0));

@@ -249,6 +249,22 @@ TEST(Cli, SweepWritesTheSameJsonAndCsvOnOneThreadAndOnTwo) {
     EXPECT_NE(a.out.find("capacity at SLO"), std::string::npos) << a.out;
 }
 
+// --requests and --warmup replace the scenario's window: every point then
+// measures exactly that many requests (the simulator measures the scenario's
+// count to the request), and a window that is no number is one line.
+TEST(Cli, SweepTakesItsMeasurementWindowFromFlags) {
+    fs::path j = scratch() / "window.json";
+    Result r = run("sweep " + scenario("teaching.toml") + " --concurrency 2,8 --policies ar --quiet --requests 37" +
+                   " --warmup 3 --json " + j.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto out = nlohmann::json::parse(slurp(j));
+    ASSERT_EQ(out.at("points").size(), 2u);
+    for (const auto& p : out.at("points")) EXPECT_EQ(p.at("n_requests").get<int>(), 37);
+    r = run("sweep " + scenario("teaching.toml") + " --requests 0");
+    EXPECT_NE(r.code, 0);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+}
+
 TEST(Cli, SimPrintsOnePointsSummary) {
     Result r = run("sim " + scenario("teaching.toml") + " --policy dspark --concurrency 4");
     ASSERT_EQ(r.code, 0) << r.err;

@@ -56,7 +56,7 @@ const float C1[2] = {0.5f, 0.9f};  // per request
 float c2(int x1) { return x1 == 0 ? 0.9f : 0.2f; }
 
 const double STEP[7] = {0, 0, 1, 1, 1, 1.21, 1.21};  // by B
-double step_time(const void*, int b) { return STEP[b]; }
+double step_time(const void*, int, int b) { return STEP[b]; }
 
 // Chi-square critical values for 3 degrees of freedom (upper tail), from
 // Q(x) = erfc(sqrt(x/2)) + sqrt(2x/pi) exp(-x/2) solved by bisection.

@@ -248,7 +248,7 @@ void expect_replayed_decisions_equal(const std::string& policy) {
     LiveOptions o;
     o.replay = true;
     o.step_time.ctx = &sc.cost;
-    o.step_time.fn = [](const void* ctx, int n_tokens) {
+    o.step_time.fn = [](const void* ctx, int, int n_tokens) {
         BatchShape b;
         b.n_decode_seqs = 1;
         b.n_decode_tokens = n_tokens;
@@ -329,7 +329,7 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
 
     // --db: a run per point; each request's live steps account for its
     // output (first token + sum of accepted + 1); the step-cost table that
-    // dspark read, non-decreasing in B
+    // dspark read
     TraceDb db = trace_db_open(dir.file("live.specdb"), TRACE_READ);
     const std::vector<sp::Run> runs = trace_db_runs(db);
     ASSERT_EQ(runs.size(), 6u);
@@ -345,11 +345,17 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
         });
         for (const Request& q : reqs) EXPECT_EQ(1 + emitted[q.id], q.output_len) << run.notes;
     }
+    // the table: R in {1, 2} (the largest load's users) x q in {1, 2, 4, 5}
+    // (gamma 4 + the anchor), non-decreasing along both
     const std::vector<Profile> cells = trace_db_profiles(db);
-    ASSERT_GE(cells.size(), 2u);
-    for (size_t i = 1; i < cells.size(); i++) {
-        EXPECT_EQ(cells[i].n_tokens, cells[i - 1].n_tokens + 1);
-        EXPECT_GE(cells[i].latency_us_p50, cells[i - 1].latency_us_p50);
+    ASSERT_EQ(cells.size(), 8u);
+    const int qs[] = {1, 2, 4, 5};
+    for (size_t i = 0; i < cells.size(); i++) {
+        const int R = 1 + int(i / 4), q = qs[i % 4];
+        EXPECT_EQ(cells[i].n_seqs, R);
+        EXPECT_EQ(cells[i].n_tokens, R * q);
+        if (i % 4) EXPECT_GE(cells[i].latency_us_p50, cells[i - 1].latency_us_p50);
+        if (i >= 4) EXPECT_GE(cells[i].latency_us_p50, cells[i - 4].latency_us_p50);
     }
 }
 

@@ -34,7 +34,7 @@ struct StepFn {
     std::vector<double> table;
 };
 
-double step_fn(const void* ctx, int b) {
+double step_fn(const void* ctx, int, int b) {
     const StepFn& s = *static_cast<const StepFn*>(ctx);
     return s.table.empty() ? s.t0 + s.slope * b : s.table.at(static_cast<size_t>(b));
 }
@@ -609,13 +609,13 @@ double reference_dspark(const World& w, const std::vector<float>& conf, bool ear
     ell->assign(static_cast<size_t>(w.n), 0);
     L cur = *ell;
     int b = w.n;
-    double tau = w.n, best = tau / step_fn(&w.step, b);
+    double tau = w.n, best = tau / step_fn(&w.step, w.n, b);
     for (const Slot& s : slots) {
         if (b + 1 > w.budget) break;
         b++;
         tau += s.a;
         cur[static_cast<size_t>(s.r)] = s.j;
-        double theta = tau / step_fn(&w.step, b);
+        double theta = tau / step_fn(&w.step, w.n, b);
         if (theta > best) {
             best = theta;
             *ell = cur;

@@ -47,7 +47,7 @@ const std::string kFixtures = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixture
 // varies from step to step.
 StepTime linear_cost() {
     StepTime st;
-    st.fn = [](const void*, int n_tokens) { return 1e-3 + 0.25e-3 * n_tokens; };
+    st.fn = [](const void*, int, int n_tokens) { return 1e-3 + 0.25e-3 * n_tokens; };
     return st;
 }
 
@@ -119,7 +119,7 @@ TEST(SpeculativeGreedy, DraftProbLearnsFromEveryVerifiedBlock) {
         auto drafter = drafter_open_cpu(d, w, DrafterOptions{0, int(prompts.size())});
         SpecOptions o;
         o.policy = policy_of("draft-prob");
-        o.step_time.fn = [](const void*, int) { return 1e-3; };
+        o.step_time.fn = [](const void*, int, int) { return 1e-3; };
         Speculator spec(*target, drafter.get(), o);
         const std::vector<SpecRequest> reqs = spec_run_batch(spec, prompts, 40);
         int64_t observed = 0, accepted = 0;

@@ -105,7 +105,7 @@ TEST(SpeculativeCuda, GreedyEqualsCudaAutoregressiveExceptAtNearTies) {
             }
             SpecOptions o;
             o.policy = policy_of(pol);
-            o.step_time.fn = [](const void*, int n) { return 1e-3 + 0.25e-3 * n; };
+            o.step_time.fn = [](const void*, int, int n) { return 1e-3 + 0.25e-3 * n; };
             Speculator spec(*target, drafter.get(), o);
             for (size_t i = 0; i < prompts.size(); i++) {
                 sp[i].id = i;
