@@ -141,6 +141,7 @@ void run_live(const LiveArgs& a) {
         cost = step_cost_measure(*s->backend, slots, sc.engine.gamma + 1, std::min(512, s->target.cfg.max_position / 2),
                                  kCostReps);
         o.step_time = step_cost_fn(cost);
+        o.step_time_adds_draft = true;  // the table times the verify forward alone
     }
     // Every policy must be servable by this drafter before the first point runs.
     for (const Policy& p : policies) {

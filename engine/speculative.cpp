@@ -285,7 +285,8 @@ void Speculator::step() {
         pin.draft_prob = reads_q ? q.data() : nullptr;
         pin.estimator = &draft_est_;
         pin.token_budget = std::max(o_.token_budget, R);
-        pin.step_time = o_.step_time;
+        StepTimePlus plus{o_.step_time, 1e-9 * double(t_drafted - t_step)};
+        pin.step_time = o_.step_time_adds_draft ? step_time_plus(&plus) : o_.step_time;
         policy_choose(o_.policy, pin, ell.data());
     }
 

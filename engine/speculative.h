@@ -72,6 +72,11 @@ struct SpecOptions {
     int eos = -1;                    // stop token, -1 for none
     uint64_t seed = 0;
     StepTime step_time;              // seconds per iteration at B tokens: policy_needs_step_time's policies
+    // Add this iteration's measured draft phase to step_time (a verify-only
+    // step-cost table), so that the policies price a whole iteration, as
+    // the simulator's StepTime does with its draft cost. Wall-clock: the
+    // decisions then vary from run to run.
+    bool step_time_adds_draft = false;
     int token_budget = 1 << 20;      // tokens per forward at most: verified tokens first, prefill chunks after
     int prefill_chunk = 1 << 20;     // prompt tokens prefilled per iteration at most (submit())
 };

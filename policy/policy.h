@@ -85,6 +85,20 @@ struct StepTime {
     double operator()(int n_seqs, int n_tokens) const { return fn(ctx, n_seqs, n_tokens); }
 };
 
+// A StepTime plus a fixed number of seconds (a phase the step pays whatever
+// B is, such as the draft call); `p` must outlive the result.
+struct StepTimePlus {
+    StepTime inner;
+    double seconds = 0;
+};
+inline StepTime step_time_plus(const StepTimePlus* p) {
+    return StepTime{[](const void* ctx, int n_seqs, int n_tokens) {
+                        const auto* q = static_cast<const StepTimePlus*>(ctx);
+                        return q->inner(n_seqs, n_tokens) + q->seconds;
+                    },
+                    p};
+}
+
 // The per-request acceptance estimate goodput reads (PolicyInput::alpha_hat):
 // Laplace's rule over the drafts verified so far, 1/2 before any. The
 // simulator and the engine both call it, so they feed the policy alike.

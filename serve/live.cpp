@@ -100,6 +100,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
     so.eos = -1;  // outputs run to the scenario's length
     so.seed = o.seed;
     so.step_time = o.step_time;
+    so.step_time_adds_draft = o.step_time_adds_draft;
     so.token_budget = sc.engine.max_batch_tokens;
     so.prefill_chunk = sc.engine.prefill_chunk_tokens;
     Speculator spec(target, policy.kind == POLICY_AR ? nullptr : drafter, so);

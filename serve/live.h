@@ -66,6 +66,7 @@ struct LiveOptions {
     uint64_t seed = 1;               // RNG of the draws (the scenario's seed is the workload's)
     float temperature = 0;
     StepTime step_time;              // policy_needs_step_time's policies
+    bool step_time_adds_draft = false;  // SpecOptions::step_time_adds_draft
     int max_seqs = 0;                // slots of the backend and drafter; the scenario's max_seqs is capped by it
     std::function<void(const LiveRequest&)> on_complete;   // every finished request, in completion order
     std::function<void(int64_t done, int64_t total)> progress;  // measured completions

@@ -151,6 +151,40 @@ TEST(SpeculativeGreedy, DraftProbLearnsFromEveryVerifiedBlock) {
 // decode, and the outputs are the same tokens as add()'s one-forward prefill:
 // greedy against AR, and at T = 1 against add() with the same seed (every
 // draw is keyed by request and position, not by the batch it ran in).
+// step_time_adds_draft: dspark priced on a verify cost of 1 ns a token
+// alone never verifies (a slot with c < 1 only lowers tau / B); with the
+// measured draft phase (microseconds at least, even for the tiny drafter)
+// added to every iteration's price, extra tokens are nearly free and it
+// verifies drafts.
+TEST(SpeculativeGreedy, TheMeasuredDraftPhaseEntersTheStepPrice) {
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
+    const std::vector<std::vector<int>> prompts = {{1, 5, 9, 23, 7}, {3, 8, 2}};
+    auto verified = [&](bool adds_draft) {
+        auto target = backend_cpu(w, 2);
+        auto drafter = drafter_open_cpu(kFixtures + "tiny-dspark", w, DrafterOptions{0, 2});
+        SpecOptions o;
+        o.policy = policy_of("dspark");
+        o.gamma = drafter->gamma();
+        o.step_time.fn = [](const void*, int, int n_tokens) { return 1e-9 * n_tokens; };
+        o.step_time_adds_draft = adds_draft;
+        Speculator spec(*target, drafter.get(), o);
+        int n = 0;
+        for (const SpecRequest& r : spec_run_batch(spec, prompts, 24))
+            for (const Step& st : r.steps) n += st.verify_len;
+        return n;
+    };
+    EXPECT_EQ(verified(false), 0);
+    EXPECT_GT(verified(true), 0);
+}
+
+// A StepTime plus a fixed phase: the inner price plus its seconds, whatever R and B.
+TEST(StepTimePlus, AddsItsSecondsToTheInnerPrice) {
+    StepTimePlus p{StepTime{[](const void*, int r, int b) { return 0.001 * r + 0.01 * b; }, nullptr}, 0.5};
+    const StepTime t = step_time_plus(&p);
+    EXPECT_DOUBLE_EQ(t(2, 3), 0.532);
+    EXPECT_DOUBLE_EQ(t(1, 1), 0.511);
+}
+
 TEST(SpeculativeChunkedPrefill, RequestsJoiningMidwayGiveAddsTokens) {
     const std::vector<std::vector<int>> prompts = {
         {1, 5, 9, 23, 7, 5, 9, 11, 40, 2, 3, 9}, {203, 62, 340, 95, 178, 91, 302, 93}, {1, 400, 17}, {77}};
