@@ -272,6 +272,16 @@ TEST(Sim, InvariantsHoldUnderLoadForDraftProbOnATraceWithDraftProbabilities) {
 
 // [SECTION] determinism ----------------------------------------------------------
 
+// The sweep's JSON report at this seed and thread count.
+std::string sweep_json(Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& pols,
+                       const std::vector<double>& loads, int threads, uint64_t seed) {
+    sc.seed = seed;
+    SweepResult r = sweep_run(sc, acc, pols, loads, threads);
+    std::ostringstream out;
+    report_json(out, sc, pols, r);
+    return out.str();
+}
+
 TEST(Sim, DraftProbGivesByteIdenticalJsonOnOneThreadAndOnMany) {
     ScratchDir dir;
     write_draft_prob_trace(dir.file("q.specdb"), 20, 100, 50, 300);
@@ -280,13 +290,7 @@ TEST(Sim, DraftProbGivesByteIdenticalJsonOnOneThreadAndOnMany) {
     std::vector<Policy> pols{policy("draft-prob"), policy("fixed:4")};
     std::vector<double> loads{1, 8, 32};
     AcceptanceData acc = acceptance_load(sc);
-    auto json = [&](int threads, uint64_t seed) {
-        sc.seed = seed;
-        SweepResult r = sweep_run(sc, acc, pols, loads, threads);
-        std::ostringstream out;
-        report_json(out, sc, pols, r);
-        return out.str();
-    };
+    auto json = [&](int threads, uint64_t seed) { return sweep_json(sc, acc, pols, loads, threads, seed); };
     std::string one = json(1, 7);
     EXPECT_EQ(one, json(1, 7));
     EXPECT_EQ(one, json(3, 7));
@@ -300,13 +304,7 @@ TEST(Sim, TheSameSeedGivesByteIdenticalJsonOnOneThreadAndOnMany) {
     std::vector<Policy> pols{policy("ar"), policy("fixed:2"), policy("dspark"), policy("dspark-async")};
     std::vector<double> loads{1, 8, 32};
     AcceptanceData acc = acceptance_load(sc);
-    auto json = [&](int threads, uint64_t seed) {
-        sc.seed = seed;
-        SweepResult r = sweep_run(sc, acc, pols, loads, threads);
-        std::ostringstream out;
-        report_json(out, sc, pols, r);
-        return out.str();
-    };
+    auto json = [&](int threads, uint64_t seed) { return sweep_json(sc, acc, pols, loads, threads, seed); };
     std::string one = json(1, 7);
     EXPECT_EQ(one, json(1, 7));
     EXPECT_EQ(one, json(2, 7));
