@@ -41,11 +41,16 @@
 // stages of 32 keys and 174 registers (2 blocks per SM, 16 KB in flight
 // each); at 256 sequences of 512 keys qwen3-8b's attention read 1.7 TB/s,
 // 56 % of copy bandwidth, and was 55 % of the step (H100, 2026-12-07).
-// Hence 4-stage cp.async pipelines for chunks of 4 tiles or more (2 stages
+// Hence 3-stage cp.async pipelines for chunks of 4 tiles or more (2 stages
 // below: batch-1 decode lost 8 % with 4), a register cap for 3 blocks per
 // SM, the KV heads of a token in neighbouring blocks (x, so that they read
 // the same cache rows together), and splits counted from the sequences:
-// 2.25 TB/s (74 %) at 256 sequences, and the step 20.2 -> 16.3 ms.
+// the step at 256 sequences 20.2 -> 16.0 ms. Measured against each other
+// (R = 16 / 64 / 256, % of the roofline floor): 4 stages and 3 blocks
+// 79.2 / 73.5 / 69.3; 3 stages and 3 blocks 79.2 / 75.1 / 70.9; 3 stages
+// and 4 blocks (128 registers, more spills) 78.2 / 74.2 / 71.8; 4 stages
+// and 2 blocks (190 registers, no spills) 78.2 / 71.1 / 64.2: blocks in
+// flight count for more than the spills the cap costs.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -63,8 +68,9 @@ constexpr int kDimsPerLane = kMaxD / 32;
 // kernel2's shape
 constexpr int kThreads2 = 128;      // 4 warps of 16 query rows
 constexpr int kKeys = 32;           // keys per shared-memory tile
-constexpr int kStagesDeep = 4;      // tiles in the cp.async pipeline (Stages - 1 in flight while one is used)
-constexpr int kStagesShort = 2;     // for chunks of fewer than kStagesDeep tiles
+constexpr int kStagesDeep = 3;      // tiles in the cp.async pipeline (Stages - 1 in flight while one is used)
+constexpr int kStagesShort = 2;     // for chunks of fewer than kDeepMinTiles tiles
+constexpr int kDeepMinTiles = 4;
 constexpr int kBlocksPerSm2 = 3;    // register cap: 65536 / (3 * 128) = 170 registers a thread
 constexpr int kMaxRows = 64;        // query rows per block: QT * G <= this
 constexpr int kMaxSplits = 64;      // chunks per context, at most
@@ -103,7 +109,7 @@ FlashShape flash_shape(int T, int n_seqs, int H, int KVH, int D, int max_blocks,
     const int splits = std::max(1, std::min({want, kMaxSplits, ceil_div(ctx_max, kMinChunk)}));
     f.chunk = ceil_div(ceil_div(ctx_max, splits), kKeys) * kKeys;
     f.splits = ceil_div(ctx_max, f.chunk);
-    f.stages = f.chunk >= kStagesDeep * kKeys ? kStagesDeep : kStagesShort;
+    f.stages = f.chunk >= kDeepMinTiles * kKeys ? kStagesDeep : kStagesShort;
     return f;
 }
 }  // namespace
