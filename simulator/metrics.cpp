@@ -61,6 +61,10 @@ Window window_init(int warmup, int requests, double slo_speed, double slo_ttft_s
     return w;
 }
 
+void window_stop(Window& w, int64_t now) {
+    if (w.open()) w.end = now;
+}
+
 void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t first_token_ns, int output_len) {
     w.n_done++;
     if (w.start < 0) {
@@ -103,7 +107,7 @@ void window_request_step(Window& w, int verified_drafts, int accepted) {
 void window_tokens(Window& w, int64_t emitted) { w.tokens += emitted; }
 
 void window_result(const Window& w, int tp, PointResult* res) {
-    const double window = static_cast<double>(w.end - w.start) * 1e-9;
+    const double window = w.start >= 0 && w.end >= 0 ? static_cast<double>(w.end - w.start) * 1e-9 : 0;
     res->window_s = window;
     res->n_requests = w.n_requests;
     res->n_steps = w.steps;

@@ -56,6 +56,8 @@ struct PointResult {
     double mean_output_len = 0;  // tokens per measured request
     int64_t n_requests = 0, n_steps = 0, n_tokens = 0;
     double window_s = 0;         // measured simulated time
+    bool unstable = false;       // open loop past saturation: the queue hit its cap or grew over the
+                                 // window (sim.h); the fields above then describe an overloaded server
 };
 
 // The measurement window of one point, fed in the server's own clock (ns) by
@@ -79,6 +81,9 @@ struct Window {
     bool closed() const { return end >= 0; }
 };
 Window window_init(int warmup, int requests, double slo_speed, double slo_ttft_s);
+// Closes an open window early at `now` (a point stopped as unstable); a
+// window not yet opened stays empty and reports zeros.
+void window_stop(Window& w, int64_t now);
 // A request completed at `now`; its arrival and first token in the same clock.
 void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t first_token_ns, int output_len);
 // A step [start, end) that ran R decoding requests and batch_tokens tokens

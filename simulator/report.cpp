@@ -18,9 +18,9 @@ void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>&
     for (size_t i = 0; i < r.points.size(); i++) {
         const PointResult& p = r.points[i];
         if (i && i % r.loads.size() == 0) std::fprintf(out, "\n");
-        std::fprintf(out, "%-14s %7g %11.0f %10.1f %10.1f %9.3fs %7.2f %7.2f %6.1f%% %6.1f%%\n", p.policy.c_str(),
+        std::fprintf(out, "%-14s %7g %11.0f %10.1f %10.1f %9.3fs %7.2f %7.2f %6.1f%% %6.1f%%%s\n", p.policy.c_str(),
                      point_load(p), p.throughput, p.per_user.mean, p.per_user.p90, p.ttft.p90, p.tau,
-                     p.mean_verified, 100 * p.waste, 100 * p.busy_fraction);
+                     p.mean_verified, 100 * p.waste, 100 * p.busy_fraction, p.unstable ? "  UNSTABLE" : "");
     }
     std::fprintf(out, "\ncapacity at SLO (per-user p90 >= %g tok/s):\n", sc.slo.per_user_tok_s);
     for (const Capacity& c : r.capacity) {
@@ -64,6 +64,7 @@ void report_point(std::FILE* out, const Scenario& sc, const PointResult& p) {
                  100 * p.goodput_fraction, p.goodput_rate, sc.slo.per_user_tok_s, sc.slo.ttft_s);
     std::fprintf(out, "  window         %lld requests, %lld steps, %lld tokens, %.2f s simulated\n",
                  (long long)p.n_requests, (long long)p.n_steps, (long long)p.n_tokens, p.window_s);
+    if (p.unstable) std::fprintf(out, "  UNSTABLE       arrivals outpace service: the queue grows without bound\n");
 }
 
 static ojson summary_json(const Summary& s) {
@@ -110,6 +111,7 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
         q["n_steps"] = p.n_steps;
         q["n_tokens"] = p.n_tokens;
         q["window_s"] = p.window_s;
+        q["unstable"] = p.unstable;
         pts.push_back(q);
     }
     j["points"] = pts;
@@ -129,12 +131,13 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
 void report_csv(std::ostream& out, const SweepResult& r) {
     out << "policy,concurrency,rate,throughput_tok_s_gpu,request_rate,per_user_mean,per_user_p50,per_user_p90,"
            "per_user_p99,ttft_mean,ttft_p50,ttft_p90,ttft_p99,tpot_mean,tpot_p90,e2e_mean,e2e_p90,goodput_fraction,"
-           "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,n_requests\n";
+           "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,n_requests,unstable\n";
     for (const PointResult& p : r.points) {
         nlohmann::json row = {p.policy, p.concurrency, p.rate, p.throughput, p.request_rate, p.per_user.mean,
                               p.per_user.p50, p.per_user.p90, p.per_user.p99, p.ttft.mean, p.ttft.p50, p.ttft.p90,
                               p.ttft.p99, p.tpot.mean, p.tpot.p90, p.e2e.mean, p.e2e.p90, p.goodput_fraction, p.tau,
-                              p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.n_requests};
+                              p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.n_requests,
+                              p.unstable};
         // nlohmann prints every number in its shortest round-trip form; the
         // policy name is written bare (names hold no commas or quotes).
         for (size_t i = 0; i < row.size(); i++) {

@@ -134,6 +134,19 @@ static const Range POSITIVE{0, INF, true, false};   // > 0
 static const Range UNIT{0, 1, false, false};        // [0, 1]
 static const Range FRACTION{0, 1, true, false};     // (0, 1]
 static const Range OPEN_UNIT{0, 1, true, true};     // (0, 1)
+// The simulated clock is int64 nanoseconds (9.2e9 s, sim.cpp). Each duration
+// a key sets stays far inside it, and so does a run's arrival horizon: the
+// time its arrivals alone take to reach warmup + requests completions (one
+// user's think times in a row at the smallest concurrency, or the gaps at
+// the smallest rate) is at most MAX_HORIZON_S, 1/92 of the clock. The
+// simulator still checks every sum (a slow cost model can stretch a run).
+static constexpr double MAX_HORIZON_S = 1e8;                 // about 3.2 years
+static const Range THINK_MS{0, 86'400'000};                  // one day, the mean of one think time
+static const Range RATE{1e-3, 1e8};                          // requests/s: mean gaps of 1000 s to 10 ns
+static const Range BURSTINESS{1e-2, 1e4};                    // gamma shape: gap CV 10 to 0.01
+static const Range OVERHEAD_US{0, 1e6};                      // one second per iteration
+static const Range HBM_TB_S{1e-3, 1e3};                      // 1 GB/s .. 1 PB/s
+static const Range BF16_TFLOPS{1e-3, 1e6};
 
 // Converters of one node; `key` is its full path.
 static int64_t as_int(const Ctx& c, const toml::node& n, const std::string& key, int64_t lo, int64_t hi) {
@@ -384,6 +397,24 @@ static std::vector<DomainMix> parse_domains(const Ctx& c, const toml::node* n, c
     return mix;
 }
 
+// The arrival horizon (MAX_HORIZON_S above) of the point that takes longest.
+static void check_horizon(const Ctx& c, const Workload& w) {
+    const double n = double(w.warmup) + w.requests;   // completions a point waits for
+    const std::string why = " so that " + fmt_num(n) + " completions (workload.warmup + workload.requests) fit " +
+                            "the simulated clock's horizon of " + fmt_num(MAX_HORIZON_S) + " s";
+    if (w.mode == WORKLOAD_OPEN && !w.rates.empty() && n / w.rates.front() > MAX_HORIZON_S)
+        fail(c, "workload.rate[0]", "a rate of at least " + fmt_num(n / MAX_HORIZON_S) + " requests/s" + why,
+             fmt_num(w.rates.front()));
+    if (w.mode == WORKLOAD_CLOSED && !w.concurrency.empty()) {
+        const double per_user = std::ceil(n / w.concurrency.front());  // requests in a row of one user
+        if (per_user * w.think_time_s > MAX_HORIZON_S)
+            fail(c, "workload.think_time_ms",
+                 "at most " + fmt_num(MAX_HORIZON_S / per_user * 1e3) + " ms at " +
+                     std::to_string(w.concurrency.front()) + " users" + why,
+                 fmt_num(w.think_time_s * 1e3));
+    }
+}
+
 static Workload parse_workload(const Ctx& c, const toml::table* t, const AcceptanceConfig& acc, int gamma) {
     const std::string p = "workload";
     check_keys(c, t, p,
@@ -410,7 +441,7 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
         const toml::array& a = *as_array(c, *n, "workload.rate", "requests/s > 0");
         for (size_t i = 0; i < a.size(); i++) {
             const std::string k = "workload.rate[" + std::to_string(i) + "]";
-            double x = as_num(c, a[i], k, POSITIVE);
+            double x = as_num(c, a[i], k, RATE);
             if (!w.rates.empty() && x <= w.rates.back())
                 fail(c, k, "more than the previous point (" + fmt_num(w.rates.back()) + ")", fmt_num(x));
             w.rates.push_back(x);
@@ -419,12 +450,13 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
         fail(c, "workload.rate", "an array of requests/s > 0 (workload.mode = \"open\")", "nothing");
     }
 
-    w.think_time_s = get_num(c, t, p, "think_time_ms", 0, NONNEG) * 1e-3;
+    w.think_time_s = get_num(c, t, p, "think_time_ms", 0, THINK_MS) * 1e-3;
     w.think_exponential = get_choice(c, t, p, "think", 0, {"fixed", "exponential"}) == 1;
     w.arrival = ArrivalKind(get_choice(c, t, p, "arrival", ARRIVAL_POISSON, {"poisson", "gamma"}));
-    w.burstiness = get_num(c, t, p, "burstiness", 1, POSITIVE);
+    w.burstiness = get_num(c, t, p, "burstiness", 1, BURSTINESS);
     w.requests = int(get_int(c, t, p, "requests", w.requests, 1, MAX_REQUESTS));
     w.warmup = int(get_int(c, t, p, "warmup", w.warmup, 0, MAX_REQUESTS));
+    check_horizon(c, w);
 
     int lengths_default = acc.trace_path.empty() ? LENGTHS_DIST : LENGTHS_TRACE;
     w.lengths = LengthSource(get_choice(c, t, p, "lengths", lengths_default, {"trace", "distribution"}));
@@ -450,10 +482,10 @@ static GpuSpec parse_gpu_spec(const Ctx& c, const toml::table* t) {
     GpuSpec g;
     g.name = need_str(c, t, p, "name");
     g.label = g.name + " (from the scenario's [cost.gpu_spec])";
-    g.hbm_bytes_per_s = need_num(c, t, p, "hbm_tb_s", POSITIVE) * 1e12;
-    g.bf16_flops = need_num(c, t, p, "bf16_tflops", POSITIVE) * 1e12;
+    g.hbm_bytes_per_s = need_num(c, t, p, "hbm_tb_s", HBM_TB_S) * 1e12;
+    g.bf16_flops = need_num(c, t, p, "bf16_tflops", BF16_TFLOPS) * 1e12;
     g.hbm_bytes = need_num(c, t, p, "hbm_gb", POSITIVE) * 1e9;
-    g.overhead_s = need_num(c, t, p, "overhead_us", NONNEG) * 1e-6;
+    g.overhead_s = need_num(c, t, p, "overhead_us", OVERHEAD_US) * 1e-6;
     return g;
 }
 
@@ -539,7 +571,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     r.tp = e.tp;
     r.bw_efficiency = get_num(c, t, p, "bw_efficiency", r.bw_efficiency, FRACTION);
     r.flops_efficiency = get_num(c, t, p, "flops_efficiency", r.flops_efficiency, FRACTION);
-    if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, NONNEG) * 1e-6;
+    if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, OVERHEAD_US) * 1e-6;
 
     if (const toml::node* n = find(t, "profiles")) {
         std::string s = as_str(c, *n, "cost.profiles");

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstdio>
 #include <queue>
+#include <string>
 #include <vector>
 
 #include "policy/draft_prob.h"
@@ -97,6 +99,10 @@ struct Sim {
     int64_t arrived = 0, done = 0;
     int remote_prefill = 0;           // disaggregated: prompts being prefilled elsewhere
     Window window;                    // the measurement (metrics.h)
+    // overload (sim.h), open loop
+    int queue_cap = 0;                // 0: closed loop, no cap
+    bool overflow = false;            // the cap was passed: the point stops
+    int64_t in_system_open = 0, in_system_close = 0;  // arrived - done as the window opened, closed
 
     Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
         : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
@@ -112,7 +118,39 @@ struct Sim {
     int waiting_count() const { return static_cast<int>(waiting_fifo.size() - waiting_head); }
 };
 
-static int64_t to_ns(double s) { return std::max<int64_t>(1, static_cast<int64_t>(std::llround(s * 1e9))); }
+// The clock. Every duration enters it through span_ns and every event time
+// is made by at(): a duration that is not a number of seconds in
+// [0, MAX_SPAN_S], or an event past CLOCK_MAX_NS, is one sp::Error line
+// naming the scenario and the key that set it, never a clamped or wrapped
+// time. scenario_load's bounds keep real runs far inside both
+// (scenarios/README.md: "the simulated clock").
+static constexpr double MAX_SPAN_S = 1e9;                             // one duration, about 32 years
+static constexpr int64_t CLOCK_MAX_NS = INT64_MAX - 1'000'000'000'000'000'000;  // 8.2e9 s
+
+[[noreturn]] static void clock_error(const Sim& s, const char* key, const std::string& expected, double got_s) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g s", got_s);
+    throw Error(s.sc.path + ": " + key + ": expected " + expected + ", got " + buf + " (policy " + s.policy.name +
+                ")");
+}
+
+static int64_t span_ns(const Sim& s, double sec, const char* key, const char* what) {
+    if (!(sec >= 0 && sec <= MAX_SPAN_S))
+        clock_error(s, key, std::string(what) + " in [0, 1e+09] s, which the simulated clock holds", sec);
+    return static_cast<int64_t>(std::llround(sec * 1e9));
+}
+
+// A step or an arrival gap: at least 1 ns, so time always moves.
+static int64_t to_ns(const Sim& s, double sec, const char* key, const char* what) {
+    return std::max<int64_t>(1, span_ns(s, sec, key, what));
+}
+
+static int64_t at(const Sim& s, int64_t span, const char* key) {
+    if (span > CLOCK_MAX_NS - s.now)
+        clock_error(s, key, "a run that ends within the simulated clock's 8.2e+09 s (shorten workload.requests)",
+                    (static_cast<double>(s.now) + static_cast<double>(span)) * 1e-9);
+    return s.now + span;
+}
 
 // [SECTION] workload --------------------------------------------------------------
 
@@ -175,13 +213,18 @@ static void arrive(Sim& s, int user) {
     r.n_steps = 0;
     r.admitted = false;
     s.arrived++;
+    if (s.queue_cap > 0 && s.waiting_count() + s.remote_prefill >= s.queue_cap) s.overflow = true;
     if (s.sc.engine.disaggregated_prefill) {
         s.remote_prefill++;
-        s.schedule(s.now + to_ns(remote_prefill_s(s, r.prompt_len)), 1, EV_PREFILL_DONE, slot);
+        s.schedule(at(s, to_ns(s, remote_prefill_s(s, r.prompt_len), "cost", "a prefill time"), "cost"), 1,
+                   EV_PREFILL_DONE, slot);
     } else {
         s.waiting_fifo.push_back(slot);
     }
-    if (user < 0) s.schedule(s.now + to_ns(workload_gap_s(s.sc.workload, s.rate, s.arrivals)), 1, EV_ARRIVAL, -1);
+    if (user < 0) {
+        int64_t gap = to_ns(s, workload_gap_s(s.sc.workload, s.rate, s.arrivals), "workload.rate", "an arrival gap");
+        s.schedule(at(s, gap, "workload.rate"), 1, EV_ARRIVAL, -1);
+    }
 }
 
 static void complete(Sim& s, int slot) {
@@ -189,10 +232,15 @@ static void complete(Sim& s, int slot) {
     s.done++;
     if (r.admitted) s.kv_used -= r.kv_reserved;
     if (s.obs) s.obs->on_complete({r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now});
+    const bool was_open = s.window.open(), was_closed = s.window.closed();
     window_complete(s.window, s.now, r.arrival_ns, r.first_token_ns, r.output_len);
-    if (r.user >= 0)
-        s.schedule(s.now + static_cast<int64_t>(std::llround(workload_think_s(s.sc.workload, s.sc.seed, r.key) * 1e9)),
-                   1, EV_ARRIVAL, r.user);
+    if (!was_open && s.window.open()) s.in_system_open = s.arrived - s.done;
+    if (!was_closed && s.window.closed()) s.in_system_close = s.arrived - s.done;
+    if (r.user >= 0) {
+        int64_t think = span_ns(s, workload_think_s(s.sc.workload, s.sc.seed, r.key), "workload.think_time_ms",
+                                "a think time");
+        s.schedule(at(s, think, "workload.think_time_ms"), 1, EV_ARRIVAL, r.user);
+    }
     s.free_slots.push_back(slot);
 }
 
@@ -334,7 +382,8 @@ static void start_step(Sim& s) {
     s.step_prefill_tokens = prefill_tokens;
     s.step_start = s.now;
     s.busy = true;
-    s.schedule(s.now + to_ns(s.step_draft_s + s.step_forward_s), 0, EV_STEP_END, 0);
+    s.schedule(at(s, to_ns(s, s.step_draft_s + s.step_forward_s, "cost", "an iteration time"), "cost"), 0,
+               EV_STEP_END, 0);
 }
 
 static void end_step(Sim& s) {
@@ -398,6 +447,10 @@ static void end_step(Sim& s) {
 
 // [SECTION] run -------------------------------------------------------------------
 
+int sim_queue_cap(const EngineConfig& e) {
+    return static_cast<int>(std::clamp<int64_t>(16 * static_cast<int64_t>(e.max_seqs), 4096, 262144));
+}
+
 PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, double load,
                           SimObserver* observer) {
     acceptance_check_policies(sc, acc, {policy});
@@ -413,10 +466,11 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
     } else {
         s.rate = load;
         res.rate = load;
+        s.queue_cap = sim_queue_cap(sc.engine);
         s.schedule(0, 1, EV_ARRIVAL, -1);
     }
 
-    while (!s.window.closed() && !s.events.empty()) {
+    while (!s.window.closed() && !s.overflow && !s.events.empty()) {
         Event ev = s.events.top();
         s.events.pop();
         assert(ev.time >= s.now && "time ran backwards");
@@ -435,7 +489,11 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
         }
     }
 
+    if (s.overflow) window_stop(s.window, s.now);
     window_result(s.window, sc.engine.tp, &res);
+    const double n = static_cast<double>(res.n_requests);
+    const double growth = static_cast<double>(s.in_system_close - s.in_system_open);
+    res.unstable = s.overflow || (w.mode == WORKLOAD_OPEN && growth > std::max(0.1 * n, 3 * std::sqrt(n)));
     return res;
 }
 

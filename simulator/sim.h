@@ -23,6 +23,15 @@
 // Measurement: the first `warmup` completions are discarded; the window runs
 // from the warmup-th completion to the (warmup + requests)-th, and every
 // rate is over that window.
+//
+// Overload (open loop; a closed loop's queue is bounded by its users). A
+// point is marked unstable (PointResult::unstable) when
+//   - more than sim_queue_cap requests wait for admission at once (the FIFO
+//     plus prompts being prefilled elsewhere): the point stops there, so its
+//     time and memory stay bounded, and its window closes early; or
+//   - over its window the requests in the system (arrived, not completed)
+//     grew by more than 10 % of the window's completions and by more than
+//     3 sqrt(completions), the arrivals' own noise: arrivals outpace service.
 #pragma once
 
 #include <cstdint>
@@ -70,6 +79,10 @@ struct SimObserver {
     virtual void on_state(const SimState&) {}
     virtual void on_complete(const CompletedRequest&) {}
 };
+
+// The open loop's cap on waiting requests: 16 x max_seqs, at least 4096 and
+// at most 262144 (each holds about 100 B + 12 gamma B).
+int sim_queue_cap(const EngineConfig& e);
 
 // Runs one point: `load` is the number of users (closed loop) or the arrival
 // rate in requests/s (open loop). Deterministic in (scenario, seed, policy, load).

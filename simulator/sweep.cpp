@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <mutex>
 #include <thread>
 
 namespace sp {
@@ -19,10 +21,22 @@ SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::
     // Each point writes only its own slot, so the order of completion cannot
     // change the result.
     std::atomic<size_t> next{0};
+    // A point's sp::Error (the simulated clock, sim.cpp) reaches the caller's
+    // thread: the first one thrown stops the other workers and is rethrown.
+    std::mutex failed_mu;
+    std::exception_ptr failed;
+    std::atomic<bool> stop{false};
     auto worker = [&] {
-        for (size_t i; (i = next.fetch_add(1)) < n;) {
+        for (size_t i; !stop && (i = next.fetch_add(1)) < n;) {
             if (cancel && cancel->load(std::memory_order_relaxed)) return;
-            res.points[i] = sim_run_point(sc, acc, policies[i / loads.size()], loads[i % loads.size()]);
+            try {
+                res.points[i] = sim_run_point(sc, acc, policies[i / loads.size()], loads[i % loads.size()]);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(failed_mu);
+                if (!failed) failed = std::current_exception();
+                stop = true;
+                return;
+            }
             if (done) done->fetch_add(1);
         }
     };
@@ -32,6 +46,7 @@ SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::
     for (size_t t = 1; t < nthreads; t++) pool.emplace_back(worker);
     worker();
     for (std::thread& t : pool) t.join();
+    if (failed) std::rethrow_exception(failed);
 
     sweep_finish(sc, policies, &res);
     res.cancelled = cancel && cancel->load();

@@ -534,7 +534,7 @@ TEST(ScenarioErrors, GammaSixtyFiveIsOutOfRange) {
 TEST(ScenarioErrors, NegativeThinkTimeIsRefused) {
     Text t;
     t.workload = "[workload]\nconcurrency = [1]\nthink_time_ms = -5.0\n";
-    EXPECT_TRUE(refused(t, "workload.think_time_ms", ">= 0"));
+    EXPECT_TRUE(refused(t, "workload.think_time_ms", "[0, 8.64e+07], got -5.0"));
 }
 
 TEST(ScenarioErrors, ZeroDomainWeightIsRefused) {
@@ -750,6 +750,51 @@ TEST(ScenarioErrors, IntegerOverflowIsAnErrorNotUndefinedBehaviour) {
         msg = e.what();
     }
     EXPECT_EQ(msg.rfind(scen_path() + ":1:", 0), 0u) << msg;
+}
+
+// The simulated clock is int64 ns: keys that set a duration are bounded so a
+// run fits it (scenarios/README.md), where think_time_ms = 1e13 overflowed
+// it, rate = [1e-12] read 22.8 req/s and overhead_us = 1e16 read 1.3e11
+// tok/s/GPU.
+TEST(ScenarioErrors, KeysThatSetADurationAreBoundedSoARunFitsTheClock) {
+    Text t;
+    t.workload = "[workload]\nconcurrency = [1]\nthink_time_ms = 1e13\n";
+    EXPECT_TRUE(refused(t, "workload.think_time_ms", "[0, 8.64e+07], got 1e+13"));
+    t.workload = "[workload]\nmode = \"open\"\nrate = [1e-12]\n";
+    EXPECT_TRUE(refused(t, "workload.rate[0]", "[0.001, 1e+08], got 1e-12"));
+    t.workload = "[workload]\nmode = \"open\"\nrate = [1, 1e9]\n";
+    EXPECT_TRUE(refused(t, "workload.rate[1]", "[0.001, 1e+08]"));
+    t.workload = "[workload]\nmode = \"open\"\nrate = [1]\narrival = \"gamma\"\nburstiness = 1e-300\n";
+    EXPECT_TRUE(refused(t, "workload.burstiness", "[0.01, 10000]"));
+    t = Text();
+    t.cost = "[cost]\noverhead_us = 1e16\n";
+    EXPECT_TRUE(refused(t, "cost.overhead_us", "[0, 1e+06], got 1e+16"));
+    const std::string spec = "[cost.gpu_spec]\nname = \"x\"\nhbm_gb = 96\n";
+    t.cost = spec + "hbm_tb_s = 2\nbf16_tflops = 500\noverhead_us = 1e16\n";
+    EXPECT_TRUE(refused(t, "cost.gpu_spec.overhead_us", "[0, 1e+06]"));
+    t.cost = spec + "hbm_tb_s = 1e-300\nbf16_tflops = 500\noverhead_us = 40\n";
+    EXPECT_TRUE(refused(t, "cost.gpu_spec.hbm_tb_s", "[0.001, 1000]"));
+    t.cost = spec + "hbm_tb_s = 2\nbf16_tflops = 1e-300\noverhead_us = 40\n";
+    EXPECT_TRUE(refused(t, "cost.gpu_spec.bf16_tflops", "[0.001, 1e+06]"));
+    // The ends of each range load.
+    t = Text();
+    t.workload = "[workload]\nconcurrency = [1]\nthink_time_ms = 86400000\nrequests = 10\nwarmup = 0\n";
+    t.cost = "[cost]\noverhead_us = 1e6\n";
+    EXPECT_NO_THROW(parse(t));
+}
+
+// Each key may be in range while the run is not: the arrivals alone must
+// reach warmup + requests completions within 1e8 s.
+TEST(ScenarioErrors, ARunWhoseArrivalsOutlastTheClocksHorizonIsRefused) {
+    Text t;
+    t.workload = "[workload]\nconcurrency = [1, 8]\nthink_time_ms = 86400000\nrequests = 1100\nwarmup = 100\n";
+    EXPECT_TRUE(refused(t, "workload.think_time_ms", "at most 8.33333e+07 ms at 1 users"));
+    t.workload = "[workload]\nconcurrency = [1000]\nthink_time_ms = 86400000\nrequests = 1100\nwarmup = 100\n";
+    EXPECT_NO_THROW(parse(t));   // two requests a user
+    t.workload = "[workload]\nmode = \"open\"\nrate = [0.001, 1]\nrequests = 100000000\nwarmup = 0\n";
+    EXPECT_TRUE(refused(t, "workload.rate[0]", "at least 1.0 requests/s"));
+    t.workload = "[workload]\nmode = \"open\"\nrate = [0.001]\nrequests = 99900\n";
+    EXPECT_NO_THROW(parse(t));
 }
 
 TEST(ScenarioErrors, UnknownGpuPresetListsTheKnownOnes) {

@@ -356,3 +356,128 @@ TEST(Sim, DisaggregatedPrefillGivesTtftOfThePromptAloneAndKeepsPrefillOutOfDecod
     EXPECT_NEAR(p.ttft.mean, ttft, 1e-8);
     EXPECT_EQ(steps.prefill_tokens, 0);
 }
+
+// [SECTION] the clock and overload -----------------------------------------------
+
+// Passes when `f` throws one sp::Error line that starts with the scenario's
+// path and names `key` (as "key: ").
+template <class F>
+static ::testing::AssertionResult clock_refused(F f, const std::string& key) {
+    try {
+        f();
+        return ::testing::AssertionFailure() << "ran; expected an error naming " << key;
+    } catch (const Error& e) {
+        std::string msg = e.what();
+        if (msg.find('\n') != std::string::npos) return ::testing::AssertionFailure() << "two lines: " << msg;
+        if (msg.rfind("test: " + key + ": expected ", 0) != 0)
+            return ::testing::AssertionFailure() << "does not name the file and " << key << ": " << msg;
+        return ::testing::AssertionSuccess() << msg;
+    }
+}
+
+// Scenarios built in code skip the loader's bounds: the simulator itself
+// refuses a duration the int64 ns clock cannot hold, and a run that would
+// pass its end, instead of clamping or wrapping (think_time_ms = 1e13 read
+// "busy 3833376.8 %", rate 1e-12 read 22.8 req/s, overhead 1e16 us read
+// 1.3e11 tok/s/GPU).
+TEST(Sim, ADurationOrARunPastTheClockIsAnErrorNamingItsKeyNotAWrappedTime) {
+    Scenario sc = base(0.5, 2);
+    sc.workload.output_len.value = 20;
+    sc.workload.think_time_s = 1e10;
+    EXPECT_TRUE(clock_refused([&] { run(sc, "ar", 1); }, "workload.think_time_ms"));
+    sc.workload.think_time_s = 5e8;  // each fits; 17 in a row pass the clock's 8.2e9 s
+    EXPECT_TRUE(clock_refused([&] { run(sc, "ar", 1); }, "workload.think_time_ms"));
+
+    sc = base(0.5, 2);
+    sc.workload.mode = WORKLOAD_OPEN;
+    EXPECT_TRUE(clock_refused([&] { run(sc, "ar", 1e-12); }, "workload.rate"));
+
+    sc = base(0.5, 2);
+    sc.cost.roofline.gpu.overhead_s = 1e10;
+    EXPECT_TRUE(clock_refused([&] { run(sc, "ar", 1); }, "cost"));
+    // On a sweep's worker threads the error reaches the caller, one line.
+    AcceptanceData acc = acceptance_load(sc);
+    EXPECT_TRUE(clock_refused([&] { sweep_run(sc, acc, {policy("ar"), policy("fixed:2")}, {1, 2}, 2); }, "cost"));
+}
+
+struct QueuePeak : SimObserver {
+    int peak = 0;
+    void on_state(const SimState& s) override { peak = std::max(peak, s.waiting + s.remote_prefill); }
+};
+
+static Scenario open_loop(bool disaggregated) {
+    Scenario sc = base(0.7, 4);
+    sc.workload.mode = WORKLOAD_OPEN;
+    sc.workload.output_len.value = 100;
+    sc.workload.warmup = 50;
+    sc.workload.requests = 500;
+    sc.engine.max_seqs = 64;
+    sc.engine.disaggregated_prefill = disaggregated;
+    return sc;
+}
+
+// rate = 1e6 grew to 5.2 GB and 1e7 died of std::bad_alloc: the waiting
+// queue is capped (sim_queue_cap), the point stops there and is unstable.
+TEST(Sim, AnOpenLoopFarPastSaturationStopsAtTheQueueCapAndIsUnstable) {
+    for (bool disagg : {false, true}) {
+        Scenario sc = open_loop(disagg);
+        QueuePeak q;
+        PointResult p = run(sc, "fixed:4", 1e7, &q);
+        EXPECT_TRUE(p.unstable) << disagg;
+        EXPECT_EQ(q.peak, sim_queue_cap(sc.engine) + 1) << disagg;
+        EXPECT_EQ(sim_queue_cap(sc.engine), 4096);
+    }
+}
+
+// Service capacity from a saturated closed loop, then an open loop at half
+// of it (stable) and at 1.5 times it, where the queue grows but stays far
+// under the cap within the window: the growth marks it.
+TEST(Sim, AnOpenLoopIsUnstableExactlyWhenItsArrivalsOutpaceService) {
+    for (bool disagg : {false, true}) {
+        Scenario sc = open_loop(disagg);
+        sc.workload.mode = WORKLOAD_CLOSED;
+        const double capacity = run(sc, "fixed:4", 256).request_rate;
+        sc.workload.mode = WORKLOAD_OPEN;
+        PointResult stable = run(sc, "fixed:4", 0.5 * capacity);
+        EXPECT_FALSE(stable.unstable) << disagg;
+        EXPECT_EQ(stable.n_requests, sc.workload.requests);
+        QueuePeak q;
+        PointResult over = run(sc, "fixed:4", 1.5 * capacity, &q);
+        EXPECT_TRUE(over.unstable) << disagg;
+        EXPECT_LT(q.peak, sim_queue_cap(sc.engine)) << disagg;   // marked by growth, not by the cap
+        EXPECT_EQ(over.n_requests, sc.workload.requests);
+    }
+}
+
+TEST(Sim, UnstableShowsInTheTableTheJsonAndTheCsv) {
+    Scenario sc = open_loop(false);
+    sc.path = "test";
+    AcceptanceData acc = acceptance_load(sc);
+    std::vector<Policy> pols{policy("ar")};
+    SweepResult r = sweep_run(sc, acc, pols, {1, 1e7}, 1);
+    ASSERT_EQ(r.points.size(), 2u);
+    EXPECT_FALSE(r.points[0].unstable);
+    EXPECT_TRUE(r.points[1].unstable);
+    std::ostringstream json, csv;
+    report_json(json, sc, pols, r);
+    EXPECT_NE(json.str().find("\"unstable\": false"), std::string::npos);
+    EXPECT_NE(json.str().find("\"unstable\": true"), std::string::npos);
+    report_csv(csv, r);
+    std::string head = csv.str().substr(0, csv.str().find('\n'));
+    EXPECT_EQ(head.substr(head.rfind(',') + 1), "unstable");
+    EXPECT_NE(csv.str().find(",false\n"), std::string::npos);
+    EXPECT_NE(csv.str().find(",true\n"), std::string::npos);
+    char* buf = nullptr;
+    size_t len = 0;
+    FILE* f = open_memstream(&buf, &len);
+    report_table(f, sc, pols, r);
+    std::fclose(f);
+    std::string table(buf, len);
+    std::free(buf);
+    size_t mark = table.find("UNSTABLE");
+    ASSERT_NE(mark, std::string::npos) << table;
+    EXPECT_EQ(table.find("UNSTABLE", mark + 1), std::string::npos) << table;   // the one overloaded row
+    std::string row = table.substr(table.rfind('\n', mark) + 1, mark - table.rfind('\n', mark) - 1);
+    EXPECT_EQ(row.rfind("ar", 0), 0u) << row;
+    EXPECT_NE(row.find(" 1e+07 "), std::string::npos) << row;
+}
