@@ -3,8 +3,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -212,19 +219,46 @@ static void synth(const SynthArgs& a) {
 
 // [SECTION] export / import ---------------------------------------------------
 
+// -o FILE: a regular file, or a new one, is written to a temporary file
+// beside it (mkstemp, the old file's permissions or 0666 less the umask) and
+// renamed over it once complete, so a failed export leaves the old file as it
+// was and no partial one; a symlink, device or FIFO is written in place.
 static void export_jsonl(const std::string& db_path, const std::string& out_path) {
     TraceDb db = trace_db_open(db_path, TRACE_READ);
     JsonlSummary s;
     if (out_path.empty() || out_path == "-") {
-        s = trace_export_jsonl(db, std::cout);
+        s = trace_export_jsonl(db, std::cout, "stdout");
         std::cout.flush();
         if (!std::cout) throw Error("stdout: write failed");
     } else {
-        std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
-        if (!out) throw Error(out_path + ": cannot open for writing");
-        s = trace_export_jsonl(db, out);
-        out.close();
-        if (!out) throw Error(out_path + ": write failed");
+        struct stat st {};
+        const bool exists = ::lstat(out_path.c_str(), &st) == 0;
+        std::string tmp;
+        if (!exists || S_ISREG(st.st_mode)) {
+            tmp = out_path + ".XXXXXX";
+            const int fd = ::mkstemp(tmp.data());
+            if (fd < 0) throw Error(out_path + ": cannot open for writing (" + std::strerror(errno) + ")");
+            const mode_t mask = ::umask(0);
+            ::umask(mask);
+            const int rc = ::fchmod(fd, exists ? st.st_mode & 07777 : 0666 & ~mask);
+            ::close(fd);
+            if (rc != 0) {
+                ::unlink(tmp.c_str());
+                throw Error(out_path + ": cannot set the permissions of " + tmp);
+            }
+        }
+        try {
+            std::ofstream out(tmp.empty() ? out_path : tmp, std::ios::binary | std::ios::trunc);
+            if (!out) throw Error(out_path + ": cannot open for writing");
+            s = trace_export_jsonl(db, out, out_path);
+            out.close();
+            if (!out) throw Error(out_path + ": write failed");
+            if (!tmp.empty() && std::rename(tmp.c_str(), out_path.c_str()) != 0)
+                throw Error(out_path + ": cannot rename " + tmp + " over it (" + std::strerror(errno) + ")");
+        } catch (...) {
+            if (!tmp.empty()) ::unlink(tmp.c_str());
+            throw;
+        }
         std::fprintf(stderr, "%s: %lld runs, %lld requests, %lld positions, %lld steps, %lld profiles\n",
                      out_path.c_str(), (long long)s.runs, (long long)s.requests, (long long)s.positions,
                      (long long)s.steps, (long long)s.profiles);
@@ -239,6 +273,33 @@ static void import_jsonl(const std::string& in_path, const std::string& db_path)
     std::printf("%s: imported %lld runs, %lld requests, %lld positions, %lld steps, %lld profiles\n",
                 db_path.c_str(), (long long)s.runs, (long long)s.requests, (long long)s.positions,
                 (long long)s.steps, (long long)s.profiles);
+}
+
+// import_jsonl, after refusing an input that is not a regular file (a
+// device such as /dev/zero never ends). A refused import leaves no store
+// behind when there was none before: the one it created is removed if it
+// is still empty (another writer may have filled it meanwhile).
+static void import_checked(const std::string& in_path, const std::string& db_path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::exists(in_path, ec) && !fs::is_regular_file(in_path, ec)) throw Error(in_path + ": not a regular file");
+    const bool existed = fs::exists(fs::symlink_status(db_path, ec));
+    try {
+        import_jsonl(in_path, db_path);
+    } catch (...) {
+        if (!existed && fs::exists(db_path, ec)) {
+            bool empty = false;
+            try {
+                TraceDb db = trace_db_open(db_path, TRACE_READ);
+                TraceCounts c = trace_db_counts(db);
+                empty = c.runs == 0 && c.requests == 0 && c.positions == 0 && c.steps == 0 && c.profiles == 0;
+            } catch (const Error&) {
+            }
+            if (empty)
+                for (const char* ext : {"", "-wal", "-shm"}) fs::remove(db_path + ext, ec);
+        }
+        throw;
+    }
 }
 
 // [SECTION] registration ------------------------------------------------------
@@ -287,7 +348,7 @@ void traces_commands(CLI::App& app) {
     CLI::App* im = traces->add_subcommand("import", "Append JSON Lines (from export) to a trace database, all or nothing");
     im->add_option("JSONL", a->jsonl, "JSON Lines file")->required();
     im->add_option("DB", a->db, "trace database to create or append to")->required();
-    im->callback([a] { import_jsonl(a->jsonl, a->db); });
+    im->callback([a] { import_checked(a->jsonl, a->db); });
 }
 
 }  // namespace sp

@@ -1012,6 +1012,34 @@ TEST(TraceDb, AnOutputLenEditedUnderItsPositionsIsRefusedOnRead) {
     ERROR_OF(trace_db_positions(db, id, &p));
 }
 
+// A run whose models row is gone (foreign keys are off in a plain
+// connection) dropped out of trace_db_runs, so info and export lost it
+// silently; open refuses the store, naming the run.
+TEST(TraceDb, ARunWhoseModelRowIsMissingIsRefusedAtOpenByName) {
+    ScratchDir dir{"specplan_trace_db"};
+    const std::string path = dir.file("broken_fk.specdb");
+    sp::Run run;
+    write_small_store(path, &run);
+    {
+        RawDb raw(path);
+        ASSERT_EQ(raw_exec(raw.db, "UPDATE runs SET target_model_id = target_model_id + 100"), SQLITE_OK);
+    }
+    for (TraceOpen mode : {TRACE_READ, TRACE_WRITE, TRACE_CREATE}) {
+        std::string msg = ERROR_OF(trace_db_open(path, mode));
+        EXPECT_EQ(msg.rfind(path + ": run " + std::to_string(run.id) + ": ", 0), 0u) << msg;
+        EXPECT_TRUE(contains(msg, "models")) << msg;
+    }
+    // A request whose run is gone names the request.
+    const std::string path2 = dir.file("broken_fk2.specdb");
+    int64_t request = write_small_store(path2);
+    {
+        RawDb raw(path2);
+        ASSERT_EQ(raw_exec(raw.db, "UPDATE requests SET run_id = run_id + 100"), SQLITE_OK);
+    }
+    std::string msg = ERROR_OF(trace_db_open(path2, TRACE_READ));
+    EXPECT_TRUE(contains(msg, ": request " + std::to_string(request) + ": refers to a row of runs")) << msg;
+}
+
 TEST(TraceDb, AHandEditedBetaOutsideZeroOneIsRefusedOnRead) {
     ScratchDir dir{"specplan_trace_db"};
     const std::string path = dir.file("beta_range.specdb");

@@ -525,6 +525,56 @@ TEST_F(TraceJsonl, AnEmptyInputIsRefusedAsMissingTheHeader) {
     }
 }
 
+// Endless input without a newline, as /dev/zero: `served` counts the bytes
+// handed out, so a test sees that reading stopped.
+struct EndlessBuf : std::streambuf {
+    char block[4096];
+    size_t served = 0;
+    EndlessBuf() { std::fill(std::begin(block), std::end(block), 'x'); }
+    int_type underflow() override {
+        served += sizeof block;
+        setg(block, block, block + sizeof block);
+        return traits_type::to_int_type(block[0]);
+    }
+};
+
+// `traces import /dev/zero` grew to 5.1 GB in 10 s: a line is refused as
+// soon as it passes the limit, naming its line, and the store is untouched.
+TEST_F(TraceJsonl, ALineLongerThanTheLimitIsRefusedBeforeItIsReadWhole) {
+    TraceDb db = create("a.specdb");
+    build_existing(db);
+    const Snapshot before = snapshot(db);
+    EndlessBuf endless;
+    std::istream in(&endless);
+    try {
+        trace_import_jsonl(db, in, "zero", 10000);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), "zero:1: line longer than 10000 bytes");
+    }
+    EXPECT_LT(endless.served, 20000u);
+    expect_same(snapshot(db), before);
+
+    // Later lines are named; a line of exactly the limit is read.
+    TraceDb src = create("b.specdb");
+    build_reference(src);
+    std::vector<std::string> lines = split_lines(export_text(src));
+    size_t longest = 0;
+    for (const std::string& l : lines) longest = std::max(longest, l.size());
+    TraceDb ok = create("c.specdb");
+    std::istringstream good(join_lines(lines));
+    EXPECT_NO_THROW(trace_import_jsonl(ok, good, "good.jsonl", longest));
+    lines[2] += std::string(longest, ' ');
+    std::istringstream bad(join_lines(lines));
+    try {
+        trace_import_jsonl(db, bad, "long.jsonl", longest);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), "long.jsonl:3: line longer than " + std::to_string(longest) + " bytes");
+    }
+    expect_same(snapshot(db), before);
+}
+
 // ---- a bad line in the middle of a valid export
 
 // Index (0-based) of the nth (0-based) line of a type.

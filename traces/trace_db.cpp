@@ -22,6 +22,7 @@
 #include <ctime>
 #include <limits>
 #include <unordered_map>
+#include <utility>
 
 #include "git_rev.h"
 
@@ -368,6 +369,25 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
         Stmt s(db, "PRAGMA quick_check(1)");
         std::string verdict = s.step() ? s.text(0, "quick_check") : "no result";
         if (verdict != "ok") fail(db, "corrupt database (" + verdict + ")");
+    }
+    // A row whose parent is gone (a hand edit made with foreign keys off)
+    // drops out of the joins that read it: a run without its models row would
+    // vanish from info and export. Refused here, naming the first such row.
+    {
+        Stmt s(db, "PRAGMA foreign_key_check");
+        if (s.step()) {
+            static const std::pair<const char*, const char*> names[] = {
+                {"runs", "run"}, {"requests", "request"}, {"positions", "positions of request"},
+                {"steps", "step row"}, {"profiles", "profile"}};
+            const std::string table = s.text(0, "foreign_key_check table");
+            const std::string parent = s.text(2, "foreign_key_check parent");
+            std::string row = table + " row";
+            for (auto [t, name] : names)
+                if (table == t) row = name;
+            if (!s.is_null(1)) row += " " + std::to_string(s.i64(1, "foreign_key_check rowid"));
+            fail(db, row + ": refers to a row of " + parent +
+                         " that is missing (a broken foreign key); the store is damaged");
+        }
     }
     exec_sql(db, "PRAGMA foreign_keys=ON");
     if (mode != TRACE_READ) {

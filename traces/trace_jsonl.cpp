@@ -249,10 +249,11 @@ constexpr int64_t INT_MAX64 = std::numeric_limits<int>::max();
 constexpr int64_t I64_MAX = std::numeric_limits<int64_t>::max();
 
 struct Importer {
-    Importer(TraceDb& d, const std::string& name) : db(d), in_name(name) {}
+    Importer(TraceDb& d, const std::string& name, size_t max) : db(d), in_name(name), max_line(max) {}
 
     TraceDb& db;
     const std::string& in_name;
+    size_t max_line;
     int64_t line = 0;
     JsonlSummary sum;
 
@@ -606,12 +607,28 @@ struct Importer {
         else fail("type", "\"run\", \"request\", \"positions\", \"step\" or \"profile\"", describe(t));
     }
 
+    // std::getline that stops at max_line bytes (naming the line it is
+    // reading, line + 1): false at the end of input.
+    bool read_line(std::istream& in, std::string& text) {
+        text.clear();
+        std::streambuf* buf = in.rdbuf();
+        for (int ch; (ch = buf->sbumpc()) != std::char_traits<char>::eof();) {
+            if (ch == '\n') return true;
+            if (text.size() == max_line)
+                throw Error(in_name + ":" + std::to_string(line + 1) + ": line longer than " + std::to_string(max_line) +
+                            " bytes");
+            text.push_back(static_cast<char>(ch));
+        }
+        in.setstate(std::ios::eofbit);
+        return !text.empty();
+    }
+
     void run(std::istream& in) {
         TraceTxn txn(db);
         std::string text;
         bool header = false;
         int64_t blank = 0;  // first line of a run of blank lines, 0 if none
-        while (std::getline(in, text)) {
+        while (read_line(in, text)) {
             line++;
             if (!text.empty() && text.back() == '\r') text.pop_back();  // CRLF from a Windows editor
             if (text.find_first_not_of(" \t") == std::string::npos) {
@@ -660,8 +677,8 @@ JsonlSummary trace_export_jsonl(TraceDb& db, std::ostream& out, const std::strin
     return e.sum;
 }
 
-JsonlSummary trace_import_jsonl(TraceDb& db, std::istream& in, const std::string& in_name) {
-    Importer imp{db, in_name};
+JsonlSummary trace_import_jsonl(TraceDb& db, std::istream& in, const std::string& in_name, size_t max_line) {
+    Importer imp{db, in_name, max_line};
     imp.run(in);
     return imp.sum;
 }

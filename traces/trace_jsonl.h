@@ -47,9 +47,12 @@
 // Import is strict: wrong JSON types, missing or unknown keys, non-finite or
 // out-of-range numbers, arrays of the wrong length, an unknown "type", a
 // missing header or a newer "version" are all refused. Blank lines are
-// accepted only at the end of the file.
+// accepted only at the end of the file. A line longer than
+// TRACE_JSONL_MAX_LINE bytes is refused as soon as it passes that length, so
+// input without newlines (a device, a binary file) cannot exhaust memory.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <istream>
 #include <ostream>
@@ -60,6 +63,9 @@
 namespace sp {
 
 inline constexpr int TRACE_JSONL_VERSION = 1;
+// 256 MiB: the positions line of a request with 4 M (anchor, slot) values
+// (output 65536 x gamma 64) in four arrays of up to 15 characters a value.
+inline constexpr size_t TRACE_JSONL_MAX_LINE = size_t(1) << 28;
 
 // Records written or read, by kind.
 struct JsonlSummary {
@@ -75,7 +81,10 @@ JsonlSummary trace_export_jsonl(TraceDb& db, std::ostream& out,
 
 // Appends every record of `in` to `db` inside one transaction: on any error
 // nothing is written and sp::Error is thrown, with the one-line message
-// "<in_name>:<line>: <field>: expected <what>, got <what>".
-JsonlSummary trace_import_jsonl(TraceDb& db, std::istream& in, const std::string& in_name);
+// "<in_name>:<line>: <field>: expected <what>, got <what>", or
+// "<in_name>:<line>: line longer than <max_line> bytes" (tests pass a
+// smaller max_line).
+JsonlSummary trace_import_jsonl(TraceDb& db, std::istream& in, const std::string& in_name,
+                                size_t max_line = TRACE_JSONL_MAX_LINE);
 
 }  // namespace sp
