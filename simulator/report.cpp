@@ -11,8 +11,44 @@ static const char* load_name(const Scenario& sc) { return sc.workload.mode == WO
 
 static double point_load(const PointResult& p) { return p.concurrency ? p.concurrency : p.rate; }
 
-void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r) {
+// The facts every output carries (report_context_line, the JSON's "context").
+struct Context {
+    std::string model, gpu, cost, acceptance, hash;
+    bool synthetic = false;  // acceptance not measured by an engine: a parametric source or a synthetic trace
+};
+
+static Context context_of(const Scenario& sc) {
+    Context c;
+    const bool measured = sc.cost.kind == COST_MEASURED;
+    c.model = measured ? sc.cost.measured.model : sc.cost.roofline.model.name;
+    c.gpu = measured ? sc.cost.measured.gpu : sc.cost.roofline.gpu.name;
+    c.cost = measured ? "measured" : "roofline";
+    const AcceptanceConfig& a = sc.acceptance;
+    if (a.kind == ACCEPT_TRACE) {
+        c.acceptance = "trace " + a.trace_path + " run " + std::to_string(a.run_id) + " (" + a.trace_producer + ")";
+        c.synthetic = a.trace_producer == "synthetic";
+    } else {
+        c.acceptance = a.kind == ACCEPT_IID ? "iid" : "parametric";
+        c.synthetic = true;
+    }
+    char h[20];
+    std::snprintf(h, sizeof h, "%016llx", static_cast<unsigned long long>(sc.text_hash));
+    c.hash = h;
+    return c;
+}
+
+std::string report_context_line(const Scenario& sc, const std::string& version) {
+    const Context c = context_of(sc);
+    return "specplan " + (version.empty() ? std::string("(unknown build)") : version) + "; " + sc.path + " (fnv1a " +
+           c.hash + "); " + c.model + " on " + c.gpu + ", " + c.cost + " cost; gamma " +
+           std::to_string(sc.engine.gamma) + ", tp " + std::to_string(sc.engine.tp) + "; acceptance: " +
+           c.acceptance + (c.synthetic ? "; SYNTHETIC acceptance" : "");
+}
+
+void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r,
+                  const std::string& version) {
     std::fprintf(out, "%s: %s\n", sc.path.c_str(), sc.name.c_str());
+    std::fprintf(out, "%s\n", report_context_line(sc, version).c_str());
     std::fprintf(out, "%-14s %7s %11s %10s %10s %10s %7s %7s %7s %7s\n", "policy", load_name(sc), "tok/s/GPU",
                  "user mean", "user p90", "TTFT p90", "tau", "verify", "waste", "busy");
     for (size_t i = 0; i < r.points.size(); i++) {
@@ -22,13 +58,17 @@ void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>&
                      point_load(p), p.throughput, p.per_user.mean, p.per_user.p90, p.ttft.p90, p.tau,
                      p.mean_verified, 100 * p.waste, 100 * p.busy_fraction, p.unstable ? "  UNSTABLE" : "");
     }
-    std::fprintf(out, "\ncapacity at SLO (per-user p90 >= %g tok/s):\n", sc.slo.per_user_tok_s);
+    std::fprintf(out, "\ncapacity at SLO (%s): the most %s meeting every SLO\n", slo_text(sc.slo).c_str(),
+                 load_name(sc));
     for (const Capacity& c : r.capacity) {
-        if (c.met)
-            std::fprintf(out, "  %-14s %9.0f tok/s/GPU at %.1f %s\n", c.policy.c_str(), c.throughput, c.load,
-                         load_name(sc));
+        if (!c.met)
+            std::fprintf(out, "  %-14s misses the SLO at every load\n", c.policy.c_str());
+        else if (c.bounded)
+            std::fprintf(out, "  %-14s %9.0f tok/s/GPU at %g %s (one more misses %s)\n", c.policy.c_str(), c.throughput,
+                         c.load, load_name(sc), slo_miss_name(c.binding));
         else
-            std::fprintf(out, "  %-14s misses the SLA at every load\n", c.policy.c_str());
+            std::fprintf(out, "  %-14s %9.0f tok/s/GPU at %g %s (and more: no load tried missed)\n", c.policy.c_str(),
+                         c.throughput, c.load, load_name(sc));
     }
     const Headline& h = r.headline;
     if (!h.a.empty()) {
@@ -76,12 +116,27 @@ static ojson summary_json(const Summary& s) {
     return j;
 }
 
-void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r) {
+void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r,
+                 const std::string& version) {
     ojson j;
     j["scenario"] = sc.name;
     j["seed"] = sc.seed;
+    const Context c = context_of(sc);
+    j["context"] = {{"specplan", version.empty() ? ojson(nullptr) : ojson(version)},
+                    {"scenario_file", sc.path},
+                    {"scenario_fnv1a", c.hash},
+                    {"model", c.model},
+                    {"gpu", c.gpu},
+                    {"gamma", sc.engine.gamma},
+                    {"tp", sc.engine.tp},
+                    {"cost_model", c.cost},
+                    {"acceptance", c.acceptance},
+                    {"synthetic_acceptance", c.synthetic}};
     j["load_kind"] = sc.workload.mode == WORKLOAD_CLOSED ? "concurrency" : "rate";
-    j["slo"] = {{"per_user_tok_s", sc.slo.per_user_tok_s}, {"ttft_s", sc.slo.ttft_s}};
+    j["slo"] = {{"per_user_tok_s", sc.slo.per_user_tok_s},
+                {"ttft_s", sc.slo.ttft_s},
+                {"tpot_s", sc.slo.tpot_s},
+                {"percentile", sc.slo.percentile}};
     ojson pols = ojson::array();
     for (const Policy& p : policies) pols.push_back(p.name);
     j["policies"] = pols;
@@ -118,13 +173,20 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
     j["pareto"] = r.pareto;
     ojson caps = ojson::array();
     for (const Capacity& c : r.capacity)
-        caps.push_back({{"policy", c.policy}, {"met", c.met}, {"throughput_tok_s_gpu", c.throughput}, {"load", c.load},
+        caps.push_back({{"policy", c.policy},
+                        {"met", c.met},
+                        {"throughput_tok_s_gpu", c.throughput},
+                        {"load", c.load},
+                        {"bounded", c.bounded},
+                        {"binding", c.bounded ? slo_miss_name(c.binding) : ""},
                         {"best_point_throughput", c.best_point_throughput}});
     j["capacity_at_slo"] = caps;
+    // a ratio that does not apply is null, never 0
+    auto ratio = [](double v) { return v > 0 ? ojson(v) : ojson(nullptr); };
     if (!r.headline.a.empty())
-        j["headline"] = {{"a", r.headline.a}, {"b", r.headline.b}, {"throughput_gain", r.headline.throughput_gain},
-                         {"matched_throughput", r.headline.matched_throughput},
-                         {"per_user_gain", r.headline.per_user_gain}};
+        j["headline"] = {{"a", r.headline.a}, {"b", r.headline.b}, {"throughput_gain", ratio(r.headline.throughput_gain)},
+                         {"matched_throughput", ratio(r.headline.matched_throughput)},
+                         {"per_user_gain", ratio(r.headline.per_user_gain)}};
     out << j.dump(1) << "\n";
 }
 

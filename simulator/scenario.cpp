@@ -603,6 +603,8 @@ static void parse_policies(const Ctx& c, const toml::table* t, int gamma, Scenar
             size_t cut = err.rfind(", got ");
             fail(c, k, cut == std::string::npos ? err : err.substr(0, cut), quote(text));
         }
+        if (pol.kind == POLICY_FIXED && pol.k > gamma)  // else it runs as fixed:gamma under the name fixed:K
+            fail(c, k, "fixed:K with K <= engine.gamma = " + std::to_string(gamma), quote(text));
         for (const Policy& q : s.policies)
             if (q.name == pol.name) fail(c, k, "a policy not already in the list", quote(text));
         s.policies.push_back(pol);
@@ -659,11 +661,24 @@ static void parse_policies(const Ctx& c, const toml::table* t, int gamma, Scenar
 }
 
 static Slo parse_slo(const Ctx& c, const toml::table* t) {
-    check_keys(c, t, "slo", {"per_user_tok_s", "ttft_ms"});
+    check_keys(c, t, "slo", {"per_user_tok_s", "ttft_ms", "tpot_ms", "percentile"});
     Slo s;
     s.per_user_tok_s = get_num(c, t, "slo", "per_user_tok_s", 0, NONNEG);
     s.ttft_s = get_num(c, t, "slo", "ttft_ms", 0, NONNEG) * 1e-3;
+    s.tpot_s = get_num(c, t, "slo", "tpot_ms", 0, NONNEG) * 1e-3;
+    const double pct = get_num(c, t, "slo", "percentile", 90, NONNEG);
+    if (pct != 50 && pct != 90 && pct != 99) {
+        char got[32];
+        std::snprintf(got, sizeof got, "%g", pct);
+        fail(c, "slo.percentile", "50, 90 or 99", got);
+    }
+    s.percentile = int(pct);
     return s;
+}
+
+static double parse_plan(const Ctx& c, const toml::table* t) {
+    check_keys(c, t, "plan", {"gpu_hour_usd"});
+    return get_num(c, t, "plan", "gpu_hour_usd", 0, NONNEG);
 }
 
 // [SECTION] cross-checks: trace store, KV capacity, cost model ------------------------------
@@ -711,6 +726,7 @@ static TraceFacts read_trace(const Ctx& c, AcceptanceConfig& acc, bool need_posi
         f.run = *it;
     }
     acc.run_id = f.run.id;
+    acc.trace_producer = producer_name(f.run.producer);
     try {
         f.requests = trace_db_requests(db, f.run.id);
         // Reads each blob once and drops it: the store has no cheaper
@@ -851,10 +867,12 @@ Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
 #endif
     const toml::table* top = &root;
     check_keys(c, top, "",
-               {"name", "description", "seed", "workload", "engine", "acceptance", "cost", "policies", "slo"});
+               {"name", "description", "seed", "workload", "engine", "acceptance", "cost", "policies", "slo", "plan"});
 
     Scenario s;
     s.path = path;
+    s.text_hash = 14695981039346656037ull;  // FNV-1a 64
+    for (unsigned char ch : toml_text) s.text_hash = (s.text_hash ^ ch) * 1099511628211ull;
     s.name = get_str(c, top, "", "name", fs::path(path).stem().string());
     s.description = get_str(c, top, "", "description", "");
     s.seed = uint64_t(get_int(c, top, "", "seed", 1, 0, MAX_I64));
@@ -867,6 +885,7 @@ Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
     s.cost = parse_cost(c, get_table(c, top, "", "cost"), s.engine, &profiles, &profile_gpu, &profile_model);
     parse_policies(c, get_table(c, top, "", "policies"), s.engine.gamma, s);
     s.slo = parse_slo(c, get_table(c, top, "", "slo"));
+    s.gpu_hour_usd = parse_plan(c, get_table(c, top, "", "plan"));
 
     // Cross-checks, cheapest first; the trace store is read once.
     bool kv_derived = s.engine.kv_capacity_tokens == 0;

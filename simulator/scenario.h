@@ -77,22 +77,29 @@ struct AcceptanceConfig {
     std::string trace_path;           // ACCEPT_TRACE (or LENGTHS_TRACE): resolved against the scenario's folder
     int64_t run_id = 0;               // run in the trace; 0 = the only run, or the first complete one;
                                       // scenario_load stores the resolved id
+    std::string trace_producer;       // that run's producer ("engine", "importer", "synthetic"), set by
+                                      // scenario_load: outputs say when acceptance is synthetic
     double alpha = 0;                 // ACCEPT_IID: every slot's conditional acceptance
     double kappa = 4;                 // confidence model of traces synth (parametric, iid)
     double raw_temperature = 1.5;
 };
 
+// Every SLO that is set bounds capacity (plan.h slo_check); 0 = not set.
 struct Slo {
-    double per_user_tok_s = 0;        // per-user speed SLA: p90 (speed met by 90% of requests) >= this
-    double ttft_s = 0;                // TTFT bound for goodput; 0 = none
+    double per_user_tok_s = 0;        // per-user speed: the speed met by `percentile` % of requests >= this
+    double ttft_s = 0;                // TTFT at the percentile <= this, seconds (also goodput's bound)
+    double tpot_s = 0;                // TPOT at the percentile <= this, seconds
+    int percentile = 90;              // 50, 90 or 99
 };
 
 struct Scenario {
     std::string path;                 // the file it came from, for messages
+    uint64_t text_hash = 0;           // FNV-1a 64 of the TOML text: which version of the file a result came from
     std::string name, description;
     uint64_t seed = 1;
     Workload workload;
     EngineConfig engine;
+    double gpu_hour_usd = 0;          // plan.gpu_hour_usd: price of one GPU-hour for `specplan plan`; 0 = none
     AcceptanceConfig acceptance;
     CostModel cost;
     std::vector<Policy> policies;     // at least one

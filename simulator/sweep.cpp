@@ -3,11 +3,32 @@
 
 #include <algorithm>
 #include <chrono>
-#include <exception>
-#include <mutex>
-#include <thread>
+
+#include "simulator/parallel.h"
 
 namespace sp {
+
+// Each policy's capacity by bisection from the grid's bracket
+// (capacity_search), one policy a task; best_point_throughput stays the
+// grid's.
+static void sweep_refine_capacity(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
+                                  int threads, SweepResult* res) {
+    const size_t L = res->loads.size();
+    double ceiling = capacity_ceiling(sc);
+    if (!res->loads.empty()) ceiling = std::max(ceiling, res->loads.back());
+    parallel_for(policies.size(), threads, [&](size_t p) {
+        const std::vector<PointResult> curve(res->points.begin() + static_cast<long>(p * L),
+                                             res->points.begin() + static_cast<long>((p + 1) * L));
+        const CapacitySearch s = capacity_search(sc, acc, policies[p], res->loads, curve, ceiling);
+        Capacity& c = res->capacity[p];
+        c.met = s.met;
+        c.bounded = s.bounded;
+        c.load = s.load;
+        c.throughput = s.met ? s.point.throughput : 0;
+        c.binding = s.binding;
+    });
+    if (!sc.compare_a.empty()) res->headline = sweep_headline(*res, policies, sc.compare_a, sc.compare_b);
+}
 
 SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
                       const std::vector<double>& loads, int threads, std::atomic<int>* done,
@@ -16,40 +37,15 @@ SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::
     auto t0 = std::chrono::steady_clock::now();
     SweepResult res;
     res.loads = loads;
-    const size_t n = policies.size() * loads.size();
-    res.points.resize(n);
-    // Each point writes only its own slot, so the order of completion cannot
-    // change the result.
-    std::atomic<size_t> next{0};
-    // A point's sp::Error (the simulated clock, sim.cpp) reaches the caller's
-    // thread: the first one thrown stops the other workers and is rethrown.
-    std::mutex failed_mu;
-    std::exception_ptr failed;
-    std::atomic<bool> stop{false};
-    auto worker = [&] {
-        for (size_t i; !stop && (i = next.fetch_add(1)) < n;) {
-            if (cancel && cancel->load(std::memory_order_relaxed)) return;
-            try {
-                res.points[i] = sim_run_point(sc, acc, policies[i / loads.size()], loads[i % loads.size()]);
-            } catch (...) {
-                std::lock_guard<std::mutex> lock(failed_mu);
-                if (!failed) failed = std::current_exception();
-                stop = true;
-                return;
-            }
-            if (done) done->fetch_add(1);
-        }
-    };
-    unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-    size_t nthreads = std::min<size_t>(n, threads > 0 ? static_cast<size_t>(threads) : hw);
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < nthreads; t++) pool.emplace_back(worker);
-    worker();
-    for (std::thread& t : pool) t.join();
-    if (failed) std::rethrow_exception(failed);
-
+    res.points.resize(policies.size() * loads.size());
+    parallel_for(res.points.size(), threads, [&](size_t i) {
+        if (cancel && cancel->load(std::memory_order_relaxed)) return;
+        res.points[i] = sim_run_point(sc, acc, policies[i / loads.size()], loads[i % loads.size()]);
+        if (done) done->fetch_add(1);
+    });
     sweep_finish(sc, policies, &res);
     res.cancelled = cancel && cancel->load();
+    if (!res.cancelled) sweep_refine_capacity(sc, acc, policies, threads, &res);
     res.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return res;
 }
@@ -61,7 +57,7 @@ void sweep_finish(const Scenario& sc, const std::vector<Policy>& policies, Sweep
     for (size_t p = 0; p < policies.size(); p++) {
         std::vector<PointResult> curve(res->points.begin() + static_cast<long>(p * L),
                                        res->points.begin() + static_cast<long>((p + 1) * L));
-        res->capacity.push_back(sweep_capacity(curve, res->loads, sc.slo.per_user_tok_s));
+        res->capacity.push_back(sweep_capacity(curve, res->loads, sc.slo));
         res->capacity.back().policy = policies[p].name;
     }
     if (!sc.compare_a.empty()) res->headline = sweep_headline(*res, policies, sc.compare_a, sc.compare_b);
@@ -95,27 +91,19 @@ Headline sweep_headline(const SweepResult& r, const std::vector<Policy>& policie
     return h;
 }
 
-Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector<double>& loads, double sla) {
+Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector<double>& loads, const Slo& slo) {
     Capacity c;
     for (size_t i = 0; i < curve.size(); i++) {
-        const PointResult& p = curve[i];
-        if (p.per_user.p90 < sla) continue;
+        const SloMiss m = slo_check(slo, curve[i]);
+        if (m != SLO_MET) {
+            c.bounded = c.met;
+            c.binding = c.met ? m : SLO_MET;
+            break;
+        }
         c.met = true;
-        if (p.throughput > c.best_point_throughput) c.best_point_throughput = p.throughput;
-        if (p.throughput > c.throughput) {
-            c.throughput = p.throughput;
-            c.load = loads[i];
-        }
-        // the SLA crossing towards the next (failing) point
-        if (i + 1 < curve.size() && curve[i + 1].per_user.p90 < sla) {
-            const PointResult& q = curve[i + 1];
-            double f = (p.per_user.p90 - sla) / (p.per_user.p90 - q.per_user.p90);
-            double thr = p.throughput + f * (q.throughput - p.throughput);
-            if (thr > c.throughput) {
-                c.throughput = thr;
-                c.load = loads[i] + f * (loads[i + 1] - loads[i]);
-            }
-        }
+        c.load = loads[i];
+        c.throughput = curve[i].throughput;
+        c.best_point_throughput = std::max(c.best_point_throughput, curve[i].throughput);
     }
     return c;
 }

@@ -10,17 +10,24 @@
 #include <string>
 #include <vector>
 
+#include "simulator/plan.h"
 #include "simulator/sim.h"
 
 namespace sp {
 
+// Capacity at the SLO: the largest load meeting every SLO of the scenario
+// (plan.h slo_check), and the throughput there. A simulated sweep finds it
+// by bisection from its grid (capacity_search); a live one reads it off
+// the loads it ran.
 struct Capacity {
     std::string policy;
-    bool met = false;            // some point meets the per-user SLA
-    double throughput = 0;       // tokens/s/GPU at the SLA: the best meeting point, or the
-                                 // interpolated crossing between a meeting and a failing point
-    double load = 0;             // users (or rate) there, interpolated likewise
-    double best_point_throughput = 0;  // the best measured point that meets the SLA
+    bool met = false;            // some load meets every SLO
+    bool bounded = false;        // a failing load was run above `load`; false: the search's ceiling, or
+                                 // (read off a grid) the grid's top load
+    double load = 0;             // users (whole) or requests/s: the largest found meeting every SLO
+    double throughput = 0;       // tokens/s/GPU at that load
+    SloMiss binding = SLO_MET;   // the SLO the next load up missed (bounded only)
+    double best_point_throughput = 0;  // the best grid point meeting every SLO
 };
 
 struct Headline {
@@ -53,7 +60,8 @@ SweepResult sweep_run(const Scenario& sc, const AcceptanceData& acc, const std::
 
 // The read-outs of a sweep whose loads and points (policy-major) are filled
 // in, simulated or measured live: the Pareto frontier, capacity at the SLO
-// per policy, and the scenario's headline pair.
+// per policy read off the grid (sweep_capacity), and the scenario's headline
+// pair. sweep_run then refines each capacity by bisection.
 void sweep_finish(const Scenario& sc, const std::vector<Policy>& policies, SweepResult* res);
 
 // The headline ratios of policy a over policy b (names in `policies`) from a
@@ -61,8 +69,9 @@ void sweep_finish(const Scenario& sc, const std::vector<Policy>& policies, Sweep
 Headline sweep_headline(const SweepResult& r, const std::vector<Policy>& policies, const std::string& a,
                         const std::string& b);
 
-// Capacity at `sla` per-user tokens/s along one policy's points (ascending load).
-Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector<double>& loads, double sla);
+// Capacity along one policy's points (ascending load) as the grid shows it:
+// the last load before the first that misses an SLO.
+Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector<double>& loads, const Slo& slo);
 
 // Per-user p90 of a curve at a throughput, by linear interpolation between
 // the two points whose throughputs bracket it; false when none do.

@@ -109,15 +109,61 @@ TEST(Window, OpensAtTheWarmupCompletionAndMeasuresTheNextRequests) {
     EXPECT_DOUBLE_EQ(q.goodput_fraction, 0.0);
 }
 
-TEST(Sweep, CapacityInterpolatesTheSlaCrossing) {
+static Slo speed_slo(double tok_s) {
+    Slo s;
+    s.per_user_tok_s = tok_s;
+    return s;
+}
+
+// A grid's capacity is its last load before the first that misses an SLO,
+// with that point's throughput: no interpolation between points.
+TEST(Sweep, CapacityOnAGridIsTheLastLoadBeforeTheFirstMiss) {
     // per-user p90 falls 100, 80, 40 as throughput rises 1000, 2000, 3000; SLA 60
     std::vector<PointResult> curve{pt(1000, 100), pt(2000, 80), pt(3000, 40)};
-    Capacity c = sweep_capacity(curve, {1, 2, 4}, 60);
+    Capacity c = sweep_capacity(curve, {1, 2, 4}, speed_slo(60));
     EXPECT_TRUE(c.met);
-    EXPECT_DOUBLE_EQ(c.throughput, 2500);  // halfway from 80 to 40
-    EXPECT_DOUBLE_EQ(c.load, 3);
+    EXPECT_TRUE(c.bounded);
+    EXPECT_EQ(c.binding, SLO_SPEED);
+    EXPECT_DOUBLE_EQ(c.throughput, 2000);
+    EXPECT_DOUBLE_EQ(c.load, 2);
     EXPECT_DOUBLE_EQ(c.best_point_throughput, 2000);
-    EXPECT_FALSE(sweep_capacity(curve, {1, 2, 4}, 200).met);
+    EXPECT_FALSE(sweep_capacity(curve, {1, 2, 4}, speed_slo(200)).met);
+    // every load meets: the grid's top, not bounded
+    c = sweep_capacity(curve, {1, 2, 4}, speed_slo(10));
+    EXPECT_DOUBLE_EQ(c.load, 4);
+    EXPECT_FALSE(c.bounded);
+    // a TTFT bound binds too: the third point's TTFT p90 is 3 s against 2 s
+    curve[2].per_user.p90 = 90;
+    curve[2].ttft.p90 = 3;
+    Slo both = speed_slo(60);
+    both.ttft_s = 2;
+    c = sweep_capacity(curve, {1, 2, 4}, both);
+    EXPECT_DOUBLE_EQ(c.load, 2);
+    EXPECT_EQ(c.binding, SLO_TTFT);
+}
+
+// Every SLO at its percentile: speed met by p% of requests >= the bound,
+// TTFT and TPOT at p% <= theirs; unset bounds always hold.
+TEST(Slo, EveryBoundAtItsPercentile) {
+    PointResult p;
+    p.per_user = {0, 50, 40, 30};   // mean, p50, p90, p99
+    p.ttft = {0, 0.1, 0.5, 2.0};
+    p.tpot = {0, 0.02, 0.03, 0.05};
+    Slo s;
+    EXPECT_EQ(slo_check(s, p), SLO_MET);
+    s.per_user_tok_s = 35;
+    EXPECT_EQ(slo_check(s, p), SLO_MET);   // p90 40 >= 35
+    s.percentile = 99;
+    EXPECT_EQ(slo_check(s, p), SLO_SPEED); // p99 30 < 35
+    s.percentile = 50;
+    s.ttft_s = 0.2;
+    EXPECT_EQ(slo_check(s, p), SLO_MET);   // p50 0.1 <= 0.2
+    s.percentile = 90;
+    EXPECT_EQ(slo_check(s, p), SLO_TTFT);  // p90 0.5 > 0.2
+    s.ttft_s = 0.5;
+    s.tpot_s = 0.025;
+    EXPECT_EQ(slo_check(s, p), SLO_TPOT);  // p90 30 ms > 25 ms
+    EXPECT_EQ(slo_text(s), "per-user p90 >= 35 tok/s, TTFT p90 <= 500 ms, TPOT p90 <= 25 ms");
 }
 
 TEST(Sweep, PerUserAtAThroughputInterpolatesBetweenBracketingPoints) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "simulator/report.h"
+#include "simulator/plan.h"
 #include "simulator/sweep.h"
 #include "simulator/workload.h"
 #include "sim_scenario.h"
@@ -480,4 +481,147 @@ TEST(Sim, UnstableShowsInTheTableTheJsonAndTheCsv) {
     std::string row = table.substr(table.rfind('\n', mark) + 1, mark - table.rfind('\n', mark) - 1);
     EXPECT_EQ(row.rfind("ar", 0), 0u) << row;
     EXPECT_NE(row.find(" 1e+07 "), std::string::npos) << row;
+}
+
+// [SECTION] capacity by bisection, and the fleet ---------------------------------
+
+// capacity_search against the slow scan: every load from 1 to 48 users
+// simulated, each boundary (a load meeting the SLO whose next misses it)
+// listed. The search's answer must be one of them, and the only one when
+// the curve is monotone (it is here: per-user speed falls with users).
+TEST(Plan, CapacityByBisectionIsABoundaryOfTheFullScan) {
+    Scenario sc = base(0.7, 4);
+    sc.workload.output_len = {DIST_FIXED, 60, 1, 1, 0, 0};
+    sc.workload.warmup = 8;
+    sc.workload.requests = 48;
+    const Policy p = policy("fixed:3");
+    const AcceptanceData acc = acceptance_load(sc);
+    std::vector<PointResult> scan;
+    for (int u = 1; u <= 48; u++) scan.push_back(sim_run_point(sc, acc, p, u));
+    // an SLO that binds inside the scan: halfway between the speeds at 1 and 48 users
+    sc.slo.per_user_tok_s = 0.5 * (scan.front().per_user.p90 + scan.back().per_user.p90);
+    std::vector<int> boundaries;
+    bool monotone = true;
+    for (int u = 1; u < 48; u++) {
+        const bool a = slo_check(sc.slo, scan[size_t(u - 1)]) == SLO_MET, b = slo_check(sc.slo, scan[size_t(u)]) == SLO_MET;
+        if (a && !b) boundaries.push_back(u);
+        if (!a && b) monotone = false;
+    }
+    ASSERT_FALSE(boundaries.empty());
+    const CapacitySearch s = capacity_search(sc, acc, p, {}, {}, 48);
+    ASSERT_TRUE(s.met);
+    EXPECT_TRUE(s.bounded);
+    EXPECT_EQ(s.binding, SLO_SPEED);
+    EXPECT_NE(std::find(boundaries.begin(), boundaries.end(), int(s.load)), boundaries.end()) << s.load;
+    if (monotone) {
+        EXPECT_EQ(boundaries.size(), 1u);
+    }
+    EXPECT_DOUBLE_EQ(s.point.throughput, scan[size_t(s.load) - 1].throughput) << "the point at the capacity";
+    EXPECT_LT(s.n_points, 16) << "bisection, not a scan";
+    // seeded with a grid that brackets it, the same answer
+    const std::vector<double> grid{1, 8, 32, 48};
+    std::vector<PointResult> known;
+    for (double g : grid) known.push_back(scan[size_t(g) - 1]);
+    EXPECT_DOUBLE_EQ(capacity_search(sc, acc, p, grid, known, 48).load, s.load);
+    // an SLO nothing meets, and one everything meets
+    sc.slo.per_user_tok_s = 10 * scan.front().per_user.p90;
+    EXPECT_FALSE(capacity_search(sc, acc, p, {}, {}, 48).met);
+    sc.slo.per_user_tok_s = 0.5 * scan.back().per_user.p90;
+    const CapacitySearch all = capacity_search(sc, acc, p, {}, {}, 48);
+    EXPECT_TRUE(all.met);
+    EXPECT_FALSE(all.bounded);
+    EXPECT_DOUBLE_EQ(all.load, 48);
+}
+
+// The fleet for N users: ceil(N / capacity) replicas of tp GPUs, the users
+// spread evenly (ceil(N / replicas) a replica), that point simulated, and
+// the price per hour and per million output tokens from it.
+TEST(Plan, AFleetIsTheFewestReplicasWithinCapacity) {
+    Scenario sc = base(0.7, 4);
+    sc.workload.output_len = {DIST_FIXED, 60, 1, 1, 0, 0};
+    sc.workload.warmup = 8;
+    sc.workload.requests = 48;
+    sc.engine.tp = 2;
+    const Policy p = policy("fixed:3");
+    const AcceptanceData acc = acceptance_load(sc);
+    const PointResult one = sim_run_point(sc, acc, p, 1), many = sim_run_point(sc, acc, p, 48);
+    sc.slo.per_user_tok_s = 0.5 * (one.per_user.p90 + many.per_user.p90);
+    const double cap = capacity_search(sc, acc, p, {}, {}, 100).load;
+    ASSERT_GE(cap, 2);
+    const int users = int(3.5 * cap);
+    const FleetPlan f = plan_fleet(sc, acc, p, users, 2.5);
+    ASSERT_TRUE(f.feasible);
+    EXPECT_EQ(f.replicas, 4);  // 3.5 capacities of users: 4 replicas
+    EXPECT_EQ(f.gpus, 8);
+    EXPECT_EQ(f.users_per_replica, (users + 3) / 4);
+    EXPECT_LE(f.users_per_replica, cap);
+    const PointResult at = sim_run_point(sc, acc, p, f.users_per_replica);
+    EXPECT_DOUBLE_EQ(f.point.throughput, at.throughput);
+    EXPECT_DOUBLE_EQ(f.usd_per_hour, 8 * 2.5);
+    EXPECT_DOUBLE_EQ(f.usd_per_million_tokens, 20.0 / (at.throughput * 8 * 3600) * 1e6);
+    EXPECT_DOUBLE_EQ(plan_fleet(sc, acc, p, users, 0).usd_per_hour, 0) << "no price, no cost";
+}
+
+// Outputs carry their context: the scenario file and its hash (FNV-1a 64 of
+// the text, here of a known string), model, GPU, gamma, tp, cost model and
+// acceptance source, flagged synthetic for a parametric source; the table
+// says the same in its second line; a headline ratio that does not apply is
+// null, never 0.
+TEST(Report, OutputsCarryTheirContextAndNullsForWhatDoesNotApply) {
+    const std::string text = R"(name = "ctx"
+[workload]
+mode = "closed"
+concurrency = [1, 2]
+requests = 20
+warmup = 2
+lengths = "distribution"
+prompt_len = { dist = "fixed", value = 32 }
+output_len = { dist = "fixed", value = 32 }
+[[workload.domain]]
+name = "all"
+alpha = [0.9, 0.8]
+[engine]
+gamma = 2
+[acceptance]
+source = "parametric"
+[cost]
+model = "roofline"
+gpu = "h100-sxm"
+preset = "qwen3-8b"
+[policies]
+list = ["ar", "fixed:2"]
+compare = ["fixed:2", "ar"]
+[slo]
+per_user_tok_s = 1e9
+)";
+    Scenario sc = scenario_parse(text, "ctx.toml");
+    // FNV-1a 64 of the text, whatever the file's name: a reference loop, checked on the published vector for "a"
+    auto fnv1a = [](const std::string& t) {
+        uint64_t h = 14695981039346656037ull;
+        for (unsigned char ch : t) h = (h ^ ch) * 1099511628211ull;
+        return h;
+    };
+    ASSERT_EQ(fnv1a("a"), 0xaf63dc4c8601ec8cull);
+    EXPECT_EQ(sc.text_hash, fnv1a(text));
+    EXPECT_EQ(scenario_parse(text, "other-name.toml").text_hash, sc.text_hash);
+    AcceptanceData acc = acceptance_load(sc);
+    std::vector<Policy> pols{policy("ar"), policy("fixed:2")};
+    SweepResult r = sweep_run(sc, acc, pols, {1, 2}, 1);
+    std::ostringstream out;
+    report_json(out, sc, pols, r, "abc123");
+    const std::string j = out.str();
+    EXPECT_NE(j.find("\"specplan\": \"abc123\""), std::string::npos) << j;
+    EXPECT_NE(j.find("\"scenario_file\": \"ctx.toml\""), std::string::npos);
+    EXPECT_NE(j.find("\"model\": \"qwen3-8b\""), std::string::npos);
+    EXPECT_NE(j.find("\"gpu\": \"h100-sxm\""), std::string::npos);
+    EXPECT_NE(j.find("\"cost_model\": \"roofline\""), std::string::npos);
+    EXPECT_NE(j.find("\"acceptance\": \"parametric\""), std::string::npos);
+    EXPECT_NE(j.find("\"synthetic_acceptance\": true"), std::string::npos);
+    // nothing meets 1e9 tok/s a user: no capacity, so no ratio
+    EXPECT_NE(j.find("\"throughput_gain\": null"), std::string::npos) << j;
+    EXPECT_NE(j.find("\"per_user_gain\": null"), std::string::npos) << j;
+    const std::string line = report_context_line(sc, "abc123");
+    EXPECT_NE(line.find("ctx.toml (fnv1a "), std::string::npos) << line;
+    EXPECT_NE(line.find("qwen3-8b on h100-sxm, roofline cost; gamma 2, tp 1"), std::string::npos) << line;
+    EXPECT_NE(line.find("SYNTHETIC acceptance"), std::string::npos) << line;
 }
