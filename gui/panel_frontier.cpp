@@ -85,7 +85,7 @@ static void frontier_plot(AppState& app, ImVec2 size, bool labels, bool pareto) 
         plot_line(name, xs.data(), ys.data(), static_cast<int>(nl), plot_color(static_cast<int>(p)), tips.data());
         if (labels) plot_labels(name, xs.data(), ys.data(), texts.data(), static_cast<int>(nl), plot_color(static_cast<int>(p)));
     }
-    // each policy's capacity: where its curve crosses the SLA
+    // each policy's capacity: the largest load meeting every SLO, drawn on the SLA line
     for (size_t p = 0; p < np && p < r.capacity.size(); p++) {
         const Capacity& c = r.capacity[p];
         if (!c.met) continue;
@@ -115,7 +115,8 @@ static void capacity_table(const AppState& app, int b) {
     const Scenario& sc = s.scenario;
     const SweepResult& r = s.result;
     const bool open = sc.workload.mode == WORKLOAD_OPEN;
-    ImGui::Text("Capacity at the SLA (per-user p90 >= %s tok/s)", value_label(sc.slo.per_user_tok_s).c_str());
+    ImGui::Text("Capacity at the SLO (%s): the most %s meeting every SLO, by bisection", slo_text(sc.slo).c_str(),
+                open ? "req/s" : "users");
     const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit;
     if (!ImGui::BeginTable("capacity", 5, flags)) return;
     ImGui::TableSetupColumn("policy");
