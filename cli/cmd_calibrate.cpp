@@ -8,28 +8,25 @@
 //  3. score the held-out part before (every T = 1) and after: ECE, Brier and
 //     AUROC of the prefix-survival prediction, per slot and pooled;
 //  4. write {"method": "sts", "temperatures": [...]} where the DSpark loader
-//     reads it (engine/weights.cpp, sts_read: gamma numbers > 0), through a
-//     temporary file in the same folder renamed over the target, so a reader
-//     never sees half a file and a refused run leaves the old one as it was.
+//     reads it (engine/weights.cpp, sts_read: gamma numbers > 0), by
+//     output_file.h's rule: a regular file through a temporary file in the
+//     same folder renamed over the target, so a reader never sees half a
+//     file and a refused run leaves the old one as it was.
 // Everything is checked, and the fit done, before anything is written.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/output_file.h"
 #include "engine/dspark.h"
 #include "traces/calibrate.h"
 #include "traces/trace_db.h"
@@ -110,32 +107,10 @@ void drafter_check(const std::string& out, const Run& run, const std::string& tr
                     std::to_string(dc.block_size) + ")");
 }
 
-// Writes text to path through a temporary file in the same folder, renamed
-// over path only once it is complete and synced. On failure the temporary
-// file is removed and path is untouched.
+// Writes text to path by output_file.h's rule: a regular file through a
+// unique temporary file in the same folder, synced and renamed over it.
 void file_write_atomic(const std::string& path, const std::string& text) {
-    const fs::path p(path);
-    std::string tmp = (p.has_parent_path() ? p.parent_path() / ("." + p.filename().string()) : fs::path("." + path))
-                          .string() + ".tmp.XXXXXX";
-    const int fd = ::mkstemp(tmp.data());
-    if (fd < 0) throw Error(path + ": cannot write: " + std::strerror(errno));
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    bool ok = ::fchmod(fd, 0666 & ~mask) == 0;
-    for (size_t done = 0; ok && done < text.size();) {
-        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        ok = n > 0;
-        if (ok) done += size_t(n);
-    }
-    ok = ok && ::fsync(fd) == 0;
-    const int saved = errno;
-    ok = ::close(fd) == 0 && ok;
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int err = ok ? errno : saved;
-        ::unlink(tmp.c_str());
-        throw Error(path + ": cannot write: " + std::strerror(err ? err : EIO));
-    }
+    write_file(path, [&](std::ostream& out) { out << text; });
 }
 
 void print_value(double v, int width, int decimals) {
@@ -261,7 +236,7 @@ void calibrate_commands(CLI::App& app) {
         ->required();
     c->add_option("--heldout", a->heldout, "fraction of requests held out for the scores; 0 scores the fit requests")
         ->capture_default_str();
-    c->add_option("--seed", a->seed, "seed of the fit/held-out split")->capture_default_str();
+    c->add_option("--seed", a->seed, "seed of the fit/held-out split")->capture_default_str()->transform(seed_number());
     c->callback([a] { run_calibrate(*a); });
 }
 

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/spec_setup.h"
 #include "cli/sweep_cli.h"
@@ -25,7 +26,8 @@ namespace {
 
 struct LiveArgs {
     SpecArgs spec;
-    std::string scenario, prompts, policies, loads, json, csv, db;
+    std::string scenario, prompts, policies, json, csv, db;
+    LoadFlags load;
     double time_limit_s = 0;
     WindowFlags window;
     bool quiet = false, replay = false;
@@ -108,7 +110,7 @@ void run_live(const LiveArgs& a) {
     Scenario sc = scenario_load(a.scenario);
     window_apply(sc, a.window);
     const std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
-    const std::vector<double> loads = loads_from_flag(sc, a.loads);
+    const std::vector<double> loads = loads_from_flags(sc, a.load);
     keep_headline_if_run(sc, policies);
     const AcceptanceData acc = acceptance_load(sc);
 
@@ -235,14 +237,14 @@ void live_commands(CLI::App& app) {
     cmd->add_option("--prompts", a->prompts, "JSON Lines: {\"prompt\": text | \"prompt_ids\": [...], \"domain\": ...}; "
                                             "every domain of the scenario's mix needs prompts")->required();
     cmd->add_option("--policies", a->policies, "comma-separated policies (default: the scenario's)");
-    cmd->add_option("--concurrency,--rates", a->loads, "comma-separated loads (default: the scenario's)");
+    load_add_flags(cmd, &a->load, /*one=*/false);
     window_add_flags(cmd, &a->window);
     cmd->add_option("--json", a->json, "write the results as JSON");
     cmd->add_option("--csv", a->csv, "write one CSV row per point");
     cmd->add_option("--db", a->db, "trace store to append to (created if missing): one run per point with every "
                                    "finished request and its live steps, and the step-cost table as profile cells");
     cmd->add_option("--time-limit", a->time_limit_s, "seconds a point may run before it is abandoned (default: none)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative_number("a number of seconds >= 0"));
     cmd->add_flag("--replay", a->replay, "accept decisions from the scenario's trace instead of the verifier's "
                                          "(timing with random weights at a production shape)");
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");

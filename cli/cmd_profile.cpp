@@ -251,6 +251,17 @@ static double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// A machine with no GPU, or no driver, is one line saying so, before
+// CUDA_CHECK would name a source line and a CUDA error code.
+static void require_cuda_device() {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaSuccess && n > 0) return;
+    (void)cudaGetLastError();  // clear it
+    throw Error(std::string("profile: no CUDA device on this machine (") +
+                (e == cudaSuccess ? "none found" : cudaGetErrorString(e)) + "); profile times the engine on a GPU");
+}
+
 static void profile(const ProfileArgs& a) {
     const Config cfg = config_resolve(a.model);
     Grid g;
@@ -268,6 +279,7 @@ static void profile(const ProfileArgs& a) {
     if (a.drafter != "dspark" && a.drafter != "dflash") throw Error("--drafter " + a.drafter + ": expected dspark or dflash");
     const bool dflash = a.drafter == "dflash";
 
+    require_cuda_device();
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     cudaDeviceProp prop{};
@@ -436,7 +448,7 @@ void profile_commands(CLI::App& app, int argc, char** argv) {
     p->add_option("--drafter", a->drafter, "the drafter kind timed: dspark or dflash (rank 0, no head)")
         ->capture_default_str();
     p->add_option("--markov-rank", a->markov_rank, "the DSpark drafter's Markov head rank")->capture_default_str();
-    p->add_option("--seed", a->seed, "weight and token seed")->capture_default_str();
+    p->add_option("--seed", a->seed, "weight and token seed")->capture_default_str()->transform(seed_number());
     p->callback([a] { profile(*a); });
 }
 

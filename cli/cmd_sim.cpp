@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "cli/args.h"
@@ -19,9 +20,9 @@
 namespace sp {
 
 struct SimArgs {
-    std::string scenario, policy, policies, loads, json, csv;
-    double load = 0;
-    int64_t seed = -1;
+    std::string scenario, policy, policies, json, csv;
+    LoadFlags load;  // sim: one value; sweep: a list
+    std::optional<uint64_t> seed;
     int threads = 0;
     WindowFlags window;
     bool quiet = false;
@@ -29,7 +30,7 @@ struct SimArgs {
 
 static Scenario load_scenario(const SimArgs& a) {
     Scenario sc = scenario_load(a.scenario);
-    if (a.seed >= 0) sc.seed = static_cast<uint64_t>(a.seed);
+    if (a.seed) sc.seed = *a.seed;
     window_apply(sc, a.window);
     return sc;
 }
@@ -37,10 +38,13 @@ static Scenario load_scenario(const SimArgs& a) {
 static void run_sim(const SimArgs& a) {
     Scenario sc = load_scenario(a);
     Policy policy = sc.policies.front();
-    if (!a.policy.empty()) policy = parse_policies(a.policy, sc).at(0);
-    double load = a.load > 0 ? a.load : scenario_loads(sc).back();
-    if (sc.workload.mode == WORKLOAD_CLOSED && load != static_cast<int>(load))
-        throw Error("--concurrency: expected a whole number of users");
+    if (!a.policy.empty()) {
+        std::vector<Policy> one = parse_policies(a.policy, sc, "--policy");
+        if (one.size() != 1) throw Error("--policy '" + a.policy + "': expected one policy (sweep takes a list)");
+        policy = one[0];
+    }
+    const double load = loads_from_flags(sc, a.load, /*one=*/true).at(0);
+    check_sim_memory(sc, {load}, a.load.concurrency.empty() ? sc.path + ": workload.concurrency" : "--concurrency");
     AcceptanceData acc = acceptance_load(sc);
     PointResult p = sim_run_point(sc, acc, policy, load);
     report_point(stdout, sc, p);
@@ -49,7 +53,8 @@ static void run_sim(const SimArgs& a) {
 static void run_sweep(const SimArgs& a) {
     Scenario sc = load_scenario(a);
     std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
-    const std::vector<double> loads = loads_from_flag(sc, a.loads);
+    const std::vector<double> loads = loads_from_flags(sc, a.load);
+    check_sim_memory(sc, loads, a.load.concurrency.empty() ? sc.path + ": workload.concurrency" : "--concurrency");
     keep_headline_if_run(sc, policies);
     AcceptanceData acc = acceptance_load(sc);
     acceptance_check_policies(sc, acc, policies);  // sweep_run runs on the worker thread below
@@ -87,9 +92,8 @@ void sim_commands(CLI::App& app) {
     CLI::App* sim = app.add_subcommand("sim", "Simulate one policy at one load and print its metrics");
     sim->add_option("SCENARIO", a->scenario, "scenario TOML file")->required();
     sim->add_option("--policy", a->policy, "policy (default: the scenario's first)");
-    sim->add_option("--concurrency,--rate", a->load, "users (closed loop) or requests/s (open loop); "
-                                                     "default: the scenario's largest");
-    sim->add_option("--seed", a->seed, "override the scenario's seed");
+    load_add_flags(sim, &a->load, /*one=*/true);
+    sim->add_option("--seed", a->seed, "override the scenario's seed")->transform(seed_number());
     window_add_flags(sim, &a->window);
     sim->callback([a] { run_sim(*a); });
 
@@ -97,12 +101,13 @@ void sim_commands(CLI::App& app) {
                                                "speed table, capacity at SLO, JSON and CSV");
     sw->add_option("SCENARIO", a->scenario, "scenario TOML file")->required();
     sw->add_option("--policies", a->policies, "comma-separated policies (default: the scenario's)");
-    sw->add_option("--concurrency,--rates", a->loads, "comma-separated loads (default: the scenario's)");
+    load_add_flags(sw, &a->load, /*one=*/false);
     window_add_flags(sw, &a->window);
     sw->add_option("--json", a->json, "write the results as JSON");
     sw->add_option("--csv", a->csv, "write one CSV row per point");
-    sw->add_option("--seed", a->seed, "override the scenario's seed");
-    sw->add_option("--threads", a->threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    sw->add_option("--seed", a->seed, "override the scenario's seed")->transform(seed_number());
+    sw->add_option("--threads", a->threads, "worker threads; 0: all cores (default)")
+        ->transform(whole_number(0, INT32_MAX, "a whole number of threads >= 0 (0: all cores)"));
     sw->add_flag("--quiet", a->quiet, "print nothing but errors");
     sw->callback([a] { run_sweep(*a); });
 }

@@ -332,7 +332,7 @@ void traces_commands(CLI::App& app) {
     syn->add_option("--requests", sa.requests, "requests per domain")->capture_default_str();
     syn->add_option("--prompt-len", sa.prompt_len, "prompt tokens, uniform MIN:MAX")->capture_default_str();
     syn->add_option("--output-len", sa.output_len, "output tokens, uniform MIN:MAX")->capture_default_str();
-    syn->add_option("--seed", sa.seed, "random seed")->capture_default_str();
+    syn->add_option("--seed", sa.seed, "random seed")->capture_default_str()->transform(seed_number());
     syn->add_option("--kappa", sa.kappa, "confidence concentration: small = sharp confidence")->capture_default_str();
     syn->add_option("--raw-temperature", sa.raw_temperature, "raw logit = T * logit(calibrated confidence)")
         ->capture_default_str();

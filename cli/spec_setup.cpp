@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "traces/trace_db.h"
 
 #ifdef SPECPLAN_HAVE_CUDA
@@ -82,7 +83,7 @@ void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required, bool per_
                         "draft-prob (default fixed:gamma)");
     }
     cmd->add_option("--temperature", a.temperature, "sampling temperature; 0 = greedy (default)");
-    cmd->add_option("--seed", a.seed, "RNG seed (default 1)");
+    cmd->add_option("--seed", a.seed, "RNG seed (default 1)")->transform(seed_number());
     cmd->add_option("--tokenizer", a.tokenizer, "tokenizer.json (default: the model folder's)");
     cmd->add_option("--device", a.device, "cpu (the fp32 reference) or cuda (default: cuda when there is a GPU)");
     if (per_request)
@@ -167,6 +168,9 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
     std::string err;
     if (!policy_parse(policy, &o.policy, &err)) throw Error("--policy " + policy + ": expected " + err);
     if (o.policy.kind == POLICY_BATCH_TABLE) throw Error("--policy batch-table: needs a scenario's table; not here");
+    if (o.policy.kind == POLICY_FIXED && s->drafter && o.policy.k > o.gamma)  // else run as fixed:gamma, named fixed:K
+        throw Error("--policy " + policy + ": expected fixed:K with K <= gamma = " + std::to_string(o.gamma) +
+                    " (--gamma, or the drafter's block size)");
     if (policy_needs_step_time(o.policy)) {
         s->step_cost =
             step_cost_measure(*s->backend, n_seqs, o.gamma + 1, std::min(512, s->target.cfg.max_position / 2), 3);

@@ -1,28 +1,48 @@
 // sweep_cli.h: what `specplan sweep` and `specplan live` share: loads and
-// policies from flags or the scenario, the headline pair, atomic output files.
+// policies from flags or the scenario, the headline pair; output files
+// (write_file) are output_file.h's.
 #pragma once
 
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "cli/output_file.h"  // write_file
 #include "policy/policy.h"
 #include "simulator/scenario.h"
 #include "traces/trace_db.h"  // Error
 
 namespace sp {
 
-// "1,2,4" -> {1, 2, 4}; each value must be > 0 and the list increasing.
+// "1,2,4" -> {1, 2, 4}; each value must be > 0 and finite, the list increasing.
 std::vector<double> parse_loads(const std::string& text, const char* flag);
-// "ar,fixed:3" -> policies; batch-table takes the scenario's table.
-std::vector<Policy> parse_policies(const std::string& text, const Scenario& sc);
+// "ar,fixed:3" -> policies; batch-table takes the scenario's table. `flag`
+// names the option in errors. fixed:K with K > engine.gamma is refused (it
+// would run as fixed:gamma under the name fixed:K).
+std::vector<Policy> parse_policies(const std::string& text, const Scenario& sc, const char* flag = "--policies");
 // The scenario's users (closed loop) or rates (open loop).
 std::vector<double> scenario_loads(const Scenario& sc);
-// --concurrency/--rates when given (whole users in a closed loop), else the scenario's.
-std::vector<double> loads_from_flag(const Scenario& sc, const std::string& text);
+
+// The load flags: users for a closed loop, requests/s for an open one, two
+// options so that neither is ever read as the other. `sim` takes one value
+// (--concurrency, --rate), `sweep` and `live` a list (--concurrency, --rates).
+struct LoadFlags {
+    std::string concurrency, rate;  // the flags' text; empty: not given
+};
+void load_add_flags(CLI::App* cmd, LoadFlags* f, bool one);
+// The loads the flags give (one value when `one`), else the scenario's. The
+// flag of the other loop is one line naming the scenario's workload.mode;
+// users are whole numbers >= 1.
+std::vector<double> loads_from_flags(const Scenario& sc, const LoadFlags& f, bool one = false);
+
+// The simulator's memory for a closed loop of `load` users, bytes (an
+// estimate from its per-user state; sweep_cli.cpp), and the refusal, one
+// line starting with `what` (the flag or the scenario key), of a load whose
+// estimate passes 16 GiB, before anything is allocated.
+int64_t sim_memory_estimate(const Scenario& sc, double load);
+void check_sim_memory(const Scenario& sc, const std::vector<double>& loads, const std::string& what);
+
 // The compared pair must be among the policies run: else no headline.
 void keep_headline_if_run(Scenario& sc, const std::vector<Policy>& policies);
 
@@ -35,22 +55,5 @@ struct WindowFlags {
 };
 void window_add_flags(CLI::App* cmd, WindowFlags* w);
 void window_apply(Scenario& sc, const WindowFlags& w);
-
-// Writes `fn`'s output to `path` through a temporary file and a rename, so a
-// failed write never leaves half a file behind.
-template <typename F>
-void write_file(const std::string& path, F fn) {
-    std::filesystem::path p(path);
-    if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
-    std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) throw Error(path + ": cannot open for writing");
-        fn(out);
-        out.close();
-        if (!out) throw Error(path + ": write failed");
-    }
-    std::filesystem::rename(tmp, path);
-}
 
 }  // namespace sp

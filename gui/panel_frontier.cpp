@@ -115,8 +115,9 @@ static void capacity_table(const AppState& app, int b) {
     const Scenario& sc = s.scenario;
     const SweepResult& r = s.result;
     const bool open = sc.workload.mode == WORKLOAD_OPEN;
-    ImGui::Text("Capacity at the SLO (%s): the most %s meeting every SLO, by bisection", slo_text(sc.slo).c_str(),
-                open ? "req/s" : "users");
+    ImGui::Text("Capacity at the SLO (%s)", slo_text(sc.slo).c_str());
+    if (ImGui::IsItemHovered())
+        ImGui::SetTooltip("the most %s meeting every SLO, found by bisection", open ? "req/s" : "users");
     const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit;
     if (!ImGui::BeginTable("capacity", 5, flags)) return;
     ImGui::TableSetupColumn("policy");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -42,10 +43,12 @@ static std::string slurp(const fs::path& p) {
     return ss.str();
 }
 
-// Runs `specplan ARGS` through the shell; ARGS is shell-quoted by the caller.
-static Result run(const std::string& args) {
+// Runs `specplan ARGS` through the shell, in folder `cwd` when given; ARGS
+// is shell-quoted by the caller.
+static Result run(const std::string& args, const fs::path& cwd = {}) {
     fs::path out = scratch() / "stdout.txt", err = scratch() / "stderr.txt";
-    std::string cmd = std::string(SPECPLAN_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
+    std::string cmd = (cwd.empty() ? "" : "cd " + cwd.string() + " && ") + std::string(SPECPLAN_CLI) + " " + args +
+                      " >" + out.string() + " 2>" + err.string();
     int status = std::system(cmd.c_str());
     Result r;
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -341,6 +344,228 @@ TEST(Cli, AFailedExportNamesItsFileAndLeavesNoPartialFile) {
         EXPECT_EQ(e.path().filename().string().rfind("out.jsonl.", 0), std::string::npos) << "stray " << e.path();
     // a device is written in place and named
     r = run("traces export " + db.string() + " -o /dev/full");
+// [SECTION] a CLI that never answers wrong quietly (issue 13) -------------------
+//
+// Each input below once ran something else than asked, or failed with more
+// than one line; now each is one line on stderr naming the flag, the field or
+// the file, and a non-zero exit (2 for a value CLI11 checks, 1 for the rest).
+
+static void expect_one_line(const Result& r, const std::string& args, std::initializer_list<const char*> needles,
+                            int code = 1) {
+    EXPECT_EQ(r.code, code) << args << ": " << r.err;
+    EXPECT_EQ(r.err_lines(), 1) << args << ": " << r.err;
+    size_t digits = 0, longest = 0;  // no 300-digit numbers: 2^64 - 1 has 20 digits
+    for (char ch : r.err) longest = std::max(longest, digits = std::isdigit(static_cast<unsigned char>(ch)) ? digits + 1 : 0);
+    EXPECT_LE(longest, 20u) << args << ": " << r.err;
+    for (const char* n : needles) EXPECT_NE(r.err.find(n), std::string::npos) << args << ": " << r.err;
+}
+
+// teaching.toml as an open loop at 1 and 2 requests/s (its own load is users).
+static std::string open_loop_scenario() {
+    std::string text = slurp(scenario("teaching.toml"));
+    const std::string closed = "mode = \"closed\"\nconcurrency = [1, 2, 4, 8, 16, 32, 64, 128]";
+    const size_t at = text.find(closed);
+    EXPECT_NE(at, std::string::npos) << "teaching.toml's workload changed: update this test";
+    if (at != std::string::npos) text.replace(at, closed.size(), "mode = \"open\"\nrate = [1, 2]");
+    const fs::path p = scratch() / "open.toml";
+    std::ofstream(p) << text;
+    return p.string();
+}
+
+// 0, -5 and nan users once ran the scenario's largest load (256 users in the
+// default scenario) without a word.
+TEST(Cli, ALoadThatIsNoWholeNumberOfUsersIsRefused) {
+    const std::string t = scenario("teaching.toml");
+    for (const char* load : {"0", "-5", "nan", "inf", "1.5", "1e300"})
+        for (const std::string cmd : {"sim", "sweep"}) {
+            const std::string args = cmd + " " + t + " --concurrency " + load;
+            expect_one_line(run(args), args, {"--concurrency", "users", load});
+        }
+    expect_one_line(run("sim " + t + " --concurrency 2,4"), "sim --concurrency 2,4", {"--concurrency", "one value"});
+    const std::string o = open_loop_scenario();
+    for (const char* load : {"0", "-1", "nan", "inf"}) {
+        expect_one_line(run("sim " + o + " --rate " + load), std::string("sim --rate ") + load, {"--rate", load});
+        expect_one_line(run("sweep " + o + " --rates 1," + load), std::string("sweep --rates ") + load, {"--rates"});
+    }
+}
+
+// --rate on a closed loop once ran that many users, and --concurrency on an
+// open loop that many requests/s: the two are distinct options now, each
+// refused on the other loop, naming the scenario's mode.
+TEST(Cli, ALoadFlagOfTheOtherLoopIsRefused) {
+    const std::string closed = scenario("teaching.toml"), open = open_loop_scenario();
+    struct Case {
+        std::string args;
+        std::initializer_list<const char*> needles;
+    } cases[] = {
+        {"sim " + closed + " --rate 5", {"--rate", "teaching.toml", "closed loop", "--concurrency"}},
+        {"sweep " + closed + " --rates 1,2", {"--rates", "closed loop", "--concurrency"}},
+        {"sim " + open + " --concurrency 3", {"--concurrency", "open.toml", "open loop", "--rate"}},
+        {"sweep " + open + " --concurrency 1,2", {"--concurrency", "open loop", "--rates"}},
+    };
+    for (const Case& c : cases) expect_one_line(run(c.args), c.args, c.needles);
+    // each loop's own flag still runs, as that loop's load
+    Result r = run("sim " + open + " --rate 1.5 --policy ar --requests 20 --warmup 0");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("policy ar, 1.5 req/s"), std::string::npos) << r.out;
+    r = run("sim " + closed + " --concurrency 3 --policy ar --requests 20 --warmup 0");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("policy ar, 3 users"), std::string::npos) << r.out;
+}
+
+// Seeds are unsigned: -7 was ignored by sim and sweep (and wrapped to
+// 2^64 - 7 by the other commands); "010" is ten, not CLI11's octal eight.
+TEST(Cli, ANegativeSeedIsRefused) {
+    const std::string t = scenario("teaching.toml");
+    const fs::path db = fresh("seed.specdb");
+    for (const std::string& args : {"sim " + t + " --seed -7", "sweep " + t + " --seed -7",
+                                    "traces synth -o " + db.string() + " --alpha 0.5 --gamma 2 --seed -7",
+                                    "calibrate " + db.string() + " -o " + (scratch() / "c.json").string() +
+                                        " --seed -7",
+                                    "sim " + t + " --seed 1x"})
+        expect_one_line(run(args), args, {"--seed", "whole number"}, 2);
+    EXPECT_FALSE(fs::exists(db));
+    const std::string point = "sim " + t + " --policy fixed:2 --concurrency 2 --requests 20 --warmup 0 --seed ";
+    const Result ten = run(point + "10"), octal = run(point + "010"), eight = run(point + "8");
+    ASSERT_EQ(ten.code, 0) << ten.err;
+    EXPECT_EQ(octal.out, ten.out);
+    EXPECT_NE(eight.out, ten.out);
+}
+
+// fixed:99 at gamma 4 ran as fixed:4 under the name fixed:99.
+TEST(Cli, FixedKAboveGammaIsRefusedNamingGamma) {
+    const std::string t = scenario("teaching.toml");  // gamma 4
+    for (const std::string& args : {"sim " + t + " --policy fixed:99", "sweep " + t + " --policies ar,fixed:5"})
+        expect_one_line(run(args), args, {"fixed:", "engine.gamma = 4"});
+    const fs::path bad = scratch() / "fixed.toml";
+    std::string text = slurp(t);
+    text.replace(text.find("\"fixed:4\""), 9, "\"fixed:9\"");
+    std::ofstream(bad) << text;
+    expect_one_line(run("sweep " + bad.string()), "policies.list fixed:9",
+                    {"fixed.toml", "policies.list[4]", "engine.gamma = 4", "fixed:9"});
+    Result ok = run("sim " + t + " --policy fixed:4 --concurrency 2 --requests 10 --warmup 0");
+    EXPECT_EQ(ok.code, 0) << ok.err;
+}
+
+// CLI11's NonNegativeNumber printed its range with a 300-digit bound.
+TEST(Cli, ANegativeThreadCountIsOneShortLine) {
+    const std::string t = scenario("teaching.toml");
+    expect_one_line(run("sweep " + t + " --threads -1"), "--threads -1", {"--threads", "whole number", "-1"}, 2);
+    expect_one_line(run("sweep " + t + " --warmup -1"), "--warmup -1", {"--warmup", "-1"}, 2);
+    expect_one_line(run("sweep " + t + " --requests 0"), "--requests 0", {"--requests", "'0'"}, 2);
+}
+
+// 100 million users died of std::bad_alloc; a load whose simulator state
+// passes 16 GiB is refused before anything is allocated, naming the memory.
+TEST(Cli, ALoadTooLargeForMemoryIsRefusedUpFront) {
+    const std::string t = scenario("teaching.toml");
+    expect_one_line(run("sim " + t + " --concurrency 100000000"), "sim 1e8 users",
+                    {"--concurrency", "100000000 users", "GiB"});
+    expect_one_line(run("sweep " + t + " --concurrency 1,100000000"), "sweep 1e8 users",
+                    {"--concurrency", "GiB"});
+}
+
+// Without a GPU, profile printed CUDA_CHECK's source path and a CUDA error
+// name; it says in one line that there is no CUDA device (or, in a build
+// without CUDA, that it was built without). Where a GPU is present the
+// smallest grid just runs.
+TEST(Cli, ProfileWithoutAGpuIsOneLineSayingSo) {
+    const fs::path db = fresh("profile.specdb");
+    const std::string args = "profile --model qwen3-0.6b -o " + db.string() +
+                             " --r 1 --q 1 --context 0 --prefill-b 16 --reps 1 --warmup 0 --draft-layers 0";
+    Result r = run(args);
+    if (r.code == 0) GTEST_SKIP() << "a CUDA device is present: profile ran";
+    expect_one_line(r, args, {"profile: "});
+    EXPECT_TRUE(r.err.find("no CUDA device") != std::string::npos ||
+                r.err.find("built without CUDA") != std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find(".cpp"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(".cu:"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("cudaError"), std::string::npos) << r.err;
+}
+
+// Output files. "-" is stdout (it wrote a file named "-"); a symlink is
+// written through and stays a symlink, and a FIFO is written as it is (the
+// temporary file was renamed over both); a folder is one line, with no
+// stray temporary beside it; a regular file is replaced whole, keeping its
+// permissions and leaving no temporary.
+static const std::string kSmallSweep = " --concurrency 1,2 --policies ar --requests 10 --warmup 0 --quiet";
+
+// scratch(), emptied of what an earlier run (or an older binary) left there.
+static fs::path empty_scratch() {
+    fs::remove_all(scratch());
+    return scratch();
+}
+
+TEST(Cli, DashIsStdoutForJsonAndCsv) {
+    const std::string t = scenario("teaching.toml");
+    empty_scratch();
+    Result r = run("sweep " + t + kSmallSweep + " --json -", scratch());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_FALSE(fs::exists(scratch() / "-"));
+    EXPECT_EQ(json::parse(r.out).at("points").size(), 2u) << r.out;
+    r = run("sweep " + t + kSmallSweep + " --csv -", scratch());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_FALSE(fs::exists(scratch() / "-"));
+    EXPECT_EQ(r.out.rfind("policy,concurrency,rate,", 0), 0u) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
+}
+
+TEST(Cli, OutputFilesWriteThroughSymlinksAndFifos) {
+    const std::string t = scenario("teaching.toml");
+    const fs::path target = empty_scratch() / "target.csv", link = scratch() / "link.csv";
+    std::ofstream(target) << "old\n";
+    fs::create_symlink(target, link);
+    Result r = run("sweep " + t + kSmallSweep + " --csv " + link.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(fs::is_symlink(link)) << "the symlink was replaced by a file";
+    EXPECT_EQ(slurp(target).rfind("policy,concurrency,rate,", 0), 0u) << slurp(target);
+
+    // /dev/stdout: the CSV goes to this process's stdout, and /dev/stdout stays a symlink
+    r = run("sweep " + t + kSmallSweep + " --csv /dev/stdout");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(fs::is_symlink("/dev/stdout"));
+    EXPECT_EQ(r.out.rfind("policy,concurrency,rate,", 0), 0u) << r.out;
+
+    // a FIFO, read by a background cat
+    const fs::path fifo = scratch() / "pipe.csv", got = scratch() / "got.csv";
+    ASSERT_EQ(std::system(("mkfifo " + fifo.string()).c_str()), 0);
+    const std::string cmd = "(timeout 60 cat " + fifo.string() + " > " + got.string() + " &) ; timeout 60 " +
+                            SPECPLAN_CLI + " sweep " + t + kSmallSweep + " --csv " + fifo.string() +
+                            "; s=$?; for i in 1 2 3 4 5 6 7 8 9 10; do [ -s " + got.string() +
+                            " ] && break; sleep 0.2; done; exit $s";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    EXPECT_EQ(fs::status(fifo).type(), fs::file_type::fifo) << "the FIFO was replaced by a file";
+    EXPECT_EQ(slurp(got).rfind("policy,concurrency,rate,", 0), 0u) << slurp(got);
+}
+
+TEST(Cli, AFolderAsOutputIsOneLineAndLeavesNoTemporary) {
+    const std::string t = scenario("teaching.toml");
+    const fs::path dir = empty_scratch() / "outdir";
+    fs::create_directories(dir);
+    for (const char* flag : {"--json", "--csv"}) {
+        const std::string args = "sweep " + t + kSmallSweep + " " + flag + " " + dir.string();
+        expect_one_line(run(args), args, {dir.string().c_str(), "folder"});
+    }
+    for (const auto& e : fs::directory_iterator(scratch()))
+        EXPECT_EQ(e.path().string().find("outdir."), std::string::npos) << "stray " << e.path();
+    EXPECT_TRUE(fs::is_empty(dir));
+}
+
+TEST(Cli, ARegularOutputFileIsReplacedWholeKeepingItsMode) {
+    const std::string t = scenario("teaching.toml");
+    const fs::path out = empty_scratch() / "mode.json";
+    std::ofstream(out) << "old\n";
+    fs::permissions(out, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+    Result r = run("sweep " + t + kSmallSweep + " --json " + out.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(json::parse(slurp(out)).at("points").size(), 2u);
+    EXPECT_EQ(fs::status(out).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+    for (const auto& e : fs::directory_iterator(scratch()))
+        EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "stray " << e.path();
+}
+
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(r.err.rfind("specplan: /dev/full: ", 0), 0u) << r.err;
 }
