@@ -302,48 +302,6 @@ TEST(Cli, BadScenariosAndFlagsAreOneLineNamingTheProblem) {
     }
 }
 
-// [SECTION] traces import and export: bad input and leftovers ----------------
-
-// `traces import /dev/zero` grew to 5.1 GB in 10 s; a refused import left an
-// empty store behind. A device is refused up front, and a store the import
-// created is removed when the import is refused; one that existed stays.
-TEST(Cli, ARefusedImportRefusesDevicesAndLeavesNoNewStore) {
-    const fs::path db = fresh("never.specdb");
-    Result r = run("traces import /dev/zero " + db.string());
-    EXPECT_EQ(r.code, 1);
-    EXPECT_EQ(r.err, "specplan: /dev/zero: not a regular file\n");
-    const fs::path bad = scratch() / "bad.jsonl";
-    std::ofstream(bad) << "{\"type\":\"specplan-traces\",\"version\":1}\n{\"type\":\"run\",\"id\":1}\n";
-    r = run("traces import " + bad.string() + " " + db.string());
-    EXPECT_EQ(r.code, 1);
-    EXPECT_EQ(r.err_lines(), 1) << r.err;
-    EXPECT_NE(r.err.find("bad.jsonl:2"), std::string::npos) << r.err;
-    for (const char* ext : {"", "-wal", "-shm"})
-        EXPECT_FALSE(fs::exists(db.string() + ext)) << db.string() + ext << " left behind";
-}
-
-// A failed export said "<output>" and left a partial file. It names the file,
-// leaves an old file as it was and no temporary beside it.
-TEST(Cli, AFailedExportNamesItsFileAndLeavesNoPartialFile) {
-    const fs::path db = fresh("latin1.specdb"), out = scratch() / "out.jsonl";
-    // notes that are not UTF-8: the store takes them, JSON cannot
-    ASSERT_EQ(run("traces synth -o " + db.string() + " --alpha 0.7 --gamma 2 --requests 3 --notes \"$(printf 'caf\\351')\"")
-                  .code,
-              0);
-    fs::remove(out);
-    Result r = run("traces export " + db.string() + " -o " + out.string());
-    EXPECT_EQ(r.code, 1);
-    EXPECT_EQ(r.err_lines(), 1) << r.err;
-    EXPECT_EQ(r.err.rfind("specplan: " + out.string() + ": ", 0), 0u) << r.err;
-    EXPECT_EQ(r.err.find("<output>"), std::string::npos) << r.err;
-    EXPECT_FALSE(fs::exists(out)) << "partial file left";
-    std::ofstream(out) << "old\n";
-    EXPECT_EQ(run("traces export " + db.string() + " -o " + out.string()).code, 1);
-    EXPECT_EQ(slurp(out), "old\n");
-    for (const auto& e : fs::directory_iterator(scratch()))
-        EXPECT_EQ(e.path().filename().string().rfind("out.jsonl.", 0), std::string::npos) << "stray " << e.path();
-    // a device is written in place and named
-    r = run("traces export " + db.string() + " -o /dev/full");
 // [SECTION] a CLI that never answers wrong quietly (issue 13) -------------------
 //
 // Each input below once ran something else than asked, or failed with more
@@ -566,6 +524,48 @@ TEST(Cli, ARegularOutputFileIsReplacedWholeKeepingItsMode) {
         EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "stray " << e.path();
 }
 
+// [SECTION] traces import and export: bad input and leftovers ----------------
+
+// `traces import /dev/zero` grew to 5.1 GB in 10 s; a refused import left an
+// empty store behind. A device is refused up front, and a store the import
+// created is removed when the import is refused; one that existed stays.
+TEST(Cli, ARefusedImportRefusesDevicesAndLeavesNoNewStore) {
+    const fs::path db = fresh("never.specdb");
+    Result r = run("traces import /dev/zero " + db.string());
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err, "specplan: /dev/zero: not a regular file\n");
+    const fs::path bad = scratch() / "bad.jsonl";
+    std::ofstream(bad) << "{\"type\":\"specplan-traces\",\"version\":1}\n{\"type\":\"run\",\"id\":1}\n";
+    r = run("traces import " + bad.string() + " " + db.string());
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find("bad.jsonl:2"), std::string::npos) << r.err;
+    for (const char* ext : {"", "-wal", "-shm"})
+        EXPECT_FALSE(fs::exists(db.string() + ext)) << db.string() + ext << " left behind";
+}
+
+// A failed export said "<output>" and left a partial file. It names the file,
+// leaves an old file as it was and no temporary beside it.
+TEST(Cli, AFailedExportNamesItsFileAndLeavesNoPartialFile) {
+    const fs::path db = fresh("latin1.specdb"), out = scratch() / "out.jsonl";
+    // notes that are not UTF-8: the store takes them, JSON cannot
+    ASSERT_EQ(run("traces synth -o " + db.string() + " --alpha 0.7 --gamma 2 --requests 3 --notes \"$(printf 'caf\\351')\"")
+                  .code,
+              0);
+    fs::remove(out);
+    Result r = run("traces export " + db.string() + " -o " + out.string());
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("specplan: " + out.string() + ": ", 0), 0u) << r.err;
+    EXPECT_EQ(r.err.find("<output>"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << "partial file left";
+    std::ofstream(out) << "old\n";
+    EXPECT_EQ(run("traces export " + db.string() + " -o " + out.string()).code, 1);
+    EXPECT_EQ(slurp(out), "old\n");
+    for (const auto& e : fs::directory_iterator(scratch()))
+        EXPECT_EQ(e.path().filename().string().rfind("out.jsonl.", 0), std::string::npos) << "stray " << e.path();
+    // a device is written in place and named
+    r = run("traces export " + db.string() + " -o /dev/full");
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(r.err.rfind("specplan: /dev/full: ", 0), 0u) << r.err;
 }
