@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -265,11 +266,67 @@ static void export_jsonl(const std::string& db_path, const std::string& out_path
     }
 }
 
+// A run imported again: equal to a run the store held before the import in
+// everything recorded, ids aside: the run's fields (producer, target,
+// drafter, gpu, temperature, gamma, created_at to the second, git_rev,
+// notes), its requests (idx, domain, prompt and output length), every
+// request's positions (beta, confidences, draft probabilities, compared as
+// stored) and its steps. No schema change: both runs are in the store while
+// the import's transaction is open, so they are compared as stored. Runs
+// that differ in any of these (a re-capture, an edited file) import as new.
+static bool same_run(TraceDb& db, const Run& a, const Run& b) {
+    Run x = a, y = b;
+    x.id = y.id = 0;
+    x.complete = y.complete = false;
+    if (!(x == y)) return false;
+    const std::vector<Request> ra = trace_db_requests(db, a.id), rb = trace_db_requests(db, b.id);
+    if (ra.size() != rb.size()) return false;
+    for (size_t i = 0; i < ra.size(); i++) {
+        Request p = ra[i], q = rb[i];
+        p.id = q.id = p.run_id = q.run_id = 0;
+        if (!(p == q)) return false;
+        Positions pa, pb;
+        const bool ha = trace_db_positions(db, ra[i].id, &pa), hb = trace_db_positions(db, rb[i].id, &pb);
+        pa.request_id = pb.request_id = 0;
+        if (ha != hb || (ha && !(pa == pb))) return false;
+    }
+    auto steps = [&](int64_t run) {
+        std::vector<Step> out;
+        trace_db_for_each_step(db, run, [&](const Step& st) {
+            out.push_back(st);
+            out.back().request_id = 0;
+        });
+        return out;
+    };
+    return steps(a.id) == steps(b.id);
+}
+
+// Refuses, in one line, an import that holds a run the store already had
+// (`before`: the store's runs before the import); the caller's transaction
+// then rolls the whole import back.
+static void refuse_duplicate_runs(TraceDb& db, const std::vector<Run>& before, const std::string& in_path,
+                                  const std::string& db_path) {
+    int64_t last_old = 0;
+    for (const Run& r : before) last_old = std::max(last_old, r.id);
+    for (const Run& r : trace_db_runs(db)) {
+        if (r.id <= last_old) continue;
+        for (const Run& old : before)
+            if (same_run(db, old, r))
+                throw Error(in_path + ": run created " + r.created_at + " (" + r.target.name + ", drafter " +
+                            r.drafter_name + ") is already in " + db_path + " as run " + std::to_string(old.id) +
+                            ": importing the same runs twice would duplicate them; nothing was imported");
+    }
+}
+
 static void import_jsonl(const std::string& in_path, const std::string& db_path) {
     std::ifstream in(in_path, std::ios::binary);
     if (!in) throw Error(in_path + ": cannot open for reading");
     TraceDb db = trace_db_open(db_path, TRACE_CREATE);
+    const std::vector<Run> before = trace_db_runs(db);
+    TraceTxn txn(db);  // the import's own transaction nests inside: a duplicate undoes it
     JsonlSummary s = trace_import_jsonl(db, in, in_path);
+    refuse_duplicate_runs(db, before, in_path, db_path);
+    txn.commit();
     std::printf("%s: imported %lld runs, %lld requests, %lld positions, %lld steps, %lld profiles\n",
                 db_path.c_str(), (long long)s.runs, (long long)s.requests, (long long)s.positions,
                 (long long)s.steps, (long long)s.profiles);

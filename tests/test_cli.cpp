@@ -524,6 +524,32 @@ TEST(Cli, ARegularOutputFileIsReplacedWholeKeepingItsMode) {
         EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "stray " << e.path();
 }
 
+// Importing one export twice doubled its runs. The same run (every field
+// but its id, its requests, positions and steps) is refused in one line and
+// nothing is imported; a run that differs in anything imports as a new run.
+TEST(Cli, ImportingTheSameRunsTwiceIsRefused) {
+    const fs::path src = fresh("dup-src.specdb"), db = fresh("dup.specdb"), a = scratch() / "dup.jsonl";
+    ASSERT_EQ(run("traces synth -o " + src.string() + " --alpha 0.7 --gamma 2 --requests 3").code, 0);
+    ASSERT_EQ(run("traces export " + src.string() + " -o " + a.string()).code, 0);
+    ASSERT_EQ(run("traces import " + a.string() + " " + db.string()).code, 0);
+    const std::string before = run("traces export " + db.string()).out;
+    for (const fs::path& into : {db, src}) {
+        const std::string args = "traces import " + a.string() + " " + into.string();
+        expect_one_line(run(args), args, {"dup.jsonl", "already in", into.string().c_str(), "as run 1"});
+    }
+    EXPECT_EQ(run("traces export " + db.string()).out, before) << "a refused import changed the store";
+    // the same file with other notes: a different run, imported
+    std::string text = slurp(a);
+    const size_t at = text.find("\"notes\":\"");
+    ASSERT_NE(at, std::string::npos);
+    text.insert(at + 9, "edited ");
+    const fs::path b = scratch() / "edited.jsonl";
+    std::ofstream(b) << text;
+    Result r = run("traces import " + b.string() + " " + db.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(run("traces info " + db.string()).out.find("runs 2 "), std::string::npos);
+}
+
 // [SECTION] traces import and export: bad input and leftovers ----------------
 
 // `traces import /dev/zero` grew to 5.1 GB in 10 s; a refused import left an
