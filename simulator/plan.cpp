@@ -17,6 +17,7 @@ double slo_pick(const Summary& s, int percentile) {
 }
 
 SloMiss slo_check(const Slo& slo, const PointResult& p) {
+    if (p.unstable) return SLO_UNSTABLE;
     if (slo.per_user_tok_s > 0 && slo_pick(p.per_user, slo.percentile) < slo.per_user_tok_s) return SLO_SPEED;
     if (slo.ttft_s > 0 && slo_pick(p.ttft, slo.percentile) > slo.ttft_s) return SLO_TTFT;
     if (slo.tpot_s > 0 && slo_pick(p.tpot, slo.percentile) > slo.tpot_s) return SLO_TPOT;
@@ -26,6 +27,7 @@ SloMiss slo_check(const Slo& slo, const PointResult& p) {
 const char* slo_miss_name(SloMiss m) {
     switch (m) {
         case SLO_MET: return "met";
+        case SLO_UNSTABLE: return "stability";
         case SLO_SPEED: return "per-user speed";
         case SLO_TTFT: return "TTFT";
         case SLO_TPOT: return "TPOT";

@@ -20,12 +20,14 @@ namespace sp {
 // The SLO's percentile of a summary (50, 90 or 99).
 double slo_pick(const Summary& s, int percentile);
 
-// Which SLO a point misses (the first in this order), or SLO_MET: per-user
-// speed (the speed met by `percentile` % of requests >= per_user_tok_s),
-// TTFT and TPOT at the percentile <= their bounds. An SLO of 0 always holds.
-enum SloMiss { SLO_MET, SLO_SPEED, SLO_TTFT, SLO_TPOT };
+// Which SLO a point misses (the first in this order), or SLO_MET: an
+// unstable point (an open loop whose queue grows) misses every SLO, since
+// its latencies are the window's, not a steady state's; then per-user speed
+// (the speed met by `percentile` % of requests >= per_user_tok_s), TTFT and
+// TPOT at the percentile <= their bounds. An SLO of 0 always holds.
+enum SloMiss { SLO_MET, SLO_UNSTABLE, SLO_SPEED, SLO_TTFT, SLO_TPOT };
 SloMiss slo_check(const Slo& slo, const PointResult& p);
-const char* slo_miss_name(SloMiss m);  // "met", "per-user speed", "TTFT", "TPOT"
+const char* slo_miss_name(SloMiss m);  // "met", "stability", "per-user speed", "TTFT", "TPOT"
 // One line for the table header: "per-user p90 >= 120 tok/s, TTFT p90 <= 2000 ms".
 std::string slo_text(const Slo& slo);
 

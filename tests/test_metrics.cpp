@@ -164,6 +164,12 @@ TEST(Slo, EveryBoundAtItsPercentile) {
     s.tpot_s = 0.025;
     EXPECT_EQ(slo_check(s, p), SLO_TPOT);  // p90 30 ms > 25 ms
     EXPECT_EQ(slo_text(s), "per-user p90 >= 35 tok/s, TTFT p90 <= 500 ms, TPOT p90 <= 25 ms");
+    // an unstable point (a growing queue) meets no SLO, whatever its numbers
+    s.tpot_s = 0;
+    EXPECT_EQ(slo_check(s, p), SLO_MET);
+    p.unstable = true;
+    EXPECT_EQ(slo_check(s, p), SLO_UNSTABLE);
+    EXPECT_EQ(slo_check(Slo{}, p), SLO_UNSTABLE);
 }
 
 TEST(Sweep, PerUserAtAThroughputInterpolatesBetweenBracketingPoints) {
