@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "git_rev.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/spec_setup.h"
@@ -189,7 +190,7 @@ void run_live(const LiveArgs& a) {
     sweep_finish(sc, policies, &res);
 
     if (!a.quiet) {
-        report_table(stdout, sc, policies, res);
+        report_table(stdout, sc, policies, res, SPECPLAN_GIT_REV);
         std::printf("host loop per iteration (us, p50 / p90):");
         for (size_t i = 0; i < stats.size(); i++)
             std::printf("%s %s@%g %.0f / %.0f", i ? "," : "", res.points[i].policy.c_str(), loads[i % loads.size()],
@@ -200,7 +201,7 @@ void run_live(const LiveArgs& a) {
     if (!a.json.empty())
         write_file(a.json, [&](std::ostream& out) {
             std::ostringstream sim;
-            report_json(sim, sc, policies, res);
+            report_json(sim, sc, policies, res, SPECPLAN_GIT_REV);
             nlohmann::ordered_json j = nlohmann::ordered_json::parse(sim.str());
             j["measured"] = {{"device", s->backend->name()}, {"gpu", s->gpu}, {"model", a.spec.model},
                              {"drafter", a.spec.drafter}, {"prompts", a.prompts}};

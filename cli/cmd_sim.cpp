@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "git_rev.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/sweep_cli.h"
@@ -80,8 +81,8 @@ static void run_sweep(const SimArgs& a) {
     worker.join();
     if (drawn) std::fprintf(stderr, "\r%*s\r", 60, "");
 
-    if (!a.quiet) report_table(stdout, sc, policies, res);
-    if (!a.json.empty()) write_file(a.json, [&](std::ostream& o) { report_json(o, sc, policies, res); });
+    if (!a.quiet) report_table(stdout, sc, policies, res, SPECPLAN_GIT_REV);
+    if (!a.json.empty()) write_file(a.json, [&](std::ostream& o) { report_json(o, sc, policies, res, SPECPLAN_GIT_REV); });
     if (!a.csv.empty()) write_file(a.csv, [&](std::ostream& o) { report_csv(o, res); });
     if (!a.quiet)
         std::fprintf(stdout, "%zu points in %.2f s\n", res.points.size(), res.wall_s);

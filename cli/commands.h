@@ -17,5 +17,6 @@ void generate_commands(CLI::App& app);                       // cmd_generate.cpp
 void capture_commands(CLI::App& app, int argc, char** argv); // cmd_capture.cpp; argv for the run's notes
 void calibrate_commands(CLI::App& app);                      // cmd_calibrate.cpp
 void live_commands(CLI::App& app);                           // cmd_live.cpp
+void plan_commands(CLI::App& app);                           // cmd_plan.cpp
 
 }  // namespace sp

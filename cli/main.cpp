@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
     sp::capture_commands(app, argc, argv);
     sp::calibrate_commands(app);
     sp::live_commands(app);
+    sp::plan_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

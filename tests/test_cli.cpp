@@ -268,6 +268,48 @@ TEST(Cli, SweepTakesItsMeasurementWindowFromFlags) {
     EXPECT_EQ(r.err_lines(), 1) << r.err;
 }
 
+// plan: one row per policy, and its JSON holds the arithmetic of a fleet:
+// replicas = ceil(users / capacity), GPUs = replicas x tp, users a replica
+// = ceil(users / replicas) within capacity, $/hour = GPUs x price, $/M
+// tokens from the replica's throughput; the fewest-GPU policy is named.
+TEST(Cli, PlanAnswersHowManyGpusPerPolicy) {
+    fs::path j = scratch() / "plan.json";
+    Result r = run("plan " + scenario("teaching.toml") + " --users 300 --per-user-tok-s 50 --ttft-ms 3000" +
+                   " --gpu-hour-usd 2 --policies ar,fixed:2,dspark --json " + j.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("300 users, SLO per-user p90 >= 50 tok/s, TTFT p90 <= 3000 ms"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("fewest GPUs: "), std::string::npos) << r.out;
+    const json out = json::parse(slurp(j));
+    ASSERT_EQ(out.at("policies").size(), 3u);
+    int fewest = 1 << 30;
+    for (const json& p : out.at("policies")) {
+        ASSERT_TRUE(p.at("feasible").get<bool>()) << p.dump();
+        const int cap = int(p.at("capacity_users").get<double>()), reps = p.at("replicas"), gpus = p.at("gpus");
+        const int per = p.at("users_per_replica");
+        EXPECT_EQ(reps, (300 + cap - 1) / cap);
+        EXPECT_EQ(gpus, reps * out.at("tp").get<int>());
+        EXPECT_EQ(per, (300 + reps - 1) / reps);
+        EXPECT_LE(per, cap);
+        EXPECT_GE(p.at("per_user_p90").get<double>(), 50);
+        EXPECT_LE(p.at("ttft_p90_s").get<double>(), 3.0);
+        EXPECT_DOUBLE_EQ(p.at("usd_per_hour").get<double>(), 2.0 * gpus);
+        EXPECT_NEAR(p.at("usd_per_million_tokens").get<double>(),
+                    2.0 * gpus / (p.at("throughput_tok_s_gpu").get<double>() * gpus * 3600) * 1e6, 1e-12);
+        EXPECT_NE(r.out.find(p.at("policy").get<std::string>() + " "), std::string::npos);
+        fewest = std::min(fewest, gpus);
+    }
+    EXPECT_NE(r.out.find("fewest GPUs: "), std::string::npos);
+    EXPECT_NE(r.out.find(", " + std::to_string(fewest) + " GPUs"), std::string::npos) << r.out;
+    // bad input: one line each
+    for (const std::string& bad : {"plan " + scenario("teaching.toml") + " --users 0",
+                                   "plan " + scenario("roofline-h200-llama3.toml") + " --users 10",
+                                   "plan " + scenario("teaching.toml") + " --users 10 --percentile 75"}) {
+        Result b = run(bad);
+        EXPECT_NE(b.code, 0) << bad;
+        EXPECT_EQ(b.err_lines(), 1) << bad << ": " << b.err;
+    }
+}
+
 TEST(Cli, SimPrintsOnePointsSummary) {
     Result r = run("sim " + scenario("teaching.toml") + " --policy dspark --concurrency 4");
     ASSERT_EQ(r.code, 0) << r.err;
