@@ -44,7 +44,10 @@ void print_plan(const Scenario& sc, const PlanArgs& a, double price, const std::
         char cap[32];
         std::snprintf(cap, sizeof cap, "%s%g", f.capacity.bounded ? "" : ">=", f.capacity.load);
         std::printf("%-14s %9s %-14s %8d %6d %9d %9.0f %9.1f %9.1f %8.3fs", f.policy.c_str(), cap,
-                    f.capacity.bounded ? slo_miss_name(f.capacity.binding) : "(ceiling)", f.replicas, f.gpus,
+                    f.capacity.bounded                   ? slo_miss_name(f.capacity.binding)
+                    : f.capacity.load >= a.users ? "(all N fit)"
+                                                 : "(ceiling)",
+                    f.replicas, f.gpus,
                     f.users_per_replica, f.point.throughput, f.point.per_user.p50, f.point.per_user.p90,
                     f.point.ttft.p90);
         if (price > 0) std::printf(" %9.2f %9.3f\n", f.usd_per_hour, f.usd_per_million_tokens);
@@ -62,7 +65,7 @@ void print_plan(const Scenario& sc, const PlanArgs& a, double price, const std::
         if (f.feasible && f.policy == "ar" && &f != best) std::printf(" (ar: %d)", f.gpus);
     std::printf("\n");
     for (const FleetPlan& f : plans)
-        if (f.feasible && !f.capacity.bounded)
+        if (f.feasible && !f.capacity.bounded && f.capacity.load < a.users)
             std::printf("note: %s met every SLO up to %g users a replica, the search's ceiling; with no TTFT SLO a "
                         "queueing replica keeps its per-user speed\n",
                         f.policy.c_str(), f.capacity.load);
