@@ -126,6 +126,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
     };
 
     Window w = window_init(wl.warmup, wl.requests, sc.slo.per_user_tok_s, sc.slo.ttft_s);
+    w.kv_capacity = sc.engine.kv_capacity_tokens;
     std::deque<Arrival> waiting;
     std::list<Active> active;
     int64_t kv_used = 0;
@@ -165,6 +166,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             x.info.domain = rs.domain;
             x.info.prompt_index = pi;
             x.info.arrival_ns = a.at_ns;
+            x.info.admitted_ns = now;
             x.kv = kv;
             x.user = a.user;
             kv_used += kv;
@@ -184,7 +186,8 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         const int64_t t_end = spec.elapsed_ns();
         iterations++;
         // 4. the window
-        const bool counted = window_step(w, t_start, t_end, it.decode_seqs, it.decode_tokens + it.prefill_tokens);
+        const bool counted =
+            window_step(w, t_start, t_end, it.decode_seqs, it.decode_tokens + it.prefill_tokens, kv_used);
         const int64_t host_ns = std::max<int64_t>(1, (t_end - t_prev) - it.draft_ns - it.verify_ns);
         if (counted) {
             sketch_add(host, double(host_ns));
@@ -211,7 +214,8 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             kv_used -= x->kv;
             x->info.first_token_ns = x->r.first_token_ns;
             x->info.done_ns = x->r.done_ns;
-            window_complete(w, x->info.done_ns, x->info.arrival_ns, x->info.first_token_ns, int(x->r.output.size()));
+            window_complete(w, x->info.done_ns, x->info.arrival_ns, x->info.admitted_ns, x->info.first_token_ns,
+                            int(x->r.output.size()));
             if (o.on_complete) {
                 x->info.prompt = x->r.prompt;
                 x->info.output = x->r.output;

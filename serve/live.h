@@ -59,7 +59,7 @@ struct LiveRequest {
     int prompt_index = 0;            // into the prompts
     std::vector<int> prompt, output;
     std::vector<Step> steps;
-    int64_t arrival_ns = 0, first_token_ns = 0, done_ns = 0;  // the run's clock
+    int64_t arrival_ns = 0, admitted_ns = 0, first_token_ns = 0, done_ns = 0;  // the run's clock
 };
 
 struct LiveOptions {

@@ -65,7 +65,8 @@ void window_stop(Window& w, int64_t now) {
     if (w.open()) w.end = now;
 }
 
-void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t first_token_ns, int output_len) {
+void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t admitted_ns, int64_t first_token_ns,
+                     int output_len) {
     w.n_done++;
     if (w.start < 0) {
         if (w.n_done >= w.warmup) w.start = now;
@@ -75,6 +76,7 @@ void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t first_t
     const double ttft = static_cast<double>(first_token_ns - arrival_ns) * 1e-9;
     sketch_add(w.ttft, ttft);
     sketch_add(w.e2e, static_cast<double>(now - arrival_ns) * 1e-9);
+    sketch_add(w.queue, static_cast<double>(admitted_ns - arrival_ns) * 1e-9);
     bool fast = true;
     if (output_len > 1) {
         const double tpot = static_cast<double>(now - first_token_ns) * 1e-9 / (output_len - 1);
@@ -88,8 +90,9 @@ void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t first_t
     if (w.n_requests == w.requests) w.end = now;
 }
 
-bool window_step(Window& w, int64_t start, int64_t end, int R, int batch_tokens) {
+bool window_step(Window& w, int64_t start, int64_t end, int R, int batch_tokens, int64_t kv_used) {
     if (!w.open()) return false;
+    w.kv_used += kv_used;
     w.busy_ns += end - std::max(start, w.start);  // the part of the step inside the window
     w.steps++;
     w.batch_tokens += batch_tokens;
@@ -122,6 +125,7 @@ void window_result(const Window& w, int tp, PointResult* res) {
     res->ttft = summary_latency(w.ttft);
     res->tpot = summary_latency(w.tpot);
     res->e2e = summary_latency(w.e2e);
+    res->queue_wait = summary_latency(w.queue);
     if (w.n_requests) {
         res->goodput_fraction = static_cast<double>(w.good) / static_cast<double>(w.n_requests);
         res->mean_output_len = static_cast<double>(w.output_tokens) / static_cast<double>(w.n_requests);
@@ -134,6 +138,8 @@ void window_result(const Window& w, int tp, PointResult* res) {
     if (w.steps) {
         res->mean_batch_tokens = static_cast<double>(w.batch_tokens) / static_cast<double>(w.steps);
         res->mean_running = static_cast<double>(w.running) / static_cast<double>(w.steps);
+        if (w.kv_capacity > 0)
+            res->kv_use = static_cast<double>(w.kv_used) / static_cast<double>(w.steps) / static_cast<double>(w.kv_capacity);
     }
 }
 

@@ -49,14 +49,16 @@ void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>&
                   const std::string& version) {
     std::fprintf(out, "%s: %s\n", sc.path.c_str(), sc.name.c_str());
     std::fprintf(out, "%s\n", report_context_line(sc, version).c_str());
-    std::fprintf(out, "%-14s %7s %11s %10s %10s %10s %7s %7s %7s %7s\n", "policy", load_name(sc), "tok/s/GPU",
-                 "user mean", "user p90", "TTFT p90", "tau", "verify", "waste", "busy");
+    // saturation in plain sight: requests running per step, KV reserved, the wait for admission
+    std::fprintf(out, "%-14s %7s %11s %10s %10s %10s %7s %7s %7s %8s %6s %9s\n", "policy", load_name(sc), "tok/s/GPU",
+                 "user mean", "user p90", "TTFT p90", "tau", "verify", "waste", "running", "KV", "wait p90");
     for (size_t i = 0; i < r.points.size(); i++) {
         const PointResult& p = r.points[i];
         if (i && i % r.loads.size() == 0) std::fprintf(out, "\n");
-        std::fprintf(out, "%-14s %7g %11.0f %10.1f %10.1f %9.3fs %7.2f %7.2f %6.1f%% %6.1f%%%s\n", p.policy.c_str(),
-                     point_load(p), p.throughput, p.per_user.mean, p.per_user.p90, p.ttft.p90, p.tau,
-                     p.mean_verified, 100 * p.waste, 100 * p.busy_fraction, p.unstable ? "  UNSTABLE" : "");
+        std::fprintf(out, "%-14s %7g %11.0f %10.1f %10.1f %9.3fs %7.2f %7.2f %6.1f%% %8.1f %5.0f%% %8.3fs%s\n",
+                     p.policy.c_str(), point_load(p), p.throughput, p.per_user.mean, p.per_user.p90, p.ttft.p90, p.tau,
+                     p.mean_verified, 100 * p.waste, p.mean_running, 100 * p.kv_use, p.queue_wait.p90,
+                     p.unstable ? "  UNSTABLE" : "");
     }
     std::fprintf(out, "\ncapacity at SLO (%s): the most %s meeting every SLO\n", slo_text(sc.slo).c_str(),
                  load_name(sc));
@@ -161,6 +163,8 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
         q["mean_batch_tokens"] = p.mean_batch_tokens;
         q["busy_fraction"] = p.busy_fraction;
         q["mean_running"] = p.mean_running;
+        q["kv_use_fraction"] = p.kv_use;
+        q["queue_wait_s"] = summary_json(p.queue_wait);
         q["mean_output_len"] = p.mean_output_len;
         q["n_requests"] = p.n_requests;
         q["n_steps"] = p.n_steps;
@@ -193,13 +197,14 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
 void report_csv(std::ostream& out, const SweepResult& r) {
     out << "policy,concurrency,rate,throughput_tok_s_gpu,request_rate,per_user_mean,per_user_p50,per_user_p90,"
            "per_user_p99,ttft_mean,ttft_p50,ttft_p90,ttft_p99,tpot_mean,tpot_p90,e2e_mean,e2e_p90,goodput_fraction,"
-           "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,n_requests,unstable\n";
+           "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,mean_running,kv_use_fraction,queue_wait_p50,"
+           "queue_wait_p90,n_requests,unstable\n";
     for (const PointResult& p : r.points) {
         nlohmann::json row = {p.policy, p.concurrency, p.rate, p.throughput, p.request_rate, p.per_user.mean,
                               p.per_user.p50, p.per_user.p90, p.per_user.p99, p.ttft.mean, p.ttft.p50, p.ttft.p90,
                               p.ttft.p99, p.tpot.mean, p.tpot.p90, p.e2e.mean, p.e2e.p90, p.goodput_fraction, p.tau,
-                              p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.n_requests,
-                              p.unstable};
+                              p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.mean_running,
+                              p.kv_use, p.queue_wait.p50, p.queue_wait.p90, p.n_requests, p.unstable};
         // nlohmann prints every number in its shortest round-trip form; the
         // policy name is written bare (names hold no commas or quotes).
         for (size_t i = 0; i < row.size(); i++) {

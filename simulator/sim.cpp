@@ -45,7 +45,7 @@ struct SimRequest {
     int generated = 0;            // output tokens emitted; the anchor is token generated - 1
     int64_t kv_reserved = 0;      // tokens held from admission to completion
     bool admitted = false;        // holds its KV reservation
-    int64_t arrival_ns = 0, first_token_ns = 0;
+    int64_t arrival_ns = 0, admitted_ns = 0, first_token_ns = 0;
     int64_t verified = 0, accepted = 0;  // drafts, for goodput's observed acceptance
     int n_steps = 0;              // decode steps taken
     std::vector<float> conf_hist; // (3, gamma): confidences of the last three steps, ring by n_steps
@@ -109,7 +109,9 @@ struct Sim {
           reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
           reads_q(p.kind == POLICY_DRAFT_PROB),
           arrivals(rng_seed(s.seed, WORKLOAD_STREAM_ARRIVALS)),
-          window(window_init(s.workload.warmup, s.workload.requests, s.slo.per_user_tok_s, s.slo.ttft_s)) {}
+          window(window_init(s.workload.warmup, s.workload.requests, s.slo.per_user_tok_s, s.slo.ttft_s)) {
+        window.kv_capacity = s.engine.kv_capacity_tokens;
+    }
 
     void schedule(int64_t time, int cls, int kind, int arg) {
         assert(time >= now && "an event may not be scheduled in the past");
@@ -233,7 +235,7 @@ static void complete(Sim& s, int slot) {
     if (r.admitted) s.kv_used -= r.kv_reserved;
     if (s.obs) s.obs->on_complete({r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now});
     const bool was_open = s.window.open(), was_closed = s.window.closed();
-    window_complete(s.window, s.now, r.arrival_ns, r.first_token_ns, r.output_len);
+    window_complete(s.window, s.now, r.arrival_ns, r.admitted_ns, r.first_token_ns, r.output_len);
     if (!was_open && s.window.open()) s.in_system_open = s.arrived - s.done;
     if (!was_closed && s.window.closed()) s.in_system_close = s.arrived - s.done;
     if (r.user >= 0) {
@@ -283,6 +285,7 @@ static void admit(Sim& s) {
         if (s.kv_used + r.kv_reserved > s.sc.engine.kv_capacity_tokens) break;  // FCFS: the head waits
         s.kv_used += r.kv_reserved;
         r.admitted = true;
+        r.admitted_ns = s.now;
         s.waiting_head++;
         if (r.prefilled == r.prompt_len && r.generated > 0) {  // prefilled elsewhere
             s.running.push_back(slot);
@@ -390,7 +393,7 @@ static void end_step(Sim& s) {
     const int G = s.gamma;
     const size_t R = s.step_decode.size();
     s.busy = false;
-    const bool counted = window_step(s.window, s.step_start, s.now, static_cast<int>(R), s.step_tokens);
+    const bool counted = window_step(s.window, s.step_start, s.now, static_cast<int>(R), s.step_tokens, s.kv_used);
     s.n_acc.assign(R, 0);
     int64_t emitted = 0;
     std::vector<int> finished;

@@ -72,18 +72,19 @@ static PointResult pt(double thr, double p90) {
 TEST(Window, OpensAtTheWarmupCompletionAndMeasuresTheNextRequests) {
     const int64_t ms = 1000000;
     Window w = window_init(1, 2, 10, 0.5);
-    EXPECT_FALSE(window_step(w, 0, 5 * ms, 1, 8));   // not open yet: nothing counts
-    window_complete(w, 10 * ms, 0, 2 * ms, 5);        // the warmup completion opens it at 10 ms
+    w.kv_capacity = 1000;
+    EXPECT_FALSE(window_step(w, 0, 5 * ms, 1, 8, 900));   // not open yet: nothing counts
+    window_complete(w, 10 * ms, 0, 0, 2 * ms, 5);         // the warmup completion opens it at 10 ms
     EXPECT_EQ(w.start, 10 * ms);
     EXPECT_EQ(w.n_requests, 0);
-    ASSERT_TRUE(window_step(w, 8 * ms, 20 * ms, 2, 6));  // counts from 10 ms: 10 ms busy
+    ASSERT_TRUE(window_step(w, 8 * ms, 20 * ms, 2, 6, 250));  // counts from 10 ms: 10 ms busy; KV 25 % reserved
     window_request_step(w, 3, 2);                     // 3 drafts verified, 2 accepted: 3 emitted
     window_request_step(w, 0, 0);                     // plain decode: 1 emitted
     window_tokens(w, 4);
-    window_complete(w, 20 * ms, 0, 100 * ms / 10, 11);   // TTFT 10 ms, 10 tokens in 10 ms: 1000 tok/s, good
-    window_complete(w, 30 * ms, 12 * ms, 13 * ms, 2);    // 1 token in 17 ms: 58.8 tok/s, good
+    window_complete(w, 20 * ms, 0, 4 * ms, 100 * ms / 10, 11);  // TTFT 10 ms (4 ms waiting), 1000 tok/s, good
+    window_complete(w, 30 * ms, 12 * ms, 12 * ms, 13 * ms, 2);  // admitted at once; 1 token in 17 ms: good
     EXPECT_TRUE(w.closed());
-    EXPECT_FALSE(window_step(w, 30 * ms, 40 * ms, 1, 1));
+    EXPECT_FALSE(window_step(w, 30 * ms, 40 * ms, 1, 1, 1000));
     PointResult r;
     window_result(w, 2, &r);
     EXPECT_DOUBLE_EQ(r.window_s, 0.020);
@@ -98,12 +99,15 @@ TEST(Window, OpensAtTheWarmupCompletionAndMeasuresTheNextRequests) {
     EXPECT_DOUBLE_EQ(r.waste, 1.0 / 5);
     EXPECT_DOUBLE_EQ(r.mean_batch_tokens, 6);
     EXPECT_DOUBLE_EQ(r.mean_running, 2);
+    EXPECT_DOUBLE_EQ(r.kv_use, 0.25);                 // the counted step's reservation only
+    EXPECT_NEAR(r.queue_wait.p90, 0.004, 0.004 * 0.005);  // waits of 4 and 0 ms
+    EXPECT_NEAR(r.queue_wait.p50, 0.0, 1e-6);            // 0, within the sketch's floor (about 1 ns)
     EXPECT_DOUBLE_EQ(r.mean_output_len, 6.5);
     EXPECT_NEAR(r.ttft.p50, 0.001, 0.001 * 0.005);    // the sketch's 0.5 % bound: TTFTs 10 and 1 ms
     // a slow request fails the SLO: 10 tokens in 2 s
     Window v = window_init(0, 1, 10, 0);
     EXPECT_EQ(v.start, 0);
-    window_complete(v, 3000 * ms, 0, 1000 * ms, 11);  // 10 tok / 2 s = 5 tok/s < 10
+    window_complete(v, 3000 * ms, 0, 0, 1000 * ms, 11);  // 10 tok / 2 s = 5 tok/s < 10
     PointResult q;
     window_result(v, 1, &q);
     EXPECT_DOUBLE_EQ(q.goodput_fraction, 0.0);

@@ -228,6 +228,19 @@ TEST(Sim, InvariantsHoldUnderLoadForEveryPolicyWithColocatedOrDisaggregatedPrefi
         EXPECT_EQ(check.violations, 0) << pol << (disagg ? " disaggregated: " : ": ") << check.first;
         EXPECT_GT(check.states, 1000) << pol;
         EXPECT_EQ(p.n_requests, sc.workload.requests) << pol;
+        // saturation shows: 64 users reserving about 1,800 tokens each in a
+        // 40,000-token cache keep it mostly reserved and keep requests waiting
+        EXPECT_GT(p.kv_use, 0.5) << pol;
+        EXPECT_LE(p.kv_use, 1.0) << pol;
+        EXPECT_GT(p.queue_wait.p90, 0.0) << pol;
+        if (!disagg && std::string(pol) == "ar") {  // the control: room for everyone, nobody waits
+            sc.engine.kv_capacity_tokens = 10'000'000;
+            sc.engine.max_seqs = 256;
+            sc.engine.max_batch_tokens = 8192;
+            const PointResult q = run(sc, pol, 64);
+            EXPECT_LT(q.kv_use, 0.02);
+            EXPECT_LT(q.queue_wait.p90, 1e-6);
+        }
     }
 }
 
