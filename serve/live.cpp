@@ -30,6 +30,7 @@ struct Active {
     int64_t kv = 0;                  // tokens reserved
     int user = -1;
     size_t steps_seen = 0, out_seen = 0;
+    int64_t last_emit_ns = -1;       // end of the iteration that last emitted for it; -1: its first token's time
 };
 
 // Prompts per scenario domain (indices into prompts), in file order.
@@ -198,7 +199,9 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         for (Active& x : active) {
             for (size_t k = x.steps_seen; k < x.r.steps.size(); k++) {
                 x.r.steps[k].host_ns = host_ns;  // the iteration's: every request of it shares it
-                if (counted) window_request_step(w, x.r.steps[k].verify_len, x.r.steps[k].n_accepted);
+                const int64_t last = x.last_emit_ns >= 0 ? x.last_emit_ns : x.r.first_token_ns;
+                if (counted) window_request_step(w, x.r.steps[k].verify_len, x.r.steps[k].n_accepted, t_end - last);
+                x.last_emit_ns = t_end;
             }
             x.steps_seen = x.r.steps.size();
             emitted += int64_t(x.r.output.size() - x.out_seen);

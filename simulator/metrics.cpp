@@ -100,7 +100,9 @@ bool window_step(Window& w, int64_t start, int64_t end, int R, int batch_tokens,
     return true;
 }
 
-void window_request_step(Window& w, int verified_drafts, int accepted) {
+void window_request_step(Window& w, int verified_drafts, int accepted, int64_t gap_ns) {
+    sketch_add(w.itl, static_cast<double>(gap_ns) * 1e-9);
+    for (int i = 0; i < accepted; i++) sketch_add(w.itl, 0.0);
     w.req_steps++;
     w.emitted += accepted + 1;
     w.verified += 1 + verified_drafts;
@@ -126,6 +128,7 @@ void window_result(const Window& w, int tp, PointResult* res) {
     res->tpot = summary_latency(w.tpot);
     res->e2e = summary_latency(w.e2e);
     res->queue_wait = summary_latency(w.queue);
+    res->itl = summary_latency(w.itl);
     if (w.n_requests) {
         res->goodput_fraction = static_cast<double>(w.good) / static_cast<double>(w.n_requests);
         res->mean_output_len = static_cast<double>(w.output_tokens) / static_cast<double>(w.n_requests);

@@ -56,6 +56,9 @@ struct PointResult {
     double kv_use = 0;           // KV reserved / kv_capacity_tokens, mean over steps (admission reserves
                                  // prompt + output + gamma): near 1, admission waits for memory
     Summary queue_wait;          // seconds from arrival to admission (a slot and KV room), per request
+    Summary itl;                 // seconds between consecutive output tokens after the first: a step's
+                                 // first token waits since the request's last, the tokens it accepted
+                                 // besides come at once (0), so speculation makes it bursty
     double mean_output_len = 0;  // tokens per measured request
     int64_t n_requests = 0, n_steps = 0, n_tokens = 0;
     double window_s = 0;         // measured simulated time
@@ -79,7 +82,7 @@ struct Window {
     int64_t start = -1, end = -1;           // ns; -1 until opened / closed
     int64_t tokens = 0, steps = 0, req_steps = 0, emitted = 0, verified = 0, rejected = 0;
     int64_t batch_tokens = 0, busy_ns = 0, running = 0, n_requests = 0, good = 0, output_tokens = 0;
-    Sketch ttft, tpot, e2e, speed, queue;   // seconds; speed in tokens/s
+    Sketch ttft, tpot, e2e, speed, queue, itl;  // seconds; speed in tokens/s
     int64_t kv_capacity = 0, kv_used = 0;   // tokens: the engine's KV capacity; the sum over counted steps of
                                             // the KV reserved during the step
     bool open() const { return start >= 0 && end < 0; }
@@ -96,7 +99,9 @@ void window_complete(Window& w, int64_t now, int64_t arrival_ns, int64_t admitte
 // (prefill included) while kv_used tokens of KV were reserved; true when it
 // counts (then hand in its requests and tokens below).
 bool window_step(Window& w, int64_t start, int64_t end, int R, int batch_tokens, int64_t kv_used);
-void window_request_step(Window& w, int verified_drafts, int accepted);  // one decoding request of a counted step
+// One decoding request of a counted step: its verified drafts, how many it
+// accepted, and the time since it last emitted a token (ns).
+void window_request_step(Window& w, int verified_drafts, int accepted, int64_t gap_ns);
 void window_tokens(Window& w, int64_t emitted);   // output tokens a counted step emitted, first tokens included
 // The measured fields of a PointResult (throughput per GPU over tp GPUs);
 // policy and load are the caller's.

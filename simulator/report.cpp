@@ -165,6 +165,7 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
         q["mean_running"] = p.mean_running;
         q["kv_use_fraction"] = p.kv_use;
         q["queue_wait_s"] = summary_json(p.queue_wait);
+        q["itl_s"] = summary_json(p.itl);
         q["mean_output_len"] = p.mean_output_len;
         q["n_requests"] = p.n_requests;
         q["n_steps"] = p.n_steps;
@@ -198,13 +199,14 @@ void report_csv(std::ostream& out, const SweepResult& r) {
     out << "policy,concurrency,rate,throughput_tok_s_gpu,request_rate,per_user_mean,per_user_p50,per_user_p90,"
            "per_user_p99,ttft_mean,ttft_p50,ttft_p90,ttft_p99,tpot_mean,tpot_p90,e2e_mean,e2e_p90,goodput_fraction,"
            "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,mean_running,kv_use_fraction,queue_wait_p50,"
-           "queue_wait_p90,n_requests,unstable\n";
+           "queue_wait_p90,itl_mean,itl_p50,itl_p90,itl_p99,n_requests,unstable\n";
     for (const PointResult& p : r.points) {
         nlohmann::json row = {p.policy, p.concurrency, p.rate, p.throughput, p.request_rate, p.per_user.mean,
                               p.per_user.p50, p.per_user.p90, p.per_user.p99, p.ttft.mean, p.ttft.p50, p.ttft.p90,
                               p.ttft.p99, p.tpot.mean, p.tpot.p90, p.e2e.mean, p.e2e.p90, p.goodput_fraction, p.tau,
                               p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.mean_running,
-                              p.kv_use, p.queue_wait.p50, p.queue_wait.p90, p.n_requests, p.unstable};
+                              p.kv_use, p.queue_wait.p50, p.queue_wait.p90, p.itl.mean, p.itl.p50, p.itl.p90,
+                              p.itl.p99, p.n_requests, p.unstable};
         // nlohmann prints every number in its shortest round-trip form; the
         // policy name is written bare (names hold no commas or quotes).
         for (size_t i = 0; i < row.size(); i++) {

@@ -46,6 +46,7 @@ struct SimRequest {
     int64_t kv_reserved = 0;      // tokens held from admission to completion
     bool admitted = false;        // holds its KV reservation
     int64_t arrival_ns = 0, admitted_ns = 0, first_token_ns = 0;
+    int64_t last_emit_ns = 0;     // when it last emitted a token (ITL)
     int64_t verified = 0, accepted = 0;  // drafts, for goodput's observed acceptance
     int n_steps = 0;              // decode steps taken
     std::vector<float> conf_hist; // (3, gamma): confidences of the last three steps, ring by n_steps
@@ -181,7 +182,7 @@ static void prefill_done(Sim& s, int slot) {
     s.remote_prefill--;
     r.prefilled = r.prompt_len;
     r.generated = 1;
-    r.first_token_ns = s.now;
+    r.first_token_ns = r.last_emit_ns = s.now;
     if (r.output_len == 1) complete(s, slot);
     else s.waiting_fifo.push_back(slot);
 }
@@ -408,7 +409,8 @@ static void end_step(Sim& s) {
         std::copy_n(s.draws[i].conf, G, &r.conf_hist[static_cast<size_t>((r.n_steps % 3) * G)]);
         r.n_steps++;
         emitted += n + 1;
-        if (counted) window_request_step(s.window, s.ell[i], n);
+        if (counted) window_request_step(s.window, s.ell[i], n, s.now - r.last_emit_ns);
+        r.last_emit_ns = s.now;
         if (r.generated >= r.output_len) finished.push_back(s.step_decode[i]);
     }
     for (auto [slot, chunk] : s.step_prefill) {
@@ -416,7 +418,7 @@ static void end_step(Sim& s) {
         r.prefilled += chunk;
         s.pending_prefill -= chunk;
         if (r.prefilled < r.prompt_len) continue;
-        r.first_token_ns = s.now;  // the forward that completes the prompt yields the first token
+        r.first_token_ns = r.last_emit_ns = s.now;  // the forward that completes the prompt yields the first token
         r.generated = 1;
         emitted += 1;
         s.prefilling.erase(std::find(s.prefilling.begin(), s.prefilling.end(), slot));

@@ -78,8 +78,8 @@ TEST(Window, OpensAtTheWarmupCompletionAndMeasuresTheNextRequests) {
     EXPECT_EQ(w.start, 10 * ms);
     EXPECT_EQ(w.n_requests, 0);
     ASSERT_TRUE(window_step(w, 8 * ms, 20 * ms, 2, 6, 250));  // counts from 10 ms: 10 ms busy; KV 25 % reserved
-    window_request_step(w, 3, 2);                     // 3 drafts verified, 2 accepted: 3 emitted
-    window_request_step(w, 0, 0);                     // plain decode: 1 emitted
+    window_request_step(w, 3, 2, 8 * ms);             // 3 drafts verified, 2 accepted: 3 emitted, 8 ms after its last
+    window_request_step(w, 0, 0, 4 * ms);             // plain decode: 1 emitted, 4 ms after its last
     window_tokens(w, 4);
     window_complete(w, 20 * ms, 0, 4 * ms, 100 * ms / 10, 11);  // TTFT 10 ms (4 ms waiting), 1000 tok/s, good
     window_complete(w, 30 * ms, 12 * ms, 12 * ms, 13 * ms, 2);  // admitted at once; 1 token in 17 ms: good
@@ -101,7 +101,11 @@ TEST(Window, OpensAtTheWarmupCompletionAndMeasuresTheNextRequests) {
     EXPECT_DOUBLE_EQ(r.mean_running, 2);
     EXPECT_DOUBLE_EQ(r.kv_use, 0.25);                 // the counted step's reservation only
     EXPECT_NEAR(r.queue_wait.p90, 0.004, 0.004 * 0.005);  // waits of 4 and 0 ms
-    EXPECT_NEAR(r.queue_wait.p50, 0.0, 1e-6);            // 0, within the sketch's floor (about 1 ns)
+    EXPECT_NEAR(r.queue_wait.p50, 0.0, 1e-6);
+    // ITL: gaps of 8 ms (then 0, 0: the two accepted tokens come with it) and 4 ms
+    EXPECT_NEAR(r.itl.mean, 0.012 / 4, 1e-12);
+    EXPECT_NEAR(r.itl.p50, 0.0, 1e-6);
+    EXPECT_NEAR(r.itl.p90, 0.008, 0.008 * 0.005);            // 0, within the sketch's floor (about 1 ns)
     EXPECT_DOUBLE_EQ(r.mean_output_len, 6.5);
     EXPECT_NEAR(r.ttft.p50, 0.001, 0.001 * 0.005);    // the sketch's 0.5 % bound: TTFTs 10 and 1 ms
     // a slow request fails the SLO: 10 tokens in 2 s

@@ -638,3 +638,20 @@ per_user_tok_s = 1e9
     EXPECT_NE(line.find("qwen3-8b on h100-sxm, roofline cost; gamma 2, tp 1"), std::string::npos) << line;
     EXPECT_NE(line.find("SYNTHETIC acceptance"), std::string::npos) << line;
 }
+
+// ITL, the gaps between a request's tokens: without speculation every gap is
+// one step, so ITL is TPOT; with fixed:4 at alpha 0.7 a step brings
+// (1 - 0.7^5) / 0.3 = 2.77 tokens on average, of which all but the first
+// come at once, so most gaps are 0 (the median) while the mean gap is still
+// TPOT (fixed output lengths: every request's tokens weigh alike).
+TEST(Sim, InterTokenLatencyIsBurstyUnderSpeculation) {
+    Scenario sc = base(0.7, 4);
+    sc.workload.output_len = {DIST_FIXED, 200, 1, 1, 0, 0};
+    const PointResult ar = run(sc, "ar", 1);
+    EXPECT_NEAR(ar.itl.p50, ar.tpot.p50, 0.01 * ar.tpot.p50);
+    EXPECT_NEAR(ar.itl.mean, ar.tpot.mean, 0.01 * ar.tpot.mean);
+    const PointResult f = run(sc, "fixed:4", 1);
+    EXPECT_LT(f.itl.p50, 1e-6);
+    EXPECT_NEAR(f.itl.mean, f.tpot.mean, 0.01 * f.tpot.mean);
+    EXPECT_GT(f.itl.p90, 2 * f.tpot.p90);  // the gap before a burst is a whole (longer) verify step
+}
