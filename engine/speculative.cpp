@@ -23,6 +23,13 @@ bool policy_needs_confidence(const Policy& p) {
     return p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC;
 }
 
+// Copies a replayed field's row for output index t (t mod n: a trace request
+// shorter than the live one wraps) into out, at most gamma values; the
+// caller has checked that the field is recorded (not empty) and n > 0.
+void replay_row(const Positions& p, const std::vector<float>& field, int t, int gamma, float* out) {
+    std::copy_n(field.begin() + long(t % p.n) * p.gamma, std::min(gamma, p.gamma), out);
+}
+
 }  // namespace
 
 Speculator::Speculator(Backend& target, Drafter* drafter, const SpecOptions& o)
@@ -246,7 +253,7 @@ void Speculator::step() {
         const Positions* p = l.r->replay;
         float* qj = q.data() + size_t(j) * size_t(G);
         if (p && p->n > 0 && !p->draft_prob.empty())
-            std::copy_n(p->draft_prob.begin() + long(l.anchor_t % p->n) * p->gamma, std::min(G, p->gamma), qj);
+            replay_row(*p, p->draft_prob, l.anchor_t, G, qj);
         else if (!drafts.q_token.empty())
             std::copy_n(drafts.q_token.begin() + long(draft_row[size_t(j)]) * drafts.gamma, n_drafts[size_t(j)], qj);
     }
@@ -263,8 +270,7 @@ void Speculator::step() {
                 l.conf_old1 = l.conf;
                 if (replayed) {
                     std::fill(l.conf.begin(), l.conf.end(), 0.0f);
-                    std::copy_n(p->conf_prob.begin() + long(l.anchor_t % p->n) * p->gamma, std::min(G, p->gamma),
-                                l.conf.begin());
+                    replay_row(*p, p->conf_prob, l.anchor_t, G, l.conf.data());
                 } else {
                     std::copy_n(drafts.conf.begin() + long(draft_row[size_t(j)]) * drafts.gamma, G, l.conf.begin());
                 }

@@ -22,7 +22,8 @@ struct Sketch {
     double sum = 0, min = 0, max = 0;
 };
 
-void sketch_add(Sketch& s, double v);       // v > 0; non-positive values count in the lowest bucket
+// Adds `count` (>= 0) copies of v; v > 0, non-positive values count in the lowest bucket.
+void sketch_add(Sketch& s, double v, int64_t count = 1);
 double sketch_quantile(const Sketch& s, double q);  // nearest rank, q in [0, 1]; 0 when empty
 double sketch_mean(const Sketch& s);
 

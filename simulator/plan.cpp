@@ -87,18 +87,16 @@ CapacitySearch capacity_search(const Scenario& sc, const AcceptanceData& acc, co
             hi_miss = m;
         }
     }
-    // No failing load yet: double from the largest meeting one (or the start) to the ceiling.
-    double step = lo > 0 ? lo : (closed ? 1.0 : std::max(1e-3, ceiling / 1024));
+    // No failing load yet: double from the largest meeting one (or the first load) to the ceiling.
+    const double first = closed ? 1.0 : std::max(1e-3, ceiling / 1024);
     while (std::isinf(hi)) {
-        const double load = std::min(ceiling, lo > 0 ? 2 * step : step);
+        const double load = std::min(ceiling, lo > 0 ? 2 * lo : first);
         if (load <= lo) break;  // at the ceiling
         const PointResult p = run(load);
         const SloMiss m = slo_check(sc.slo, p);
         if (m == SLO_MET) {
             lo = load;
             lo_point = p;
-            step = load;
-            if (load >= ceiling) break;
         } else {
             hi = load;
             hi_miss = m;
