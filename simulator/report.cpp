@@ -123,17 +123,17 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
     ojson j;
     j["scenario"] = sc.name;
     j["seed"] = sc.seed;
-    const Context c = context_of(sc);
+    const Context ctx = context_of(sc);
     j["context"] = {{"specplan", version.empty() ? ojson(nullptr) : ojson(version)},
                     {"scenario_file", sc.path},
-                    {"scenario_fnv1a", c.hash},
-                    {"model", c.model},
-                    {"gpu", c.gpu},
+                    {"scenario_fnv1a", ctx.hash},
+                    {"model", ctx.model},
+                    {"gpu", ctx.gpu},
                     {"gamma", sc.engine.gamma},
                     {"tp", sc.engine.tp},
-                    {"cost_model", c.cost},
-                    {"acceptance", c.acceptance},
-                    {"synthetic_acceptance", c.synthetic}};
+                    {"cost_model", ctx.cost},
+                    {"acceptance", ctx.acceptance},
+                    {"synthetic_acceptance", ctx.synthetic}};
     j["load_kind"] = sc.workload.mode == WORKLOAD_CLOSED ? "concurrency" : "rate";
     j["slo"] = {{"per_user_tok_s", sc.slo.per_user_tok_s},
                 {"ttft_s", sc.slo.ttft_s},

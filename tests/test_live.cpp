@@ -356,8 +356,12 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
         const int R = 1 + int(i / 4), q = qs[i % 4];
         EXPECT_EQ(cells[i].n_seqs, R);
         EXPECT_EQ(cells[i].n_tokens, R * q);
-        if (i % 4) EXPECT_GE(cells[i].latency_us_p50, cells[i - 1].latency_us_p50);
-        if (i >= 4) EXPECT_GE(cells[i].latency_us_p50, cells[i - 4].latency_us_p50);
+        if (i % 4) {
+            EXPECT_GE(cells[i].latency_us_p50, cells[i - 1].latency_us_p50);
+        }
+        if (i >= 4) {
+            EXPECT_GE(cells[i].latency_us_p50, cells[i - 4].latency_us_p50);
+        }
     }
 }
 
