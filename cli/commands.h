@@ -18,5 +18,6 @@ void capture_commands(CLI::App& app, int argc, char** argv); // cmd_capture.cpp;
 void calibrate_commands(CLI::App& app);                      // cmd_calibrate.cpp
 void live_commands(CLI::App& app);                           // cmd_live.cpp
 void plan_commands(CLI::App& app);                           // cmd_plan.cpp
+void compare_commands(CLI::App& app);                        // cmd_compare.cpp
 
 }  // namespace sp

@@ -6,7 +6,8 @@
 
 // defines: traces_commands (info, synth, export, import), sim_commands (sim, sweep),
 // profile_commands (profile: CUDA builds only), generate_commands (generate),
-// capture_commands (capture), calibrate_commands (calibrate), live_commands (live)
+// capture_commands (capture), calibrate_commands (calibrate), live_commands (live),
+// plan_commands (plan), compare_commands (compare)
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
     sp::calibrate_commands(app);
     sp::live_commands(app);
     sp::plan_commands(app);
+    sp::compare_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
