@@ -259,10 +259,14 @@ struct Timing {
 // How a step is run: eager (forward_device: metadata upload, then every
 // launch from the host), graph (forward_graph: the engine's CUDA graph of the
 // batch's shape bucket, captured on first use) or graph with every projection
-// through cuBLAS (set_cublas_only: the reference path the GEMV replaces).
-enum class Mode { Eager, Graph, GraphCublas };
-constexpr Mode kModes[3] = {Mode::Eager, Mode::Graph, Mode::GraphCublas};
-const char* mode_name(Mode m) { return m == Mode::Eager ? "eager" : m == Mode::Graph ? "graph" : "cublas"; }
+// through cuBLAS (set_cublas_only: the reference path the GEMV replaces), or
+// graph with cublasGemmEx's default algorithms (set_gemm_tuning off: the
+// baseline of matmul.cu's timed cuBLASLt choice).
+enum class Mode { Eager, Graph, GraphCublas, GraphUntuned };
+constexpr Mode kModes[4] = {Mode::Eager, Mode::Graph, Mode::GraphCublas, Mode::GraphUntuned};
+const char* mode_name(Mode m) {
+    return m == Mode::Eager ? "eager" : m == Mode::Graph ? "graph" : m == Mode::GraphCublas ? "cublas" : "untuned";
+}
 
 // Runs `batch` reps + warmup times, truncating its sequences back to their
 // lengths before each run (so every step does the same work).
@@ -271,6 +275,7 @@ Timing time_step(CudaModel& m, KvCache& kv, const RaggedBatch& batch, Mode mode,
     std::vector<int> len0;
     for (int seq : batch.seq) len0.push_back(kv.len(seq));
     m.set_cublas_only(mode == Mode::GraphCublas);
+    m.set_gemm_tuning(mode != Mode::GraphUntuned);
     Events ev(warmup + reps);
     double t0 = 0;
     for (int i = 0; i < warmup + reps; i++) {
@@ -289,6 +294,7 @@ Timing time_step(CudaModel& m, KvCache& kv, const RaggedBatch& batch, Mode mode,
     CUDA_CHECK(cudaStreamSynchronize(s));
     const double wall = now_s() - t0;
     m.set_cublas_only(false);
+    m.set_gemm_tuning(true);
     const std::vector<double> t = ev.ms(warmup);
     return {median(t), *std::min_element(t.begin(), t.end()), wall * 1e3 / reps};
 }
@@ -513,7 +519,7 @@ int main(int argc, char** argv) try {
         kv.truncate(0, ctx);
         const double bytes = w_read + kv_bytes_read(cfg, ctx + 1);
         const RaggedBatch step{{0}, {1}, {tok(rng)}};
-        for (Mode mode : kModes) {
+        for (Mode mode : {Mode::Eager, Mode::Graph, Mode::GraphCublas}) {  // untuned = graph: no GEMM at T = 1
             const Timing t = time_step(m, kv, step, mode, a.warmup, a.steps);
             const double gbps = bytes / (t.median_ms * 1e-3) / 1e9;
             decode.push_back({{"context", ctx},
@@ -602,8 +608,8 @@ int main(int argc, char** argv) try {
         std::printf("decode of R sequences at context %d, one token each, median of %d after %d warm-up; floor = "
                     "max(bytes / copy bandwidth, FLOPs / bf16 rate)\n",
                     a.context, a.verify_steps, a.warmup);
-        std::printf("%5s %10s %10s %10s %8s %12s %9s %9s %9s\n", "R", "eager ms", "graph ms", "cublas ms", "graph",
-                    "tok/s graph", "GB", "floor ms", "of floor");
+        std::printf("%5s %10s %10s %10s %10s %8s %12s %9s %9s %9s\n", "R", "eager ms", "graph ms", "cublas ms",
+                    "untuned ms", "graph", "tok/s graph", "GB", "floor ms", "of floor");
         json rows = json::array();
         for (int R : a.batches) {
             RaggedBatch b;
@@ -615,20 +621,21 @@ int main(int argc, char** argv) try {
             const double bytes = w_read + R * kv_bytes_read(cfg, a.context + 1);
             const double flops = R * decode_flops(cfg, a.context + 1);
             const double floor_ms = 1e3 * std::max(bytes / (copy_GBps * 1e9), flops / rate);
-            double ms[3];
-            for (int g = 0; g < 3; g++) ms[g] = time_step(m, kvb, b, kModes[g], a.warmup, a.verify_steps).median_ms;
+            double ms[4];
+            for (int g = 0; g < 4; g++) ms[g] = time_step(m, kvb, b, kModes[g], a.warmup, a.verify_steps).median_ms;
             rows.push_back({{"R", R},
                             {"eager_median_ms", ms[0]},
                             {"graph_median_ms", ms[1]},
                             {"cublas_median_ms", ms[2]},
+                            {"untuned_median_ms", ms[3]},
                             {"graph_saves", 1 - ms[1] / ms[0]},
                             {"tokens_per_s_graph", 1e3 * R / ms[1]},
                             {"bytes", bytes},
                             {"flops", flops},
                             {"floor_ms", floor_ms},
                             {"graph_of_floor", floor_ms / ms[1]}});
-            std::printf("%5d %10.3f %10.3f %10.3f %7.1f%% %12.0f %9.2f %9.3f %8.1f%%\n", R, ms[0], ms[1], ms[2],
-                        100 * (1 - ms[1] / ms[0]), 1e3 * R / ms[1], bytes / 1e9, floor_ms, 100 * floor_ms / ms[1]);
+            std::printf("%5d %10.3f %10.3f %10.3f %10.3f %7.1f%% %12.0f %9.2f %9.3f %8.1f%%\n", R, ms[0], ms[1], ms[2],
+                        ms[3], 100 * (1 - ms[1] / ms[0]), 1e3 * R / ms[1], bytes / 1e9, floor_ms, 100 * floor_ms / ms[1]);
         }
         out["batches"] = {{"context", a.context}, {"rows", rows}};
     }

@@ -37,20 +37,25 @@
 // the same split (attention_splits keys the graph).
 //
 // Batched decode is a stream of K/V bytes with little arithmetic, and its
-// speed is the bytes each SM keeps in flight. The first kernel2 had two
-// stages of 32 keys and 174 registers (2 blocks per SM, 16 KB in flight
-// each); at 256 sequences of 512 keys qwen3-8b's attention read 1.7 TB/s,
-// 56 % of copy bandwidth, and was 55 % of the step (H100, 2026-12-07).
-// Hence 3-stage cp.async pipelines for chunks of 4 tiles or more (2 stages
-// below: batch-1 decode lost 8 % with 4), a register cap for 3 blocks per
-// SM, the KV heads of a token in neighbouring blocks (x, so that they read
-// the same cache rows together), and splits counted from the sequences:
-// the step at 256 sequences 20.2 -> 16.0 ms. Measured against each other
-// (R = 16 / 64 / 256, % of the roofline floor): 4 stages and 3 blocks
-// 79.2 / 73.5 / 69.3; 3 stages and 3 blocks 79.2 / 75.1 / 70.9; 3 stages
-// and 4 blocks (128 registers, more spills) 78.2 / 74.2 / 71.8; 4 stages
-// and 2 blocks (190 registers, no spills) 78.2 / 71.1 / 64.2: blocks in
-// flight count for more than the spills the cap costs.
+// speed is the bytes each SM keeps in flight and how fast a block consumes
+// them. The first kernel2 gave each warp 16 query rows, so a decode tile (G
+// = 4 rows) kept one warp of four busy; at 256 sequences of 512 keys qwen3-8b's
+// attention read 1.7 TB/s, 56 % of copy bandwidth, 55 % of the step (H100,
+// 2026-12-07). Splits counted from the sequences, 3 stages of 32 keys and 3
+// blocks per SM took the step from 20.2 to 16.0 ms, ncu then showed 39 % of
+// warp stalls at the barrier: three warps waited while one computed. So
+// warps left over by the rows split each stage's keys, 16 a step (a tile of
+// <= 16 rows: 4 key groups; <= 32: 2), and merge their (m, l, O) through the
+// idle stages at the end. Two stages: of 32 keys for chunks under
+// kLongMinKeys, of 64 above. H100, 2026-12-07, the decode step's % of the
+// roofline floor at R = 1 / 16 / 64 / 256 (bench_engine --batches):
+//   3 stages of 32 keys, one warp computing     88.5 / 77.7 / 75.1 / 70.8
+//   64-key stages everywhere (2 or 3 stages)    83.0 / 69.3 / 74.6 / 72.5
+//   64-key stages, 2 everywhere                 83.0 / 69.5 / 76.1 / 74.6
+//   32-key stages everywhere, 2                 89.9 / 79.6 / 76.6 / 73.8
+//   32 below 256-key chunks, 64 above (this)    90.1 / 79.7 / 77.3 / 75.9
+// (64-key stages cost small batches 6 to 12 %: 70 KB of shared memory a
+// block against the GEMV's carve-out, a likely cause not yet profiled.)
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -66,21 +71,23 @@ constexpr int kMaxD = 256;
 constexpr int kDimsPerLane = kMaxD / 32;
 
 // kernel2's shape
-constexpr int kThreads2 = 128;      // 4 warps of 16 query rows
-constexpr int kKeys = 32;           // keys per shared-memory tile
-constexpr int kStagesDeep = 3;      // tiles in the cp.async pipeline (Stages - 1 in flight while one is used)
-constexpr int kStagesShort = 2;     // for chunks of fewer than kDeepMinTiles tiles
-constexpr int kDeepMinTiles = 4;
+constexpr int kThreads2 = 128;      // 4 warps
+constexpr int kWarps2 = kThreads2 / 32;
+constexpr int kSub = 16;            // keys per warp step (one k-step of P V)
+constexpr int kKeysShort = 32;      // keys per shared-memory stage, chunks below kLongMinKeys
+constexpr int kKeysLong = 64;       // keys per stage for longer chunks
+constexpr int kLongMinKeys = 256;
+constexpr int kStages = 2;          // the cp.async pipeline: one stage in flight while one is used
 constexpr int kBlocksPerSm2 = 3;    // register cap: 65536 / (3 * 128) = 170 registers a thread
 constexpr int kMaxRows = 64;        // query rows per block: QT * G <= this
 constexpr int kMaxSplits = 64;      // chunks per context, at most
-constexpr int kMinChunk = 32;       // keys per chunk, at least (a multiple of kKeys)
+constexpr int kMinChunk = 32;       // keys per chunk, at least (a multiple of kSub)
 
 struct FlashShape {
     int qt = 0;       // tokens per query tile; 0: kernel2 does not take this head shape
     int splits = 0;   // key chunks
     int chunk = 0;    // keys per chunk
-    int stages = 0;   // kStagesDeep or kStagesShort
+    int keys = 0;     // keys per stage: kKeysShort or kKeysLong
 };
 
 int sm_count() {
@@ -107,9 +114,9 @@ FlashShape flash_shape(int T, int n_seqs, int H, int KVH, int D, int max_blocks,
     const int tiles = std::max(std::max(1, n_seqs), ceil_div(T, f.qt));
     const int want = ceil_div(2 * kBlocksPerSm2 * sm_count(), tiles * KVH);
     const int splits = std::max(1, std::min({want, kMaxSplits, ceil_div(ctx_max, kMinChunk)}));
-    f.chunk = ceil_div(ceil_div(ctx_max, splits), kKeys) * kKeys;
+    f.chunk = ceil_div(ceil_div(ctx_max, splits), kMinChunk) * kMinChunk;
     f.splits = ceil_div(ctx_max, f.chunk);
-    f.stages = f.chunk >= kDeepMinTiles * kKeys ? kStagesDeep : kStagesShort;
+    f.keys = f.chunk >= kLongMinKeys ? kKeysLong : kKeysShort;
     return f;
 }
 }  // namespace
@@ -203,12 +210,13 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(n));
 }
 
-// Grid (KVH, T, splits), kThreads2 threads (FlashAttention-2 style). Each of
-// the 4 warps owns 16 query rows (row r = token r / G of the tile, head r % G
-// of the group; a decode token's 4 rows fill a quarter of warp 0's tile, the
-// tensor cores do not care); its Q stays in registers as A fragments of
-// mma.sync m16n8k16 (bf16 in, fp32 accumulate). Per tile of kKeys keys (K and
-// V through shared memory, Stages deep with cp.async): S = Q K^T (B
+// Grid (KVH, T, splits), kThreads2 threads (FlashAttention-2 style). A warp
+// owns 16 query rows (row r = token r / G of the tile, head r % G of the
+// group; a decode token's 4 rows fill a quarter of the tile, the tensor
+// cores do not care) and, when the tile has fewer rows than 4 warps take, a
+// share of the keys (rw, kw above); its Q stays in registers as A fragments
+// of mma.sync m16n8k16 (bf16 in, fp32 accumulate). Per step of kSub keys of a
+// stage (K and V through shared memory, kStages deep with cp.async): S = Q K^T (B
 // fragments read straight from K rows), the online softmax on S's
 // accumulator fragments in the log2 domain, then O += P V with P re-used
 // from S's fragments as the A operand and V's B fragments from
@@ -222,10 +230,10 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
 // work_acc[((t * H + h) * splits + s) * D + i].
 template <int D>
 constexpr int kSmemRow2 = D + 8;  // padded smem row (bf16): rows 16 bytes apart mod 128, no bank conflicts
-template <int D, int Stages>
-constexpr size_t kSmem2 = 2ull * Stages * kKeys * kSmemRow2<D> * sizeof(bf16);  // K and V stages, dynamic
+template <int D, int Keys>
+constexpr size_t kSmem2 = 2ull * kStages * Keys * kSmemRow2<D> * sizeof(bf16);  // K and V stages, dynamic
 
-template <int D, int Stages>
+template <int D, int Keys>
 __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_kernel2(
     bf16* out, float* work_ml, float* work_acc, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
     const int* block_tables, int max_blocks, int block_size, const int* tok_seq, const int* tok_pos, int T, int H,
@@ -233,8 +241,9 @@ __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_ke
     static_assert(D % 16 == 0 && D <= 256, "head_dim: a multiple of 16, at most 256");
     constexpr int LD = kSmemRow2<D>;
     extern __shared__ __align__(16) unsigned char smem2[];
-    auto k_s = reinterpret_cast<bf16(*)[kKeys][LD]>(smem2);             // [Stages][kKeys][LD]
-    auto v_s = reinterpret_cast<bf16(*)[kKeys][LD]>(smem2 + kSmem2<D, Stages> / 2);
+    constexpr int Stages = kStages;
+    auto k_s = reinterpret_cast<bf16(*)[Keys][LD]>(smem2);             // [Stages][Keys][LD]
+    auto v_s = reinterpret_cast<bf16(*)[Keys][LD]>(smem2 + kSmem2<D, Keys> / 2);
     pdl_launch_dependents();
     pdl_wait();
     // the longest tiles (prefill's last tokens) first
@@ -254,19 +263,24 @@ __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_ke
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, gq = lane >> 2, qq = lane & 3;
     const int* table = block_tables + static_cast<size_t>(seq) * max_blocks;
     const float scale_log2 = rsqrtf(static_cast<float>(D)) * 1.44269504088896340736f;
+    // warps of 16 rows, and the warps left over split each stage's keys:
+    // warp (rw, kw) takes rows 16 rw.. and the 16-key steps kw, kw + key_groups, ..
+    const int row_groups = rows <= 16 ? 1 : rows <= 32 ? 2 : kWarps2;
+    const int key_groups = min(kWarps2 / row_groups, Keys / kSub);
+    const int rw = warp % row_groups, kw = warp / row_groups;
 
     // this lane's two rows (gq and gq + 8 of the warp's 16) and their positions; -1: no such row
     int pos_r[2];
     const bf16* q_r[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-        const int r = warp * 16 + gq + 8 * h;
+        const int r = rw * 16 + gq + 8 * h;
         const bool live = r < rows;
         pos_r[h] = live ? pos0 + r / G : -1;
         q_r[h] = qkv + static_cast<size_t>(t0 + (live ? r / G : 0)) * width +
                  static_cast<size_t>(g * G + (live ? r % G : 0)) * D;
     }
-    const bool warp_live = warp * 16 < rows;
+    const bool warp_live = rw * 16 < rows && kw < key_groups;
     uint32_t qf[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++)
@@ -283,12 +297,11 @@ __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_ke
         for (int i = 0; i < 4; i++) o[n][i] = 0.0f;
     float m_r[2] = {-INFINITY, -INFINITY}, l_r[2] = {0.0f, 0.0f};  // l: this lane's partial sum
 
-    // Tile j0's K and V rows into stage buf (keys past key_end zero-filled),
-    // then a commit. (Reading the block-table entries for all of a thread's
-    // copies first, then copying, made 256 sequences 7 % slower; H100,
-    // 2026-12-07.)
+    // Stage buf <- keys j0.. (those past key_end zero-filled), then a commit.
+    // (Reading the block-table entries for all of a thread's copies first,
+    // then copying, made 256 sequences 7 % slower; H100, 2026-12-07.)
     auto issue = [&](int buf, int j0) {
-        for (int v = j0 < key_end ? tid : kKeys * (D / 8); v < kKeys * (D / 8); v += kThreads2) {
+        for (int v = j0 < key_end ? tid : Keys * (D / 8); v < Keys * (D / 8); v += kThreads2) {
             const int j = v / (D / 8), c = v % (D / 8), key = j0 + j;
             const bool ok = key < key_end;
             size_t at = 0;
@@ -302,26 +315,29 @@ __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_ke
         asm volatile("cp.async.commit_group;\n" ::);
     };
 
-    // tile i lives in stage i % Stages; groups are committed even when empty
-    // (past key_end), so "tile i has landed" is always wait_group Stages - 1
-    const int n_tiles = (key_end - key_begin + kKeys - 1) / kKeys;
+    // stage i lives in buffer i % Stages; groups are committed even when empty
+    // (past key_end), so "stage i has landed" is always wait_group Stages - 1
+    const int n_tiles = (key_end - key_begin + Keys - 1) / Keys;
 #pragma unroll
-    for (int i = 0; i < Stages - 1; i++) issue(i, key_begin + i * kKeys);
+    for (int i = 0; i < Stages - 1; i++) issue(i, key_begin + i * Keys);
     for (int i = 0; i < n_tiles; i++) {
-        const int j0 = key_begin + i * kKeys, buf = i % Stages;
-        issue((i + Stages - 1) % Stages, j0 + (Stages - 1) * kKeys);
+        const int j0 = key_begin + i * Keys, buf = i % Stages;
+        issue((i + Stages - 1) % Stages, j0 + (Stages - 1) * Keys);
         asm volatile("cp.async.wait_group %0;\n" ::"n"(Stages - 1));
         __syncthreads();
-        if (warp_live) {
-            // S = Q K^T: 4 n-tiles of 8 keys
-            float sc[kKeys / 8][4];
+        for (int sub = kw; warp_live && sub < Keys / kSub && j0 + sub * kSub < key_end; sub += key_groups) {
+            const int s0 = j0 + sub * kSub;  // this step's first key
+            const bf16(*ks)[LD] = &k_s[buf][sub * kSub];
+            const bf16(*vs)[LD] = &v_s[buf][sub * kSub];
+            // S = Q K^T: 2 n-tiles of 8 keys
+            float sc[kSub / 8][4];
 #pragma unroll
-            for (int n = 0; n < kKeys / 8; n++) {
+            for (int n = 0; n < kSub / 8; n++) {
 #pragma unroll
                 for (int i = 0; i < 4; i++) sc[n][i] = 0.0f;
 #pragma unroll
                 for (int kk = 0; kk < D / 16; kk++) {
-                    const bf16* kr = &k_s[buf][8 * n + gq][16 * kk + 2 * qq];
+                    const bf16* kr = &ks[8 * n + gq][16 * kk + 2 * qq];
                     mma_16816(sc[n], qf[kk], *reinterpret_cast<const uint32_t*>(kr),
                               *reinterpret_cast<const uint32_t*>(kr + 8));
                 }
@@ -329,10 +345,10 @@ __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_ke
             // mask, scale, online softmax (rows lo: i = 0, 1; hi: i = 2, 3)
             float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-            for (int n = 0; n < kKeys / 8; n++)
+            for (int n = 0; n < kSub / 8; n++)
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    const int key = j0 + 8 * n + 2 * qq + (i & 1), h = i >> 1;
+                    const int key = s0 + 8 * n + 2 * qq + (i & 1), h = i >> 1;
                     sc[n][i] = key < key_end && key <= pos_r[h] ? sc[n][i] * scale_log2 : -INFINITY;
                     mx[h] = fmaxf(mx[h], sc[n][i]);
                 }
@@ -348,7 +364,7 @@ __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_ke
                 l_r[h] *= corr[h];
             }
 #pragma unroll
-            for (int n = 0; n < kKeys / 8; n++)
+            for (int n = 0; n < kSub / 8; n++)
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     const int h = i >> 1;
@@ -363,31 +379,28 @@ __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_ke
                 o[n][2] *= corr[1];
                 o[n][3] *= corr[1];
             }
-            // O += P V: k-steps of 16 keys; P's A fragment from two S n-tiles
+            // O += P V over the 16 keys; P's A fragment from the two S n-tiles
+            uint32_t pa[4], pl[4];  // P's A fragment, hi and lo terms
 #pragma unroll
-            for (int ks = 0; ks < kKeys / 16; ks++) {
-                uint32_t pa[4], pl[4];  // P's A fragment, hi and lo terms
+            for (int j = 0; j < 4; j++) {  // j: (row lo, keys +0), (hi, +0), (lo, +8), (hi, +8)
+                const float* e = &sc[j >> 1][2 * (j & 1)];
+                pa[j] = pack_bf16(e[0], e[1]);
+                const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&pa[j]);
+                pl[j] = pack_bf16(e[0] - __low2float(h), e[1] - __high2float(h));
+            }
 #pragma unroll
-                for (int j = 0; j < 4; j++) {  // j: (row lo, keys +0), (hi, +0), (lo, +8), (hi, +8)
-                    const float* e = &sc[2 * ks + (j >> 1)][2 * (j & 1)];
-                    pa[j] = pack_bf16(e[0], e[1]);
-                    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&pa[j]);
-                    pl[j] = pack_bf16(e[0] - __low2float(h), e[1] - __high2float(h));
-                }
-#pragma unroll
-                for (int n = 0; n < D / 8; n += 2) {
-                    // matrices: keys +0..7 / +8..15 of this k-step, dims 8 n / 8 (n + 1)
-                    const int mat = lane >> 3;
-                    const bf16* src = &v_s[buf][16 * ks + (mat & 1) * 8 + (lane & 7)][8 * (n + (mat >> 1))];
-                    uint32_t b0, b1, b2, b3;
-                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                                 : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
-                                 : "r"(static_cast<unsigned>(__cvta_generic_to_shared(src))));
-                    mma_16816(o[n], pa, b0, b1);
-                    mma_16816(o[n], pl, b0, b1);
-                    mma_16816(o[n + 1], pa, b2, b3);
-                    mma_16816(o[n + 1], pl, b2, b3);
-                }
+            for (int n = 0; n < D / 8; n += 2) {
+                // matrices: keys +0..7 / +8..15, dims 8 n / 8 (n + 1)
+                const int mat = lane >> 3;
+                const bf16* src = &vs[(mat & 1) * 8 + (lane & 7)][8 * (n + (mat >> 1))];
+                uint32_t b0, b1, b2, b3;
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                             : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                             : "r"(static_cast<unsigned>(__cvta_generic_to_shared(src))));
+                mma_16816(o[n], pa, b0, b1);
+                mma_16816(o[n], pl, b0, b1);
+                mma_16816(o[n + 1], pa, b2, b3);
+                mma_16816(o[n + 1], pl, b2, b3);
             }
         }
         __syncthreads();  // the next iteration refills the stage used before this one
@@ -400,11 +413,48 @@ __global__ void __launch_bounds__(kThreads2, kBlocksPerSm2) attention_forward_ke
         l_r[h] += __shfl_xor_sync(0xffffffffu, l_r[h], 1);
         l_r[h] += __shfl_xor_sync(0xffffffffu, l_r[h], 2);
     }
+    // Key groups merge into kw = 0 through the (now idle) stages: each lane
+    // holds the same fragment positions in every warp, so lane reads lane.
+    if (key_groups > 1) {
+        constexpr int kSlots = D / 2 + 4;  // per lane: o (D / 8 x 4), m_r, l_r
+        static_assert(kWarps2 * kSlots * 32 * sizeof(float) <= kSmem2<D, Keys>, "merge area within the stages");
+        float* xs = reinterpret_cast<float*>(smem2);
+        auto slot = [&](int w, int s) -> float& { return xs[(w * kSlots + s) * 32 + lane]; };
+        if (kw > 0 && warp_live) {  // (a warp past key_groups holds nothing)
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) slot(warp, 4 * n + i) = o[n][i];
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                slot(warp, D / 2 + h) = m_r[h];
+                slot(warp, D / 2 + 2 + h) = l_r[h];
+            }
+        }
+        __syncthreads();
+        if (kw > 0) return;
+        for (int k = 1; k < key_groups && warp_live; k++) {
+            const int w = warp + k * row_groups;
+            float a[2], b[2];  // weights of the state so far and of warp w's
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const float m_w = slot(w, D / 2 + h), m_new = fmaxf(m_r[h], m_w);
+                a[h] = m_r[h] == -INFINITY ? 0.0f : exp2f(m_r[h] - m_new);
+                b[h] = m_w == -INFINITY ? 0.0f : exp2f(m_w - m_new);
+                l_r[h] = a[h] * l_r[h] + b[h] * slot(w, D / 2 + 2 + h);
+                m_r[h] = m_new;
+            }
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) o[n][i] = a[i >> 1] * o[n][i] + b[i >> 1] * slot(w, 4 * n + i);
+        }
+    }
     if (!warp_live) return;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         if (pos_r[h] < 0) continue;
-        const int r = warp * 16 + gq + 8 * h;
+        const int r = rw * 16 + gq + 8 * h;
         const int t = t0 + r / G, head = g * G + r % G;
         if (splits == 1) {
             const float inv = 1.0f / l_r[h];  // l > 0: key 0 is always in range
@@ -519,9 +569,9 @@ void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf
                              const int*, const int*, int, int, int, int, int, int);
     Kernel2 k2 = nullptr;
     size_t smem = 0;
-    auto pick = [&](auto d, auto stages) {
-        constexpr int kD = decltype(d)::value, kS = decltype(stages)::value;
-        if (D != kD || f.stages != kS) return;
+    auto pick = [&](auto d, auto keys) {
+        constexpr int kD = decltype(d)::value, kS = decltype(keys)::value;
+        if (D != kD || f.keys != kS) return;
         k2 = attention_forward_kernel2<kD, kS>;
         smem = kSmem2<kD, kS>;
         static const bool opted_in = [] {  // above 48 KB of dynamic shared memory is opt-in, per kernel
@@ -533,8 +583,8 @@ void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf
         (void)opted_in;
     };
     auto per_d = [&](auto d) {
-        pick(d, std::integral_constant<int, kStagesShort>{});
-        pick(d, std::integral_constant<int, kStagesDeep>{});
+        pick(d, std::integral_constant<int, kKeysShort>{});
+        pick(d, std::integral_constant<int, kKeysLong>{});
     };
     per_d(std::integral_constant<int, 16>{});
     per_d(std::integral_constant<int, 32>{});

@@ -15,6 +15,7 @@
 // so .cpp files of the CUDA backend include it too.
 #pragma once
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>

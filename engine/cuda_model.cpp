@@ -404,6 +404,13 @@ void CudaModel::forward_graph(KvCache& kv, const RaggedBatch& b, const std::vect
             CUDA_CHECK(cudaGraphExecDestroy(lru->exec));
             graphs_.erase(lru);
         }
+        // A T met for the first time runs once eagerly: its GEMM shapes are
+        // timed then (matmul.cu), which a capture cannot. The forward is
+        // idempotent (the same KV rows, the same outputs).
+        if (cublas_.tune && std::find(tuned_T_.begin(), tuned_T_.end(), T_) == tuned_T_.end()) {
+            enqueue(kv);
+            tuned_T_.push_back(T_);
+        }
         Graph g{T_, max_blocks_, attn_splits, kv.k(0), kv.n_blocks(), hidden_layers_, nullptr, 0};
         cudaGraph_t graph = nullptr;
         CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
@@ -430,6 +437,12 @@ void CudaModel::set_cublas_only(bool on) {
     if (cublas_.gemv == !on) return;
     graphs_clear();  // they hold the other path's kernels
     cublas_.gemv = !on;
+}
+
+void CudaModel::set_gemm_tuning(bool on) {
+    if (cublas_.tune == on) return;
+    graphs_clear();
+    cublas_.tune = on;
 }
 
 void CudaModel::forward(KvCache& kv, const RaggedBatch& b, std::vector<float>* logits,

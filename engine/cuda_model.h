@@ -114,6 +114,9 @@ public:
     // kGemvMaxT tokens, cuBLAS above. The cuBLAS-only forward is the
     // reference the GEMV path is tested and timed against.
     void set_cublas_only(bool on);
+    // cuBLASLt's timed algorithm per GEMM shape (the default, matmul.cu), or
+    // cublasGemmEx's default algorithm (off: the untuned baseline, for timing).
+    void set_gemm_tuning(bool on);
 
     // Greedy decoding of one sequence: prefill `prompt` into slot seq, then
     // n_new argmax steps (argmax on the device; the logit of token
@@ -152,6 +155,7 @@ private:
     void* acts_ = nullptr;
     int cap_T_ = 0, cap_hidden_ = 0, T_ = 0, max_blocks_ = 0, n_seqs_ = 0;
     std::vector<int> hidden_layers_;  // of the prepared batch
+    std::vector<int> tuned_T_;        // token counts whose GEMM shapes have been timed (forward_graph)
     float* x_ = nullptr;        // (T, d) residual stream
     bf16* xn_ = nullptr;        // (T, d) normed input of a projection
     bf16* qkv_ = nullptr;       // (T, (H + 2 KVH) D)

@@ -202,13 +202,18 @@ void init_uniform(bf16* p, size_t n, float scale, uint64_t seed, cudaStream_t st
 void init_fill(bf16* p, size_t n, float value, cudaStream_t stream);
 
 // --- matmul.cu
-// The one cuBLAS wrapper: a handle bound to a stream, and its workspace.
+// The one cuBLAS wrapper: a handle bound to a stream, its workspace, and the
+// cuBLASLt algorithm timed fastest for each GEMM shape met so far.
+struct GemmPlans;  // matmul.cu
 struct Cublas {
     cublasHandle_t handle = nullptr;
+    cublasLtHandle_t lt = nullptr;
     void* workspace = nullptr;
     size_t workspace_bytes = 0;
     cudaStream_t stream = nullptr;
     bool gemv = true;  // false: every projection through cuBLAS, gemv.cu never (its reference, for tests and timing)
+    bool tune = true;  // false: cuBLAS's default algorithm for every shape (the untuned reference, for timing)
+    GemmPlans* plans = nullptr;  // owned; cublas_destroy frees it
 };
 Cublas cublas_create(cudaStream_t stream);
 void cublas_destroy(Cublas& c);

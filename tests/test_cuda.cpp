@@ -47,6 +47,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -399,20 +400,30 @@ void check_epilogues(const std::string& label, const std::vector<double>& p, dou
 }
 
 // matmul_forward: cuBLAS above kGemvMaxT tokens (and for n_in not a
-// multiple of 8), gemv.cu below, every epilogue.
+// multiple of 8), gemv.cu below, every epilogue; cuBLASLt's timed algorithm
+// (whose timing runs must leave y alone, AddFp32 included) and cublasGemmEx's
+// default; a skinny shape where the timing may pick split-K.
 TEST(CudaKernels, MatmulMatchesCpu) {
     std::mt19937 rng(5);
     Cublas cb = cublas_create(nullptr);
-    for (int T : {1, 5, 17, 64})
-        for (int n_in : {96, 100}) {
-            const int n_out = 80;
+    struct Shape {
+        int T, n_in, n_out;
+    };
+    const std::vector<Shape> shapes = {{1, 96, 80},  {1, 100, 80},  {5, 96, 80},   {5, 100, 80},
+                                       {17, 96, 80}, {17, 100, 80}, {64, 96, 80},  {64, 100, 80},
+                                       {256, 2048, 256}};
+    for (bool tune : {true, false})
+        for (const Shape& sh : shapes) {
+            const int T = sh.T, n_in = sh.n_in, n_out = sh.n_out;
+            cb.tune = tune;
             const std::vector<float> x = random_bf16_values(static_cast<size_t>(T) * n_in, rng),
                                      W = random_bf16_values(static_cast<size_t>(n_out) * n_in, rng);
             Dev<bf16> d_x(to_bf16(x)), d_W(to_bf16(W));
             double row_scale = 0;
             const std::vector<double> p = cpu_product(x, W, T, n_in, n_out, &row_scale);
-            check_epilogues("matmul T " + std::to_string(T) + " n_in " + std::to_string(n_in), p, row_scale, T,
-                            n_out, rng, [&](void* y, Epilogue epi, bf16* scratch) {
+            check_epilogues(std::string(tune ? "tuned" : "default") + " matmul T " + std::to_string(T) + " n_in " +
+                                std::to_string(n_in) + " n_out " + std::to_string(n_out),
+                            p, row_scale, T, n_out, rng, [&](void* y, Epilogue epi, bf16* scratch) {
                                 matmul_forward(cb, y, epi, d_x.p, d_W.p, T, n_in, n_out, scratch);
                             });
         }
@@ -597,13 +608,15 @@ TEST(CudaKernels, FlashAttentionMatchesPlainKernelOnRaggedBatches) {
         {4, 2, 16, 16, {0, 50}, {40, 2}},                    // tiny-model shape (D 16)
     };
     // batched decode, where the sequences count the tiles: 16 of them split
-    // their contexts (a merge; chunks of 4 tiles and more, the deep
-    // pipeline), 100 do not (one chunk, written directly)
-    for (int n : {16, 100}) {
+    // their contexts (a merge; 32-key stages, 4 warps on the keys), 100 do
+    // not (one chunk of 64-key stages, written directly); 64 verify blocks
+    // of 1 + 7 (32 rows: 2 warps on the keys, 64-key stages) and 100 prefill
+    // pieces of 16 (64 rows: every warp on its rows, 64-key stages)
+    for (const auto& [n, q] : std::vector<std::pair<int, int>>{{16, 1}, {100, 1}, {64, 8}, {100, 16}}) {
         Case c{32, 8, 128, 16, {}, {}};
         for (int i = 0; i < n; i++) {
             c.prefix.push_back((i * 157) % 700);
-            c.q_len.push_back(1);
+            c.q_len.push_back(q);
         }
         cases.push_back(c);
     }
