@@ -19,5 +19,6 @@ void calibrate_commands(CLI::App& app);                      // cmd_calibrate.cp
 void live_commands(CLI::App& app);                           // cmd_live.cpp
 void plan_commands(CLI::App& app);                           // cmd_plan.cpp
 void compare_commands(CLI::App& app);                        // cmd_compare.cpp
+void calibrate_cost_commands(CLI::App& app);                 // cmd_calibrate_cost.cpp
 
 }  // namespace sp

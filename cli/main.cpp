@@ -7,7 +7,7 @@
 // defines: traces_commands (info, synth, export, import), sim_commands (sim, sweep),
 // profile_commands (profile: CUDA builds only), generate_commands (generate),
 // capture_commands (capture), calibrate_commands (calibrate), live_commands (live),
-// plan_commands (plan), compare_commands (compare)
+// plan_commands (plan), compare_commands (compare), calibrate_cost_commands (calibrate-cost)
 #include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     sp::live_commands(app);
     sp::plan_commands(app);
     sp::compare_commands(app);
+    sp::calibrate_cost_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
