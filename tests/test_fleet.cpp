@@ -287,3 +287,79 @@ TEST(Fleet, TheScenarioTakesReplicasAndARouterAndRefusesWhatItCannotRun) {
         EXPECT_EQ(std::string(e.what()).rfind(open + ": fleet.router: expected", 0), 0u) << e.what();
     }
 }
+
+// [SECTION] plan by rate against its closed form ----------------------------------
+
+// One slot a replica (max_seqs 1), no speculation, fixed lengths and a step
+// cost that does not drift with context: a replica serves one request at a
+// time in a fixed D seconds (its prefill step and 49 decode steps), measured
+// as the E2E of one closed-loop user. Arrivals nearly periodic (gamma shape
+// 1e4, gap CV 0.01) make it a D/D/1 queue: below 1/D requests/s nobody
+// waits and TTFT is the prefill step; above it the queue grows by a share
+// of D per request, and over the window TTFT p90 passes any bound a
+// quarter of D above the prefill step within 0.1 % of 1/D. So the per-replica
+// max stable rate meeting the TTFT SLO is 1/D (the bisection stops within
+// 1 % below it), and 10.5 / D requests/s need ceil(10.5) = 11 replicas.
+TEST(Plan, ByRateTheReplicaCapacityIsOneOverTheServiceTimeOfADD1Queue) {
+    Scenario sc = sim_scenario(0.7, 4, 50, 100, 500);
+    sc.engine.max_seqs = 1;
+    sc.engine.max_batch_tokens = 2048;
+    const Policy ar = sim_policy("ar");
+    const AcceptanceData acc = acceptance_load(sc);
+    const PointResult alone = sim_run_point(sc, acc, ar, 1);
+    const double D = alone.e2e.mean, prefill = alone.ttft.mean;
+    ASSERT_GT(D, 0.1);
+    EXPECT_NEAR(alone.e2e.p90, D, 0.005 * D) << "every request takes the same time";
+    sc.workload.mode = WORKLOAD_OPEN;
+    sc.workload.arrival = ARRIVAL_GAMMA;
+    sc.workload.burstiness = 1e4;
+    sc.slo = {};
+    sc.slo.ttft_s = prefill + 0.25 * D;
+    const double rate = 10.5 / D;
+    const FleetPlan f = plan_fleet_rate(sc, acc, ar, rate, 2.0);
+    ASSERT_TRUE(f.feasible);
+    std::printf("D = %.4f s, 1/D = %.4f req/s, capacity %.4f req/s (%d points), %d replicas\n", D, 1 / D,
+                f.capacity.load, f.capacity.n_points, f.replicas);
+    EXPECT_TRUE(f.capacity.bounded);
+    EXPECT_GE(f.capacity.load, 0.985 / D) << "D = " << D;
+    EXPECT_LE(f.capacity.load, 1.001 / D) << "D = " << D;
+    EXPECT_EQ(f.replicas, 11);
+    EXPECT_EQ(f.gpus, 11);
+    EXPECT_DOUBLE_EQ(f.rate_per_replica, rate / 11);
+    EXPECT_NEAR(f.point.request_rate, rate / 11, 0.02 * rate / 11) << "the replica's point carries its share";
+    EXPECT_DOUBLE_EQ(f.usd_per_hour, 22.0);
+    // the same through the planner's search, with the fleet check: 11 replicas
+    // behind least-loaded at 10.5 / D, each 95 % busy, still meet the SLO
+    PlanQuery q;
+    q.rate = rate;
+    q.threads = 1;
+    const std::vector<FleetPlan> plans = plan_search(sc, {ar}, q);
+    ASSERT_EQ(plans.size(), 1u);
+    EXPECT_EQ(plans[0].replicas, 11);
+    ASSERT_TRUE(plans[0].checked);
+    EXPECT_EQ(plans[0].check, SLO_MET) << "TTFT p90 " << plans[0].check_point.ttft.p90 << " s";
+    EXPECT_NEAR(plans[0].check_point.request_rate, rate / 11, 0.02 * rate / 11);
+}
+
+// Other gammas and tps: a derived KV cache grows with tp's HBM and the step
+// gets faster; a measured cost model, a gamma past the trace, refused.
+TEST(Plan, AVariantRederivesTheKvCacheForItsTpAndRefusesWhatTheCostModelCannotPrice) {
+    const std::string path = std::string(SPECPLAN_SOURCE_DIR) + "/scenarios/default.toml";
+    const Scenario sc = scenario_load(path);
+    const AcceptanceData acc = acceptance_load(sc);
+    ASSERT_GT(sc.engine.kv_memory_fraction, 0) << "default.toml derives its KV cache";
+    const Scenario v = plan_variant(sc, acc, 3, 2);
+    EXPECT_EQ(v.engine.gamma, 3);
+    EXPECT_EQ(v.engine.tp, 2);
+    EXPECT_EQ(v.cost.roofline.tp, 2);
+    EXPECT_EQ(v.engine.kv_capacity_tokens, scenario_kv_derive(sc.cost.roofline, 2, sc.engine.kv_memory_fraction));
+    EXPECT_GT(v.engine.kv_capacity_tokens, 2 * sc.engine.kv_capacity_tokens) << "the weights are paid once";
+    BatchShape b;
+    b.n_decode_seqs = b.n_decode_tokens = 64;
+    b.decode_context = 500;
+    EXPECT_LT(cost_forward_s(v.cost, b), 0.6 * cost_forward_s(sc.cost, b));
+    EXPECT_THROW(plan_variant(sc, acc, 8, 1), Error) << "the trace records gamma 7";
+    const Scenario m = scenario_load(std::string(SPECPLAN_SOURCE_DIR) + "/scenarios/measured.toml");
+    EXPECT_THROW(plan_variant(m, acceptance_load(m), m.engine.gamma, 2), Error);
+    EXPECT_NO_THROW(plan_variant(m, acceptance_load(m), m.engine.gamma, m.engine.tp));
+}
