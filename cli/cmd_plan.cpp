@@ -113,6 +113,10 @@ void print_plan(const Scenario& sc, const PlanQuery& q, double price, const std:
                     best.check_point.throughput, verdict.c_str());
     }
     for (const FleetPlan& f : plans)
+        if (f.feasible && q.fleet_check && !f.checked)
+            std::printf("note: %s's fleet of %d replicas was not checked: it would measure more than 1e8 completions\n",
+                        f.policy.c_str(), f.replicas);
+    for (const FleetPlan& f : plans)
         if (f.feasible && !f.capacity.bounded && f.capacity.load < (by_rate(q) ? q.rate : q.users))
             std::printf("note: %s met every SLO up to %g %s a replica, the search's ceiling; with no TTFT SLO a "
                         "queueing replica keeps its per-user speed\n",

@@ -149,6 +149,7 @@ static void price_plan(FleetPlan* f, double gpu_hour_usd) {
 FleetPlan plan_fleet(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, int users,
                      double gpu_hour_usd) {
     assert(users >= 1 && sc.workload.mode == WORKLOAD_CLOSED && "plan_fleet: users of a closed loop");
+    assert(sc.fleet.replicas == 1 && "plan_fleet: the capacity of one replica (plan_variant makes one)");
     FleetPlan f;
     f.policy = policy.name;
     f.gamma = sc.engine.gamma;
@@ -170,6 +171,7 @@ FleetPlan plan_fleet(const Scenario& sc, const AcceptanceData& acc, const Policy
 FleetPlan plan_fleet_rate(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, double rate,
                           double gpu_hour_usd) {
     assert(rate > 0 && sc.workload.mode == WORKLOAD_OPEN && "plan_fleet_rate: requests/s of an open loop");
+    assert(sc.fleet.replicas == 1 && "plan_fleet_rate: the capacity of one replica (plan_variant makes one)");
     FleetPlan f;
     f.policy = policy.name;
     f.gamma = sc.engine.gamma;
@@ -192,8 +194,10 @@ FleetPlan plan_fleet_rate(const Scenario& sc, const AcceptanceData& acc, const P
 std::vector<FleetPlan> plan_fleets(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
                                    int users, double gpu_hour_usd, int threads) {
     acceptance_check_policies(sc, acc, policies);  // here, not in a worker thread
+    Scenario one = sc;
+    one.fleet = Fleet{};
     std::vector<FleetPlan> out(policies.size());
-    parallel_for(policies.size(), threads, [&](size_t i) { out[i] = plan_fleet(sc, acc, policies[i], users, gpu_hour_usd); });
+    parallel_for(policies.size(), threads, [&](size_t i) { out[i] = plan_fleet(one, acc, policies[i], users, gpu_hour_usd); });
     return out;
 }
 
@@ -210,6 +214,7 @@ static int64_t largest_request(const Scenario& sc, const AcceptanceData& acc) {
 
 Scenario plan_variant(const Scenario& sc, const AcceptanceData& acc, int gamma, int tp) {
     Scenario v = sc;
+    v.fleet = Fleet{};  // capacity is one replica's; the fleet check makes the fleet
     if (tp != sc.engine.tp) {
         if (sc.cost.kind == COST_MEASURED)
             throw Error("--tp " + std::to_string(tp) + ": " + sc.path + ": cost.model = \"measured\" times " +
@@ -335,6 +340,8 @@ std::vector<FleetPlan> plan_search(const Scenario& sc, const std::vector<Policy>
         if (chosen[p] < 0) return;
         const Config& c = configs[static_cast<size_t>(chosen[p])];
         FleetPlan& f = out[p];
+        if ((int64_t(c.sc.workload.warmup) + c.sc.workload.requests) * f.replicas > FLEET_MAX_COMPLETIONS)
+            return;  // too large a fleet to simulate whole: not checked
         Scenario fleet = c.sc;
         fleet.fleet.replicas = f.replicas;
         fleet.fleet.router = ROUTER_LEAST_LOADED;

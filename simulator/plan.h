@@ -75,7 +75,8 @@ struct FleetPlan {
     double usd_per_hour = 0;             // gpus x price; 0 without a price
     double usd_per_million_tokens = 0;   // usd_per_hour / output tokens per hour x 1e6; 0 without a price
     // The fleet check: the whole load over `replicas` replicas in one fleet
-    // simulation (sim.h) behind the least-loaded router, against every SLO.
+    // simulation (sim.h) behind the least-loaded router, against every SLO;
+    // not checked when (warmup + requests) x replicas passes 1e8 completions.
     bool checked = false;
     SloMiss check = SLO_MET;             // SLO_MET: the fleet still meets every SLO
     PointResult check_point;
@@ -109,7 +110,9 @@ struct PlanQuery {
 // source records, or than a parametric mix's alpha lists; a request that no
 // longer fits the KV cache). tp scales the roofline's bandwidth and rate by
 // tp and, where the scenario derived its KV capacity, derives it again from
-// tp GPUs' HBM; a parametric mix keeps its first gamma alpha_k.
+// tp GPUs' HBM; a parametric mix keeps its first gamma alpha_k. The
+// variant is one replica whatever the scenario's [fleet] says: capacity is
+// a replica's.
 Scenario plan_variant(const Scenario& sc, const AcceptanceData& acc, int gamma, int tp);
 
 // Checks every (gamma, tp) of the query against the scenario (plan_variant's

@@ -518,6 +518,9 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
                           SimObserver* observer) {
     acceptance_check_policies(sc, acc, {policy});
     assert(sc.fleet.replicas >= 1 && "a fleet of at least one replica");
+    if ((int64_t(sc.workload.warmup) + sc.workload.requests) * sc.fleet.replicas > FLEET_MAX_COMPLETIONS)
+        throw Error(sc.path + ": fleet.replicas: expected (workload.warmup + workload.requests) x replicas <= 1e+08 "
+                              "completions, got " + std::to_string(sc.fleet.replicas) + " replicas");
     assert((sc.fleet.router != ROUTER_AFFINITY || sc.workload.mode == WORKLOAD_CLOSED) &&
            "affinity routes users of a closed loop (scenario_load refuses it on an open loop)");
     Sim s(sc, acc, policy, observer);

@@ -359,6 +359,9 @@ TEST(Plan, AVariantRederivesTheKvCacheForItsTpAndRefusesWhatTheCostModelCannotPr
     b.decode_context = 500;
     EXPECT_LT(cost_forward_s(v.cost, b), 0.6 * cost_forward_s(sc.cost, b));
     EXPECT_THROW(plan_variant(sc, acc, 8, 1), Error) << "the trace records gamma 7";
+    Scenario fleet = sc;  // capacity is one replica's, whatever the scenario's [fleet]
+    fleet.fleet.replicas = 4;
+    EXPECT_EQ(plan_variant(fleet, acc, 7, 1).fleet.replicas, 1);
     const Scenario m = scenario_load(std::string(SPECPLAN_SOURCE_DIR) + "/scenarios/measured.toml");
     EXPECT_THROW(plan_variant(m, acceptance_load(m), m.engine.gamma, 2), Error);
     EXPECT_NO_THROW(plan_variant(m, acceptance_load(m), m.engine.gamma, m.engine.tp));
