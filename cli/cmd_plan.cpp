@@ -97,19 +97,21 @@ void print_plan(const Scenario& sc, const PlanQuery& q, double price, const std:
         return;
     }
     const FleetPlan& best = plans[size_t(b)];
-    std::printf("fewest GPUs: %s, %d GPUs (%d replicas x tp %d", best.policy.c_str(), best.gpus, best.replicas, best.tp);
+    std::printf("fewest GPUs: %s, %d GPU%s (%d replica%s x tp %d", best.policy.c_str(), best.gpus,
+                best.gpus == 1 ? "" : "s", best.replicas, best.replicas == 1 ? "" : "s", best.tp);
     if (best.draft_len > 0) std::printf(", gamma %d", best.gamma);
     std::printf(")");
     for (const FleetPlan& f : plans)
-        if (f.feasible && f.policy == "ar" && &f != &best) std::printf("; ar: %d GPUs", f.gpus);
+        if (f.feasible && f.policy == "ar" && &f != &best) std::printf("; ar: %d GPU%s", f.gpus, f.gpus == 1 ? "" : "s");
     std::printf("\n");
     if (best.checked) {
         const std::string verdict = best.check == SLO_MET ? std::string("meets every SLO")
                                                            : std::string("misses ") + slo_miss_name(best.check) +
                                                                  " (a router spreads the load unevenly: add a replica)";
-        std::printf("fleet check: %s over %d replicas behind a least-loaded router, in one simulation: per-user p90 "
-                    "%.1f tok/s, TTFT p90 %.3f s, %.0f tok/s/GPU: %s\n",
-                    load, best.replicas, best.check_point.per_user.p90, best.check_point.ttft.p90,
+        std::printf("fleet check: %s over %d replica%s behind a least-loaded router, in one simulation: per-user "
+                    "p90 %.1f tok/s, TTFT p90 %.3f s, %.0f tok/s/GPU: %s\n",
+                    load, best.replicas, best.replicas == 1 ? "" : "s", best.check_point.per_user.p90,
+                    best.check_point.ttft.p90,
                     best.check_point.throughput, verdict.c_str());
     }
     for (const FleetPlan& f : plans)

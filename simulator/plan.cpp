@@ -265,7 +265,15 @@ int plan_best(const std::vector<FleetPlan>& plans) {
         const FleetPlan& f = plans[i];
         if (!f.feasible) continue;
         const FleetPlan* b = best < 0 ? nullptr : &plans[static_cast<size_t>(best)];
-        if (!b || f.gpus < b->gpus || (f.gpus == b->gpus && f.point.throughput > b->point.throughput))
+        if (!b || f.gpus < b->gpus) {
+            best = static_cast<int>(i);
+            continue;
+        }
+        if (f.gpus > b->gpus) continue;
+        // the same GPUs: the lower cost per million tokens (the higher throughput per GPU); within 1 %,
+        // as equal fleets at one rate serve the same tokens, the faster per-user p90
+        const double tf = f.point.throughput, tb = b->point.throughput;
+        if (tf > 1.01 * tb || (tf * 1.01 >= tb && f.point.per_user.p90 > b->point.per_user.p90))
             best = static_cast<int>(i);
     }
     return best;

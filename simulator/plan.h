@@ -129,7 +129,10 @@ void plan_check_query(const Scenario& sc, const AcceptanceData& acc, const PlanQ
 std::vector<FleetPlan> plan_search(const Scenario& sc, const std::vector<Policy>& policies, const PlanQuery& q);
 
 // The index in `plans` of the answer: the fewest GPUs, ties to the lower
-// cost per million tokens (higher throughput per GPU); -1 when none is feasible.
+// cost per million tokens (higher throughput per GPU), and costs within 1 %
+// (fleets of one size at one rate serve the same tokens) to the faster
+// per-user p90; -1 when none is feasible. plan_search picks each policy's
+// configuration by the same rule.
 int plan_best(const std::vector<FleetPlan>& plans);
 
 }  // namespace sp
