@@ -26,6 +26,7 @@ struct SimArgs {
     std::optional<uint64_t> seed;
     int threads = 0;
     WindowFlags window;
+    FleetFlags fleet;
     bool quiet = false;
 };
 
@@ -33,6 +34,7 @@ static Scenario load_scenario(const SimArgs& a) {
     Scenario sc = scenario_load(a.scenario);
     if (a.seed) sc.seed = *a.seed;
     window_apply(sc, a.window);
+    fleet_apply(sc, a.fleet);
     return sc;
 }
 
@@ -96,6 +98,7 @@ void sim_commands(CLI::App& app) {
     load_add_flags(sim, &a->load, /*one=*/true);
     sim->add_option("--seed", a->seed, "override the scenario's seed")->transform(seed_number());
     window_add_flags(sim, &a->window);
+    fleet_add_flags(sim, &a->fleet);
     sim->callback([a] { run_sim(*a); });
 
     CLI::App* sw = app.add_subcommand("sweep", "Simulate every policy at every load: the throughput vs per-user "
@@ -104,6 +107,7 @@ void sim_commands(CLI::App& app) {
     sw->add_option("--policies", a->policies, "comma-separated policies (default: the scenario's)");
     load_add_flags(sw, &a->load, /*one=*/false);
     window_add_flags(sw, &a->window);
+    fleet_add_flags(sw, &a->fleet);
     sw->add_option("--json", a->json, "write the results as JSON");
     sw->add_option("--csv", a->csv, "write one CSV row per point");
     sw->add_option("--seed", a->seed, "override the scenario's seed")->transform(seed_number());

@@ -142,4 +142,26 @@ void window_apply(Scenario& sc, const WindowFlags& w) {
     if (w.warmup >= 0) sc.workload.warmup = w.warmup;
 }
 
+void fleet_add_flags(CLI::App* cmd, FleetFlags* f) {
+    cmd->add_option("--replicas", f->replicas, "replicas behind the router, the load shared (default: the scenario's)")
+        ->transform(whole_number(1, 100000, "a whole number of replicas 1..100000"));
+    cmd->add_option("--router", f->router,
+                    "round-robin, least-loaded or affinity (closed loop) (default: the scenario's)");
+}
+
+void fleet_apply(Scenario& sc, const FleetFlags& f) {
+    if (f.replicas > 0) sc.fleet.replicas = f.replicas;
+    if (!f.router.empty() && !router_parse(f.router, &sc.fleet.router))
+        throw Error("--router '" + f.router + "': expected round-robin, least-loaded or affinity");
+    if (sc.fleet.router == ROUTER_AFFINITY && sc.workload.mode == WORKLOAD_OPEN)
+        throw Error((f.router.empty() ? sc.path + ": fleet.router" : std::string("--router")) +
+                    ": affinity pins a closed loop's users; " + sc.path +
+                    " is an open loop: expected round-robin or least-loaded");
+    const int64_t per = int64_t(sc.workload.requests) + sc.workload.warmup;
+    if (per * sc.fleet.replicas > FLEET_MAX_COMPLETIONS)
+        throw Error("--replicas " + std::to_string(sc.fleet.replicas) + ": expected at most " +
+                    std::to_string(FLEET_MAX_COMPLETIONS / per) +
+                    " (a fleet measures (warmup + requests) x replicas completions, at most 1e8)");
+}
+
 }  // namespace sp

@@ -56,4 +56,14 @@ struct WindowFlags {
 void window_add_flags(CLI::App* cmd, WindowFlags* w);
 void window_apply(Scenario& sc, const WindowFlags& w);
 
+// --replicas and --router: the fleet (sim.h), in place of the scenario's
+// [fleet]. Applied after the window flags: a router or a fleet size the
+// scenario cannot take is one line naming the flag.
+struct FleetFlags {
+    int replicas = 0;    // > 0: override
+    std::string router;  // non-empty: override
+};
+void fleet_add_flags(CLI::App* cmd, FleetFlags* f);
+void fleet_apply(Scenario& sc, const FleetFlags& f);
+
 }  // namespace sp

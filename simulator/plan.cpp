@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "simulator/parallel.h"
+#include "simulator/workload.h"
 
 namespace sp {
 
@@ -138,11 +139,22 @@ CapacitySearch capacity_search(const Scenario& sc, const AcceptanceData& acc, co
     return c;
 }
 
+static void price_plan(FleetPlan* f, double gpu_hour_usd) {
+    if (gpu_hour_usd <= 0) return;
+    f->usd_per_hour = gpu_hour_usd * f->gpus;
+    const double tokens_per_hour = f->point.throughput * f->gpus * 3600;
+    if (tokens_per_hour > 0) f->usd_per_million_tokens = f->usd_per_hour / tokens_per_hour * 1e6;
+}
+
 FleetPlan plan_fleet(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, int users,
                      double gpu_hour_usd) {
     assert(users >= 1 && sc.workload.mode == WORKLOAD_CLOSED && "plan_fleet: users of a closed loop");
+    assert(sc.fleet.replicas == 1 && "plan_fleet: the capacity of one replica (plan_variant makes one)");
     FleetPlan f;
     f.policy = policy.name;
+    f.gamma = sc.engine.gamma;
+    f.tp = sc.engine.tp;
+    f.draft_len = policy_draft_len(policy, sc.engine.gamma);
     // A replica never needs to be tried above the whole fleet's users.
     f.capacity = capacity_search(sc, acc, policy, {}, {}, std::min<double>(users, capacity_ceiling(sc)));
     if (!f.capacity.met) return f;
@@ -152,19 +164,199 @@ FleetPlan plan_fleet(const Scenario& sc, const AcceptanceData& acc, const Policy
     f.users_per_replica = (users + f.replicas - 1) / f.replicas;  // <= cap, as replicas >= users / cap
     f.gpus = f.replicas * sc.engine.tp;
     f.point = f.users_per_replica == cap ? f.capacity.point : sim_run_point(sc, acc, policy, f.users_per_replica);
-    if (gpu_hour_usd > 0) {
-        f.usd_per_hour = gpu_hour_usd * f.gpus;
-        const double tokens_per_hour = f.point.throughput * f.gpus * 3600;
-        if (tokens_per_hour > 0) f.usd_per_million_tokens = f.usd_per_hour / tokens_per_hour * 1e6;
-    }
+    price_plan(&f, gpu_hour_usd);
+    return f;
+}
+
+FleetPlan plan_fleet_rate(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, double rate,
+                          double gpu_hour_usd) {
+    assert(rate > 0 && sc.workload.mode == WORKLOAD_OPEN && "plan_fleet_rate: requests/s of an open loop");
+    assert(sc.fleet.replicas == 1 && "plan_fleet_rate: the capacity of one replica (plan_variant makes one)");
+    FleetPlan f;
+    f.policy = policy.name;
+    f.gamma = sc.engine.gamma;
+    f.tp = sc.engine.tp;
+    f.draft_len = policy_draft_len(policy, sc.engine.gamma);
+    // A replica never needs to be tried above the whole fleet's rate.
+    f.capacity = capacity_search(sc, acc, policy, {}, {}, rate);
+    if (!f.capacity.met) return f;
+    f.feasible = true;
+    // capacity.load meets every SLO; 1e-9 keeps a rate that is an exact multiple from rounding up
+    f.replicas = std::max(1, static_cast<int>(std::ceil(rate / f.capacity.load * (1 - 1e-9))));
+    f.rate_per_replica = rate / f.replicas;
+    f.gpus = f.replicas * sc.engine.tp;
+    f.point = f.rate_per_replica == f.capacity.load ? f.capacity.point
+                                                    : sim_run_point(sc, acc, policy, f.rate_per_replica);
+    price_plan(&f, gpu_hour_usd);
     return f;
 }
 
 std::vector<FleetPlan> plan_fleets(const Scenario& sc, const AcceptanceData& acc, const std::vector<Policy>& policies,
                                    int users, double gpu_hour_usd, int threads) {
     acceptance_check_policies(sc, acc, policies);  // here, not in a worker thread
+    Scenario one = sc;
+    one.fleet = Fleet{};
     std::vector<FleetPlan> out(policies.size());
-    parallel_for(policies.size(), threads, [&](size_t i) { out[i] = plan_fleet(sc, acc, policies[i], users, gpu_hour_usd); });
+    parallel_for(policies.size(), threads, [&](size_t i) { out[i] = plan_fleet(one, acc, policies[i], users, gpu_hour_usd); });
+    return out;
+}
+
+// [SECTION] gamma and tp ------------------------------------------------------------
+
+// The largest request the workload can send, prompt + output tokens.
+static int64_t largest_request(const Scenario& sc, const AcceptanceData& acc) {
+    if (sc.workload.lengths == LENGTHS_DIST)
+        return int64_t(length_max(sc.workload.prompt_len)) + length_max(sc.workload.output_len);
+    int64_t most = 0;
+    for (const TraceRequest& r : acc.requests) most = std::max<int64_t>(most, int64_t(r.prompt_len) + r.output_len);
+    return most;
+}
+
+Scenario plan_variant(const Scenario& sc, const AcceptanceData& acc, int gamma, int tp) {
+    Scenario v = sc;
+    v.fleet = Fleet{};  // capacity is one replica's; the fleet check makes the fleet
+    if (tp != sc.engine.tp) {
+        if (sc.cost.kind == COST_MEASURED)
+            throw Error("--tp " + std::to_string(tp) + ": " + sc.path + ": cost.model = \"measured\" times " +
+                        sc.cost.measured.model + " on " + sc.cost.measured.gpu + " at tp " +
+                        std::to_string(sc.engine.tp) + " only; another tp needs cost.model = \"roofline\"");
+        v.engine.tp = tp;
+        v.cost.roofline.tp = tp;
+        if (sc.engine.kv_memory_fraction > 0) {
+            v.engine.kv_capacity_tokens = scenario_kv_derive(v.cost.roofline, tp, sc.engine.kv_memory_fraction);
+            if (v.engine.kv_capacity_tokens == 0)
+                throw Error("--tp " + std::to_string(tp) + ": " + sc.path + ": the weights leave no KV cache on " +
+                            std::to_string(tp) + " GPU(s)");
+        }
+    }
+    if (gamma != sc.engine.gamma) {
+        const std::string flag = "--gammas " + std::to_string(gamma) + ": " + sc.path + ": ";
+        if (sc.acceptance.kind == ACCEPT_TRACE && gamma > acc.trace_gamma)
+            throw Error(flag + "expected at most the trace run's gamma " + std::to_string(acc.trace_gamma) +
+                        " (acceptance.trace records no acceptance past it)");
+        if (sc.acceptance.kind == ACCEPT_PARAMETRIC) {
+            if (gamma > sc.engine.gamma)
+                throw Error(flag + "expected at most engine.gamma " + std::to_string(sc.engine.gamma) +
+                            " (the parametric mix lists alpha_k for that many slots)");
+            for (DomainMix& d : v.workload.mix) d.alpha.resize(static_cast<size_t>(gamma));
+        }
+        v.engine.gamma = gamma;
+        cost_validate(v.cost, true, flag + "cost");
+    }
+    const int64_t need = largest_request(v, acc) + v.engine.gamma;
+    if (need > v.engine.kv_capacity_tokens)
+        throw Error("--gammas/--tp: " + sc.path + ": gamma " + std::to_string(v.engine.gamma) + " at tp " +
+                    std::to_string(v.engine.tp) + " needs a KV cache of at least " + std::to_string(need) +
+                    " tokens for the largest request, expected within engine.kv_capacity_tokens = " +
+                    std::to_string(v.engine.kv_capacity_tokens));
+    return v;
+}
+
+void plan_check_query(const Scenario& sc, const AcceptanceData& acc, const PlanQuery& q) {
+    const std::vector<int> gammas = q.gammas.empty() ? std::vector<int>{sc.engine.gamma} : q.gammas;
+    const std::vector<int> tps = q.tps.empty() ? std::vector<int>{sc.engine.tp} : q.tps;
+    for (int g : gammas)
+        for (int tp : tps) (void)plan_variant(sc, acc, g, tp);
+}
+
+int plan_best(const std::vector<FleetPlan>& plans) {
+    int best = -1;
+    for (size_t i = 0; i < plans.size(); i++) {
+        const FleetPlan& f = plans[i];
+        if (!f.feasible) continue;
+        const FleetPlan* b = best < 0 ? nullptr : &plans[static_cast<size_t>(best)];
+        if (!b || f.gpus < b->gpus) {
+            best = static_cast<int>(i);
+            continue;
+        }
+        if (f.gpus > b->gpus) continue;
+        // the same GPUs: the lower cost per million tokens (the higher throughput per GPU); within 1 %,
+        // as equal fleets at one rate serve the same tokens, the faster per-user p90
+        const double tf = f.point.throughput, tb = b->point.throughput;
+        if (tf > 1.01 * tb || (tf * 1.01 >= tb && f.point.per_user.p90 > b->point.per_user.p90))
+            best = static_cast<int>(i);
+    }
+    return best;
+}
+
+std::vector<FleetPlan> plan_search(const Scenario& sc, const std::vector<Policy>& policies, const PlanQuery& q) {
+    assert((q.users > 0) != (q.rate > 0) && "plan_search: users or a rate");
+    const std::vector<int> gammas = q.gammas.empty() ? std::vector<int>{sc.engine.gamma} : q.gammas;
+    const std::vector<int> tps = q.tps.empty() ? std::vector<int>{sc.engine.tp} : q.tps;
+    // the configurations, each with its own acceptance data (gamma sets its slots)
+    struct Config {
+        Scenario sc;
+        AcceptanceData acc;
+    };
+    const AcceptanceData base_acc = acceptance_load(sc);
+    std::vector<Config> configs;
+    for (int g : gammas)
+        for (int tp : tps) {
+            Scenario v = plan_variant(sc, base_acc, g, tp);
+            AcceptanceData a = g == sc.engine.gamma ? base_acc : acceptance_load(v);
+            acceptance_check_policies(v, a, policies);  // here, not in a worker thread
+            configs.push_back({std::move(v), std::move(a)});
+        }
+    // the tasks: (policy, configuration), skipping what a policy cannot vary
+    struct Task {
+        size_t policy, config;
+    };
+    std::vector<Task> tasks;
+    const int home_gamma =
+        std::find(gammas.begin(), gammas.end(), sc.engine.gamma) != gammas.end() ? sc.engine.gamma : gammas.front();
+    for (size_t p = 0; p < policies.size(); p++)
+        for (size_t c = 0; c < configs.size(); c++) {
+            const int g = configs[c].sc.engine.gamma;
+            // a policy whose drafts do not depend on gamma (ar, mtp1, fixed:K) runs at one gamma
+            if (g != home_gamma && policy_draft_len(policies[p], g) == policy_draft_len(policies[p], home_gamma))
+                continue;
+            if (policies[p].kind == POLICY_FIXED && policies[p].k > g) continue;
+            tasks.push_back({p, c});
+        }
+    std::vector<FleetPlan> runs(tasks.size());
+    parallel_for(tasks.size(), q.threads, [&](size_t i) {
+        const Config& c = configs[tasks[i].config];
+        const Policy& pol = policies[tasks[i].policy];
+        runs[i] = q.users > 0 ? plan_fleet(c.sc, c.acc, pol, q.users, q.gpu_hour_usd)
+                              : plan_fleet_rate(c.sc, c.acc, pol, q.rate, q.gpu_hour_usd);
+    });
+    // each policy's best
+    std::vector<FleetPlan> out(policies.size());
+    std::vector<int> chosen(policies.size(), -1);
+    for (size_t p = 0; p < policies.size(); p++) {
+        std::vector<FleetPlan> mine;
+        std::vector<size_t> where;
+        for (size_t i = 0; i < tasks.size(); i++)
+            if (tasks[i].policy == p) {
+                mine.push_back(runs[i]);
+                where.push_back(i);
+            }
+        const int b = plan_best(mine);
+        if (b >= 0) {
+            out[p] = mine[static_cast<size_t>(b)];
+            chosen[p] = static_cast<int>(tasks[where[static_cast<size_t>(b)]].config);
+        } else {
+            out[p] = mine.empty() ? FleetPlan{} : mine.front();
+            out[p].policy = policies[p].name;
+            out[p].gamma = sc.engine.gamma;
+            out[p].tp = sc.engine.tp;
+        }
+    }
+    if (!q.fleet_check) return out;
+    // the fleet check: each policy's answer as one fleet behind the least-loaded router
+    parallel_for(policies.size(), q.threads, [&](size_t p) {
+        if (chosen[p] < 0) return;
+        const Config& c = configs[static_cast<size_t>(chosen[p])];
+        FleetPlan& f = out[p];
+        if ((int64_t(c.sc.workload.warmup) + c.sc.workload.requests) * f.replicas > FLEET_MAX_COMPLETIONS)
+            return;  // too large a fleet to simulate whole: not checked
+        Scenario fleet = c.sc;
+        fleet.fleet.replicas = f.replicas;
+        fleet.fleet.router = ROUTER_LEAST_LOADED;
+        f.check_point = sim_run_point(fleet, c.acc, policies[p], q.users > 0 ? double(q.users) : q.rate);
+        f.check = slo_check(fleet.slo, f.check_point);
+        f.checked = true;
+    });
     return out;
 }
 

@@ -41,8 +41,11 @@ std::string report_context_line(const Scenario& sc, const std::string& version) 
     const Context c = context_of(sc);
     return "specplan " + (version.empty() ? std::string("(unknown build)") : version) + "; " + sc.path + " (fnv1a " +
            c.hash + "); " + c.model + " on " + c.gpu + ", " + c.cost + " cost; gamma " +
-           std::to_string(sc.engine.gamma) + ", tp " + std::to_string(sc.engine.tp) + "; acceptance: " +
-           c.acceptance + (c.synthetic ? "; SYNTHETIC acceptance" : "");
+           std::to_string(sc.engine.gamma) + ", tp " + std::to_string(sc.engine.tp) +
+           (sc.fleet.replicas > 1
+                ? "; fleet of " + std::to_string(sc.fleet.replicas) + " replicas, " + router_name(sc.fleet.router)
+                : std::string()) +
+           "; acceptance: " + c.acceptance + (c.synthetic ? "; SYNTHETIC acceptance" : "");
 }
 
 void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r,
@@ -86,10 +89,12 @@ void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>&
 }
 
 void report_point(std::FILE* out, const Scenario& sc, const PointResult& p) {
-    std::fprintf(out, "%s: %s, policy %s, %g %s\n", sc.path.c_str(), sc.name.c_str(), p.policy.c_str(), point_load(p),
+    std::fprintf(out, "%s: %s, policy %s, %g %s", sc.path.c_str(), sc.name.c_str(), p.policy.c_str(), point_load(p),
                  load_name(sc));
-    std::fprintf(out, "  throughput     %.0f tok/s/GPU, %.2f req/s, busy %.1f%%\n", p.throughput, p.request_rate,
-                 100 * p.busy_fraction);
+    if (sc.fleet.replicas > 1)  // rates and busy are then a replica's, the mean over the fleet
+        std::fprintf(out, " over %d replicas (%s)", sc.fleet.replicas, router_name(sc.fleet.router));
+    std::fprintf(out, "\n  throughput     %.0f tok/s/GPU, %.2f req/s%s, busy %.1f%%\n", p.throughput, p.request_rate,
+                 sc.fleet.replicas > 1 ? " a replica" : "", 100 * p.busy_fraction);
     std::fprintf(out, "  per-user tok/s mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f\n", p.per_user.mean, p.per_user.p50,
                  p.per_user.p90, p.per_user.p99);
     std::fprintf(out, "  TTFT s         mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f\n", p.ttft.mean, p.ttft.p50, p.ttft.p90,
@@ -131,6 +136,8 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
                     {"gpu", ctx.gpu},
                     {"gamma", sc.engine.gamma},
                     {"tp", sc.engine.tp},
+                    {"replicas", sc.fleet.replicas},
+                    {"router", router_name(sc.fleet.router)},
                     {"cost_model", ctx.cost},
                     {"acceptance", ctx.acceptance},
                     {"synthetic_acceptance", ctx.synthetic}};

@@ -676,6 +676,43 @@ static Slo parse_slo(const Ctx& c, const toml::table* t) {
     return s;
 }
 
+const char* router_name(RouterKind r) {
+    switch (r) {
+        case ROUTER_ROUND_ROBIN: return "round-robin";
+        case ROUTER_LEAST_LOADED: return "least-loaded";
+        case ROUTER_AFFINITY: return "affinity";
+    }
+    return "?";
+}
+
+bool router_parse(const std::string& s, RouterKind* out) {
+    for (RouterKind r : {ROUTER_ROUND_ROBIN, ROUTER_LEAST_LOADED, ROUTER_AFFINITY})
+        if (s == router_name(r)) {
+            *out = r;
+            return true;
+        }
+    return false;
+}
+
+static constexpr int64_t MAX_REPLICAS = 100'000;
+
+static Fleet parse_fleet(const Ctx& c, const toml::table* t, const Workload& w) {
+    const std::string p = "fleet";
+    check_keys(c, t, p, {"replicas", "router"});
+    Fleet f;
+    f.replicas = int(get_int(c, t, p, "replicas", f.replicas, 1, MAX_REPLICAS));
+    f.router = RouterKind(get_choice(c, t, p, "router", ROUTER_ROUND_ROBIN, {"round-robin", "least-loaded", "affinity"}));
+    if (f.router == ROUTER_AFFINITY && w.mode == WORKLOAD_OPEN)
+        fail(c, "fleet.router", "\"round-robin\" or \"least-loaded\" for an open loop (affinity pins a closed loop's users)",
+             "\"affinity\"");
+    if ((int64_t(w.requests) + w.warmup) * f.replicas > FLEET_MAX_COMPLETIONS)
+        fail(c, "fleet.replicas",
+             "at most " + std::to_string(FLEET_MAX_COMPLETIONS / (int64_t(w.requests) + w.warmup)) +
+                 " (a fleet measures (workload.warmup + workload.requests) x replicas completions, at most 1e8)",
+             std::to_string(f.replicas));
+    return f;
+}
+
 static double parse_plan(const Ctx& c, const toml::table* t) {
     check_keys(c, t, "plan", {"gpu_hour_usd"});
     return get_num(c, t, "plan", "gpu_hour_usd", 0, NONNEG);
@@ -795,18 +832,25 @@ static void check_trace(const Ctx& c, Scenario& s, const TraceFacts& f, bool use
 // KV tokens that fit beside the weights: fraction * (tp * HBM - weights) / KV
 // bytes per token. Weights are the target's n_params; the drafter's few
 // layers are not subtracted (the fraction leaves that headroom).
-static void derive_kv_capacity(const Ctx& c, Scenario& s, double fraction) {
-    const Roofline& r = s.cost.roofline;
+int64_t scenario_kv_derive(const Roofline& r, int tp, double fraction) {
     double weights = double(r.model.n_params) * r.model.bytes_per_weight;
-    double memory = double(r.tp) * r.gpu.hbm_bytes;
+    double memory = double(tp) * r.gpu.hbm_bytes;
     double per_token = roofline_kv_bytes_per_token(r.model);
     double tokens = per_token > 0 ? std::floor(fraction * (memory - weights) / per_token) : 0;
-    if (!(tokens >= 1))
+    if (!(tokens >= 1)) return 0;
+    return int64_t(std::min(tokens, double(MAX_KV)));
+}
+
+static void derive_kv_capacity(const Ctx& c, Scenario& s, double fraction) {
+    const Roofline& r = s.cost.roofline;
+    s.engine.kv_capacity_tokens = scenario_kv_derive(r, r.tp, fraction);
+    s.engine.kv_memory_fraction = fraction;
+    if (s.engine.kv_capacity_tokens == 0)
         fail(c, "engine.kv_capacity_tokens",
-             "a value > 0 (none can be derived: " + fmt_num(weights / 1e9) + " GB of weights leave no room in " +
-                 std::to_string(r.tp) + " x " + fmt_num(r.gpu.hbm_bytes / 1e9) + " GB of HBM)",
+             "a value > 0 (none can be derived: " + fmt_num(double(r.model.n_params) * r.model.bytes_per_weight / 1e9) +
+                 " GB of weights leave no room in " + std::to_string(r.tp) + " x " + fmt_num(r.gpu.hbm_bytes / 1e9) +
+                 " GB of HBM)",
              "nothing");
-    s.engine.kv_capacity_tokens = int64_t(std::min(tokens, double(MAX_KV)));
 }
 
 static void check_cost(const Ctx& c, Scenario& s, double kv_fraction, const std::string& profiles,
@@ -867,7 +911,8 @@ Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
 #endif
     const toml::table* top = &root;
     check_keys(c, top, "",
-               {"name", "description", "seed", "workload", "engine", "acceptance", "cost", "policies", "slo", "plan"});
+               {"name", "description", "seed", "workload", "engine", "acceptance", "cost", "policies", "slo", "plan",
+                "fleet"});
 
     Scenario s;
     s.path = path;
@@ -886,6 +931,7 @@ Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
     parse_policies(c, get_table(c, top, "", "policies"), s.engine.gamma, s);
     s.slo = parse_slo(c, get_table(c, top, "", "slo"));
     s.gpu_hour_usd = parse_plan(c, get_table(c, top, "", "plan"));
+    s.fleet = parse_fleet(c, get_table(c, top, "", "fleet"), s.workload);
 
     // Cross-checks, cheapest first; the trace store is read once.
     bool kv_derived = s.engine.kv_capacity_tokens == 0;

@@ -68,6 +68,19 @@ struct EngineConfig {
     // token emitted, and decode steps carry no prefill. Throughput counts
     // the decode GPUs only.
     bool disaggregated_prefill = false;
+    // > 0: kv_capacity_tokens was not given but derived, this fraction of the
+    // HBM the weights leave (engine.kv_memory_fraction); 0: given. The
+    // planner derives it again for another tp (scenario_kv_derive).
+    double kv_memory_fraction = 0;
+};
+
+// [fleet]: identical replicas behind a router (sim.h says how each routes).
+enum RouterKind { ROUTER_ROUND_ROBIN, ROUTER_LEAST_LOADED, ROUTER_AFFINITY };
+const char* router_name(RouterKind r);  // "round-robin", "least-loaded", "affinity"
+bool router_parse(const std::string& s, RouterKind* out);
+struct Fleet {
+    int replicas = 1;
+    RouterKind router = ROUTER_ROUND_ROBIN;
 };
 
 enum AcceptanceKind { ACCEPT_TRACE, ACCEPT_PARAMETRIC, ACCEPT_IID };
@@ -99,6 +112,7 @@ struct Scenario {
     uint64_t seed = 1;
     Workload workload;
     EngineConfig engine;
+    Fleet fleet;
     double gpu_hour_usd = 0;          // plan.gpu_hour_usd: price of one GPU-hour for `specplan plan`; 0 = none
     AcceptanceConfig acceptance;
     CostModel cost;
@@ -106,6 +120,15 @@ struct Scenario {
     std::string compare_a, compare_b; // headline ratios of policy a over policy b; empty = none
     Slo slo;
 };
+
+// KV tokens that fit beside the weights on tp GPUs of the roofline's GPU:
+// fraction x (tp x HBM - weights) / KV bytes per token, at most the
+// loader's bound; 0 when the weights leave no room.
+int64_t scenario_kv_derive(const Roofline& r, int tp, double fraction);
+
+// The fleet's measured completions, (warmup + requests) x replicas, must
+// stay within this (scenario.cpp checks [fleet] against it; the planner too).
+inline constexpr int64_t FLEET_MAX_COMPLETIONS = 100'000'000;
 
 // Loads and validates a scenario file. Relative paths inside it resolve
 // against the file's folder.

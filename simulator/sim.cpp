@@ -1,7 +1,7 @@
 // sim.cpp: the event loop and the engine model of sim.h.
 //
-// [SECTION] state    requests, the event queue, the step being executed
-// [SECTION] workload arrivals and completions
+// [SECTION] state    requests, replicas (each with its queue and the step it runs), the event queue
+// [SECTION] workload arrivals, the router, completions
 // [SECTION] engine   step start (admission, policy, prefill plan, cost) and step end
 // [SECTION] run      the loop and the measurement window
 #include "simulator/sim.h"
@@ -29,6 +29,7 @@ struct Event {
     uint64_t seq;     // scheduling order
     int kind;
     int arg;          // EV_ARRIVAL: the user (closed loop), -1 (open loop); EV_PREFILL_DONE: the pool slot
+    int rep;          // EV_STEP_END, EV_PREFILL_DONE: the replica
     bool operator>(const Event& o) const {
         if (time != o.time) return time > o.time;
         if (cls != o.cls) return cls > o.cls;
@@ -52,20 +53,11 @@ struct SimRequest {
     std::vector<float> conf_hist; // (3, gamma): confidences of the last three steps, ring by n_steps
 };
 
-struct Sim {
-    const Scenario& sc;
-    const AcceptanceData& acc;
-    const Policy& policy;
-    SimObserver* obs;
-    int gamma, draft_len;
-    bool reads_conf;                  // the policy ranks drafts by confidence: draw every slot up front
-    bool reads_q;                     // draft-prob: the recorded draft probabilities and the estimator
-    DraftProbEstimator draft_est;     // draft-prob's, over every step of this point, as the engine's Speculator
+struct Sim;
 
-    int64_t now = 0;
-    uint64_t seq = 0;
-    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events;
-
+// One replica: its requests, its queue, its KV cache and the step it runs.
+struct Replica {
+    int index = 0;
     std::vector<SimRequest> pool;     // request slots, reused: memory stays flat
     std::vector<int> free_slots;
     std::vector<int> waiting_fifo;    // pool indices, FCFS; head at waiting_head
@@ -73,10 +65,9 @@ struct Sim {
     std::vector<int> prefilling;      // pool indices, admission order
     std::vector<int> running;         // pool indices, admission order
     int64_t kv_used = 0;
-    std::vector<uint32_t> user_seq;   // closed loop: requests sent per user
-    Rng arrivals;
-    int64_t arrival_index = 0;
-    double rate = 0;
+    DraftProbEstimator draft_est;     // draft-prob's, over every step of this point, as the engine's Speculator
+    int64_t arrived = 0, done = 0;    // routed here; completed here
+    int remote_prefill = 0;           // disaggregated: prompts being prefilled elsewhere
 
     // the step in flight
     bool busy = false;
@@ -95,13 +86,38 @@ struct Sim {
     double decode_context = 0;
     int policy_prefill = 0;           // prefill tokens the step carries with l = 0 for everyone
     int64_t pending_prefill = 0;      // prompt tokens not yet prefilled among prefilling requests
+    const Sim* sim = nullptr;         // for step_seconds
+
+    int waiting_count() const { return static_cast<int>(waiting_fifo.size() - waiting_head); }
+    int64_t outstanding() const { return arrived - done; }  // routed here, not completed
+};
+
+struct Sim {
+    const Scenario& sc;
+    const AcceptanceData& acc;
+    const Policy& policy;
+    SimObserver* obs;
+    int gamma, draft_len;
+    bool reads_conf;                  // the policy ranks drafts by confidence: draw every slot up front
+    bool reads_q;                     // draft-prob: the recorded draft probabilities and the estimator
+
+    int64_t now = 0;
+    uint64_t seq = 0;
+    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events;
+
+    std::vector<Replica> reps;        // the fleet: sc.fleet.replicas
+    uint64_t routed = 0;              // requests routed so far (round-robin's turn)
+    int last_pick = -1;               // least-loaded: the replica chosen last (ties go to the next after it)
+    std::vector<uint32_t> user_seq;   // closed loop: requests sent per user
+    Rng arrivals;
+    int64_t arrival_index = 0;
+    double rate = 0;
 
     // counters
     int64_t arrived = 0, done = 0;
-    int remote_prefill = 0;           // disaggregated: prompts being prefilled elsewhere
-    Window window;                    // the measurement (metrics.h)
+    Window window;                    // the measurement (metrics.h), over the whole fleet
     // overload (sim.h), open loop
-    int queue_cap = 0;                // 0: closed loop, no cap
+    int queue_cap = 0;                // 0: closed loop, no cap; per replica
     bool overflow = false;            // the cap was passed: the point stops
     int64_t in_system_open = 0, in_system_close = 0;  // arrived - done as the window opened, closed
 
@@ -109,16 +125,21 @@ struct Sim {
         : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
           reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
           reads_q(p.kind == POLICY_DRAFT_PROB),
+          reps(static_cast<size_t>(s.fleet.replicas)),
           arrivals(rng_seed(s.seed, WORKLOAD_STREAM_ARRIVALS)),
-          window(window_init(s.workload.warmup, s.workload.requests, s.slo.per_user_tok_s, s.slo.ttft_s)) {
+          window(window_init(s.workload.warmup * s.fleet.replicas, s.workload.requests * s.fleet.replicas,
+                             s.slo.per_user_tok_s, s.slo.ttft_s)) {
         window.kv_capacity = s.engine.kv_capacity_tokens;
+        for (size_t i = 0; i < reps.size(); i++) {
+            reps[i].index = static_cast<int>(i);
+            reps[i].sim = this;
+        }
     }
 
-    void schedule(int64_t time, int cls, int kind, int arg) {
+    void schedule(int64_t time, int cls, int kind, int arg, int rep = 0) {
         assert(time >= now && "an event may not be scheduled in the past");
-        events.push({time, cls, seq++, kind, arg});
+        events.push({time, cls, seq++, kind, arg, rep});
     }
-    int waiting_count() const { return static_cast<int>(waiting_fifo.size() - waiting_head); }
 };
 
 // The clock. Every duration enters it through span_ns and every event time
@@ -173,34 +194,59 @@ static double remote_prefill_s(const Sim& s, int prompt_len) {
     return t;
 }
 
-static void complete(Sim& s, int slot);
+static void complete(Sim& s, Replica& rp, int slot);
 
 // The prompt is in a KV cache elsewhere and the first token is out; the
 // request now waits for a place in the decode batch.
-static void prefill_done(Sim& s, int slot) {
-    SimRequest& r = s.pool[static_cast<size_t>(slot)];
-    s.remote_prefill--;
+static void prefill_done(Sim& s, Replica& rp, int slot) {
+    SimRequest& r = rp.pool[static_cast<size_t>(slot)];
+    rp.remote_prefill--;
     r.prefilled = r.prompt_len;
     r.generated = 1;
     r.first_token_ns = r.last_emit_ns = s.now;
-    if (r.output_len == 1) complete(s, slot);
-    else s.waiting_fifo.push_back(slot);
+    if (r.output_len == 1) complete(s, rp, slot);
+    else rp.waiting_fifo.push_back(slot);
+}
+
+// The router (sim.h): which replica a request arriving now goes to.
+static Replica& route(Sim& s, int user) {
+    const int n = static_cast<int>(s.reps.size());
+    const uint64_t turn = s.routed++;
+    if (n == 1) return s.reps[0];
+    switch (s.sc.fleet.router) {
+        case ROUTER_ROUND_ROBIN: return s.reps[static_cast<size_t>(turn % static_cast<uint64_t>(n))];
+        case ROUTER_LEAST_LOADED: {
+            int best = -1;
+            for (int j = 1; j <= n; j++) {  // from the one after the last chosen, so ties take turns
+                const int i = (s.last_pick + j) % n;
+                if (best < 0 || s.reps[static_cast<size_t>(i)].outstanding() < s.reps[static_cast<size_t>(best)].outstanding())
+                    best = i;
+            }
+            s.last_pick = best;
+            return s.reps[static_cast<size_t>(best)];
+        }
+        case ROUTER_AFFINITY:
+            assert(user >= 0 && "affinity routes users of a closed loop");
+            return s.reps[static_cast<size_t>(fleet_affinity_replica(s.sc, user))];
+    }
+    return s.reps[0];
 }
 
 static void arrive(Sim& s, int user) {
     uint64_t key = user >= 0 ? (static_cast<uint64_t>(user) << 32 | s.user_seq[static_cast<size_t>(user)]++)
                              : static_cast<uint64_t>(s.arrival_index++);
     RequestSpec spec = workload_request(s.sc, s.acc, key);
+    Replica& rp = route(s, user);
     int slot;
-    if (!s.free_slots.empty()) {
-        slot = s.free_slots.back();
-        s.free_slots.pop_back();
+    if (!rp.free_slots.empty()) {
+        slot = rp.free_slots.back();
+        rp.free_slots.pop_back();
     } else {
-        slot = static_cast<int>(s.pool.size());
-        s.pool.emplace_back();
-        s.pool.back().conf_hist.assign(static_cast<size_t>(3 * s.gamma), 0.0f);
+        slot = static_cast<int>(rp.pool.size());
+        rp.pool.emplace_back();
+        rp.pool.back().conf_hist.assign(static_cast<size_t>(3 * s.gamma), 0.0f);
     }
-    SimRequest& r = s.pool[static_cast<size_t>(slot)];
+    SimRequest& r = rp.pool[static_cast<size_t>(slot)];
     r.key = key;
     r.user = user;
     r.domain = spec.domain;
@@ -216,13 +262,14 @@ static void arrive(Sim& s, int user) {
     r.n_steps = 0;
     r.admitted = false;
     s.arrived++;
-    if (s.queue_cap > 0 && s.waiting_count() + s.remote_prefill >= s.queue_cap) s.overflow = true;
+    rp.arrived++;
+    if (s.queue_cap > 0 && rp.waiting_count() + rp.remote_prefill >= s.queue_cap) s.overflow = true;
     if (s.sc.engine.disaggregated_prefill) {
-        s.remote_prefill++;
+        rp.remote_prefill++;
         s.schedule(at(s, to_ns(s, remote_prefill_s(s, r.prompt_len), "cost", "a prefill time"), "cost"), 1,
-                   EV_PREFILL_DONE, slot);
+                   EV_PREFILL_DONE, slot, rp.index);
     } else {
-        s.waiting_fifo.push_back(slot);
+        rp.waiting_fifo.push_back(slot);
     }
     if (user < 0) {
         int64_t gap = to_ns(s, workload_gap_s(s.sc.workload, s.rate, s.arrivals), "workload.rate", "an arrival gap");
@@ -230,11 +277,14 @@ static void arrive(Sim& s, int user) {
     }
 }
 
-static void complete(Sim& s, int slot) {
-    SimRequest& r = s.pool[static_cast<size_t>(slot)];
+static void complete(Sim& s, Replica& rp, int slot) {
+    SimRequest& r = rp.pool[static_cast<size_t>(slot)];
     s.done++;
-    if (r.admitted) s.kv_used -= r.kv_reserved;
-    if (s.obs) s.obs->on_complete({r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now});
+    rp.done++;
+    if (r.admitted) rp.kv_used -= r.kv_reserved;
+    if (s.obs)
+        s.obs->on_complete(
+            {r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now, rp.index});
     const bool was_open = s.window.open(), was_closed = s.window.closed();
     window_complete(s.window, s.now, r.arrival_ns, r.admitted_ns, r.first_token_ns, r.output_len);
     if (!was_open && s.window.open()) s.in_system_open = s.arrived - s.done;
@@ -244,17 +294,17 @@ static void complete(Sim& s, int slot) {
                                 "a think time");
         s.schedule(at(s, think, "workload.think_time_ms"), 1, EV_ARRIVAL, r.user);
     }
-    s.free_slots.push_back(slot);
+    rp.free_slots.push_back(slot);
 }
 
 // [SECTION] engine ----------------------------------------------------------------
 
-static BatchShape batch_shape(const Sim& s, int decode_tokens, int prefill_tokens, int prefill_seqs,
+static BatchShape batch_shape(const Replica& rp, int decode_tokens, int prefill_tokens, int prefill_seqs,
                               double prefill_context) {
     BatchShape b;
-    b.n_decode_seqs = static_cast<int>(s.step_decode.size());
+    b.n_decode_seqs = static_cast<int>(rp.step_decode.size());
     b.n_decode_tokens = decode_tokens;
-    b.decode_context = s.decode_context;
+    b.decode_context = rp.decode_context;
     b.n_prefill_seqs = prefill_seqs;
     b.n_prefill_tokens = prefill_tokens;
     b.prefill_context = prefill_context;
@@ -262,9 +312,9 @@ static BatchShape batch_shape(const Sim& s, int decode_tokens, int prefill_token
 }
 
 // Prefill tokens a forward of B decode tokens leaves room for.
-static int prefill_room(const Sim& s, int decode_tokens) {
+static int prefill_room(const Sim& s, const Replica& rp, int decode_tokens) {
     int64_t room = std::min<int64_t>(s.sc.engine.prefill_chunk_tokens, s.sc.engine.max_batch_tokens - decode_tokens);
-    return static_cast<int>(std::max<int64_t>(0, std::min(room, s.pending_prefill)));
+    return static_cast<int>(std::max<int64_t>(0, std::min(room, rp.pending_prefill)));
 }
 
 // The policies' StepTime: the draft phase plus a forward of B decode tokens
@@ -273,180 +323,183 @@ static int prefill_room(const Sim& s, int decode_tokens) {
 // batch, extra verify tokens would look free exactly when the GPU is
 // compute-bound, and no policy would ever cut verification under load.
 static double step_seconds(const void* ctx, int /*n_seqs: the state's running set*/, int decode_tokens) {
-    const Sim& s = *static_cast<const Sim*>(ctx);
-    int p = s.policy_prefill;
-    return s.step_draft_s + cost_forward_s(s.sc.cost, batch_shape(s, decode_tokens, p, p > 0 ? 1 : 0, 0));
+    const Replica& rp = *static_cast<const Replica*>(ctx);
+    int p = rp.policy_prefill;
+    return rp.step_draft_s + cost_forward_s(rp.sim->sc.cost, batch_shape(rp, decode_tokens, p, p > 0 ? 1 : 0, 0));
 }
 
-static void admit(Sim& s) {
-    while (s.waiting_count() > 0 &&
-           static_cast<int>(s.running.size() + s.prefilling.size()) < s.sc.engine.max_seqs) {
-        int slot = s.waiting_fifo[s.waiting_head];
-        SimRequest& r = s.pool[static_cast<size_t>(slot)];
-        if (s.kv_used + r.kv_reserved > s.sc.engine.kv_capacity_tokens) break;  // FCFS: the head waits
-        s.kv_used += r.kv_reserved;
+static void admit(Sim& s, Replica& rp) {
+    while (rp.waiting_count() > 0 &&
+           static_cast<int>(rp.running.size() + rp.prefilling.size()) < s.sc.engine.max_seqs) {
+        int slot = rp.waiting_fifo[rp.waiting_head];
+        SimRequest& r = rp.pool[static_cast<size_t>(slot)];
+        if (rp.kv_used + r.kv_reserved > s.sc.engine.kv_capacity_tokens) break;  // FCFS: the head waits
+        rp.kv_used += r.kv_reserved;
         r.admitted = true;
         r.admitted_ns = s.now;
-        s.waiting_head++;
+        rp.waiting_head++;
         if (r.prefilled == r.prompt_len && r.generated > 0) {  // prefilled elsewhere
-            s.running.push_back(slot);
+            rp.running.push_back(slot);
         } else {
-            s.prefilling.push_back(slot);
-            s.pending_prefill += r.prompt_len;
+            rp.prefilling.push_back(slot);
+            rp.pending_prefill += r.prompt_len;
         }
     }
-    if (s.waiting_head > 4096 && s.waiting_head * 2 > s.waiting_fifo.size()) {  // compact the FIFO
-        s.waiting_fifo.erase(s.waiting_fifo.begin(), s.waiting_fifo.begin() + static_cast<long>(s.waiting_head));
-        s.waiting_head = 0;
+    if (rp.waiting_head > 4096 && rp.waiting_head * 2 > rp.waiting_fifo.size()) {  // compact the FIFO
+        rp.waiting_fifo.erase(rp.waiting_fifo.begin(), rp.waiting_fifo.begin() + static_cast<long>(rp.waiting_head));
+        rp.waiting_head = 0;
     }
 }
 
-static void start_step(Sim& s) {
-    admit(s);
+static void start_step(Sim& s, Replica& rp) {
+    admit(s, rp);
     const int G = s.gamma;
-    const size_t R = s.running.size();
-    if (R == 0 && s.prefilling.empty()) return;
+    const size_t R = rp.running.size();
+    if (R == 0 && rp.prefilling.empty()) return;
 
     // 1. the decoding requests' drafts and the policy's choice
-    s.step_decode = s.running;
-    s.ell.assign(R, 0);
-    s.max_len.resize(R);
-    s.draws.resize(R);
-    s.conf.resize(R * static_cast<size_t>(G));
-    s.conf_stale.resize(R * static_cast<size_t>(G));
-    s.alpha_hat.resize(R);
-    if (s.reads_q) s.draft_q.resize(R * static_cast<size_t>(G));
-    s.keys.resize(R);
+    rp.step_decode = rp.running;
+    rp.ell.assign(R, 0);
+    rp.max_len.resize(R);
+    rp.draws.resize(R);
+    rp.conf.resize(R * static_cast<size_t>(G));
+    rp.conf_stale.resize(R * static_cast<size_t>(G));
+    rp.alpha_hat.resize(R);
+    if (s.reads_q) rp.draft_q.resize(R * static_cast<size_t>(G));
+    rp.keys.resize(R);
     double context = 0;
     for (size_t i = 0; i < R; i++) {
-        const SimRequest& r = s.pool[static_cast<size_t>(s.step_decode[i])];
+        const SimRequest& r = rp.pool[static_cast<size_t>(rp.step_decode[i])];
         int t = r.generated - 1;
-        if (s.reads_conf) acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, t, 0, G, &s.draws[i]);
-        else std::fill_n(s.draws[i].conf, G, 0.0f);
-        std::copy_n(s.draws[i].conf, G, &s.conf[i * static_cast<size_t>(G)]);
+        if (s.reads_conf) acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, t, 0, G, &rp.draws[i]);
+        else std::fill_n(rp.draws[i].conf, G, 0.0f);
+        std::copy_n(rp.draws[i].conf, G, &rp.conf[i * static_cast<size_t>(G)]);
         // two steps old: the ring row of step n_steps - 2, or this step's for a young request
         const float* stale = r.n_steps >= 2 ? &r.conf_hist[static_cast<size_t>(((r.n_steps - 2) % 3) * G)]
-                                            : s.draws[i].conf;
-        std::copy_n(stale, G, &s.conf_stale[i * static_cast<size_t>(G)]);
-        s.max_len[i] = std::min(G, r.output_len - r.generated - 1);
+                                            : rp.draws[i].conf;
+        std::copy_n(stale, G, &rp.conf_stale[i * static_cast<size_t>(G)]);
+        rp.max_len[i] = std::min(G, r.output_len - r.generated - 1);
         // Laplace estimate of the request's acceptance from what it has verified so far
-        s.alpha_hat[i] = alpha_estimate(r.accepted, r.verified);
-        if (s.reads_q) acceptance_draft_prob(s.acc, r.trace_idx, t, &s.draft_q[i * static_cast<size_t>(G)]);
-        s.keys[i] = r.key;
+        rp.alpha_hat[i] = alpha_estimate(r.accepted, r.verified);
+        if (s.reads_q) acceptance_draft_prob(s.acc, r.trace_idx, t, &rp.draft_q[i * static_cast<size_t>(G)]);
+        rp.keys[i] = r.key;
         context += r.prompt_len + r.generated;
     }
-    s.decode_context = R ? context / static_cast<double>(R) : 0;
-    s.step_draft_s = R && s.draft_len > 0 ? cost_draft_s(s.sc.cost, static_cast<int>(R), s.draft_len, s.decode_context) : 0;
-    s.policy_prefill = prefill_room(s, static_cast<int>(R));
+    rp.decode_context = R ? context / static_cast<double>(R) : 0;
+    rp.step_draft_s =
+        R && s.draft_len > 0 ? cost_draft_s(s.sc.cost, static_cast<int>(R), s.draft_len, rp.decode_context) : 0;
+    rp.policy_prefill = prefill_room(s, rp, static_cast<int>(R));
     if (R > 0) {
         PolicyInput in;
         in.n = static_cast<int>(R);
         in.gamma = G;
-        in.conf = s.conf.data();
-        in.conf_stale = s.conf_stale.data();
-        in.max_len = s.max_len.data();
-        in.alpha_hat = s.alpha_hat.data();
-        in.draft_prob = s.reads_q ? s.draft_q.data() : nullptr;
-        in.estimator = &s.draft_est;
+        in.conf = rp.conf.data();
+        in.conf_stale = rp.conf_stale.data();
+        in.max_len = rp.max_len.data();
+        in.alpha_hat = rp.alpha_hat.data();
+        in.draft_prob = s.reads_q ? rp.draft_q.data() : nullptr;
+        in.estimator = &rp.draft_est;
         in.token_budget = s.sc.engine.max_batch_tokens;
-        in.step_time = StepTime{step_seconds, &s};
-        policy_choose(s.policy, in, s.ell.data());
+        in.step_time = StepTime{step_seconds, &rp};
+        policy_choose(s.policy, in, rp.ell.data());
     }
     int decode_tokens = 0;
     for (size_t i = 0; i < R; i++) {
-        assert(s.ell[i] >= 0 && s.ell[i] <= s.max_len[i] && "policy exceeded a request's cap");
-        decode_tokens += 1 + s.ell[i];
-        if (!s.reads_conf && s.ell[i] > 0) {  // only the verified slots' outcomes are needed
-            const SimRequest& r = s.pool[static_cast<size_t>(s.step_decode[i])];
-            acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, r.generated - 1, 0, s.ell[i], &s.draws[i]);
+        assert(rp.ell[i] >= 0 && rp.ell[i] <= rp.max_len[i] && "policy exceeded a request's cap");
+        decode_tokens += 1 + rp.ell[i];
+        if (!s.reads_conf && rp.ell[i] > 0) {  // only the verified slots' outcomes are needed
+            const SimRequest& r = rp.pool[static_cast<size_t>(rp.step_decode[i])];
+            acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, r.generated - 1, 0, rp.ell[i], &rp.draws[i]);
         }
     }
     assert(decode_tokens <= s.sc.engine.max_batch_tokens && "policy exceeded the token budget");
 
     // 2. prefill chunks in the room B leaves, FCFS
-    s.step_prefill.clear();
-    int room = prefill_room(s, decode_tokens);
+    rp.step_prefill.clear();
+    int room = prefill_room(s, rp, decode_tokens);
     double prefill_context = 0;
-    for (int slot : s.prefilling) {
+    for (int slot : rp.prefilling) {
         if (room == 0) break;
-        const SimRequest& r = s.pool[static_cast<size_t>(slot)];
+        const SimRequest& r = rp.pool[static_cast<size_t>(slot)];
         int chunk = std::min(room, r.prompt_len - r.prefilled);
         if (chunk <= 0) continue;
-        s.step_prefill.push_back({slot, chunk});
+        rp.step_prefill.push_back({slot, chunk});
         prefill_context += r.prefilled;
         room -= chunk;
     }
     int prefill_tokens = 0;
-    for (auto [slot, chunk] : s.step_prefill) prefill_tokens += chunk;
-    int prefill_seqs = static_cast<int>(s.step_prefill.size());
+    for (auto [slot, chunk] : rp.step_prefill) prefill_tokens += chunk;
+    int prefill_seqs = static_cast<int>(rp.step_prefill.size());
     if (prefill_seqs) prefill_context /= prefill_seqs;
 
-    s.step_forward_s = cost_forward_s(s.sc.cost, batch_shape(s, decode_tokens, prefill_tokens, prefill_seqs, prefill_context));
-    s.step_tokens = decode_tokens + prefill_tokens;
-    s.step_prefill_tokens = prefill_tokens;
-    s.step_start = s.now;
-    s.busy = true;
-    s.schedule(at(s, to_ns(s, s.step_draft_s + s.step_forward_s, "cost", "an iteration time"), "cost"), 0,
-               EV_STEP_END, 0);
+    rp.step_forward_s =
+        cost_forward_s(s.sc.cost, batch_shape(rp, decode_tokens, prefill_tokens, prefill_seqs, prefill_context));
+    rp.step_tokens = decode_tokens + prefill_tokens;
+    rp.step_prefill_tokens = prefill_tokens;
+    rp.step_start = s.now;
+    rp.busy = true;
+    s.schedule(at(s, to_ns(s, rp.step_draft_s + rp.step_forward_s, "cost", "an iteration time"), "cost"), 0,
+               EV_STEP_END, 0, rp.index);
 }
 
-static void end_step(Sim& s) {
+static void end_step(Sim& s, Replica& rp) {
     const int G = s.gamma;
-    const size_t R = s.step_decode.size();
-    s.busy = false;
-    const bool counted = window_step(s.window, s.step_start, s.now, static_cast<int>(R), s.step_tokens, s.kv_used);
-    s.n_acc.assign(R, 0);
+    const size_t R = rp.step_decode.size();
+    rp.busy = false;
+    const bool counted = window_step(s.window, rp.step_start, s.now, static_cast<int>(R), rp.step_tokens, rp.kv_used);
+    rp.n_acc.assign(R, 0);
     int64_t emitted = 0;
     std::vector<int> finished;
     for (size_t i = 0; i < R; i++) {
-        SimRequest& r = s.pool[static_cast<size_t>(s.step_decode[i])];
-        int n = acceptance_count(s.acc, r.key, r.generated - 1, s.ell[i], s.draws[i]);
-        s.n_acc[i] = n;
+        SimRequest& r = rp.pool[static_cast<size_t>(rp.step_decode[i])];
+        int n = acceptance_count(s.acc, r.key, r.generated - 1, rp.ell[i], rp.draws[i]);
+        rp.n_acc[i] = n;
         r.generated += n + 1;
-        r.verified += s.ell[i];
+        r.verified += rp.ell[i];
         r.accepted += n;
-        if (s.reads_q) draft_prob_observe(s.draft_est, &s.draft_q[i * static_cast<size_t>(G)], s.ell[i], n);
-        std::copy_n(s.draws[i].conf, G, &r.conf_hist[static_cast<size_t>((r.n_steps % 3) * G)]);
+        if (s.reads_q) draft_prob_observe(rp.draft_est, &rp.draft_q[i * static_cast<size_t>(G)], rp.ell[i], n);
+        std::copy_n(rp.draws[i].conf, G, &r.conf_hist[static_cast<size_t>((r.n_steps % 3) * G)]);
         r.n_steps++;
         emitted += n + 1;
-        if (counted) window_request_step(s.window, s.ell[i], n, s.now - r.last_emit_ns);
+        if (counted) window_request_step(s.window, rp.ell[i], n, s.now - r.last_emit_ns);
         r.last_emit_ns = s.now;
-        if (r.generated >= r.output_len) finished.push_back(s.step_decode[i]);
+        if (r.generated >= r.output_len) finished.push_back(rp.step_decode[i]);
     }
-    for (auto [slot, chunk] : s.step_prefill) {
-        SimRequest& r = s.pool[static_cast<size_t>(slot)];
+    for (auto [slot, chunk] : rp.step_prefill) {
+        SimRequest& r = rp.pool[static_cast<size_t>(slot)];
         r.prefilled += chunk;
-        s.pending_prefill -= chunk;
+        rp.pending_prefill -= chunk;
         if (r.prefilled < r.prompt_len) continue;
         r.first_token_ns = r.last_emit_ns = s.now;  // the forward that completes the prompt yields the first token
         r.generated = 1;
         emitted += 1;
-        s.prefilling.erase(std::find(s.prefilling.begin(), s.prefilling.end(), slot));
+        rp.prefilling.erase(std::find(rp.prefilling.begin(), rp.prefilling.end(), slot));
         if (r.output_len == 1) finished.push_back(slot);
-        else s.running.push_back(slot);
+        else rp.running.push_back(slot);
     }
     if (counted) window_tokens(s.window, emitted);
     if (s.obs) {
         StepView v;
-        v.start_ns = s.step_start;
+        v.start_ns = rp.step_start;
         v.end_ns = s.now;
         v.gamma = G;
         v.n_decode = static_cast<int>(R);
-        v.keys = s.keys.data();
-        v.ell = s.ell.data();
-        v.accepted = s.n_acc.data();
-        v.conf = s.conf.data();
+        v.keys = rp.keys.data();
+        v.ell = rp.ell.data();
+        v.accepted = rp.n_acc.data();
+        v.conf = rp.conf.data();
         v.draft_len = s.draft_len;
-        v.batch_tokens = s.step_tokens;
-        v.prefill_tokens = s.step_prefill_tokens;
-        v.draft_s = s.step_draft_s;
-        v.forward_s = s.step_forward_s;
+        v.batch_tokens = rp.step_tokens;
+        v.prefill_tokens = rp.step_prefill_tokens;
+        v.draft_s = rp.step_draft_s;
+        v.forward_s = rp.step_forward_s;
+        v.replica = rp.index;
         s.obs->on_step(v);
     }
     for (int slot : finished) {
-        auto it = std::find(s.running.begin(), s.running.end(), slot);
-        if (it != s.running.end()) s.running.erase(it);
-        complete(s, slot);
+        auto it = std::find(rp.running.begin(), rp.running.end(), slot);
+        if (it != rp.running.end()) rp.running.erase(it);
+        complete(s, rp, slot);
     }
 }
 
@@ -456,9 +509,20 @@ int sim_queue_cap(const EngineConfig& e) {
     return static_cast<int>(std::clamp<int64_t>(16 * static_cast<int64_t>(e.max_seqs), 4096, 262144));
 }
 
+int fleet_affinity_replica(const Scenario& sc, int user) {
+    const uint64_t n = static_cast<uint64_t>(sc.fleet.replicas);
+    return static_cast<int>(rng_hash(sc.seed, FLEET_STREAM_AFFINITY, static_cast<uint64_t>(user)) % n);
+}
+
 PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const Policy& policy, double load,
                           SimObserver* observer) {
     acceptance_check_policies(sc, acc, {policy});
+    assert(sc.fleet.replicas >= 1 && "a fleet of at least one replica");
+    if ((int64_t(sc.workload.warmup) + sc.workload.requests) * sc.fleet.replicas > FLEET_MAX_COMPLETIONS)
+        throw Error(sc.path + ": fleet.replicas: expected (workload.warmup + workload.requests) x replicas <= 1e+08 "
+                              "completions, got " + std::to_string(sc.fleet.replicas) + " replicas");
+    assert((sc.fleet.router != ROUTER_AFFINITY || sc.workload.mode == WORKLOAD_CLOSED) &&
+           "affinity routes users of a closed loop (scenario_load refuses it on an open loop)");
     Sim s(sc, acc, policy, observer);
     const Workload& w = sc.workload;
     PointResult res;
@@ -480,22 +544,29 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
         s.events.pop();
         assert(ev.time >= s.now && "time ran backwards");
         s.now = ev.time;
-        if (ev.kind == EV_STEP_END) end_step(s);
+        if (ev.kind == EV_STEP_END) end_step(s, s.reps[static_cast<size_t>(ev.rep)]);
         else if (ev.kind == EV_ARRIVAL) arrive(s, ev.arg);
-        else prefill_done(s, ev.arg);
-        // Handle every event of this instant before deciding the next step.
+        else prefill_done(s, s.reps[static_cast<size_t>(ev.rep)], ev.arg);
+        // Handle every event of this instant before deciding the next steps.
         if (!s.events.empty() && s.events.top().time == s.now) continue;
-        if (!s.busy && !s.window.closed()) start_step(s);
-        if (s.obs) {
-            SimState st{s.now, s.arrived, s.done, s.waiting_count(), static_cast<int>(s.prefilling.size()),
-                        static_cast<int>(s.running.size()), s.remote_prefill, s.kv_used,
-                        sc.engine.kv_capacity_tokens, s.busy};
-            s.obs->on_state(st);
+        for (Replica& rp : s.reps) {
+            if (!rp.busy && !s.window.closed()) start_step(s, rp);
+            if (s.obs) {
+                SimState st{s.now, rp.arrived, rp.done, rp.waiting_count(), static_cast<int>(rp.prefilling.size()),
+                            static_cast<int>(rp.running.size()), rp.remote_prefill, rp.kv_used,
+                            sc.engine.kv_capacity_tokens, rp.busy, rp.index};
+                s.obs->on_state(st);
+            }
         }
     }
 
     if (s.overflow) window_stop(s.window, s.now);
-    window_result(s.window, sc.engine.tp, &res);
+    const double n_reps = static_cast<double>(s.reps.size());
+    window_result(s.window, sc.engine.tp * sc.fleet.replicas, &res);
+    // per replica, as for one (a fleet's window and counts are the fleet's)
+    res.request_rate /= n_reps;
+    res.goodput_rate /= n_reps;
+    res.busy_fraction /= n_reps;
     const double n = static_cast<double>(res.n_requests);
     const double growth = static_cast<double>(s.in_system_close - s.in_system_open);
     res.unstable = s.overflow || (w.mode == WORKLOAD_OPEN && growth > std::max(0.1 * n, 3 * std::sqrt(n)));

@@ -1,5 +1,6 @@
-// sim.h: the discrete-event simulation of one serving replica under one
-// policy at one load: one point of a sweep.
+// sim.h: the discrete-event simulation of a fleet of identical serving
+// replicas behind a router (one replica unless the scenario's [fleet] says
+// more) under one policy at one load: one point of a sweep.
 //
 // Event core. Time is integer nanoseconds. Events are ordered by (time,
 // class, sequence number): at equal times a step's end is handled before
@@ -20,9 +21,30 @@
 //      request whose prefill completes emits its first token, finished
 //      requests leave and free their KV.
 //
+// Fleet. One event loop runs every replica; each arriving request is routed
+// to one replica as it arrives (a closed loop's user is routed anew for each
+// request, except under affinity), so imbalance and burstiness between
+// replicas show, which N / replicas independent copies would hide:
+//   round-robin   the n-th arrival goes to replica n mod replicas;
+//   least-loaded  the replica with the fewest outstanding requests (routed to
+//                 it and not completed: waiting, prefilling, decoding), ties
+//                 to the first after the last one chosen, in index order;
+//   affinity      a closed loop's user u always goes to the same replica,
+//                 hash(seed, u) mod replicas (fleet_affinity_replica), so
+//                 the users per replica are as uneven as a hash makes them.
+// Events of one instant are handled before any replica decides its next
+// step; idle replicas with work then start steps in index order. Equal-time
+// events of different replicas keep the (time, class, sequence) order, so a
+// fleet is as deterministic as one replica, and a fleet of one is the
+// single-replica simulation byte for byte.
+//
 // Measurement: the first `warmup` completions are discarded; the window runs
 // from the warmup-th completion to the (warmup + requests)-th, and every
-// rate is over that window.
+// rate is over that window. A fleet counts completions across its replicas,
+// replicas x warmup and replicas x requests of them, so each replica is
+// measured about as long as one alone; throughput is per GPU (tp x
+// replicas), request and goodput rates and the busy fraction per replica,
+// KV use per replica step.
 //
 // Overload (open loop; a closed loop's queue is bounded by its users). A
 // point is marked unstable (PointResult::unstable) when
@@ -54,9 +76,12 @@ struct StepView {
     int batch_tokens = 0;          // B including prefill
     int prefill_tokens = 0;
     double draft_s = 0, forward_s = 0;
+    int replica = 0;               // the fleet's replica that ran it
 };
 
-// State counts after each instant, for invariant checks.
+// One replica's state counts after each instant, for invariant checks (a
+// fleet reports each replica in turn; arrived and done count the requests
+// routed to it).
 struct SimState {
     int64_t now_ns = 0;
     int64_t arrived = 0, done = 0;
@@ -64,6 +89,7 @@ struct SimState {
     int remote_prefill = 0;        // disaggregated prefill: prompts being prefilled elsewhere
     int64_t kv_used = 0, kv_capacity = 0;
     bool busy = false;
+    int replica = 0;
 };
 
 // One finished request, measured or not.
@@ -71,6 +97,7 @@ struct CompletedRequest {
     uint64_t key = 0;
     int domain = 0, prompt_len = 0, output_len = 0;
     int64_t arrival_ns = 0, first_token_ns = 0, done_ns = 0;
+    int replica = 0;               // the replica the router sent it to
 };
 
 struct SimObserver {
@@ -81,8 +108,12 @@ struct SimObserver {
 };
 
 // The open loop's cap on waiting requests: 16 x max_seqs, at least 4096 and
-// at most 262144 (each holds about 100 B + 12 gamma B).
+// at most 262144 (each holds about 100 B + 12 gamma B); per replica.
 int sim_queue_cap(const EngineConfig& e);
+
+// Affinity's replica for closed-loop user `user`: hash(seed, user) mod replicas.
+inline constexpr uint64_t FLEET_STREAM_AFFINITY = 41;
+int fleet_affinity_replica(const Scenario& sc, int user);
 
 // Runs one point: `load` is the number of users (closed loop) or the arrival
 // rate in requests/s (open loop). Deterministic in (scenario, seed, policy, load).

@@ -310,6 +310,61 @@ TEST(Cli, PlanAnswersHowManyGpusPerPolicy) {
     }
 }
 
+// plan --rate on an open loop, searching gamma and tp: per policy its best
+// configuration, replicas = ceil(rate / the replica's max stable rate
+// meeting every SLO), GPUs = replicas x tp, the rate a replica carries
+// within capacity, and the fleet check (the whole rate over those replicas
+// behind least-loaded) in the JSON; the answer is the fewest GPUs.
+TEST(Cli, PlanByRateSearchesGammaAndTpAndChecksTheFleet) {
+    fs::path j = scratch() / "plan-rate.json";
+    Result r = run("plan " + scenario("roofline-h200-llama3.toml") + " --rate 100 --gpu-hour-usd 2 --policies ar,dspark" +
+                   " --gammas 3,5 --tp 1,2 --requests 200 --warmup 50 --json " + j.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("100 requests/s (open loop)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("fleet check: "), std::string::npos) << r.out;
+    const json out = json::parse(slurp(j));
+    EXPECT_DOUBLE_EQ(out.at("rate").get<double>(), 100);
+    EXPECT_TRUE(out.at("users").is_null());
+    ASSERT_EQ(out.at("policies").size(), 2u);
+    int fewest = 1 << 30;
+    for (const json& p : out.at("policies")) {
+        ASSERT_TRUE(p.at("feasible").get<bool>()) << p.dump();
+        const double cap = p.at("capacity_rate_per_replica").get<double>();
+        const int reps = p.at("replicas"), gpus = p.at("gpus"), tp = p.at("tp"), gamma = p.at("gamma");
+        EXPECT_EQ(reps, int(std::ceil(100 / cap * (1 - 1e-9)))) << p.dump();
+        EXPECT_EQ(gpus, reps * tp);
+        EXPECT_TRUE(tp == 1 || tp == 2) << tp;
+        EXPECT_TRUE(gamma == 3 || gamma == 5) << gamma;
+        EXPECT_DOUBLE_EQ(p.at("rate_per_replica").get<double>(), 100.0 / reps);
+        EXPECT_LE(p.at("rate_per_replica").get<double>(), cap);
+        EXPECT_GE(p.at("per_user_p90").get<double>(), 50);
+        EXPECT_LE(p.at("ttft_p90_s").get<double>(), 1.5);
+        const json& c = p.at("fleet_check");
+        EXPECT_EQ(c.at("router"), "least-loaded");
+        EXPECT_EQ(c.at("replicas").get<int>(), reps);
+        EXPECT_EQ(c.at("met").get<bool>(), c.at("missed_slo").is_null());
+        fewest = std::min(fewest, gpus);
+    }
+    EXPECT_NE(r.out.find(", " + std::to_string(fewest) + " GPUs ("), std::string::npos) << r.out;
+    EXPECT_FALSE(out.at("best").is_null());
+}
+
+// Every bad plan flag is one line on stderr and a non-zero exit.
+TEST(Cli, BadPlanFlagsAreOneLine) {
+    const std::string open = "plan " + scenario("roofline-h200-llama3.toml"), closed = "plan " + scenario("teaching.toml");
+    for (const std::string& bad : {open + " --rate 0", open + " --rate -5", open + " --rate nan", open + " --rate abc",
+                                   open + " --rate 1e9", closed + " --users 10 --rate 5", closed, closed + " --rate 5",
+                                   open + " --users 10", open + " --rate 5 --gammas 0", open + " --rate 5 --gammas 3,3",
+                                   open + " --rate 5 --gammas 9", open + " --rate 5 --gammas x",
+                                   open + " --rate 5 --tp 0", open + " --rate 5 --tp 1,1.5", open + " --rate 5 --tp 2,1",
+                                   "plan " + scenario("measured.toml") + " --users 10 --tp 1,2"}) {
+        Result b = run(bad);
+        EXPECT_NE(b.code, 0) << bad;
+        EXPECT_EQ(b.err_lines(), 1) << bad << ": " << b.err;
+        EXPECT_EQ(b.out, "") << bad;
+    }
+}
+
 TEST(Cli, SimPrintsOnePointsSummary) {
     Result r = run("sim " + scenario("teaching.toml") + " --policy dspark --concurrency 4");
     ASSERT_EQ(r.code, 0) << r.err;
