@@ -99,20 +99,19 @@ struct Sim {
     // counters
     int64_t arrived = 0, done = 0;
     int remote_prefill = 0;           // disaggregated: prompts being prefilled elsewhere
-    Window window;                    // the measurement (metrics.h)
+    Window window;                    // the measurement (metrics.h), set by sim_run_point for its load
     // overload (sim.h), open loop
     int queue_cap = 0;                // 0: closed loop, no cap
     bool overflow = false;            // the cap was passed: the point stops
     int64_t in_system_open = 0, in_system_close = 0;  // arrived - done as the window opened, closed
+    bool window_sized = false;        // workload_window sized it: an open loop's grows as it opens
+    bool short_window = false;        // the window is shorter than the load needs (workload_window)
 
     Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
         : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
           reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
           reads_q(p.kind == POLICY_DRAFT_PROB),
-          arrivals(rng_seed(s.seed, WORKLOAD_STREAM_ARRIVALS)),
-          window(window_init(s.workload.warmup, s.workload.requests, s.slo.per_user_tok_s, s.slo.ttft_s)) {
-        window.kv_capacity = s.engine.kv_capacity_tokens;
-    }
+          arrivals(rng_seed(s.seed, WORKLOAD_STREAM_ARRIVALS)) {}
 
     void schedule(int64_t time, int cls, int kind, int arg) {
         assert(time >= now && "an event may not be scheduled in the past");
@@ -216,6 +215,7 @@ static void arrive(Sim& s, int user) {
     r.n_steps = 0;
     r.admitted = false;
     s.arrived++;
+    window_arrive(s.window, s.now);
     if (s.queue_cap > 0 && s.waiting_count() + s.remote_prefill >= s.queue_cap) s.overflow = true;
     if (s.sc.engine.disaggregated_prefill) {
         s.remote_prefill++;
@@ -236,8 +236,16 @@ static void complete(Sim& s, int slot) {
     if (r.admitted) s.kv_used -= r.kv_reserved;
     if (s.obs) s.obs->on_complete({r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now});
     const bool was_open = s.window.open(), was_closed = s.window.closed();
-    window_complete(s.window, s.now, r.arrival_ns, r.admitted_ns, r.first_token_ns, r.output_len);
-    if (!was_open && s.window.open()) s.in_system_open = s.arrived - s.done;
+    window_complete(s.window, s.now, r.arrival_ns, r.admitted_ns, r.first_token_ns, r.output_len, r.prompt_len);
+    if (!was_open && s.window.open()) {
+        s.in_system_open = s.arrived - s.done;
+        // An open loop's sized window measures ten completions per request in the system (workload_window).
+        if (r.user < 0 && s.window_sized) {
+            const int64_t need = int64_t(WINDOW_PER_USER) * s.in_system_open;
+            if (need > WINDOW_OPEN_MAX) s.short_window = true;
+            s.window.requests = static_cast<int>(std::clamp<int64_t>(need, s.window.requests, WINDOW_OPEN_MAX));
+        }
+    }
     if (!was_closed && s.window.closed()) s.in_system_close = s.arrived - s.done;
     if (r.user >= 0) {
         int64_t think = span_ns(s, workload_think_s(s.sc.workload, s.sc.seed, r.key), "workload.think_time_ms",
@@ -461,6 +469,12 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
     acceptance_check_policies(sc, acc, {policy});
     Sim s(sc, acc, policy, observer);
     const Workload& w = sc.workload;
+    const WindowSize ws = workload_window(w, load);
+    s.window = window_init(ws.warmup, ws.requests, sc.slo.per_user_tok_s, sc.slo.ttft_s);
+    s.window_sized = ws.sized;
+    s.window.match_ages = ws.sized;
+    s.window.kv_capacity = sc.engine.kv_capacity_tokens;
+    s.short_window = ws.short_window;
     PointResult res;
     res.policy = policy.name;
     if (w.mode == WORKLOAD_CLOSED) {
@@ -496,6 +510,7 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
 
     if (s.overflow) window_stop(s.window, s.now);
     window_result(s.window, sc.engine.tp, &res);
+    res.short_window = s.short_window;
     const double n = static_cast<double>(res.n_requests);
     const double growth = static_cast<double>(s.in_system_close - s.in_system_open);
     res.unstable = s.overflow || (w.mode == WORKLOAD_OPEN && growth > std::max(0.1 * n, 3 * std::sqrt(n)));

@@ -21,8 +21,9 @@
 //      requests leave and free their KV.
 //
 // Measurement: the first `warmup` completions are discarded; the window runs
-// from the warmup-th completion to the (warmup + requests)-th, and every
-// rate is over that window.
+// from the warmup-th completion to the (warmup + requests)-th, both sized
+// by the load unless the scenario sets them (workload.h workload_window),
+// and every rate is over that window.
 //
 // Overload (open loop; a closed loop's queue is bounded by its users). A
 // point is marked unstable (PointResult::unstable) when
