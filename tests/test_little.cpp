@@ -124,5 +124,6 @@ TEST(Little, HoldsAtEveryLoadOfEveryBundledScenario) {
         checked++;
     }
     std::printf("Little's law checked at %d points; %d open-loop points past saturation skipped\n", checked, skipped);
-    EXPECT_GT(checked, 200);
+    EXPECT_EQ(checked + skipped, static_cast<int>(cases.size()));
+    EXPECT_GE(checked, 150);  // 160 points, 6 of them past saturation
 }
