@@ -113,7 +113,6 @@ void run_live(const LiveArgs& a) {
     const std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
     const std::vector<double> loads = loads_from_flags(sc, a.load);
     const std::vector<double> percentiles = parse_percentiles(a.percentiles);
-    if (!a.quiet) window_warn(sc, loads);
     keep_headline_if_run(sc, policies);
     const AcceptanceData acc = acceptance_load(sc);
 
@@ -174,6 +173,7 @@ void run_live(const LiveArgs& a) {
     std::vector<LiveStats> stats;
     const bool tty = !a.quiet && isatty(STDERR_FILENO);
     const size_t total = policies.size() * loads.size();
+    if (!a.quiet) window_warn(sc, loads);  // once the input is known good: an error stays one line
     for (size_t i = 0; i < total; i++) {
         const Policy& p = policies[i / loads.size()];
         const double load = loads[i % loads.size()];

@@ -47,8 +47,8 @@ static void run_sim(const SimArgs& a) {
     const double load = loads_from_flags(sc, a.load, /*one=*/true).at(0);
     const std::vector<double> percentiles = parse_percentiles(a.percentiles);
     check_sim_memory(sc, {load}, a.load.concurrency.empty() ? sc.path + ": workload.concurrency" : "--concurrency");
-    window_warn(sc, {load});
     AcceptanceData acc = acceptance_load(sc);
+    window_warn(sc, {load});  // once the input is known good: an error stays one line
     PointResult p = sim_run_point(sc, acc, policy, load);
     report_point(stdout, sc, p, percentiles);
 }
@@ -59,10 +59,10 @@ static void run_sweep(const SimArgs& a) {
     const std::vector<double> loads = loads_from_flags(sc, a.load);
     const std::vector<double> percentiles = parse_percentiles(a.percentiles);
     check_sim_memory(sc, loads, a.load.concurrency.empty() ? sc.path + ": workload.concurrency" : "--concurrency");
-    if (!a.quiet) window_warn(sc, loads);
     keep_headline_if_run(sc, policies);
     AcceptanceData acc = acceptance_load(sc);
     acceptance_check_policies(sc, acc, policies);  // sweep_run runs on the worker thread below
+    if (!a.quiet) window_warn(sc, loads);  // once the input is known good: an error stays one line
 
     // The sweep runs on worker threads; this thread draws a progress bar on
     // a terminal once the sweep has taken more than a second.

@@ -281,11 +281,11 @@ void report_csv(std::ostream& out, const SweepResult& r, const std::vector<doubl
     out << "policy,concurrency,rate,throughput_tok_s_gpu,request_rate,per_user_mean,per_user_p50,per_user_p90,"
            "per_user_p99,ttft_mean,ttft_p50,ttft_p90,ttft_p99,tpot_mean,tpot_p90,e2e_mean,e2e_p90,goodput_fraction,"
            "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,mean_running,kv_use_fraction,queue_wait_p50,"
-           "queue_wait_p90,itl_mean,itl_p50,itl_p90,itl_p99,n_requests,unstable,throughput_ci95,per_user_mean_ci95,"
+           "queue_wait_p90,itl_mean,itl_p50,itl_p90,itl_p99,throughput_ci95,per_user_mean_ci95,"
            "input_throughput_tok_s_gpu,total_throughput_tok_s_gpu,warmup,short_window";
     for (const LatencyOf& l : latencies_of(PointResult{}))
         for (double pct : percentiles) out << ',' << l.name << "_ms_" << report_percentile_name(pct);
-    out << '\n';
+    out << ",n_requests,unstable\n";  // unstable stays the last column
     for (const PointResult& p : r.points) {
         // a half-width that could not be estimated is an empty cell (null)
         auto ci = [](double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
@@ -294,10 +294,12 @@ void report_csv(std::ostream& out, const SweepResult& r, const std::vector<doubl
                               p.ttft.p99, p.tpot.mean, p.tpot.p90, p.e2e.mean, p.e2e.p90, p.goodput_fraction, p.tau,
                               p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.mean_running,
                               p.kv_use, p.queue_wait.p50, p.queue_wait.p90, p.itl.mean, p.itl.p50, p.itl.p90,
-                              p.itl.p99, p.n_requests, p.unstable, ci(p.throughput_ci95), ci(p.per_user_mean_ci95),
-                              p.input_throughput, p.input_throughput + p.throughput, p.warmup, p.short_window};
+                              p.itl.p99, ci(p.throughput_ci95), ci(p.per_user_mean_ci95), p.input_throughput,
+                              p.input_throughput + p.throughput, p.warmup, p.short_window};
         for (const LatencyOf& l : latencies_of(p))
             for (double pct : percentiles) row.push_back(quantile_ms(l.sketch, pct));
+        row.push_back(p.n_requests);
+        row.push_back(p.unstable);
         // nlohmann prints every number in its shortest round-trip form; the
         // policy name is written bare (names hold no commas or quotes).
         for (size_t i = 0; i < row.size(); i++) {

@@ -301,7 +301,7 @@ TEST(Cli, PercentilesChooseTheLatencyColumns) {
     }
     const std::string csv = slurp(c);
     EXPECT_NE(csv.find(",ttft_ms_p50,ttft_ms_p99,ttft_ms_p99.9,tpot_ms_p50"), std::string::npos) << csv;
-    EXPECT_NE(csv.find(",itl_ms_p99.9\n"), std::string::npos) << csv;
+    EXPECT_NE(csv.find(",itl_ms_p99.9,n_requests,unstable\n"), std::string::npos) << csv;
     r = run("sim " + scenario("teaching.toml") + " --concurrency 2 --percentiles 75");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("ITL  ms        mean "), std::string::npos) << r.out;
