@@ -27,7 +27,7 @@ namespace {
 
 struct LiveArgs {
     SpecArgs spec;
-    std::string scenario, prompts, policies, json, csv, db;
+    std::string scenario, prompts, policies, json, csv, db, percentiles;
     LoadFlags load;
     double time_limit_s = 0;
     WindowFlags window;
@@ -112,6 +112,7 @@ void run_live(const LiveArgs& a) {
     window_apply(sc, a.window);
     const std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
     const std::vector<double> loads = loads_from_flags(sc, a.load);
+    const std::vector<double> percentiles = parse_percentiles(a.percentiles);
     keep_headline_if_run(sc, policies);
     const AcceptanceData acc = acceptance_load(sc);
 
@@ -172,6 +173,7 @@ void run_live(const LiveArgs& a) {
     std::vector<LiveStats> stats;
     const bool tty = !a.quiet && isatty(STDERR_FILENO);
     const size_t total = policies.size() * loads.size();
+    if (!a.quiet) window_warn(sc, loads);  // once the input is known good: an error stays one line
     for (size_t i = 0; i < total; i++) {
         const Policy& p = policies[i / loads.size()];
         const double load = loads[i % loads.size()];
@@ -190,7 +192,8 @@ void run_live(const LiveArgs& a) {
     sweep_finish(sc, policies, &res);
 
     if (!a.quiet) {
-        report_table(stdout, sc, policies, res, SPECPLAN_GIT_REV);
+        report_table(stdout, sc, policies, res, SPECPLAN_GIT_REV,
+                     a.percentiles.empty() ? std::vector<double>{} : percentiles);
         std::printf("host loop per iteration (us, p50 / p90):");
         for (size_t i = 0; i < stats.size(); i++)
             std::printf("%s %s@%g %.0f / %.0f", i ? "," : "", res.points[i].policy.c_str(), loads[i % loads.size()],
@@ -201,7 +204,7 @@ void run_live(const LiveArgs& a) {
     if (!a.json.empty())
         write_file(a.json, [&](std::ostream& out) {
             std::ostringstream sim;
-            report_json(sim, sc, policies, res, SPECPLAN_GIT_REV);
+            report_json(sim, sc, policies, res, SPECPLAN_GIT_REV, percentiles);
             nlohmann::ordered_json j = nlohmann::ordered_json::parse(sim.str());
             j["measured"] = {{"device", s->backend->name()}, {"gpu", s->gpu}, {"model", a.spec.model},
                              {"drafter", a.spec.drafter}, {"prompts", a.prompts}};
@@ -215,7 +218,7 @@ void run_live(const LiveArgs& a) {
     if (!a.csv.empty())
         write_file(a.csv, [&](std::ostream& out) {
             std::ostringstream sim;
-            report_csv(sim, res);
+            report_csv(sim, res, percentiles);
             std::istringstream rows(sim.str());
             std::string line;
             for (size_t i = 0; std::getline(rows, line); i++) {
@@ -240,6 +243,7 @@ void live_commands(CLI::App& app) {
     cmd->add_option("--policies", a->policies, "comma-separated policies (default: the scenario's)");
     load_add_flags(cmd, &a->load, /*one=*/false);
     window_add_flags(cmd, &a->window);
+    cmd->add_option("--percentiles", a->percentiles, PERCENTILES_HELP);
     cmd->add_option("--json", a->json, "write the results as JSON");
     cmd->add_option("--csv", a->csv, "write one CSV row per point");
     cmd->add_option("--db", a->db, "trace store to append to (created if missing): one run per point with every "

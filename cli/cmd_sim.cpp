@@ -21,7 +21,7 @@
 namespace sp {
 
 struct SimArgs {
-    std::string scenario, policy, policies, json, csv;
+    std::string scenario, policy, policies, json, csv, percentiles;
     LoadFlags load;  // sim: one value; sweep: a list
     std::optional<uint64_t> seed;
     int threads = 0;
@@ -47,20 +47,24 @@ static void run_sim(const SimArgs& a) {
         policy = one[0];
     }
     const double load = loads_from_flags(sc, a.load, /*one=*/true).at(0);
+    const std::vector<double> percentiles = parse_percentiles(a.percentiles);
     check_sim_memory(sc, {load}, a.load.concurrency.empty() ? sc.path + ": workload.concurrency" : "--concurrency");
     AcceptanceData acc = acceptance_load(sc);
+    window_warn(sc, {load});  // once the input is known good: an error stays one line
     PointResult p = sim_run_point(sc, acc, policy, load);
-    report_point(stdout, sc, p);
+    report_point(stdout, sc, p, percentiles);
 }
 
 static void run_sweep(const SimArgs& a) {
     Scenario sc = load_scenario(a);
     std::vector<Policy> policies = a.policies.empty() ? sc.policies : parse_policies(a.policies, sc);
     const std::vector<double> loads = loads_from_flags(sc, a.load);
+    const std::vector<double> percentiles = parse_percentiles(a.percentiles);
     check_sim_memory(sc, loads, a.load.concurrency.empty() ? sc.path + ": workload.concurrency" : "--concurrency");
     keep_headline_if_run(sc, policies);
     AcceptanceData acc = acceptance_load(sc);
     acceptance_check_policies(sc, acc, policies);  // sweep_run runs on the worker thread below
+    if (!a.quiet) window_warn(sc, loads);  // once the input is known good: an error stays one line
 
     // The sweep runs on worker threads; this thread draws a progress bar on
     // a terminal once the sweep has taken more than a second.
@@ -83,9 +87,13 @@ static void run_sweep(const SimArgs& a) {
     worker.join();
     if (drawn) std::fprintf(stderr, "\r%*s\r", 60, "");
 
-    if (!a.quiet) report_table(stdout, sc, policies, res, SPECPLAN_GIT_REV);
-    if (!a.json.empty()) write_file(a.json, [&](std::ostream& o) { report_json(o, sc, policies, res, SPECPLAN_GIT_REV); });
-    if (!a.csv.empty()) write_file(a.csv, [&](std::ostream& o) { report_csv(o, res); });
+    // the latency table only when asked for: the main table stays one screen wide
+    if (!a.quiet)
+        report_table(stdout, sc, policies, res, SPECPLAN_GIT_REV,
+                     a.percentiles.empty() ? std::vector<double>{} : percentiles);
+    if (!a.json.empty())
+        write_file(a.json, [&](std::ostream& o) { report_json(o, sc, policies, res, SPECPLAN_GIT_REV, percentiles); });
+    if (!a.csv.empty()) write_file(a.csv, [&](std::ostream& o) { report_csv(o, res, percentiles); });
     if (!a.quiet)
         std::fprintf(stdout, "%zu points in %.2f s\n", res.points.size(), res.wall_s);
 }
@@ -99,6 +107,7 @@ void sim_commands(CLI::App& app) {
     sim->add_option("--seed", a->seed, "override the scenario's seed")->transform(seed_number());
     window_add_flags(sim, &a->window);
     fleet_add_flags(sim, &a->fleet);
+    sim->add_option("--percentiles", a->percentiles, PERCENTILES_HELP);
     sim->callback([a] { run_sim(*a); });
 
     CLI::App* sw = app.add_subcommand("sweep", "Simulate every policy at every load: the throughput vs per-user "
@@ -110,6 +119,7 @@ void sim_commands(CLI::App& app) {
     fleet_add_flags(sw, &a->fleet);
     sw->add_option("--json", a->json, "write the results as JSON");
     sw->add_option("--csv", a->csv, "write one CSV row per point");
+    sw->add_option("--percentiles", a->percentiles, PERCENTILES_HELP);
     sw->add_option("--seed", a->seed, "override the scenario's seed")->transform(seed_number());
     sw->add_option("--threads", a->threads, "worker threads; 0: all cores (default)")
         ->transform(whole_number(0, INT32_MAX, "a whole number of threads >= 0 (0: all cores)"));

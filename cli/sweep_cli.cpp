@@ -2,6 +2,8 @@
 #include "cli/sweep_cli.h"
 
 #include "cli/args.h"
+#include "simulator/report.h"
+#include "simulator/workload.h"
 
 #include <cmath>
 #include <cstdint>
@@ -130,16 +132,63 @@ void keep_headline_if_run(Scenario& sc, const std::vector<Policy>& policies) {
     if (!has(sc.compare_a) || !has(sc.compare_b)) sc.compare_a = sc.compare_b = "";
 }
 
+// whole_number, or "auto" handed over as `auto_value`.
+static CLI::Validator whole_or_auto(uint64_t lo, const std::string& what, const char* auto_value) {
+    const CLI::Validator whole = whole_number(lo, INT32_MAX, what + " or auto");
+    return CLI::Validator(
+        [whole, auto_value](std::string& text) -> std::string {
+            if (text != "auto") return whole(text);
+            text = auto_value;
+            return "";
+        },
+        what + " or auto");
+}
+
 void window_add_flags(CLI::App* cmd, WindowFlags* w) {
-    cmd->add_option("--requests", w->requests, "requests measured per point (default: the scenario's)")
-        ->transform(whole_number(1, INT32_MAX, "a whole number of requests >= 1"));
-    cmd->add_option("--warmup", w->warmup, "completions discarded before measuring (default: the scenario's)")
-        ->transform(whole_number(0, INT32_MAX, "a whole number of completions >= 0"));
+    cmd->add_option("--requests", w->requests,
+                    "requests measured per point, or auto: 10 a user, at least 500 (default: the scenario's)")
+        ->transform(whole_or_auto(1, "a whole number of requests >= 1", "0"));
+    cmd->add_option("--warmup", w->warmup,
+                    "completions discarded before measuring, or auto: 2 a user, at least 100 (default: the "
+                    "scenario's)")
+        ->transform(whole_or_auto(0, "a whole number of completions >= 0", "-1"));
 }
 
 void window_apply(Scenario& sc, const WindowFlags& w) {
-    if (w.requests > 0) sc.workload.requests = w.requests;
-    if (w.warmup >= 0) sc.workload.warmup = w.warmup;
+    if (w.requests >= 0) sc.workload.requests = w.requests;
+    if (w.warmup >= -1) sc.workload.warmup = w.warmup;
+}
+
+void window_warn(const Scenario& sc, const std::vector<double>& loads) {
+    double worst = 0;
+    for (double load : loads)
+        if (workload_window(sc.workload, load).short_window) worst = load;
+    if (worst <= 0) return;
+    const WindowSize ws = workload_window(sc.workload, worst);
+    std::fprintf(stderr,
+                 "warning: at %.0f users the window measures %d requests after %d of warm-up (%.1f and %.1f a "
+                 "user); steady state needs %d and %d a user (%lld and %lld): the results may hold the start-up "
+                 "transient. Leave out --requests/--warmup (workload.requests/warmup) to size the window by the load\n",
+                 worst, ws.requests, ws.warmup, ws.requests / worst, ws.warmup / worst, WINDOW_PER_USER,
+                 WARMUP_PER_USER, static_cast<long long>(WINDOW_PER_USER * worst),
+                 static_cast<long long>(WARMUP_PER_USER * worst));
+}
+
+std::vector<double> parse_percentiles(const std::string& text) {
+    if (text.empty()) return REPORT_PERCENTILES;
+    std::vector<double> out;
+    for (const std::string& item : split_list(text)) {
+        const double v = parse_number(item, "--percentiles", text);
+        if (!(v > 0 && v <= 100))
+            throw Error("--percentiles '" + text + "': expected percentiles in (0, 100], got '" + item + "'");
+        if (!out.empty() && v <= out.back())
+            throw Error("--percentiles '" + text + "': expected increasing percentiles, got '" + item + "' after " +
+                        report_percentile_name(out.back()).substr(1));
+        out.push_back(v);
+    }
+    if (out.size() > 16)
+        throw Error("--percentiles '" + text + "': expected at most 16 percentiles, got " + std::to_string(out.size()));
+    return out;
 }
 
 void fleet_add_flags(CLI::App* cmd, FleetFlags* f) {

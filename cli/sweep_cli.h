@@ -49,12 +49,25 @@ void keep_headline_if_run(Scenario& sc, const std::vector<Policy>& policies);
 // --requests and --warmup: the measurement window of every point, in place
 // of the scenario's workload.requests and workload.warmup (a load grid
 // split over runs can size each part's window to its loads).
+// "auto" sizes the window by the load (workload.h workload_window) even
+// where the scenario sets it.
 struct WindowFlags {
-    int requests = 0;  // > 0: override
-    int warmup = -1;   // >= 0: override
+    int requests = -1;  // > 0: override; 0: "auto"; -1: not given
+    int warmup = -2;    // >= 0: override; -1: "auto"; -2: not given
 };
 void window_add_flags(CLI::App* cmd, WindowFlags* w);
 void window_apply(Scenario& sc, const WindowFlags& w);
+// One stderr line per command when a set window is shorter than a load
+// needs for steady state (workload.h workload_window): the loads it is
+// short at and what would do.
+void window_warn(const Scenario& sc, const std::vector<double>& loads);
+
+// --percentiles "50,90,99": the latency percentiles reported, each in
+// (0, 100], increasing, at most 16; empty text gives REPORT_PERCENTILES.
+std::vector<double> parse_percentiles(const std::string& text);
+inline constexpr const char* PERCENTILES_HELP =
+    "comma-separated latency percentiles in (0, 100]: TTFT, TPOT, E2E and ITL in ms (default 50,90,99; "
+    "sweep prints them as a second table)";
 
 // --replicas and --router: the fleet (sim.h), in place of the scenario's
 // [fleet]. Applied after the window flags: a router or a fleet size the

@@ -6,6 +6,7 @@
 #include <deque>
 
 #include "simulator/sim.h"
+#include "simulator/workload.h"
 
 namespace sp {
 
@@ -54,7 +55,8 @@ TimelineOutput timeline_capture_point(const Scenario& sc, const AcceptanceData& 
     TimelineObserver obs;
     obs.n_steps = std::max(1, n_steps);
     obs.gamma = sc.engine.gamma;
-    obs.start_after = static_cast<int64_t>(sc.workload.warmup) + sc.workload.requests / 2;
+    const WindowSize ws = workload_window(sc.workload, load);  // the window's first requests, at least
+    obs.start_after = static_cast<int64_t>(ws.warmup) + ws.requests / 2;
     obs.hist.assign(static_cast<size_t>(sc.engine.gamma + 1), 0);
     sim_run_point(sc, acc, policy, load, &obs);
 

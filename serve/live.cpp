@@ -126,7 +126,9 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         due.insert(at, a);
     };
 
-    Window w = window_init(wl.warmup, wl.requests, sc.slo.per_user_tok_s, sc.slo.ttft_s);
+    const WindowSize ws = workload_window(wl, load);  // the simulator's, so both measure alike
+    Window w = window_init(ws.warmup, ws.requests, sc.slo.per_user_tok_s, sc.slo.ttft_s);
+    w.match_ages = ws.sized;
     w.kv_capacity = sc.engine.kv_capacity_tokens;
     std::deque<Arrival> waiting;
     std::list<Active> active;
@@ -140,12 +142,13 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         if (o.time_limit_s > 0 && now > to_ns(o.time_limit_s))
             throw Error("live: policy " + policy.name + " at load " + std::to_string(load) + ": the window did not close in " +
                         std::to_string(o.time_limit_s) + " s (" + std::to_string(w.n_requests) + " of " +
-                        std::to_string(wl.requests) + " measured)");
+                        std::to_string(w.requests) + " measured)");
         // 1. arrivals due by now
         while (!due.empty() && due.front().at_ns <= now) {
             const Arrival a = due.front();
             due.pop_front();
             waiting.push_back(a);
+            window_arrive(w, a.at_ns);
             if (wl.mode == WORKLOAD_OPEN)
                 schedule({next_key++, a.at_ns + to_ns(workload_gap_s(wl, load, gaps)), -1});
         }
@@ -218,7 +221,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             x->info.first_token_ns = x->r.first_token_ns;
             x->info.done_ns = x->r.done_ns;
             window_complete(w, x->info.done_ns, x->info.arrival_ns, x->info.admitted_ns, x->info.first_token_ns,
-                            int(x->r.output.size()));
+                            int(x->r.output.size()), int(x->r.prompt.size()));
             if (o.on_complete) {
                 x->info.prompt = x->r.prompt;
                 x->info.output = x->r.output;
@@ -232,10 +235,11 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             }
             x = active.erase(x);
         }
-        if (o.progress) o.progress(w.n_requests, wl.requests);
+        if (o.progress) o.progress(w.n_requests, w.requests);
     }
 
     window_result(w, sc.engine.tp, &res);
+    res.short_window = ws.short_window;
     if (stats) {
         stats->iterations = iterations;
         stats->completed = completed;

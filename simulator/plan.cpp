@@ -348,12 +348,14 @@ std::vector<FleetPlan> plan_search(const Scenario& sc, const std::vector<Policy>
         if (chosen[p] < 0) return;
         const Config& c = configs[static_cast<size_t>(chosen[p])];
         FleetPlan& f = out[p];
-        if ((int64_t(c.sc.workload.warmup) + c.sc.workload.requests) * f.replicas > FLEET_MAX_COMPLETIONS)
+        const double load = q.users > 0 ? double(q.users) : q.rate;
+        const WindowSize ws = workload_window(c.sc.workload, load / f.replicas);  // as sim_run_point sizes it
+        if ((int64_t(ws.warmup) + ws.requests) * f.replicas > FLEET_MAX_COMPLETIONS)
             return;  // too large a fleet to simulate whole: not checked
         Scenario fleet = c.sc;
         fleet.fleet.replicas = f.replicas;
         fleet.fleet.router = ROUTER_LEAST_LOADED;
-        f.check_point = sim_run_point(fleet, c.acc, policies[p], q.users > 0 ? double(q.users) : q.rate);
+        f.check_point = sim_run_point(fleet, c.acc, policies[p], load);
         f.check = slo_check(fleet.slo, f.check_point);
         f.checked = true;
     });

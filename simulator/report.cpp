@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "simulator/workload.h"
+
 namespace sp {
 
 using ojson = nlohmann::ordered_json;
@@ -10,6 +12,33 @@ using ojson = nlohmann::ordered_json;
 static const char* load_name(const Scenario& sc) { return sc.workload.mode == WORKLOAD_CLOSED ? "users" : "req/s"; }
 
 static double point_load(const PointResult& p) { return p.concurrency ? p.concurrency : p.rate; }
+
+std::string report_percentile_name(double pct) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "p%g", pct);
+    return buf;
+}
+
+static double quantile_ms(const Sketch& s, double pct) { return 1e3 * sketch_quantile(s, pct / 100); }
+
+// The four latency distributions a report names, in the order it prints them.
+struct LatencyOf {
+    const char* name;   // in JSON and CSV
+    const char* label;  // in tables
+    const Sketch& sketch;
+};
+static std::vector<LatencyOf> latencies_of(const PointResult& p) {
+    return {{"ttft", "TTFT", p.dist.ttft}, {"tpot", "TPOT", p.dist.tpot}, {"e2e", "E2E", p.dist.e2e},
+            {"itl", "ITL", p.dist.itl}};
+}
+
+// The relative half-width in %, or "-" when too few batches said anything.
+static std::string ci_percent(double half, double value) {
+    if (!(half > 0 && value > 0)) return "-";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f%%", 100 * half / value);
+    return buf;
+}
 
 // The facts every output carries (report_context_line, the JSON's "context").
 struct Context {
@@ -49,19 +78,45 @@ std::string report_context_line(const Scenario& sc, const std::string& version) 
 }
 
 void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r,
-                  const std::string& version) {
+                  const std::string& version, const std::vector<double>& latency) {
     std::fprintf(out, "%s: %s\n", sc.path.c_str(), sc.name.c_str());
     std::fprintf(out, "%s\n", report_context_line(sc, version).c_str());
     // saturation in plain sight: requests running per step, KV reserved, the wait for admission
-    std::fprintf(out, "%-14s %7s %11s %10s %10s %10s %7s %7s %7s %8s %6s %9s\n", "policy", load_name(sc), "tok/s/GPU",
-                 "user mean", "user p90", "TTFT p90", "tau", "verify", "waste", "running", "KV", "wait p90");
+    // +-95% columns: the confidence half-widths (batch means) of the column before, relative
+    std::fprintf(out, "%-14s %7s %10s %6s %9s %10s %6s %9s %9s %7s %7s %7s %8s %6s %9s\n", "policy", load_name(sc),
+                 "tok/s/GPU", "+-95%", "input", "user mean", "+-95%", "user p90", "TTFT p90", "tau", "verify", "waste",
+                 "running", "KV", "wait p90");
+    bool any_short = false;
     for (size_t i = 0; i < r.points.size(); i++) {
         const PointResult& p = r.points[i];
         if (i && i % r.loads.size() == 0) std::fprintf(out, "\n");
-        std::fprintf(out, "%-14s %7g %11.0f %10.1f %10.1f %9.3fs %7.2f %7.2f %6.1f%% %8.1f %5.0f%% %8.3fs%s\n",
-                     p.policy.c_str(), point_load(p), p.throughput, p.per_user.mean, p.per_user.p90, p.ttft.p90, p.tau,
-                     p.mean_verified, 100 * p.waste, p.mean_running, 100 * p.kv_use, p.queue_wait.p90,
-                     p.unstable ? "  UNSTABLE" : "");
+        any_short = any_short || p.short_window;
+        std::fprintf(out,
+                     "%-14s %7g %10.0f %6s %9.0f %10.1f %6s %9.1f %8.3fs %7.2f %7.2f %6.1f%% %8.1f %5.0f%% %8.3fs%s%s\n",
+                     p.policy.c_str(), point_load(p), p.throughput, ci_percent(p.throughput_ci95, p.throughput).c_str(),
+                     p.input_throughput, p.per_user.mean, ci_percent(p.per_user_mean_ci95, p.per_user.mean).c_str(),
+                     p.per_user.p90, p.ttft.p90, p.tau, p.mean_verified, 100 * p.waste, p.mean_running, 100 * p.kv_use,
+                     p.queue_wait.p90, p.unstable ? "  UNSTABLE" : "", p.short_window ? "  SHORT" : "");
+    }
+    std::fprintf(out, "(input: prompt tok/s/GPU of the requests measured; total = input + output)\n");
+    if (any_short)
+        std::fprintf(out, "SHORT: the window measured fewer than %d completions a user after %d a user of warm-up; "
+                          "it may hold the start-up transient (leave --requests and --warmup out to size it)\n",
+                     WINDOW_PER_USER, WARMUP_PER_USER);
+    if (!latency.empty()) {
+        std::fprintf(out, "\nlatency, ms\n%-14s %7s", "policy", load_name(sc));
+        for (const LatencyOf& l : latencies_of(PointResult{}))
+            for (double pct : latency)
+                std::fprintf(out, " %10s", (std::string(l.label) + " " + report_percentile_name(pct)).c_str());
+        std::fprintf(out, "\n");
+        for (size_t i = 0; i < r.points.size(); i++) {
+            const PointResult& p = r.points[i];
+            if (i && i % r.loads.size() == 0) std::fprintf(out, "\n");
+            std::fprintf(out, "%-14s %7g", p.policy.c_str(), point_load(p));
+            for (const LatencyOf& l : latencies_of(p))
+                for (double pct : latency) std::fprintf(out, " %10.1f", quantile_ms(l.sketch, pct));
+            std::fprintf(out, "\n");
+        }
     }
     std::fprintf(out, "\ncapacity at SLO (%s): the most %s meeting every SLO\n", slo_text(sc.slo).c_str(),
                  load_name(sc));
@@ -88,29 +143,35 @@ void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>&
     (void)policies;
 }
 
-void report_point(std::FILE* out, const Scenario& sc, const PointResult& p) {
+void report_point(std::FILE* out, const Scenario& sc, const PointResult& p, const std::vector<double>& percentiles) {
     std::fprintf(out, "%s: %s, policy %s, %g %s", sc.path.c_str(), sc.name.c_str(), p.policy.c_str(), point_load(p),
                  load_name(sc));
     if (sc.fleet.replicas > 1)  // rates and busy are then a replica's, the mean over the fleet
         std::fprintf(out, " over %d replicas (%s)", sc.fleet.replicas, router_name(sc.fleet.router));
-    std::fprintf(out, "\n  throughput     %.0f tok/s/GPU, %.2f req/s%s, busy %.1f%%\n", p.throughput, p.request_rate,
-                 sc.fleet.replicas > 1 ? " a replica" : "", 100 * p.busy_fraction);
-    std::fprintf(out, "  per-user tok/s mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f\n", p.per_user.mean, p.per_user.p50,
-                 p.per_user.p90, p.per_user.p99);
-    std::fprintf(out, "  TTFT s         mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f\n", p.ttft.mean, p.ttft.p50, p.ttft.p90,
-                 p.ttft.p99);
-    std::fprintf(out, "  TPOT ms        mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f\n", 1e3 * p.tpot.mean, 1e3 * p.tpot.p50,
-                 1e3 * p.tpot.p90, 1e3 * p.tpot.p99);
-    std::fprintf(out, "  E2E s          mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f\n", p.e2e.mean, p.e2e.p50, p.e2e.p90,
-                 p.e2e.p99);
+    std::fprintf(out, "\n  throughput     %.0f +- %.0f tok/s/GPU (95%%), %.2f req/s%s, busy %.1f%%\n", p.throughput,
+                 p.throughput_ci95, p.request_rate, sc.fleet.replicas > 1 ? " a replica" : "", 100 * p.busy_fraction);
+    std::fprintf(out, "  tokens         input %.0f, total %.0f tok/s/GPU\n", p.input_throughput,
+                 p.input_throughput + p.throughput);
+    std::fprintf(out, "  per-user tok/s mean %.1f +- %.1f  p50 %.1f  p90 %.1f  p99 %.1f\n", p.per_user.mean,
+                 p.per_user_mean_ci95, p.per_user.p50, p.per_user.p90, p.per_user.p99);
+    for (const LatencyOf& l : latencies_of(p)) {
+        std::fprintf(out, "  %-4s ms        mean %.2f", l.label, 1e3 * sketch_mean(l.sketch));
+        for (double pct : percentiles)
+            std::fprintf(out, "  %s %.2f", report_percentile_name(pct).c_str(), quantile_ms(l.sketch, pct));
+        std::fprintf(out, "\n");
+    }
     std::fprintf(out, "  speculation    tau %.2f, verified %.2f/request/step, waste %.1f%%\n", p.tau, p.mean_verified,
                  100 * p.waste);
     std::fprintf(out, "  batch          %.1f tokens/step, %.1f decoding requests/step\n", p.mean_batch_tokens,
                  p.mean_running);
     std::fprintf(out, "  goodput        %.1f%% of requests (%.2f req/s) meet %g tok/s and TTFT <= %gs\n",
                  100 * p.goodput_fraction, p.goodput_rate, sc.slo.per_user_tok_s, sc.slo.ttft_s);
-    std::fprintf(out, "  window         %lld requests, %lld steps, %lld tokens, %.2f s simulated\n",
-                 (long long)p.n_requests, (long long)p.n_steps, (long long)p.n_tokens, p.window_s);
+    std::fprintf(out, "  window         %lld requests after %d warm-up, %lld steps, %lld tokens, %.2f s simulated\n",
+                 (long long)p.n_requests, p.warmup, (long long)p.n_steps, (long long)p.n_tokens, p.window_s);
+    if (p.short_window)
+        std::fprintf(out, "  SHORT          fewer than %d measured completions a user after %d a user of warm-up: "
+                          "the start-up transient may be in it\n",
+                     WINDOW_PER_USER, WARMUP_PER_USER);
     if (p.unstable) std::fprintf(out, "  UNSTABLE       arrivals outpace service: the queue grows without bound\n");
 }
 
@@ -123,8 +184,11 @@ static ojson summary_json(const Summary& s) {
     return j;
 }
 
+// A half-width that could not be estimated (fewer than 2 batches) is null, never 0.
+static ojson ci_json(double half) { return half > 0 ? ojson(half) : ojson(nullptr); }
+
 void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r,
-                 const std::string& version) {
+                 const std::string& version, const std::vector<double>& percentiles) {
     ojson j;
     j["scenario"] = sc.name;
     j["seed"] = sc.seed;
@@ -142,6 +206,7 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
                     {"acceptance", ctx.acceptance},
                     {"synthetic_acceptance", ctx.synthetic}};
     j["load_kind"] = sc.workload.mode == WORKLOAD_CLOSED ? "concurrency" : "rate";
+    j["percentiles"] = percentiles;
     j["slo"] = {{"per_user_tok_s", sc.slo.per_user_tok_s},
                 {"ttft_s", sc.slo.ttft_s},
                 {"tpot_s", sc.slo.tpot_s},
@@ -157,8 +222,12 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
         q["concurrency"] = p.concurrency;
         q["rate"] = p.rate;
         q["throughput_tok_s_gpu"] = p.throughput;
+        q["throughput_ci95"] = ci_json(p.throughput_ci95);
+        q["input_throughput_tok_s_gpu"] = p.input_throughput;
+        q["total_throughput_tok_s_gpu"] = p.input_throughput + p.throughput;
         q["request_rate"] = p.request_rate;
         q["per_user_tok_s"] = summary_json(p.per_user);
+        q["per_user_tok_s"]["mean_ci95"] = ci_json(p.per_user_mean_ci95);
         q["ttft_s"] = summary_json(p.ttft);
         q["tpot_s"] = summary_json(p.tpot);
         q["e2e_s"] = summary_json(p.e2e);
@@ -173,11 +242,24 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
         q["kv_use_fraction"] = p.kv_use;
         q["queue_wait_s"] = summary_json(p.queue_wait);
         q["itl_s"] = summary_json(p.itl);
+        ojson lat;
+        for (const LatencyOf& l : latencies_of(p)) {
+            ojson m;
+            m["mean"] = 1e3 * sketch_mean(l.sketch);
+            for (double pct : percentiles) m[report_percentile_name(pct)] = quantile_ms(l.sketch, pct);
+            lat[l.name] = m;
+        }
+        q["latency_ms"] = lat;
+        ojson itl_ms = ojson::array();
+        for (double pct : REPORT_ITL_DISTRIBUTION) itl_ms.push_back(quantile_ms(p.dist.itl, pct));
+        q["itl_distribution"] = {{"percentiles", REPORT_ITL_DISTRIBUTION}, {"ms", itl_ms}, {"n", p.dist.itl.n}};
         q["mean_output_len"] = p.mean_output_len;
         q["n_requests"] = p.n_requests;
         q["n_steps"] = p.n_steps;
         q["n_tokens"] = p.n_tokens;
         q["window_s"] = p.window_s;
+        q["warmup"] = p.warmup;
+        q["short_window"] = p.short_window;
         q["unstable"] = p.unstable;
         pts.push_back(q);
     }
@@ -202,24 +284,35 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
     out << j.dump(1) << "\n";
 }
 
-void report_csv(std::ostream& out, const SweepResult& r) {
+void report_csv(std::ostream& out, const SweepResult& r, const std::vector<double>& percentiles) {
     out << "policy,concurrency,rate,throughput_tok_s_gpu,request_rate,per_user_mean,per_user_p50,per_user_p90,"
            "per_user_p99,ttft_mean,ttft_p50,ttft_p90,ttft_p99,tpot_mean,tpot_p90,e2e_mean,e2e_p90,goodput_fraction,"
            "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,mean_running,kv_use_fraction,queue_wait_p50,"
-           "queue_wait_p90,itl_mean,itl_p50,itl_p90,itl_p99,n_requests,unstable\n";
+           "queue_wait_p90,itl_mean,itl_p50,itl_p90,itl_p99,throughput_ci95,per_user_mean_ci95,"
+           "input_throughput_tok_s_gpu,total_throughput_tok_s_gpu,warmup,short_window";
+    for (const LatencyOf& l : latencies_of(PointResult{}))
+        for (double pct : percentiles) out << ',' << l.name << "_ms_" << report_percentile_name(pct);
+    out << ",n_requests,unstable\n";  // unstable stays the last column
     for (const PointResult& p : r.points) {
+        // a half-width that could not be estimated is an empty cell (null)
+        auto ci = [](double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
         nlohmann::json row = {p.policy, p.concurrency, p.rate, p.throughput, p.request_rate, p.per_user.mean,
                               p.per_user.p50, p.per_user.p90, p.per_user.p99, p.ttft.mean, p.ttft.p50, p.ttft.p90,
                               p.ttft.p99, p.tpot.mean, p.tpot.p90, p.e2e.mean, p.e2e.p90, p.goodput_fraction, p.tau,
                               p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.mean_running,
                               p.kv_use, p.queue_wait.p50, p.queue_wait.p90, p.itl.mean, p.itl.p50, p.itl.p90,
-                              p.itl.p99, p.n_requests, p.unstable};
+                              p.itl.p99, ci(p.throughput_ci95), ci(p.per_user_mean_ci95), p.input_throughput,
+                              p.input_throughput + p.throughput, p.warmup, p.short_window};
+        for (const LatencyOf& l : latencies_of(p))
+            for (double pct : percentiles) row.push_back(quantile_ms(l.sketch, pct));
+        row.push_back(p.n_requests);
+        row.push_back(p.unstable);
         // nlohmann prints every number in its shortest round-trip form; the
         // policy name is written bare (names hold no commas or quotes).
         for (size_t i = 0; i < row.size(); i++) {
             if (i) out << ',';
             if (row[i].is_string()) out << row[i].get<std::string>();
-            else out << row[i].dump();
+            else if (!row[i].is_null()) out << row[i].dump();
         }
         out << '\n';
     }

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include "simulator/sweep.h"
 
@@ -16,11 +18,23 @@ namespace sp {
 // the same fields; `version` is the specplan build (its git revision).
 std::string report_context_line(const Scenario& sc, const std::string& version);
 
+// The latency percentiles (TTFT, TPOT, E2E, ITL, in ms) reported when
+// --percentiles is not given; each percentile is in (0, 100].
+inline const std::vector<double> REPORT_PERCENTILES = {50, 90, 99};
+// The percentiles of the ITL distribution in the JSON (itl_distribution).
+inline const std::vector<double> REPORT_ITL_DISTRIBUTION = {1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.9, 100};
+// "p50", "p99.9": a percentile's name in fields and headers.
+std::string report_percentile_name(double pct);
+
+// The table; with `latency` non-empty, a second table follows with TTFT,
+// TPOT, E2E and ITL in ms at those percentiles.
 void report_table(std::FILE* out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r,
-                  const std::string& version = "");
-void report_point(std::FILE* out, const Scenario& sc, const PointResult& p);  // `specplan sim`'s summary
+                  const std::string& version = "", const std::vector<double>& latency = {});
+// `specplan sim`'s summary, latencies in ms at `percentiles`.
+void report_point(std::FILE* out, const Scenario& sc, const PointResult& p,
+                  const std::vector<double>& percentiles = REPORT_PERCENTILES);
 void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r,
-                 const std::string& version = "");
-void report_csv(std::ostream& out, const SweepResult& r);
+                 const std::string& version = "", const std::vector<double>& percentiles = REPORT_PERCENTILES);
+void report_csv(std::ostream& out, const SweepResult& r, const std::vector<double>& percentiles = REPORT_PERCENTILES);
 
 }  // namespace sp

@@ -16,6 +16,7 @@
 // [SECTION] cross-checks: trace store, KV capacity, cost model
 // [SECTION] entry points
 #include "simulator/scenario.h"
+#include "simulator/workload.h"
 
 #include <toml++/toml.h>
 
@@ -397,9 +398,25 @@ static std::vector<DomainMix> parse_domains(const Ctx& c, const toml::node* n, c
     return mix;
 }
 
-// The arrival horizon (MAX_HORIZON_S above) of the point that takes longest.
+// workload.requests and workload.warmup: a whole number from `lo`, or
+// "auto" (the default `def`): sized by the load (workload.h workload_window).
+static int64_t get_window_int(const Ctx& c, const toml::table* t, std::string_view key, int64_t def, int64_t lo) {
+    const toml::node* n = find(t, key);
+    if (!n) return def;
+    if (const auto* str = n->as_string()) {
+        if (str->get() == "auto") return def;
+        fail(c, join("workload", key), int_range(lo, MAX_REQUESTS) + " or \"auto\"", "\"" + str->get() + "\"");
+    }
+    return as_int(c, *n, join("workload", key), lo, MAX_REQUESTS);
+}
+
+// The arrival horizon (MAX_HORIZON_S above) of the point that takes longest:
+// the window at the smallest load.
 static void check_horizon(const Ctx& c, const Workload& w) {
-    const double n = double(w.warmup) + w.requests;   // completions a point waits for
+    const double front = w.mode == WORKLOAD_OPEN ? (w.rates.empty() ? 0 : w.rates.front())
+                                                 : (w.concurrency.empty() ? 0 : w.concurrency.front());
+    const WindowSize ws = workload_window(w, front);
+    const double n = double(ws.warmup) + ws.requests;   // completions a point waits for
     const std::string why = " so that " + fmt_num(n) + " completions (workload.warmup + workload.requests) fit " +
                             "the simulated clock's horizon of " + fmt_num(MAX_HORIZON_S) + " s";
     if (w.mode == WORKLOAD_OPEN && !w.rates.empty() && n / w.rates.front() > MAX_HORIZON_S)
@@ -454,8 +471,8 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
     w.think_exponential = get_choice(c, t, p, "think", 0, {"fixed", "exponential"}) == 1;
     w.arrival = ArrivalKind(get_choice(c, t, p, "arrival", ARRIVAL_POISSON, {"poisson", "gamma"}));
     w.burstiness = get_num(c, t, p, "burstiness", 1, BURSTINESS);
-    w.requests = int(get_int(c, t, p, "requests", w.requests, 1, MAX_REQUESTS));
-    w.warmup = int(get_int(c, t, p, "warmup", w.warmup, 0, MAX_REQUESTS));
+    w.requests = int(get_window_int(c, t, "requests", w.requests, 1));
+    w.warmup = int(get_window_int(c, t, "warmup", w.warmup, 0));
     check_horizon(c, w);
 
     int lengths_default = acc.trace_path.empty() ? LENGTHS_DIST : LENGTHS_TRACE;

@@ -47,8 +47,9 @@ struct Workload {
     bool think_exponential = false;   // closed: think time exponential (true) or fixed (false)
     ArrivalKind arrival = ARRIVAL_POISSON;  // open
     double burstiness = 1;            // open, gamma: shape k (CV = 1/sqrt(k)); 1 = Poisson
-    int requests = 500;               // completed requests measured per point
-    int warmup = 100;                 // completions discarded before measuring
+    int requests = 0;                 // completed requests measured per point; 0: sized by the load
+                                      // (workload_window)
+    int warmup = -1;                  // completions discarded before measuring; -1: sized by the load
     LengthSource lengths = LENGTHS_TRACE;
     LengthDist prompt_len, output_len;   // LENGTHS_DIST
     std::vector<DomainMix> mix;       // at least one; weights normalised by the loader

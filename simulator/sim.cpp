@@ -115,21 +115,20 @@ struct Sim {
 
     // counters
     int64_t arrived = 0, done = 0;
-    Window window;                    // the measurement (metrics.h), over the whole fleet
+    Window window;                    // the measurement (metrics.h), over the whole fleet; sized by sim_run_point
     // overload (sim.h), open loop
     int queue_cap = 0;                // 0: closed loop, no cap; per replica
     bool overflow = false;            // the cap was passed: the point stops
     int64_t in_system_open = 0, in_system_close = 0;  // arrived - done as the window opened, closed
+    bool window_sized = false;        // workload_window sized it: an open loop's grows as it opens
+    bool short_window = false;        // the window is shorter than the load needs (workload_window)
 
     Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
         : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
           reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
           reads_q(p.kind == POLICY_DRAFT_PROB),
           reps(static_cast<size_t>(s.fleet.replicas)),
-          arrivals(rng_seed(s.seed, WORKLOAD_STREAM_ARRIVALS)),
-          window(window_init(s.workload.warmup * s.fleet.replicas, s.workload.requests * s.fleet.replicas,
-                             s.slo.per_user_tok_s, s.slo.ttft_s)) {
-        window.kv_capacity = s.engine.kv_capacity_tokens;
+          arrivals(rng_seed(s.seed, WORKLOAD_STREAM_ARRIVALS)) {
         for (size_t i = 0; i < reps.size(); i++) {
             reps[i].index = static_cast<int>(i);
             reps[i].sim = this;
@@ -263,6 +262,7 @@ static void arrive(Sim& s, int user) {
     r.admitted = false;
     s.arrived++;
     rp.arrived++;
+    window_arrive(s.window, s.now);
     if (s.queue_cap > 0 && rp.waiting_count() + rp.remote_prefill >= s.queue_cap) s.overflow = true;
     if (s.sc.engine.disaggregated_prefill) {
         rp.remote_prefill++;
@@ -286,8 +286,16 @@ static void complete(Sim& s, Replica& rp, int slot) {
         s.obs->on_complete(
             {r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now, rp.index});
     const bool was_open = s.window.open(), was_closed = s.window.closed();
-    window_complete(s.window, s.now, r.arrival_ns, r.admitted_ns, r.first_token_ns, r.output_len);
-    if (!was_open && s.window.open()) s.in_system_open = s.arrived - s.done;
+    window_complete(s.window, s.now, r.arrival_ns, r.admitted_ns, r.first_token_ns, r.output_len, r.prompt_len);
+    if (!was_open && s.window.open()) {
+        s.in_system_open = s.arrived - s.done;
+        // An open loop's sized window measures ten completions per request in the system (workload_window).
+        if (r.user < 0 && s.window_sized) {
+            const int64_t need = int64_t(WINDOW_PER_USER) * s.in_system_open;
+            if (need > WINDOW_OPEN_MAX) s.short_window = true;
+            s.window.requests = static_cast<int>(std::clamp<int64_t>(need, s.window.requests, WINDOW_OPEN_MAX));
+        }
+    }
     if (!was_closed && s.window.closed()) s.in_system_close = s.arrived - s.done;
     if (r.user >= 0) {
         int64_t think = span_ns(s, workload_think_s(s.sc.workload, s.sc.seed, r.key), "workload.think_time_ms",
@@ -518,13 +526,24 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
                           SimObserver* observer) {
     acceptance_check_policies(sc, acc, {policy});
     assert(sc.fleet.replicas >= 1 && "a fleet of at least one replica");
-    if ((int64_t(sc.workload.warmup) + sc.workload.requests) * sc.fleet.replicas > FLEET_MAX_COMPLETIONS)
-        throw Error(sc.path + ": fleet.replicas: expected (workload.warmup + workload.requests) x replicas <= 1e+08 "
-                              "completions, got " + std::to_string(sc.fleet.replicas) + " replicas");
     assert((sc.fleet.router != ROUTER_AFFINITY || sc.workload.mode == WORKLOAD_CLOSED) &&
            "affinity routes users of a closed loop (scenario_load refuses it on an open loop)");
-    Sim s(sc, acc, policy, observer);
     const Workload& w = sc.workload;
+    // The window per replica, as for one alone (its share of the users),
+    // counted over the fleet: replicas x warmup, then replicas x requests.
+    const int64_t n_reps = sc.fleet.replicas;
+    const WindowSize ws = workload_window(w, load / static_cast<double>(n_reps));
+    if ((int64_t(ws.warmup) + ws.requests) * n_reps > FLEET_MAX_COMPLETIONS)
+        throw Error(sc.path + ": workload: expected a window of at most 1e+08 completions (warm-up + measured, x " +
+                    std::to_string(n_reps) + " replicas), got " +
+                    std::to_string((int64_t(ws.warmup) + ws.requests) * n_reps));
+    Sim s(sc, acc, policy, observer);
+    s.window = window_init(static_cast<int>(ws.warmup * n_reps), static_cast<int>(ws.requests * n_reps),
+                           sc.slo.per_user_tok_s, sc.slo.ttft_s);
+    s.window_sized = ws.sized;
+    s.window.match_ages = ws.sized;
+    s.window.kv_capacity = sc.engine.kv_capacity_tokens;
+    s.short_window = ws.short_window;
     PointResult res;
     res.policy = policy.name;
     if (w.mode == WORKLOAD_CLOSED) {
@@ -561,12 +580,13 @@ PointResult sim_run_point(const Scenario& sc, const AcceptanceData& acc, const P
     }
 
     if (s.overflow) window_stop(s.window, s.now);
-    const double n_reps = static_cast<double>(s.reps.size());
     window_result(s.window, sc.engine.tp * sc.fleet.replicas, &res);
     // per replica, as for one (a fleet's window and counts are the fleet's)
-    res.request_rate /= n_reps;
-    res.goodput_rate /= n_reps;
-    res.busy_fraction /= n_reps;
+    const double reps = static_cast<double>(s.reps.size());
+    res.request_rate /= reps;
+    res.goodput_rate /= reps;
+    res.busy_fraction /= reps;
+    res.short_window = s.short_window;
     const double n = static_cast<double>(res.n_requests);
     const double growth = static_cast<double>(s.in_system_close - s.in_system_open);
     res.unstable = s.overflow || (w.mode == WORKLOAD_OPEN && growth > std::max(0.1 * n, 3 * std::sqrt(n)));

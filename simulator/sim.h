@@ -39,8 +39,10 @@
 // single-replica simulation byte for byte.
 //
 // Measurement: the first `warmup` completions are discarded; the window runs
-// from the warmup-th completion to the (warmup + requests)-th, and every
-// rate is over that window. A fleet counts completions across its replicas,
+// from the warmup-th completion to the (warmup + requests)-th, both sized
+// by the load unless the scenario sets them (workload.h workload_window),
+// and every rate is over that window. A fleet sizes the window per replica
+// (its share of the users) and counts completions across its replicas,
 // replicas x warmup and replicas x requests of them, so each replica is
 // measured about as long as one alone; throughput is per GPU (tp x
 // replicas), request and goodput rates and the busy fraction per replica,

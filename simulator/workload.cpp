@@ -2,6 +2,7 @@
 #include "simulator/workload.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 namespace sp {
@@ -18,6 +19,18 @@ int length_draw(const LengthDist& d, Rng& r) {
     }
     }
     return d.value;
+}
+
+WindowSize workload_window(const Workload& w, double load) {
+    WindowSize ws;
+    const int64_t users = w.mode == WORKLOAD_CLOSED ? static_cast<int64_t>(load) : 0;
+    const int64_t warmup_need = std::max<int64_t>(WARMUP_MIN, WARMUP_PER_USER * users);
+    const int64_t requests_need = std::max<int64_t>(WINDOW_MIN, WINDOW_PER_USER * users);
+    ws.warmup = w.warmup >= 0 ? w.warmup : static_cast<int>(std::min<int64_t>(warmup_need, INT32_MAX));
+    ws.requests = w.requests > 0 ? w.requests : static_cast<int>(std::min<int64_t>(requests_need, INT32_MAX));
+    ws.sized = w.requests <= 0;
+    ws.short_window = ws.warmup < WARMUP_PER_USER * users || ws.requests < WINDOW_PER_USER * users;
+    return ws;
 }
 
 int length_max(const LengthDist& d) { return d.kind == DIST_FIXED ? d.value : d.max; }

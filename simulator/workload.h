@@ -34,6 +34,30 @@ inline constexpr uint64_t WORKLOAD_STREAM_ARRIVALS = 31;
 // `burstiness` (CV = 1/sqrt(shape)), exponential for Poisson.
 double workload_gap_s(const Workload& w, double rate, Rng& arrivals);
 
+// The measurement window of one point at `load` (users or requests/s).
+// A set workload.warmup or workload.requests is honoured as given; one left
+// out (or "auto") is sized by the load so that the window measures the
+// steady state:
+//   closed loop of N users: warmup max(100, 2 N) completions, so that every
+//     user has had about two requests since the start, when all of them
+//     arrived at once; then max(500, 10 N), ten completions a user;
+//   open loop: warmup 100, then max(500, 10 L) where L is the number of
+//     requests in the system as the window opens (sim.cpp), at most
+//     WINDOW_OPEN_MAX.
+// A window shorter than that (set, or an open loop's at its cap) is marked
+// short (PointResult::short_window; the CLI warns): it may measure the
+// start-up transient. Each point reports 95 % confidence intervals
+// (metrics.h), so its precision is in plain sight.
+struct WindowSize {
+    int warmup = 0, requests = 0;  // completions discarded, then measured
+    bool sized = false;            // requests sized by the load: an open loop's grows as its window opens
+    bool short_window = false;     // set values below what the load needs
+};
+inline constexpr int WINDOW_PER_USER = 10, WARMUP_PER_USER = 10;  // completions a user (a request in the system)
+inline constexpr int WINDOW_MIN = 500, WARMUP_MIN = 100;
+inline constexpr int WINDOW_OPEN_MAX = 100'000;
+WindowSize workload_window(const Workload& w, double load);
+
 // One draw of a length distribution, tokens.
 int length_draw(const LengthDist& d, Rng& r);
 

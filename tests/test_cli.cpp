@@ -268,6 +268,76 @@ TEST(Cli, SweepTakesItsMeasurementWindowFromFlags) {
     EXPECT_EQ(r.err_lines(), 1) << r.err;
 }
 
+// --percentiles picks the TTFT, TPOT, E2E and ITL percentiles, in ms, of
+// the JSON, the CSV, sim's summary and sweep's latency table; the JSON
+// holds the ITL distribution and the confidence half-widths. A bad list is
+// one line. The ms figures are the seconds fields' times 1000 where both
+// exist (p50, p99), so the flag changes the choice, not the measurement.
+TEST(Cli, PercentilesChooseTheLatencyColumns) {
+    fs::path j = scratch() / "pct.json", c = scratch() / "pct.csv";
+    Result r = run("sweep " + scenario("teaching.toml") + " --concurrency 2,8 --policies ar,fixed:2" +
+                   " --percentiles 50,99,99.9 --json " + j.string() + " --csv " + c.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("latency, ms"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ITL p99.9"), std::string::npos) << r.out;
+    const json out = json::parse(slurp(j));
+    EXPECT_EQ(out.at("percentiles"), json::parse("[50, 99, 99.9]"));
+    for (const json& p : out.at("points")) {
+        const json& lat = p.at("latency_ms");
+        for (const char* m : {"ttft", "tpot", "e2e", "itl"}) {
+            ASSERT_EQ(lat.at(m).size(), 4u) << m;  // mean and the three
+            EXPECT_LE(lat.at(m).at("p50").get<double>(), lat.at(m).at("p99.9").get<double>()) << m;
+        }
+        EXPECT_DOUBLE_EQ(lat.at("ttft").at("p99").get<double>(), 1e3 * p.at("ttft_s").at("p99").get<double>());
+        EXPECT_DOUBLE_EQ(lat.at("itl").at("p50").get<double>(), 1e3 * p.at("itl_s").at("p50").get<double>());
+        const json& d = p.at("itl_distribution");
+        ASSERT_EQ(d.at("percentiles").size(), d.at("ms").size());
+        EXPECT_TRUE(std::is_sorted(d.at("ms").begin(), d.at("ms").end()));
+        EXPECT_GT(p.at("throughput_ci95").get<double>(), 0);
+        EXPECT_GT(p.at("per_user_tok_s").at("mean_ci95").get<double>(), 0);
+        EXPECT_NEAR(p.at("total_throughput_tok_s_gpu").get<double>(),
+                    p.at("input_throughput_tok_s_gpu").get<double>() + p.at("throughput_tok_s_gpu").get<double>(),
+                    1e-9 * p.at("total_throughput_tok_s_gpu").get<double>());
+    }
+    const std::string csv = slurp(c);
+    EXPECT_NE(csv.find(",ttft_ms_p50,ttft_ms_p99,ttft_ms_p99.9,tpot_ms_p50"), std::string::npos) << csv;
+    EXPECT_NE(csv.find(",itl_ms_p99.9,n_requests,unstable\n"), std::string::npos) << csv;
+    r = run("sim " + scenario("teaching.toml") + " --concurrency 2 --percentiles 75");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("ITL  ms        mean "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(" p75 "), std::string::npos) << r.out;
+    for (const char* bad : {"50,abc", "0", "101", "90,50", "nan", "50,,90"}) {
+        r = run("sweep " + scenario("teaching.toml") + " --percentiles " + bad);
+        EXPECT_NE(r.code, 0) << bad;
+        EXPECT_EQ(r.err_lines(), 1) << bad << ": " << r.err;
+        EXPECT_NE(r.err.find("--percentiles"), std::string::npos) << r.err;
+    }
+}
+
+// 2000 users with 1000 measured requests is half a request a user: the
+// start-up transient. Such a set window is kept, said on stderr, and
+// marked short in every output; "auto" sizes it by the load instead.
+TEST(Cli, ShortWindowForTheLoadIsWarnedAndMarked) {
+    fs::path j = scratch() / "short.json";
+    Result r = run("sweep " + scenario("teaching.toml") + " --concurrency 200 --policies ar --requests 300" +
+                   " --warmup 20 --json " + j.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("warning: at 200 users the window measures 300 requests after 20 of warm-up"),
+              std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("SHORT"), std::string::npos) << r.out;
+    json p = json::parse(slurp(j)).at("points").at(0);
+    EXPECT_TRUE(p.at("short_window").get<bool>());
+    EXPECT_EQ(p.at("n_requests").get<int>(), 300);  // kept as given
+    r = run("sweep " + scenario("teaching.toml") + " --concurrency 200 --policies ar --requests auto" +
+            " --warmup auto --json " + j.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    p = json::parse(slurp(j)).at("points").at(0);
+    EXPECT_FALSE(p.at("short_window").get<bool>());
+    EXPECT_EQ(p.at("warmup").get<int>(), 2000);
+    EXPECT_GE(p.at("n_requests").get<int>(), 2000);
+}
+
 // plan: one row per policy, and its JSON holds the arithmetic of a fleet:
 // replicas = ceil(users / capacity), GPUs = replicas x tp, users a replica
 // = ceil(users / replicas) within capacity, $/hour = GPUs x price, $/M

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "simulator/plan.h"
 #include "sim_scenario.h"
@@ -263,9 +264,12 @@ TEST(Fleet, TheScenarioTakesReplicasAndARouterAndRefusesWhatItCannotRun) {
     };
     for (const auto& b : bad) {
         std::string text = base;  // 3,000 + 50 completions a replica: 100,000 replicas pass 1e8
-        const size_t at = text.find("requests = 300\n");
-        ASSERT_NE(at, std::string::npos);
-        text.replace(at, 14, "requests = 3000");
+        for (const auto& [key, value] : {std::pair<std::string, std::string>{"requests = \"auto\"", "requests = 3000"},
+                                         {"warmup = \"auto\"", "warmup = 50"}}) {
+            const size_t at = text.find(key);
+            ASSERT_NE(at, std::string::npos) << key;
+            text.replace(at, key.size(), value);
+        }
         try {
             scenario_parse(text + "\n[fleet]\n" + b.text + "\n", path);
             ADD_FAILURE() << b.text << " was accepted";

@@ -176,8 +176,8 @@ TEST(Scenario, DefaultLoadsWithTheValuesItsFileStates) {
     EXPECT_EQ(s.workload.concurrency.front(), 1);
     EXPECT_EQ(s.workload.concurrency.back(), 256);
     EXPECT_TRUE(std::is_sorted(s.workload.concurrency.begin(), s.workload.concurrency.end()));
-    EXPECT_EQ(s.workload.requests, 500);
-    EXPECT_EQ(s.workload.warmup, 100);
+    EXPECT_EQ(s.workload.requests, 0);  // "auto": sized by the load (workload_window)
+    EXPECT_EQ(s.workload.warmup, -1);
     EXPECT_EQ(s.workload.lengths, LENGTHS_TRACE);
     ASSERT_EQ(s.workload.mix.size(), 3u);   // the demo capture's three domains
     EXPECT_EQ(s.workload.mix[0].domain, "python");
@@ -329,8 +329,8 @@ TEST(Scenario, DefaultsApplyWhenKeysAreOmitted) {
     EXPECT_EQ(s.workload.mode, WORKLOAD_CLOSED);
     EXPECT_EQ(s.workload.think_time_s, 0);
     EXPECT_FALSE(s.workload.think_exponential);
-    EXPECT_EQ(s.workload.requests, 500);
-    EXPECT_EQ(s.workload.warmup, 100);
+    EXPECT_EQ(s.workload.requests, 0);  // left out: sized by the load (workload_window)
+    EXPECT_EQ(s.workload.warmup, -1);
     EXPECT_EQ(s.workload.lengths, LENGTHS_TRACE);  // a trace is given
     ASSERT_EQ(s.workload.mix.size(), 1u);
     EXPECT_EQ(s.workload.mix[0].domain, "all");
