@@ -104,8 +104,8 @@ static void draw_legend(bool conf_read) {
     for (int s : {CELL_ACCEPTED, CELL_REJECTED, CELL_DISCARDED, CELL_TARGET, CELL_DRAFTED, CELL_EMPTY})
         legend_item(CELL_COLORS[s], CELL_NAMES[s]);
     legend_item(PREFILL_COLOR, "prefill (strip)");
-    if (conf_read) legend_survival_item();
     ImGui::NewLine();
+    if (conf_read) legend_survival_item();
     ImGui::TextDisabled("Στ: expected tokens per batch step (τ, tokens per request per step, summed over the R "
                         "requests); Θ = Στ / step time");
 }

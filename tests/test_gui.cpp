@@ -104,7 +104,7 @@ TEST_P(GuiPanel, RendersTheDefaultScenario) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPanels, GuiPanel,
-                         ::testing::Values("frontier", "latency", "acceptance", "timeline", "traces", "explain"));
+                         ::testing::Values("frontier", "latency", "plan", "acceptance", "timeline", "traces", "explain"));
 
 // The other sources and an open loop go through the panels' other branches.
 TEST(Gui, RendersIidAndOpenLoopScenarios) {
