@@ -130,3 +130,25 @@ TEST(Readout, ThePlanIsRefusedWithoutAClosedLoopAUserOrAnSlo) {
     sc.workload.mode = WORKLOAD_OPEN;
     EXPECT_NE(plan_refusal(sc, 2000).find("closed-loop"), std::string::npos);
 }
+
+// The frontier's marker reads Capacity::per_user_p90: the grid read-out
+// fills it from the last point meeting every SLO (sweep_run's bisection
+// from the point it found, which needs a simulation; not repeated here).
+TEST(Readout, ACapacityCarriesThePerUserSpeedOfItsPoint) {
+    std::vector<PointResult> curve(3);
+    const double speed[3] = {180, 130, 90}, tput[3] = {4000, 9000, 11000};
+    for (int i = 0; i < 3; i++) {
+        curve[static_cast<size_t>(i)].per_user.p90 = speed[i];
+        curve[static_cast<size_t>(i)].throughput = tput[i];
+    }
+    Slo slo;
+    slo.per_user_tok_s = 120;
+    const Capacity c = sweep_capacity(curve, {16, 48, 128}, slo);
+    ASSERT_TRUE(c.met);
+    EXPECT_EQ(c.load, 48);
+    EXPECT_EQ(c.throughput, 9000);
+    EXPECT_EQ(c.per_user_p90, 130);
+    const CapacityMark m = capacity_mark(c, false);
+    EXPECT_EQ(m.x, 130);
+    EXPECT_EQ(m.label, "48 users");
+}
