@@ -6,19 +6,21 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
+#include "gui/readout.h"
 #include "gui/scenario_edit.h"
 
 namespace sp {
 
 static constexpr double DEBOUNCE_S = 0.3;   // quiet time after the last edit before a sweep starts
 
-static const char* const PANEL_NAMES[PANEL_COUNT] = {"frontier", "latency", "acceptance",
+static const char* const PANEL_NAMES[PANEL_COUNT] = {"frontier", "latency",  "plan",   "acceptance",
                                                      "timeline", "traces",  "explain"};
-static const char* const PANEL_TITLES[PANEL_COUNT] = {"Frontier", "Latency", "Acceptance",
-                                                      "Step timeline", "Traces", "Explain"};
+static const char* const PANEL_TITLES[PANEL_COUNT] = {"Frontier",      "Latency", "Plan",   "Acceptance",
+                                                      "Step timeline", "Traces",  "Explain"};
 
 const char* panel_name(Panel p) { return PANEL_NAMES[p]; }
 
@@ -37,11 +39,13 @@ AppState::AppState() : draft(std::make_unique<ScenarioDraft>()) {
     ttft.y_log = true;   // TTFT spans 20 ms at low load to seconds once requests queue
     worker_start(sweep_worker);
     worker_start(timeline_worker);
+    worker_start(plan_worker);
 }
 
 AppState::~AppState() {
     worker_stop(sweep_worker);
     worker_stop(timeline_worker);
+    worker_stop(plan_worker);
 }
 
 std::string load_text(const Scenario& sc, double load) {
@@ -185,6 +189,39 @@ void app_request_timeline(AppState& app) {
     });
 }
 
+// plan_fleets (simulator/plan.h) for the current sweep's scenario with the
+// panel's users, SLOs and price, on the plan worker. plan_fleets cannot be
+// interrupted: a stale plan runs to its end and the worker drops it.
+void app_request_plan(AppState& app) {
+    if (!app.sweep) return;
+    std::shared_ptr<const SweepOutput> s = app.sweep;
+    const PlanInputs in = app.plan_inputs;
+    app.plan_requested = in;
+    app.plan_requested_generation = s->generation;
+    app.plan_pending = true;
+    AppState* a = &app;
+    worker_submit(app.plan_worker, [a, s, in](const std::atomic<bool>& cancel) {
+        if (cancel) return;
+        auto out = std::make_shared<PlanOutput>();
+        out->generation = s->generation;
+        out->inputs = in;
+        const auto t0 = std::chrono::steady_clock::now();
+        Scenario sc = s->scenario;
+        sc.slo = in.slo;
+        out->error = plan_refusal(sc, in.users);
+        if (out->error.empty()) {
+            try {
+                const int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+                out->fleets = plan_fleets(sc, s->acceptance, sc.policies, in.users, in.gpu_hour_usd, threads);
+            } catch (const std::exception& e) {
+                out->error = e.what();
+            }
+        }
+        out->wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!cancel) mailbox_put(a->plan_box, std::shared_ptr<const PlanOutput>(std::move(out)));
+    });
+}
+
 void app_poll(AppState& app) {
     if (app.dirty && ImGui::GetTime() - app.edit_time >= DEBOUNCE_S) app_submit_now(app);
     if (auto e = mailbox_take(app.error_box)) app.scenario_error = *e;
@@ -202,6 +239,11 @@ void app_poll(AppState& app) {
         if (app.traces.path.empty() && !sc.acceptance.trace_path.empty())
             app_open_traces(app, sc.acceptance.trace_path);
     }
+    if (auto p = mailbox_take(app.plan_box)) {
+        app.plan = std::move(p);
+        app.plan_gpus.fitted = false;
+        app.plan_pending = app.plan->inputs != app.plan_requested || app.plan->generation != app.plan_requested_generation;
+    }
     if (auto t = mailbox_take(app.timeline_box)) {
         app.timeline = std::move(t);
         app.timeline_pending = false;
@@ -210,7 +252,8 @@ void app_poll(AppState& app) {
 }
 
 bool app_idle(AppState& app) {
-    return !app.dirty && !app.sweep_worker.busy && !app.timeline_worker.busy && !app.timeline_pending;
+    return !app.dirty && !app.sweep_worker.busy && !app.timeline_worker.busy && !app.timeline_pending &&
+           !app.plan_worker.busy && !app.plan_pending;
 }
 
 // --- the window
@@ -343,6 +386,7 @@ void app_frame(AppState& app) {
             switch (static_cast<Panel>(i)) {
                 case PANEL_FRONTIER: panel_frontier(app); break;
                 case PANEL_LATENCY: panel_latency(app); break;
+                case PANEL_PLAN: panel_plan(app); break;
                 case PANEL_ACCEPTANCE: panel_acceptance(app); break;
                 case PANEL_TIMELINE: panel_timeline(app); break;
                 case PANEL_TRACES: panel_traces(app); break;

@@ -29,7 +29,10 @@ namespace sp {
 
 struct ScenarioDraft;  // gui/scenario_edit.h
 
-enum Panel { PANEL_FRONTIER, PANEL_LATENCY, PANEL_ACCEPTANCE, PANEL_TIMELINE, PANEL_TRACES, PANEL_EXPLAIN, PANEL_COUNT };
+enum Panel {
+    PANEL_FRONTIER, PANEL_LATENCY, PANEL_PLAN, PANEL_ACCEPTANCE, PANEL_TIMELINE, PANEL_TRACES, PANEL_EXPLAIN,
+    PANEL_COUNT
+};
 const char* panel_name(Panel p);             // "frontier", "latency", ... (the --panel names)
 bool panel_parse(const std::string& s, Panel* out);
 
@@ -50,6 +53,26 @@ struct SweepOutput {
 struct SweepProgress {
     std::atomic<int> done{0};                // points finished
     std::atomic<int> total{0};               // points in the running sweep; 0 = none
+};
+
+// The Plan panel's question and its answer (plan_fleets on the plan worker):
+// how many GPUs each policy needs for `users` users at these SLOs.
+struct PlanInputs {
+    int users = 2000;
+    Slo slo;                                 // the scenario's until edited in the panel
+    double gpu_hour_usd = 0;                 // the scenario's plan.gpu_hour_usd until edited
+    bool operator==(const PlanInputs& o) const {
+        return users == o.users && slo.per_user_tok_s == o.slo.per_user_tok_s && slo.ttft_s == o.slo.ttft_s &&
+               slo.tpot_s == o.slo.tpot_s && slo.percentile == o.slo.percentile && gpu_hour_usd == o.gpu_hour_usd;
+    }
+    bool operator!=(const PlanInputs& o) const { return !(*this == o); }
+};
+struct PlanOutput {
+    uint64_t generation = 0;                 // the sweep whose scenario it planned
+    PlanInputs inputs;
+    std::vector<FleetPlan> fleets;           // one per policy, the scenario's order
+    std::string error;                       // why it could not plan; fleets empty then
+    double wall_s = 0;
 };
 
 // TimelineStep and TimelineOutput, the Step timeline's capture, are in
@@ -98,6 +121,18 @@ struct AppState {
     bool reliability_cached = false;
     bool timeline_pending = false;           // a capture for the current selection is running
 
+    // plan
+    Worker plan_worker;
+    Mailbox<PlanOutput> plan_box;
+    std::shared_ptr<const PlanOutput> plan;  // newest answer
+    PlanInputs plan_inputs;                  // what the panel asks
+    bool plan_custom = false;                // the SLOs or price were edited: a new scenario keeps them
+    uint64_t plan_inputs_generation = 0;     // the sweep plan_inputs took the scenario's SLOs from
+    PlanInputs plan_requested;               // the last submitted question ...
+    uint64_t plan_requested_generation = 0;  // ... and its sweep
+    bool plan_pending = false;
+    double plan_edit_time = 0;               // ImGui time of the last edit, for the debounce
+
     // traces
     TracesView traces;
     std::string acc_runs_path;               // the trace whose runs the Scenario panel lists
@@ -111,6 +146,7 @@ struct AppState {
     std::string dialog_path;                 // the path being typed in it
     PlotView frontier, ttft, tpot, goodput;
     PlotView goodput_share;
+    PlotView plan_gpus;                      // Plan: GPUs per policy
     PlotView alpha, tau, accepted_len, reliability;
     bool frontier_labels = true, frontier_pareto = true;   // Frontier: label points by load, shade the Pareto set
     float loads_from = 1, loads_to = 256;    // Scenario: the load generator (geometric spacing)
@@ -134,6 +170,7 @@ void app_mark_edited(AppState& app);         // call after changing the draft
 void app_submit_now(AppState& app);          // submit the draft without waiting for the debounce
 void app_poll(AppState& app);                // once per frame: debounce, take finished results
 bool app_idle(AppState& app);                // nothing submitted, running or pending
+void app_request_plan(AppState& app);        // plan app.plan_inputs for the current sweep on the plan worker
 void app_request_timeline(AppState& app);    // (re)capture the timeline for the current selection
 void app_timeline_defaults(AppState& app);   // an unset selection becomes dspark (else the last policy) at the middle load
 void app_frame(AppState& app);               // the whole window: menu, scenario column, panel tabs, status
@@ -145,6 +182,7 @@ std::string load_text(const Scenario& sc, double load);
 void panel_scenario(AppState& app);
 void panel_frontier(AppState& app);
 void panel_latency(AppState& app);
+void panel_plan(AppState& app);
 void panel_acceptance(AppState& app);
 void panel_timeline(AppState& app);
 void panel_traces(AppState& app);

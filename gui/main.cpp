@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
     cli.add_option("scenario", scenario, "scenario TOML (default: scenarios/default.toml)");
     cli.add_option("--db", db, "trace database for the Traces panel (default: the scenario's trace)");
     cli.add_option("--screenshot", screenshot, "render off-screen, write this PNG and exit");
-    cli.add_option("--panel", panel_arg, "panel shown: frontier, latency, acceptance, timeline, traces, explain");
+    cli.add_option("--panel", panel_arg, "panel shown: frontier, latency, plan, acceptance, timeline, traces, explain");
     cli.add_option("--size", size_arg, "window size in pixels, WxH (default 1600x1000)");
     bool frame_stats = false;
     cli.add_flag("--frame-stats", frame_stats, "on exit, print frame times, overall and while a sweep ran");
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     Panel panel;
     if (!panel_parse(panel_arg, &panel)) {
         std::fprintf(stderr,
-                     "specplan-gui: --panel: expected frontier, latency, acceptance, timeline, traces or explain, got "
+                     "specplan-gui: --panel: expected frontier, latency, plan, acceptance, timeline, traces or explain, got "
                      "\"%s\"\n",
                      panel_arg.c_str());
         return 2;

@@ -2,7 +2,8 @@
 // plots of the newest sweep's acceptance source:
 //   alpha_k   per-slot conditional acceptance per domain (trace statistics,
 //             or the parametric / iid alphas)
-//   tau(g)    expected tokens per full-block step for block sizes 1..gamma:
+//   tau(g)    expected tokens per request per full-block step for block
+//             sizes 1..gamma (tau, not the batch step's sum; readout.h):
 //             1 + sum_{k<=g} prod_{i<=k} alpha_i
 //   P(j)      accepted drafts per request-step at the Step timeline's point,
 //             against the full-block closed form s_j - s_{j+1} of the mix
@@ -128,7 +129,7 @@ static void plot_alpha(AppState& app, const std::vector<DomainCurve>& curves, in
 
 static void plot_tau(AppState& app, const std::vector<DomainCurve>& curves, const std::vector<double>& mix, int gamma,
                      ImVec2 size) {
-    if (!plot_begin("Expected tokens per step τ(γ)##acceptance_tau", app.tau, size, "block size γ (drafts verified)",
+    if (!plot_begin("τ(γ): tokens per request per step##acceptance_tau", app.tau, size, "block size γ (drafts verified)",
                     "τ = 1 + Σ_k Π_{i≤k} α_i"))
         return;
     const std::vector<double> x = slots(gamma, 1);
@@ -137,7 +138,7 @@ static void plot_tau(AppState& app, const std::vector<DomainCurve>& curves, cons
         std::vector<std::string> tips;
         for (int g = 1; g <= gamma; g++) {
             char buf[96];
-            std::snprintf(buf, sizeof buf, "%s, γ = %d: τ = %.3f", name, g, tau[static_cast<size_t>(g - 1)]);
+            std::snprintf(buf, sizeof buf, "%s, γ = %d: τ = %.3f tokens per request per step", name, g, tau[static_cast<size_t>(g - 1)]);
             tips.push_back(buf);
         }
         plot_line(name, x.data(), tau.data(), gamma, col, tips.data());
@@ -287,11 +288,11 @@ void panel_acceptance(AppState& app) {
     const std::vector<double> mix = mix_survival(curves, G);
     const std::vector<double> tau = tau_by_block(mix);
     if (s.acceptance.kind == ACCEPT_TRACE)
-        ImGui::Text("Source: trace %s, run %lld (block %d), %zu requests; engine γ = %d; workload mix τ(γ) = %.2f",
+        ImGui::Text("Source: trace %s, run %lld (block %d), %zu requests; engine γ = %d; workload mix τ(γ) = %.2f tokens per request per step",
                     s.scenario.acceptance.trace_path.c_str(), static_cast<long long>(s.scenario.acceptance.run_id),
                     s.acceptance.trace_gamma, s.acceptance.requests.size(), G, tau.empty() ? NAN : tau.back());
     else
-        ImGui::Text("Source: %s acceptance, engine γ = %d; workload mix τ(γ) = %.2f", source_name(s.acceptance.kind), G,
+        ImGui::Text("Source: %s acceptance, engine γ = %d; workload mix τ(γ) = %.2f tokens per request per step", source_name(s.acceptance.kind), G,
                     tau.empty() ? NAN : tau.back());
     ImGui::TextDisabled("τ counts the bonus or correction token; curves cover every slot (full-block verification).");
 

@@ -1,6 +1,7 @@
 // panel_explain.cpp: the teaching view. Each concept behind the frontier in
 // a few lines, worked with the current scenario's own numbers: tokens per
-// step (tau), DSpark's objective Theta = tau * SPS(B), Leviathan's speedup
+// request per step (tau; the batch step's sum is "Στ", readout.h), DSpark's
+// objective Theta = Στ * SPS(B), Leviathan's speedup
 // for i.i.d. acceptance, and Little's law as a check on a measured point.
 // Model numbers (step times) come from the scenario's cost model; measured
 // ones from the sweep. Where the two are compared, both are shown.
@@ -120,7 +121,7 @@ static void explain_tau(const SweepOutput& s, const SlotAcceptance& a) {
     ImGui::TextWrapped(
         "A verify step checks the drafts left to right and keeps the leading run of accepted ones, plus one token "
         "the target produces itself (the correction at the first rejection, or a bonus token when all pass). With "
-        "α_k the chance that draft k is accepted given drafts 1..k-1 were, the expected tokens per step are");
+        "α_k the chance that draft k is accepted given drafts 1..k-1 were, the expected tokens per request per step are");
     ImGui::Text("    τ = 1 + Σ_k Π_{i≤k} α_i");
     if (a.alpha.empty()) {
         ImGui::TextDisabled("(no per-slot acceptance for this source)");
@@ -153,12 +154,12 @@ static void explain_tau(const SweepOutput& s, const SlotAcceptance& a) {
     ImGui::TextUnformatted(terms.c_str());
     if (a.alpha.size() > shown) ImGui::TextColored(EXPLAIN_DIM, "    ... and so on to k = %zu", a.alpha.size());
     ImGui::TextUnformatted(sum.c_str());
-    if (std::isfinite(a.trace_tau)) ImGui::TextColored(EXPLAIN_DIM, "    (the trace's own pooled tau: %.3f)", a.trace_tau);
+    if (std::isfinite(a.trace_tau)) ImGui::TextColored(EXPLAIN_DIM, "    (the trace's own pooled τ: %.3f)", a.trace_tau);
 
     ImGui::Spacing();
     ImGui::TextWrapped(
         "Verifying only the first l drafts stops the sum at k = l. Each further draft adds less (the product only "
-        "shrinks) but costs one more verified token in the batch: this is the whole trade-off. Measured tau of the "
+        "shrinks) but costs one more verified token in the batch: this is the whole trade-off. Measured τ of the "
         "fixed-length policies in this sweep, at the lowest load, next to the formula:");
     const Scenario& sc = s.scenario;
     const SweepResult& r = s.result;
@@ -200,8 +201,9 @@ static void explain_theta(const SweepOutput& s, const SlotAcceptance& a) {
     const PointResult& pt = r.points[static_cast<size_t>(p) * nl + li];
     ImGui::TextWrapped(
         "Throughput is tokens per step times steps per second. DSpark's scheduler picks the drafts to verify each "
-        "step to maximise Θ = τ · SPS(B), where τ is the batch's expected tokens, B its verified tokens and SPS(B) "
-        "= 1 / step time. Adding a draft raises τ by its survival probability and B by one; the scheduler stops at "
+        "step to maximise Θ = Στ · SPS(B), where Στ is the batch's expected tokens (τ summed over its R requests: "
+        "tokens per batch step), B its verified tokens and SPS(B) = 1 / step time. Adding a draft raises Στ by its "
+        "survival probability and B by one; the scheduler stops at "
         "the first draft that does not raise Θ.");
     if (pt.n_steps <= 0 || pt.window_s <= 0) return;
     const double step_s = pt.busy_fraction * pt.window_s / static_cast<double>(pt.n_steps);
@@ -209,11 +211,11 @@ static void explain_theta(const SweepOutput& s, const SlotAcceptance& a) {
     const double theta = tokens_per_step / step_s;
     ImGui::TextColored(EXPLAIN_DIM, "Measured: %s at %s (the middle load of the sweep)", sc.policies[static_cast<size_t>(p)].name.c_str(),
                        load_text(sc, r.loads[li]).c_str());
-    ImGui::Text("    requests decoding per step R = %.1f,  τ per request = %.3f  →  τ = %.1f tokens per step", pt.mean_running,
+    ImGui::Text("    requests decoding per step R = %.1f,  τ = %.3f tokens per request per step  →  Στ = R·τ = %.1f tokens per batch step", pt.mean_running,
                 pt.tau, tokens_per_step);
     ImGui::Text("    verified tokens per step B = %.0f (prefill included),  step time = busy · window / steps = %.2f ms",
                 pt.mean_batch_tokens, step_s * 1e3);
-    ImGui::Text("    SPS = %.1f steps/s,  Θ = τ · SPS = %s tokens/s", 1 / step_s, value_label(theta).c_str());
+    ImGui::Text("    SPS = %.1f steps/s,  Θ = Στ · SPS = %s tokens/s", 1 / step_s, value_label(theta).c_str());
     ImGui::Text("    measured output: %s tokens/s per replica (%s per GPU, tp = %d)",
                 value_label(static_cast<double>(pt.n_tokens) / pt.window_s).c_str(), value_label(pt.throughput).c_str(),
                 sc.engine.tp);
@@ -249,8 +251,8 @@ static void explain_theta(const SweepOutput& s, const SlotAcceptance& a) {
     ImGui::TableSetupColumn("l");
     ImGui::TableSetupColumn("B = R(1+l) + prefill");
     ImGui::TableSetupColumn("step ms (draft incl.)");
-    ImGui::TableSetupColumn("τ = R·τ(l)");
-    ImGui::TableSetupColumn("Θ = τ·SPS tokens/s");
+    ImGui::TableSetupColumn("Στ = R·τ(l)");
+    ImGui::TableSetupColumn("Θ = Στ·SPS tokens/s");
     ImGui::TableHeadersRow();
     std::vector<double> steps, thetas;
     int best = -1;
@@ -419,7 +421,7 @@ static std::string policy_blurb(const Policy& p) {
             return buf;
         case POLICY_DSPARK:
             return "DSpark: rank every draft by prefix survival (product of confidences), admit in that order while "
-                   "Θ = τ·SPS(B) strictly improves, stop at the first draft that does not.";
+                   "Θ = Στ·SPS(B) strictly improves, stop at the first draft that does not.";
         case POLICY_DSPARK_ASYNC:
             return "DSpark as deployed: the draft budget comes from confidences two steps old (no waiting on the "
                    "drafter), then the top drafts by current survival fill it.";
@@ -448,8 +450,8 @@ void panel_explain(AppState& app) {
     ImGui::Spacing();
     const SlotAcceptance a = slot_acceptance(s);
     ImGui::PushTextWrapPos(ImGui::GetCursorPosX() + std::min(ImGui::GetContentRegionAvail().x, 1000.0f));
-    if (ImGui::CollapsingHeader("τ: tokens per verify step", ImGuiTreeNodeFlags_DefaultOpen)) explain_tau(s, a);
-    if (ImGui::CollapsingHeader("Θ = τ · SPS(B): what DSpark's scheduler maximises", ImGuiTreeNodeFlags_DefaultOpen))
+    if (ImGui::CollapsingHeader("τ: tokens per request per step", ImGuiTreeNodeFlags_DefaultOpen)) explain_tau(s, a);
+    if (ImGui::CollapsingHeader("Θ = Στ · SPS(B): what DSpark's scheduler maximises", ImGuiTreeNodeFlags_DefaultOpen))
         explain_theta(s, a);
     if (ImGui::CollapsingHeader("Leviathan's speedup for one user", ImGuiTreeNodeFlags_DefaultOpen))
         explain_leviathan(s, a);

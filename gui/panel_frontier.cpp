@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "gui/app.h"
+#include "gui/readout.h"
 
 namespace sp {
 
@@ -63,6 +64,17 @@ static void frontier_plot(AppState& app, ImVec2 size, bool labels, bool pareto) 
         plot_next_style({9.0f, 0.0f, false});
         plot_line("Pareto frontier", xs.data(), ys.data(), static_cast<int>(xs.size()), IM_COL32(255, 255, 255, 40));
     }
+    // each policy's capacity, the largest load meeting every SLO (sweep.h), marked at its own point and
+    // labelled with the load the capacity table shows; labelled before the loads, so it wins a crowded spot
+    const bool open = sc.workload.mode == WORKLOAD_OPEN;
+    for (size_t p = 0; p < np && p < r.capacity.size(); p++) {
+        const CapacityMark m = capacity_mark(r.capacity[p], open);
+        if (!m.shown) continue;
+        const char* name = sc.policies[p].name.c_str();
+        plot_next_style({0.0f, 7.0f, true});
+        plot_scatter(name, &m.x, &m.y, 1, plot_color(static_cast<int>(p)), &m.tip);
+        plot_labels(name, &m.x, &m.y, &m.label, 1, plot_color(static_cast<int>(p)));
+    }
     std::vector<double> xs(nl), ys(nl);
     std::vector<std::string> tips(nl), texts(nl);
     for (size_t p = 0; p < np; p++) {
@@ -73,28 +85,17 @@ static void frontier_plot(AppState& app, ImVec2 size, bool labels, bool pareto) 
             ys[i] = ok ? pt.throughput : NAN;
             char buf[256];
             std::snprintf(buf, sizeof buf,
-                          "%s: %s tok/s/GPU, p90 %.1f tok/s/user (mean %.1f)\nTTFT p90 %s, tau %.2f, batch %.0f "
+                          "%s: %s tok/s/GPU, p90 %.1f tok/s/user (mean %.1f)\nTTFT p90 %s, %s %.2f %s, batch %.0f "
                           "tokens, waste %.0f%%",
                           load_text(sc, r.loads[i]).c_str(), value_label(pt.throughput).c_str(), pt.per_user.p90,
-                          pt.per_user.mean, seconds_text(pt.ttft.p90).c_str(), pt.tau, pt.mean_batch_tokens,
-                          pt.waste * 100);
+                          pt.per_user.mean, seconds_text(pt.ttft.p90).c_str(), TAU_REQUEST, pt.tau, TAU_REQUEST_WORDS,
+                          pt.mean_batch_tokens, pt.waste * 100);
             tips[i] = buf;
             texts[i] = value_label(r.loads[i]);
         }
         const char* name = sc.policies[p].name.c_str();
         plot_line(name, xs.data(), ys.data(), static_cast<int>(nl), plot_color(static_cast<int>(p)), tips.data());
         if (labels) plot_labels(name, xs.data(), ys.data(), texts.data(), static_cast<int>(nl), plot_color(static_cast<int>(p)));
-    }
-    // each policy's capacity: the largest load meeting every SLO, drawn on the SLA line
-    for (size_t p = 0; p < np && p < r.capacity.size(); p++) {
-        const Capacity& c = r.capacity[p];
-        if (!c.met) continue;
-        char buf[160];
-        std::snprintf(buf, sizeof buf, "capacity at the SLA: %s tok/s/GPU at %s", value_label(c.throughput).c_str(),
-                      load_text(sc, c.load).c_str());
-        std::string tip = buf;
-        plot_next_style({0.0f, 7.0f, true});
-        plot_scatter(sc.policies[p].name.c_str(), &slo, &c.throughput, 1, plot_color(static_cast<int>(p)), &tip);
     }
     char buf[96];
     std::snprintf(buf, sizeof buf, "SLA: p90 >= %s tok/s/user", value_label(slo).c_str());
@@ -156,7 +157,7 @@ static void capacity_table(const AppState& app, int b) {
         ImGui::TableNextColumn();
         ImGui::Text("%s", value_label(c.throughput).c_str());
         ImGui::TableNextColumn();
-        ImGui::Text("%s", value_label(c.load).c_str());
+        ImGui::Text("%s%s", c.bounded ? "" : ">= ", value_label(c.load).c_str());
         ImGui::TableNextColumn();
         if (cb.met && cb.throughput > 0) ImGui::Text("%.2fx", c.throughput / cb.throughput);
         else ImGui::TextDisabled("-");
@@ -225,9 +226,19 @@ static void headline(AppState& app) {
         bool got_b = sweep_per_user_at(curve_of(r, static_cast<size_t>(b)), h.matched_throughput, &pb);
         if (h.per_user_gain > 0 && got_a && got_b)
             ImGui::Text("%.2fx   %s %.1f vs %s %.1f tok/s/user", h.per_user_gain, na.c_str(), pa, nb.c_str(), pb);
-        else
-            ImGui::TextWrapped("-   %s's curve never reaches %s tok/s/GPU", na.c_str(),
-                               value_label(h.matched_throughput).c_str());
+        else {
+            // why a's speed cannot be read there: its curve lies wholly above or below the matched throughput
+            auto throughputs = [&](int p) {
+                std::vector<double> ys;
+                for (const PointResult& pt : curve_of(r, static_cast<size_t>(p)))
+                    ys.push_back(point_measured(pt) ? pt.throughput : NAN);
+                return ys;
+            };
+            std::string why = matched_miss_text(na, throughputs(a), h.matched_throughput);
+            if (why.empty()) why = matched_miss_text(nb, throughputs(b), h.matched_throughput);
+            if (why.empty()) why = na + "'s per-user speed there is not available";
+            ImGui::TextWrapped("-   %s", why.c_str());
+        }
     } else {
         std::snprintf(buf, sizeof buf, "Per-user speed at matched throughput: needs %s to meet the SLA", nb.c_str());
         text_dim_wrapped(buf);

@@ -1,6 +1,7 @@
 // panel_latency.cpp: what a user waits for, against load. TTFT p90 and TPOT
-// p90 per policy with their SLO lines, and goodput (requests meeting both
-// SLOs) as a rate and as a share of requests: the latency side of the
+// p90 per policy with their SLO lines, and goodput (requests within the
+// per-user speed and TTFT SLOs that are set, readout.h) as a rate and as a
+// share of requests: the latency side of the
 // frontier, where queueing shows up as a knee.
 #include <imgui.h>
 
@@ -9,6 +10,7 @@
 #include <cstdio>
 
 #include "gui/app.h"
+#include "gui/readout.h"
 
 namespace sp {
 
@@ -43,14 +45,14 @@ static std::string ttft_tip(const Scenario& sc, double load, const PointResult& 
 }
 static std::string tpot_tip(const Scenario& sc, double load, const PointResult& p) {
     char buf[200];
-    std::snprintf(buf, sizeof buf, "%s: TPOT p50 %.1f ms, p90 %.1f ms, p99 %.1f ms\nper-user p90 %.1f tok/s, tau %.2f",
+    std::snprintf(buf, sizeof buf, "%s: TPOT p50 %.1f ms, p90 %.1f ms, p99 %.1f ms\nper-user p90 %.1f tok/s, %s %.2f %s",
                   load_text(sc, load).c_str(), p.tpot.p50 * 1e3, p.tpot.p90 * 1e3, p.tpot.p99 * 1e3,
-                  p.per_user.p90, p.tau);
+                  p.per_user.p90, TAU_REQUEST, p.tau, TAU_REQUEST_WORDS);
     return buf;
 }
 static std::string goodput_tip(const Scenario& sc, double load, const PointResult& p) {
     char buf[200];
-    std::snprintf(buf, sizeof buf, "%s: %.2f of %.2f req/s meet both SLOs (%.0f%%)",
+    std::snprintf(buf, sizeof buf, "%s: %.2f of %.2f req/s count as goodput (%.0f%%)",
                   load_text(sc, load).c_str(), p.goodput_rate, p.request_rate, p.goodput_fraction * 100);
     return buf;
 }
@@ -78,12 +80,7 @@ void panel_latency(AppState& app) {
     ImGui::SameLine();
     if (ImGui::Checkbox("log TTFT axis", &app.ttft.y_log)) app.ttft.fitted = false;
     ImGui::SameLine();
-    char slos[160];
-    std::snprintf(slos, sizeof slos, "   SLOs: per-user p90 >= %s tok/s", value_label(sc.slo.per_user_tok_s).c_str());
-    std::string slo_text = slos;
-    if (sc.slo.ttft_s > 0) slo_text += ", TTFT <= " + value_label(sc.slo.ttft_s * 1e3) + " ms";
-    slo_text += "; goodput counts the requests meeting both";
-    ImGui::TextDisabled("%s", slo_text.c_str());
+    ImGui::TextDisabled("   %s", latency_slo_line(sc.slo).c_str());
 
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     const float gap = ImGui::GetStyle().ItemSpacing.x;
@@ -108,13 +105,13 @@ void panel_latency(AppState& app) {
         }
         plot_end();
     }
-    if (plot_begin("Goodput: requests meeting both SLOs##goodput", app.goodput, cell, x_label,
+    if (plot_begin("Goodput: requests within the SLOs##goodput", app.goodput, cell, x_label,
                    "goodput (req/s per replica)")) {
         latency_curves(s, goodput_rate, goodput_tip);
         plot_end();
     }
     ImGui::SameLine();
-    if (plot_begin("Share of requests meeting both SLOs##goodput_share", app.goodput_share, cell, x_label,
+    if (plot_begin("Share of requests within the SLOs##goodput_share", app.goodput_share, cell, x_label,
                    "goodput share (%)")) {
         latency_curves(s, goodput_pct, goodput_tip);
         plot_end();

@@ -121,12 +121,27 @@ static void edit_loads(AppState& app, bool closed) {
     float& hi = app.loads_to;
     int& n = app.loads_points;
     if (!loads.empty()) lo = static_cast<float>(loads.front()), hi = static_cast<float>(loads.back());
-    ImGui::PushItemWidth(70);
+    // one labelled row: "from [1] to [256] points [12] [spread]"
+    const char* what = closed ? "users" : "req/s";
+    const float sp = ImGui::GetStyle().ItemInnerSpacing.x;
+    ImGui::AlignTextToFramePadding();
+    ImGui::TextUnformatted("from");
+    ImGui::SameLine(0, sp);
+    ImGui::PushItemWidth(52);
     ImGui::InputFloat("##from", &lo, 0, 0, "%g");
-    ImGui::SameLine();
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("smallest load, %s", what);
+    ImGui::SameLine(0, sp);
+    ImGui::TextUnformatted("to");
+    ImGui::SameLine(0, sp);
     ImGui::InputFloat("##to", &hi, 0, 0, "%g");
-    ImGui::SameLine();
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("largest load, %s", what);
+    ImGui::SameLine(0, sp);
+    ImGui::TextUnformatted("points");
+    ImGui::SameLine(0, sp);
+    ImGui::PushItemWidth(36);
     ImGui::InputInt("##n", &n, 0);
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("how many loads (2..200)");
+    ImGui::PopItemWidth();
     ImGui::PopItemWidth();
     ImGui::SameLine();
     if (ImGui::Button("spread") && lo > 0 && hi > lo && n >= 2 && n <= 200) {
@@ -145,7 +160,8 @@ static void edit_loads(AppState& app, bool closed) {
         }
         app_mark_edited(app);
     }
-    if (ImGui::IsItemHovered()) ImGui::SetTooltip("from, to, points: geometric spacing");
+    if (ImGui::IsItemHovered())
+        ImGui::SetTooltip("replace the %s list above with `points` loads from `from` to `to`, geometrically spaced", what);
 }
 
 static void section_workload(AppState& app) {

@@ -82,11 +82,32 @@ static void legend_item(ImU32 color, const char* text) {
     ImGui::SameLine(0, 16);
 }
 
-static void draw_legend() {
+// The bar along the bottom of a drafted cell: its prefix survival, what
+// DSpark's scheduler ranks drafts by (drawn only when the policy reads
+// confidences and the cells are tall enough).
+static constexpr ImU32 SURVIVAL_BAR_COLOR = IM_COL32(255, 255, 255, 150);
+
+static void legend_survival_item() {
+    const float h = ImGui::GetTextLineHeight();
+    ImVec2 p = ImGui::GetCursorScreenPos();
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 a(p.x, p.y + 2), b(p.x + h - 4, p.y + h - 2);
+    dl->AddRectFilled(a, b, CELL_COLORS[CELL_DRAFTED], 2);
+    dl->AddRectFilled(ImVec2(a.x, b.y - 2), ImVec2(a.x + (b.x - a.x) * 0.6f, b.y), SURVIVAL_BAR_COLOR);
+    ImGui::Dummy(ImVec2(h - 2, h));
+    ImGui::SameLine(0, 4);
+    ImGui::TextUnformatted("bar: prefix survival a = Π c (length 0..1)");
+    ImGui::SameLine(0, 16);
+}
+
+static void draw_legend(bool conf_read) {
     for (int s : {CELL_ACCEPTED, CELL_REJECTED, CELL_DISCARDED, CELL_TARGET, CELL_DRAFTED, CELL_EMPTY})
         legend_item(CELL_COLORS[s], CELL_NAMES[s]);
     legend_item(PREFILL_COLOR, "prefill (strip)");
     ImGui::NewLine();
+    if (conf_read) legend_survival_item();
+    ImGui::TextDisabled("Στ: expected tokens per batch step (τ, tokens per request per step, summed over the R "
+                        "requests); Θ = Στ / step time");
 }
 
 // [SECTION] controls -------------------------------------------------------------
@@ -234,9 +255,9 @@ static float draw_header(ImDrawList* dl, ImVec2 p, const TimelineOutput& t, int 
     line(dim);
     if (t.conf_read) {
         const double tau = timeline_tau(s);
-        std::snprintf(buf, sizeof buf, "τ %.1f   Θ %s tok/s", tau, tick_label(step_s > 0 ? tau / step_s : 0).c_str());
+        std::snprintf(buf, sizeof buf, "Στ %.1f   Θ %s tok/s", tau, tick_label(step_s > 0 ? tau / step_s : 0).c_str());
     } else {
-        std::snprintf(buf, sizeof buf, "τ, Θ: policy reads no confidences");
+        std::snprintf(buf, sizeof buf, "Στ, Θ: policy reads no confidences");
     }
     line(t.conf_read ? text : dim);
     std::snprintf(buf, sizeof buf, "emitted %lld   %s tok/s", static_cast<long long>(emitted),
@@ -326,7 +347,7 @@ static void draw_grids(const TimelineOutput& t, int first, int shown, ImVec2 siz
                 // what the scheduler ranks by.
                 if (col > 0 && col <= s.draft_len && t.conf_read && cell_h >= 8) {
                     const float len = static_cast<float>(prefix_survival(s, r, col)) * (cell_w - pad);
-                    dl->AddRectFilled(ImVec2(cx, b.y - 2), ImVec2(cx + len, b.y), IM_COL32(255, 255, 255, 150));
+                    dl->AddRectFilled(ImVec2(cx, b.y - 2), ImVec2(cx + len, b.y), SURVIVAL_BAR_COLOR);
                 }
                 if (hovered && mouse.x >= a.x && mouse.x < b.x + pad && mouse.y >= a.y && mouse.y < b.y + pad)
                     cell_tooltip(t, index, r, col);
@@ -388,7 +409,7 @@ void panel_timeline(AppState& app) {
     const size_t pi = static_cast<size_t>(app.timeline_policy) * sw.loads.size() + static_cast<size_t>(app.timeline_load);
     if (current && pi < sw.result.points.size()) {
         const PointResult& pt = sw.result.points[pi];
-        ImGui::TextDisabled("%s at %s, whole window: %.2f tokens per request-step, %.1f verified, %.0f%% of them wasted, "
+        ImGui::TextDisabled("%s at %s, whole window: τ %.2f tokens per request per step, %.1f verified, %.0f%% of them wasted, "
                             "R %.1f, B %.0f, per-user p90 %.1f tok/s, %s tok/s/GPU",
                             t->policy.c_str(), load_label(sw, app.timeline_load).c_str(), pt.tau, pt.mean_verified,
                             100 * pt.waste, pt.mean_running, pt.mean_batch_tokens, pt.per_user.p90, tick_label(pt.throughput).c_str());
@@ -396,7 +417,7 @@ void panel_timeline(AppState& app) {
     ImGui::TextWrapped("As load rises the scheduler cuts verification: every verified token costs forward time the "
                        "whole batch pays, so it verifies only drafts likely to survive (grey: drafted, not verified; "
                        "red: verified and thrown away).");
-    draw_legend();
+    draw_legend(t->conf_read);
     draw_overview(app, *t, shown, 36);
     ImGui::Spacing();
     const ImVec2 rest = ImGui::GetContentRegionAvail();

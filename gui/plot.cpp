@@ -432,8 +432,9 @@ static void refs_draw(ImDrawList* dl, const PlotView& v, const Layout& l) {
 }
 
 // Texts over the series: reference line labels first (always drawn, on a
-// backing), then point labels where they overlap neither those, the legend,
-// nor a label placed before them.
+// backing), then point labels, each at the first free spot beside its point
+// (labels_place): clear of those, the legend, every visible marker and the
+// labels placed before it, or left out.
 static void texts_draw(ImDrawList* dl, const PlotView& v, const Layout& l) {
     struct Text {
         ImVec2 at;
@@ -442,11 +443,8 @@ static void texts_draw(ImDrawList* dl, const PlotView& v, const Layout& l) {
         bool backing;
     };
     std::vector<Text> texts;
-    std::vector<Box> boxes;
-    if (l.legend.GetWidth() > 0) {
-        boxes.push_back({l.legend.Min.x, l.legend.Min.y, l.legend.Max.x, l.legend.Max.y});
-        texts.push_back({});  // stands for the legend
-    }
+    std::vector<Box> obstacles;
+    if (l.legend.GetWidth() > 0) obstacles.push_back({l.legend.Min.x, l.legend.Min.y, l.legend.Max.x, l.legend.Max.y});
     for (const PlotRef& r : g_plot.refs) {
         ImVec2 p;
         if (r.label.empty() || !ref_place(v, l, r, &p)) continue;
@@ -463,25 +461,46 @@ static void texts_draw(ImDrawList* dl, const PlotView& v, const Layout& l) {
         }
         at = ImVec2(std::floor(at.x), std::floor(at.y));
         texts.push_back({at, &r.label, r.color, true});
-        boxes.push_back({at.x - 2, at.y, at.x + sz.x + 2, at.y + sz.y});
+        obstacles.push_back({at.x - 2, at.y, at.x + sz.x + 2, at.y + sz.y});
     }
-    const size_t n_refs = texts.size();
+    // every visible marker, so that a label never covers another point
+    struct Marker {
+        float x, y, r;
+    };
+    std::vector<Marker> markers;
+    for (const PlotSeries& s : g_plot.series) {
+        if (is_hidden(s.label) || s.kind == SERIES_LABELS || s.kind == SERIES_BARS || s.style.marker <= 0) continue;
+        const float r = s.style.marker;
+        for (size_t i = 0; i < s.xs.size(); i++) {
+            if (!point_ok(v, s.xs[i], s.ys[i])) continue;
+            const ImVec2 p = to_screen(l, v, s.xs[i], s.ys[i]);
+            obstacles.push_back({p.x - r, p.y - r, p.x + r, p.y + r});
+            markers.push_back({p.x, p.y, r});
+        }
+    }
+    std::vector<LabelSpot> spots;
+    std::vector<const std::string*> spot_text;
+    std::vector<ImU32> spot_color;
     for (const PlotSeries& s : g_plot.series) {
         if (is_hidden(s.label) || s.kind != SERIES_LABELS) continue;
         for (size_t i = 0; i < s.xs.size() && i < s.tips.size(); i++) {
             if (!point_ok(v, s.xs[i], s.ys[i]) || s.tips[i].empty()) continue;
-            ImVec2 p = to_screen(l, v, s.xs[i], s.ys[i]), sz = ImGui::CalcTextSize(s.tips[i].c_str());
-            ImVec2 at(std::floor(p.x + 5), std::floor(p.y - sz.y - 1));
-            if (at.x < l.area.Min.x || at.y < l.area.Min.y || at.x + sz.x > l.area.Max.x || at.y + sz.y > l.area.Max.y)
-                continue;
-            texts.push_back({at, &s.tips[i], color_alpha(s.color, 0.9f), false});
-            boxes.push_back({at.x - 1, at.y, at.x + sz.x + 1, at.y + sz.y});
+            const ImVec2 p = to_screen(l, v, s.xs[i], s.ys[i]), sz = ImGui::CalcTextSize(s.tips[i].c_str());
+            float pad = 0;  // the label's own point's largest marker, which it must clear
+            for (const Marker& m : markers)
+                if (std::fabs(m.x - p.x) < 1 && std::fabs(m.y - p.y) < 1) pad = std::max(pad, m.r);
+            spots.push_back({std::floor(p.x), std::floor(p.y), sz.x, sz.y, pad});
+            spot_text.push_back(&s.tips[i]);
+            spot_color.push_back(color_alpha(s.color, 0.9f));
         }
     }
-    std::vector<bool> keep = boxes_place(boxes);
-    for (size_t i = 0; i < texts.size(); i++) {
-        const Text& t = texts[i];
-        if (!t.text || (i >= n_refs && !keep[i])) continue;
+    const Box area{l.area.Min.x, l.area.Min.y, l.area.Max.x, l.area.Max.y};
+    const std::vector<LabelPlace> placed = labels_place(spots, obstacles, area, 4);
+    for (size_t i = 0; i < spots.size(); i++)
+        if (placed[i].placed)
+            texts.push_back({ImVec2(static_cast<float>(placed[i].box.x0), static_cast<float>(placed[i].box.y0)),
+                             spot_text[i], spot_color[i], false});
+    for (const Text& t : texts) {
         if (t.backing) {
             ImVec2 sz = ImGui::CalcTextSize(t.text->c_str());
             dl->AddRectFilled(ImVec2(t.at.x - 2, t.at.y), ImVec2(t.at.x + sz.x + 2, t.at.y + sz.y), IM_COL32(16, 16, 20, 235));

@@ -93,6 +93,41 @@ std::vector<bool> boxes_place(const std::vector<Box>& boxes) {
     return kept;
 }
 
+static bool boxes_overlap(const Box& a, const Box& b) {
+    return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+}
+
+std::vector<LabelPlace> labels_place(const std::vector<LabelSpot>& labels, const std::vector<Box>& obstacles,
+                                     const Box& area, double gap0) {
+    std::vector<LabelPlace> out(labels.size());
+    std::vector<Box> taken = obstacles;
+    for (size_t i = 0; i < labels.size(); i++) {
+        const LabelSpot& l = labels[i];
+        const double gap = gap0 + l.pad;
+        const Box spots[4] = {
+            {l.x + gap, l.y - gap - l.h, l.x + gap + l.w, l.y - gap},          // right, above
+            {l.x - gap - l.w, l.y - gap - l.h, l.x - gap, l.y - gap},          // left, above
+            {l.x + gap, l.y + gap, l.x + gap + l.w, l.y + gap + l.h},          // right, below
+            {l.x - gap - l.w, l.y + gap, l.x - gap, l.y + gap + l.h},          // left, below
+        };
+        for (const Box& b : spots) {
+            if (b.x0 < area.x0 || b.y0 < area.y0 || b.x1 > area.x1 || b.y1 > area.y1) continue;
+            bool free = true;
+            for (const Box& t : taken)
+                if (boxes_overlap(b, t)) {
+                    free = false;
+                    break;
+                }
+            if (!free) continue;
+            out[i].placed = true;
+            out[i].box = b;
+            taken.push_back(b);
+            break;
+        }
+    }
+    return out;
+}
+
 // The "nice" step near range/target: mantissa 1, 2 or 5 times 10^exponent.
 struct Step {
     double mantissa;

@@ -52,6 +52,26 @@ struct Box {
 };
 std::vector<bool> boxes_place(const std::vector<Box>& boxes);
 
+// Point labels (the users beside each point), which pile up where a curve
+// saturates. Label i is w x h pixels for the point at (x, y) whose own
+// marker reaches `pad` pixels out; it goes to the first of four spots
+// gap + pad pixels off the point (clear of that marker), in this order:
+// right-above, left-above, right-below, left-below, that lies inside
+// `area` and overlaps neither an obstacle (the legend, reference labels,
+// the points' markers) nor a label placed before it. A label with no such
+// spot is skipped (placed = false): a missing label, never two on top of
+// each other. Touching edges do not overlap.
+struct LabelSpot {
+    double x, y, w, h;
+    double pad = 0;
+};
+struct LabelPlace {
+    bool placed = false;
+    Box box{0, 0, 0, 0};   // where it goes, when placed
+};
+std::vector<LabelPlace> labels_place(const std::vector<LabelSpot>& labels, const std::vector<Box>& obstacles,
+                                     const Box& area, double gap);
+
 // Zoom by `factor` (< 1 zooms in) keeping the point at unit position
 // `anchor` (0..1) fixed on screen; pan by `delta` in unit positions.
 void axis_zoom(Axis& a, double anchor, double factor);

@@ -6,6 +6,7 @@
 // Per iteration, with c(r, i) the calibrated confidence of request r's draft i
 // and l_r its verified drafts (DSpark's notation, policy.h):
 //   tau       = sum_r (1 + sum_{j<=l_r} prod_{i<=j} c(r, i))  expected tokens
+//               per batch step (the panels' "Στ", readout.h: not tau per request)
 //   Theta     = tau / step time                              expected tokens/s
 //   emitted   = sum_r (accepted_r + 1)                        realised tokens
 //   wasted    = sum_r (l_r - accepted_r)                      verified, rejected

@@ -55,6 +55,20 @@ std::string slo_text(const Slo& slo) {
     return out.empty() ? "none" : out;
 }
 
+std::string goodput_text(const Slo& slo) {
+    char buf[96];
+    std::string out;
+    if (slo.per_user_tok_s > 0) {
+        std::snprintf(buf, sizeof buf, "speed >= %g tok/s", slo.per_user_tok_s);
+        out = buf;
+    }
+    if (slo.ttft_s > 0) {
+        std::snprintf(buf, sizeof buf, "TTFT <= %g ms", slo.ttft_s * 1e3);
+        out += (out.empty() ? "" : " and ") + std::string(buf);
+    }
+    return out.empty() ? "every request (no per-user speed or TTFT SLO set)" : "requests with " + out;
+}
+
 double capacity_ceiling(const Scenario& sc) {
     if (sc.workload.mode == WORKLOAD_OPEN) {
         double top = 0;

@@ -32,6 +32,11 @@ SloMiss slo_check(const Slo& slo, const PointResult& p);
 const char* slo_miss_name(SloMiss m);  // "met", "stability", "per-user speed", "TTFT", "TPOT"
 // One line for the table header: "per-user p90 >= 120 tok/s, TTFT p90 <= 2000 ms".
 std::string slo_text(const Slo& slo);
+// What goodput counts, naming only the SLOs that are set: "requests with
+// speed >= 120 tok/s and TTFT <= 2000 ms" (each request's own speed and
+// TTFT, not a percentile; TPOT does not enter), or "every request (no
+// per-user speed or TTFT SLO set)".
+std::string goodput_text(const Slo& slo);
 
 struct CapacitySearch {
     bool met = false;       // some load meets every SLO

@@ -164,8 +164,8 @@ void report_point(std::FILE* out, const Scenario& sc, const PointResult& p, cons
                  100 * p.waste);
     std::fprintf(out, "  batch          %.1f tokens/step, %.1f decoding requests/step\n", p.mean_batch_tokens,
                  p.mean_running);
-    std::fprintf(out, "  goodput        %.1f%% of requests (%.2f req/s) meet %g tok/s and TTFT <= %gs\n",
-                 100 * p.goodput_fraction, p.goodput_rate, sc.slo.per_user_tok_s, sc.slo.ttft_s);
+    std::fprintf(out, "  goodput        %.1f%% of requests (%.2f req/s): %s\n", 100 * p.goodput_fraction,
+                 p.goodput_rate, goodput_text(sc.slo).c_str());
     std::fprintf(out, "  window         %lld requests after %d warm-up, %lld steps, %lld tokens, %.2f s simulated\n",
                  (long long)p.n_requests, p.warmup, (long long)p.n_steps, (long long)p.n_tokens, p.window_s);
     if (p.short_window)

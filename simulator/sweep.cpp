@@ -25,6 +25,7 @@ static void sweep_refine_capacity(const Scenario& sc, const AcceptanceData& acc,
         c.bounded = s.bounded;
         c.load = s.load;
         c.throughput = s.met ? s.point.throughput : 0;
+        c.per_user_p90 = s.met ? s.point.per_user.p90 : 0;
         c.binding = s.binding;
     });
     if (!sc.compare_a.empty()) res->headline = sweep_headline(*res, policies, sc.compare_a, sc.compare_b);
@@ -103,6 +104,7 @@ Capacity sweep_capacity(const std::vector<PointResult>& curve, const std::vector
         c.met = true;
         c.load = loads[i];
         c.throughput = curve[i].throughput;
+        c.per_user_p90 = curve[i].per_user.p90;
         c.best_point_throughput = std::max(c.best_point_throughput, curve[i].throughput);
     }
     return c;

@@ -26,6 +26,7 @@ struct Capacity {
                                  // (read off a grid) the grid's top load
     double load = 0;             // users (whole) or requests/s: the largest found meeting every SLO
     double throughput = 0;       // tokens/s/GPU at that load
+    double per_user_p90 = 0;     // per-user speed p90 at that load: with throughput, where the frontier marks it
     SloMiss binding = SLO_MET;   // the SLO the next load up missed (bounded only)
     double best_point_throughput = 0;  // the best grid point meeting every SLO
 };

@@ -106,7 +106,7 @@ TEST_P(GuiPanel, RendersTheDefaultScenario) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPanels, GuiPanel,
-                         ::testing::Values("frontier", "latency", "acceptance", "timeline", "traces", "explain"));
+                         ::testing::Values("frontier", "latency", "plan", "acceptance", "timeline", "traces", "explain"));
 
 // The other sources and an open loop go through the panels' other branches.
 // A bundled scenario with a short set window (200 measured after 50), its

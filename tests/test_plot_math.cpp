@@ -117,3 +117,66 @@ TEST(PlotMath, BoxesArePlacedGreedilyWithoutOverlap) {
     std::vector<Box> boxes = {{0, 0, 10, 10}, {5, 5, 15, 15}, {10, 0, 20, 10}, {12, 12, 20, 20}};
     EXPECT_EQ(boxes_place(boxes), (std::vector<bool>{true, false, true, true}));
 }
+
+// Point labels 10 x 4 px, gap 2, in an area (0,0)-(100,100). Worked by hand:
+//   a at (50,50): right-above is x 52..62, y 44..48; free, taken.
+//   b at (50,50) again (a pile-up at saturation): right-above is taken by a,
+//     left-above x 38..48, y 44..48 is free.
+//   c at (50,50) a third time: both upper spots taken; right-below x 52..62,
+//     y 52..56.
+//   d at (50,50) a fourth time: left-below x 38..48, y 52..56.
+//   e at (50,50) a fifth time: all four spots taken, skipped.
+//   f at (95,3): right spots leave the area (x1 = 107), left-above has y0 = -5;
+//     left-below x 83..93, y 5..9 fits.
+//   g at (70,50): right-above x 72..82, y 44..48 overlaps the obstacle
+//     (75,40)-(80,47); left-above x 58..68 overlaps a (52..62); right-below
+//     x 72..82, y 52..56 is free.
+TEST(PlotMath, PointLabelsTakeTheFirstFreeSpotOrAreLeftOut) {
+    const std::vector<LabelSpot> spots = {{50, 50, 10, 4}, {50, 50, 10, 4}, {50, 50, 10, 4}, {50, 50, 10, 4},
+                                          {50, 50, 10, 4}, {95, 3, 10, 4},  {70, 50, 10, 4}};
+    const std::vector<Box> obstacles = {{75, 40, 80, 47}};
+    const std::vector<LabelPlace> p = labels_place(spots, obstacles, {0, 0, 100, 100}, 2);
+    ASSERT_EQ(p.size(), spots.size());
+    auto at = [&](size_t i, Box b) {
+        EXPECT_TRUE(p[i].placed) << i;
+        EXPECT_EQ(p[i].box.x0, b.x0) << i;
+        EXPECT_EQ(p[i].box.y0, b.y0) << i;
+        EXPECT_EQ(p[i].box.x1, b.x1) << i;
+        EXPECT_EQ(p[i].box.y1, b.y1) << i;
+    };
+    at(0, {52, 44, 62, 48});
+    at(1, {38, 44, 48, 48});
+    at(2, {52, 52, 62, 56});
+    at(3, {38, 52, 48, 56});
+    EXPECT_FALSE(p[4].placed);
+    at(5, {83, 5, 93, 9});
+    at(6, {72, 52, 82, 56});
+    // no two placed labels overlap, whatever was skipped
+    for (size_t i = 0; i < p.size(); i++)
+        for (size_t j = i + 1; j < p.size(); j++)
+            if (p[i].placed && p[j].placed) {
+                EXPECT_FALSE(p[i].box.x0 < p[j].box.x1 && p[j].box.x0 < p[i].box.x1 && p[i].box.y0 < p[j].box.y1 &&
+                             p[j].box.y0 < p[i].box.y1)
+                    << i << " overlaps " << j;
+            }
+}
+
+// A label clears its own point's marker: with pad 3 and gap 2 the
+// right-above spot of (50,50) is x 55..65, y 41..45, outside the marker's
+// box (47,47)-(53,53), which is also an obstacle.
+TEST(PlotMath, ALabelClearsItsOwnMarker) {
+    const std::vector<LabelPlace> p =
+        labels_place({{50, 50, 10, 4, 3}}, {{47, 47, 53, 53}}, {0, 0, 100, 100}, 2);
+    ASSERT_TRUE(p[0].placed);
+    EXPECT_EQ(p[0].box.x0, 55);
+    EXPECT_EQ(p[0].box.y0, 41);
+    EXPECT_EQ(p[0].box.y1, 45);
+}
+
+// A label that only touches an obstacle's edge is placed: right-above of
+// (10,10) with gap 0 is x 10..20, y 6..10, and the obstacle starts at x 20.
+TEST(PlotMath, ALabelTouchingAnObstacleIsPlaced) {
+    const std::vector<LabelPlace> p = labels_place({{10, 10, 10, 4}}, {{20, 0, 30, 10}}, {0, 0, 100, 100}, 0);
+    ASSERT_TRUE(p[0].placed);
+    EXPECT_EQ(p[0].box.x1, 20);
+}
