@@ -91,6 +91,8 @@ void run_calibrate_cost(const CalibrateCostArgs& a) {
     std::printf("for a scenario's [cost] (model = \"roofline\", gpu = \"%s\"):\n", preset.c_str());
     std::printf("  bw_efficiency = %.2f\n  flops_efficiency = %.2f\n  overhead_us = %.0f\n", f.bw_efficiency,
                 f.flops_efficiency, f.gpu.overhead_s * 1e6);
+    std::printf("  calibrated = \"%s: %s on %s, MAPE %.1f %%\"\n", a.profiles.c_str(), m.model.c_str(), m.gpu.c_str(),
+                100 * fit.after.mape);
     if (!a.json.empty()) {
         nlohmann::ordered_json j;
         j["profiles"] = a.profiles;

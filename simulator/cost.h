@@ -84,6 +84,8 @@ struct CostModel {
     Roofline roofline;           // COST_ROOFLINE
     MeasuredCost measured;       // COST_MEASURED
     DrafterSpec drafter;         // roofline draft cost; measured uses the draft phase table
+    std::string calibration;     // roofline: what its efficiencies were fitted to (specplan calibrate-cost
+                                 // prints it); empty: datasheet rates with assumed efficiencies, uncalibrated
 };
 
 // What one forward pass of the target processes in one iteration.

@@ -42,7 +42,7 @@ static std::string ci_percent(double half, double value) {
 
 // The facts every output carries (report_context_line, the JSON's "context").
 struct Context {
-    std::string model, gpu, cost, acceptance, hash;
+    std::string model, gpu, cost, acceptance, hash;  // cost: "measured", "calibrated roofline" or "uncalibrated roofline"
     bool synthetic = false;  // acceptance not measured by an engine: a parametric source or a synthetic trace
 };
 
@@ -51,7 +51,7 @@ static Context context_of(const Scenario& sc) {
     const bool measured = sc.cost.kind == COST_MEASURED;
     c.model = measured ? sc.cost.measured.model : sc.cost.roofline.model.name;
     c.gpu = measured ? sc.cost.measured.gpu : sc.cost.roofline.gpu.name;
-    c.cost = measured ? "measured" : "roofline";
+    c.cost = measured ? "measured" : sc.cost.calibration.empty() ? "uncalibrated roofline" : "calibrated roofline";
     const AcceptanceConfig& a = sc.acceptance;
     if (a.kind == ACCEPT_TRACE) {
         c.acceptance = "trace " + a.trace_path + " run " + std::to_string(a.run_id) + " (" + a.trace_producer + ")";
@@ -69,7 +69,8 @@ static Context context_of(const Scenario& sc) {
 std::string report_context_line(const Scenario& sc, const std::string& version) {
     const Context c = context_of(sc);
     return "specplan " + (version.empty() ? std::string("(unknown build)") : version) + "; " + sc.path + " (fnv1a " +
-           c.hash + "); " + c.model + " on " + c.gpu + ", " + c.cost + " cost; gamma " +
+           c.hash + "); " + c.model + " on " + c.gpu + ", " + c.cost + " cost" +
+           (sc.cost.calibration.empty() ? std::string() : " (" + sc.cost.calibration + ")") + "; gamma " +
            std::to_string(sc.engine.gamma) + ", tp " + std::to_string(sc.engine.tp) +
            (sc.fleet.replicas > 1
                 ? "; fleet of " + std::to_string(sc.fleet.replicas) + " replicas, " + router_name(sc.fleet.router)
@@ -202,7 +203,10 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
                     {"tp", sc.engine.tp},
                     {"replicas", sc.fleet.replicas},
                     {"router", router_name(sc.fleet.router)},
-                    {"cost_model", ctx.cost},
+                    {"cost_model", sc.cost.kind == COST_MEASURED ? "measured" : "roofline"},
+                    {"cost_calibration", sc.cost.kind == COST_MEASURED      ? ojson("measured")
+                                         : sc.cost.calibration.empty() ? ojson(nullptr)
+                                                                       : ojson(sc.cost.calibration)},
                     {"acceptance", ctx.acceptance},
                     {"synthetic_acceptance", ctx.synthetic}};
     j["load_kind"] = sc.workload.mode == WORKLOAD_CLOSED ? "concurrency" : "rate";

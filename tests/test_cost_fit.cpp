@@ -86,6 +86,8 @@ TEST(CalibrateCostCli, FitsTheBundledH100ProfileAndRefusesUnknownGpus) {
     CliResult r = cli_run(dir, "calibrate-cost " + db + " --model qwen3-8b --json " + dir.file("fit.json"));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("bw_efficiency = "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("calibrated = \"" + db + ": qwen3-8b on NVIDIA H100 80GB HBM3, MAPE "), std::string::npos)
+        << r.out;
     const nlohmann::json j = nlohmann::json::parse(slurp(dir.file("fit.json")));
     EXPECT_EQ(j["gpu_preset"], "h100-sxm");
     EXPECT_LT(j["fitted"]["mape"].get<double>(), j["given"]["mape"].get<double>());

@@ -635,7 +635,15 @@ per_user_tok_s = 1e9
     EXPECT_NE(j.find("\"per_user_gain\": null"), std::string::npos) << j;
     const std::string line = report_context_line(sc, "abc123");
     EXPECT_NE(line.find("ctx.toml (fnv1a "), std::string::npos) << line;
-    EXPECT_NE(line.find("qwen3-8b on h100-sxm, roofline cost; gamma 2, tp 1"), std::string::npos) << line;
+    EXPECT_NE(line.find("qwen3-8b on h100-sxm, uncalibrated roofline cost; gamma 2, tp 1"), std::string::npos) << line;
+    EXPECT_NE(j.find("\"cost_calibration\": null"), std::string::npos) << j;
+    // a roofline fitted by calibrate-cost says so, and what to
+    std::string cal = text;
+    cal.replace(cal.find("preset = \"qwen3-8b\"\n"), 20, "preset = \"qwen3-8b\"\ncalibrated = \"h100 profile\"\n");
+    const Scenario scc = scenario_parse(cal, "ctx.toml");
+    EXPECT_NE(report_context_line(scc, "abc123").find("calibrated roofline cost (h100 profile); gamma"),
+              std::string::npos)
+        << report_context_line(scc, "abc123");
     EXPECT_NE(line.find("SYNTHETIC acceptance"), std::string::npos) << line;
 }
 
