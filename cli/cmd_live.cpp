@@ -221,7 +221,7 @@ void run_live(const LiveArgs& a) {
             for (size_t i = 0; std::getline(rows, line); i++) {
                 out << line << ',';
                 if (i == 0) out << "host_loop_us_p50,host_loop_us_p90\n";
-                else out << stats[i - 1].host_ns.p50 * 1e-3 << ',' << stats[i - 1].host_ns.p90 * 1e-3 << '\n';
+                else out << csv_number(stats[i - 1].host_ns.p50 * 1e-3) << ',' << csv_number(stats[i - 1].host_ns.p90 * 1e-3) << '\n';
             }
         });
 }
