@@ -36,6 +36,14 @@ bool reads_target_weights(const std::string& drafter) {
 
 void spec_setup_cuda(SpecSetup& s, const SpecArgs& a, bool random, bool random_drafter, int n_seqs,
                      const DrafterOptions& dopt) {
+    // One line, before the first CUDA call would name a source line and an error code.
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        (void)cudaGetLastError();  // clear it
+        throw Error(std::string("--device cuda: no CUDA device on this machine (") +
+                    (e == cudaSuccess ? "none found" : cudaGetErrorString(e)) + ")");
+    }
     if (random && reads_target_weights(a.drafter))
         throw Error("--drafter " + a.drafter + ": reads the target's weights, which a random --model " + a.model +
                     " keeps on the device only; use ngram, none or a draft model");

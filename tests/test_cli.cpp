@@ -692,3 +692,17 @@ TEST(Cli, AnInMemoryStoreNameIsOneLineNotAHang) {
     EXPECT_EQ(r.err_lines(), 1) << r.err;
     EXPECT_NE(r.err.find(":memory:: expected the path of a trace store file"), std::string::npos) << r.err;
 }
+
+// --device cuda where no GPU answers named CUDA_CHECK's source line and error
+// code; now one line: no CUDA device (CUDA build) or built without CUDA.
+TEST(Cli, DeviceCudaWithoutAGpuIsOneLineSayingSo) {
+    const std::string args = "generate --model " + std::string(SPECPLAN_SOURCE_DIR) +
+                             "/tests/fixtures/tiny-qwen3 --device cuda --drafter none --ids 1,2,3 --max-new 2";
+    Result r = run(args);
+    if (r.code == 0) GTEST_SKIP() << "a CUDA device is present: generate ran";
+    expect_one_line(r, args, {"--device cuda: "});
+    EXPECT_TRUE(r.err.find("no CUDA device") != std::string::npos ||
+                r.err.find("built without CUDA") != std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find(".cpp"), std::string::npos) << r.err;
+}
