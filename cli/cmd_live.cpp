@@ -218,13 +218,13 @@ void run_live(const LiveArgs& a) {
     if (!a.csv.empty())
         write_file(a.csv, [&](std::ostream& out) {
             std::ostringstream sim;
-            report_csv(sim, res, percentiles);
+            report_csv(sim, sc, res, SPECPLAN_GIT_REV, percentiles);
             std::istringstream rows(sim.str());
             std::string line;
             for (size_t i = 0; std::getline(rows, line); i++) {
                 out << line << ',';
                 if (i == 0) out << "host_loop_us_p50,host_loop_us_p90\n";
-                else out << stats[i - 1].host_ns.p50 * 1e-3 << ',' << stats[i - 1].host_ns.p90 * 1e-3 << '\n';
+                else out << csv_number(stats[i - 1].host_ns.p50 * 1e-3) << ',' << csv_number(stats[i - 1].host_ns.p90 * 1e-3) << '\n';
             }
         });
 }

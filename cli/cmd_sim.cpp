@@ -93,7 +93,7 @@ static void run_sweep(const SimArgs& a) {
                      a.percentiles.empty() ? std::vector<double>{} : percentiles);
     if (!a.json.empty())
         write_file(a.json, [&](std::ostream& o) { report_json(o, sc, policies, res, SPECPLAN_GIT_REV, percentiles); });
-    if (!a.csv.empty()) write_file(a.csv, [&](std::ostream& o) { report_csv(o, res, percentiles); });
+    if (!a.csv.empty()) write_file(a.csv, [&](std::ostream& o) { report_csv(o, sc, res, SPECPLAN_GIT_REV, percentiles); });
     if (!a.quiet)
         std::fprintf(stdout, "%zu points in %.2f s\n", res.points.size(), res.wall_s);
 }

@@ -11,14 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
+#include "cli/gpu.h"
 #include "traces/trace_db.h"
-
-#ifdef SPECPLAN_HAVE_CUDA
-#include "engine/cuda_model.h"
-#include "engine/drafter_cuda.h"
-#include "engine/dspark.h"
-#include "engine/eagle3.h"
-#endif
 
 namespace sp {
 
@@ -29,24 +23,10 @@ bool is_file(const std::string& p) {
     return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// A DSpark/DFlash or EAGLE-3 folder: its drafter reads the target's embedding and LM head.
-[[maybe_unused]] bool reads_target_weights(const std::string& drafter) {
-    std::ifstream in(drafter + "/config.json");
-    if (!in) return false;
-    const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    if (!j.is_object() || !j.contains("architectures") || !j["architectures"].is_array()) return false;
-    for (const auto& a : j["architectures"])
-        if (a == "Qwen3DSparkModel" || a == "Qwen3Eagle3Model") return true;
-    return false;
-}
-
+// Only asked when --device is not given: that loads the GPU module (gpu.h).
 bool cuda_available() {
-#ifdef SPECPLAN_HAVE_CUDA
-    int n = 0;
-    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-#else
-    return false;
-#endif
+    const GpuApi* gpu = gpu_load();
+    return gpu && gpu->device_available();
 }
 
 // Every request's positions of a trace store, for forced acceptance.
@@ -99,9 +79,7 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
         throw Error("--gamma " + std::to_string(a.gamma) + ": expected 1.." + std::to_string(TRACE_MAX_GAMMA));
     std::string device = a.device.empty() ? (cuda_available() ? "cuda" : "cpu") : a.device;
     if (device != "cpu" && device != "cuda") throw Error("--device " + device + ": expected cpu or cuda");
-#ifndef SPECPLAN_HAVE_CUDA
-    if (device == "cuda") throw Error("--device cuda: this specplan was built without CUDA");
-#endif
+    const GpuApi* gpu = device == "cuda" ? &gpu_require("--device cuda") : nullptr;
 
     // --model: a checkpoint folder, or a preset shape (config_preset) with
     // random weights, for timing at a production shape with accept
@@ -140,24 +118,7 @@ std::unique_ptr<SpecSetup> spec_setup(const SpecArgs& a, int n_seqs) {
         s->backend = backend_cpu(s->target, n_seqs);
         s->drafter = drafter_open_cpu(a.drafter, s->target, dopt);
     } else {
-#ifdef SPECPLAN_HAVE_CUDA
-        if (random && reads_target_weights(a.drafter))
-            throw Error("--drafter " + a.drafter + ": reads the target's weights, which a random --model " + a.model +
-                        " keeps on the device only; use ngram, none or a draft model");
-        s->backend = random ? backend_cuda_random(s->target.cfg, a.seed, n_seqs) : backend_cuda(s->target, n_seqs);
-        const Config& tc = s->target.cfg;
-        const int g = a.gamma > 0 ? a.gamma : 7;
-        if (a.drafter == "eagle3" && random_drafter)
-            s->drafter = drafter_eagle3_cuda_random(tc, eagle3_config_preset(tc, g), a.seed + 1, n_seqs, g);
-        else if (random_drafter)
-            s->drafter = drafter_dspark_cuda_random(tc, dspark_config_preset(tc, g, a.drafter == "dflash"), a.seed + 1,
-                                                    n_seqs, g);
-        else
-            s->drafter = drafter_open_cuda(a.drafter, s->target, dopt);
-        cudaDeviceProp prop{};
-        int dev = 0;
-        if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) s->gpu = prop.name;
-#endif
+        gpu->spec_setup(*s, a, random, random_drafter, n_seqs, dopt);
     }
 
     SpecOptions& o = s->opt;

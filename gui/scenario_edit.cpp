@@ -1,7 +1,13 @@
 // scenario_edit.cpp: see scenario_edit.h.
 #include "gui/scenario_edit.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -68,22 +74,44 @@ void draft_save(ScenarioDraft& d, const std::string& path) {
         std::string p = draft_string(out, key, "");
         if (!p.empty()) draft_set(out, key, rebase(p, from, to));
     }
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) throw Error(path + ": cannot write");
-        f << draft_text(out);
-        f.flush();
-        if (!f) {
-            std::remove(tmp.c_str());
-            throw Error(path + ": write failed");
-        }
+    // A unique temporary beside the target (mkstemp), so that two saves of one
+    // path never share it; synced, then renamed over the path. The file keeps
+    // its permissions (a new one gets 0666 less the umask, as any new file).
+    const fs::path target(path);
+    std::string name = ".";
+    name += target.filename().string();
+    name += ".tmp.XXXXXX";
+    std::string tmp = (target.parent_path() / name).string();
+    const int fd = ::mkstemp(tmp.data());
+    if (fd < 0) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
+    struct stat st {};
+    mode_t mode = 0;
+    if (::stat(path.c_str(), &st) == 0) {
+        mode = st.st_mode & 07777;
+    } else {
+        mode = ::umask(0);
+        ::umask(mode);
+        mode = 0666 & ~mode;
     }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        throw Error(path + ": cannot replace (" + ec.message() + ")");
+    const std::string text = draft_text(out);
+    bool ok = ::fchmod(fd, mode) == 0;
+    for (size_t done = 0; ok && done < text.size();) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        ok = n > 0;
+        if (ok) done += size_t(n);
+    }
+    const int err = errno;
+    ok = ok && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) {
+        ::unlink(tmp.c_str());
+        throw Error(path + ": write failed (" + std::strerror(err) + ")");
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int rerr = errno;
+        ::unlink(tmp.c_str());
+        throw Error(path + ": cannot replace (" + std::strerror(rerr) + ")");
     }
     out.path = path;
     d = std::move(out);

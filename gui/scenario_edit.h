@@ -32,8 +32,9 @@ std::string draft_text(const ScenarioDraft& d);
 // read "<file>: <key>: expected ..., got ...".
 Scenario draft_validate(const ScenarioDraft& d);
 
-// Writes the draft to `path` (through a temporary file and a rename, so a
-// failed save leaves the old file whole) and makes it the draft's path.
+// Writes the draft to `path` (through a uniquely named temporary file beside
+// it and a rename, so a failed save leaves the old file whole and concurrent
+// saves of one path never collide) and makes it the draft's path.
 // Relative file references (acceptance.trace, cost.profiles) are rewritten
 // to stay valid from the new folder. sp::Error on failure.
 void draft_save(ScenarioDraft& d, const std::string& path);

@@ -16,6 +16,7 @@ SPECPLAN_PACKAGES=(
   libimgui-dev libglfw3-dev libstb-dev           # gui/: Dear ImGui (+ GLFW/OpenGL3 backends), GLFW, PNG export
   libgl-dev fonts-dejavu-core                    # gui/: OpenGL headers; the dashboard's font
   xvfb xauth libgl1-mesa-dri libglx-mesa0        # tests/: the headless dashboard test (Xvfb + Mesa's software GL)
+  clang-14 libclang-rt-14-dev                    # scripts/test's clang build: UBSan float-cast-overflow, libFuzzer
 )
 
 deps_install() {

@@ -1,6 +1,11 @@
 // report.cpp: see report.h.
 #include "simulator/report.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "simulator/workload.h"
@@ -288,37 +293,77 @@ void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy
     out << j.dump(1) << "\n";
 }
 
-void report_csv(std::ostream& out, const SweepResult& r, const std::vector<double>& percentiles) {
-    out << "policy,concurrency,rate,throughput_tok_s_gpu,request_rate,per_user_mean,per_user_p50,per_user_p90,"
-           "per_user_p99,ttft_mean,ttft_p50,ttft_p90,ttft_p99,tpot_mean,tpot_p90,e2e_mean,e2e_p90,goodput_fraction,"
-           "tau,mean_verified,waste,mean_batch_tokens,busy_fraction,mean_running,kv_use_fraction,queue_wait_p50,"
-           "queue_wait_p90,itl_mean,itl_p50,itl_p90,itl_p99,throughput_ci95,per_user_mean_ci95,"
-           "input_throughput_tok_s_gpu,total_throughput_tok_s_gpu,warmup,short_window";
+std::string csv_number(double v, int digits) {
+    if (!std::isfinite(v)) return "";
+    if (v == 0) return "0";
+    const double mag = std::fabs(v);
+    char buf[64];
+    if (mag >= 1e15 || mag < 1e-9) {  // outside plain decimal's comfortable range
+        std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+        return buf;
+    }
+    const int decimals = std::max(0, digits - 1 - static_cast<int>(std::floor(std::log10(mag))));
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    std::string out = buf;
+    if (out.find('.') != std::string::npos) {  // 12.50 -> 12.5, 100.00 -> 100
+        out.erase(out.find_last_not_of('0') + 1);
+        if (out.back() == '.') out.pop_back();
+    }
+    if (out == "-0") out = "0";
+    return out;
+}
+
+// The CSV's columns: units in the names (_ms, _s, _tok_s, ...), latencies in
+// ms but for whole requests (e2e, in s); JSON keeps its own names, in seconds.
+static const char* const CSV_HEADER =
+    "specplan,scenario,scenario_fnv1a,model,gpu,cost_model,cost_calibration,acceptance,synthetic_acceptance,"
+    "policy,concurrency,rate_req_s,tok_s_per_gpu,request_rate_req_s,per_user_mean_tok_s,per_user_p50_tok_s,"
+    "per_user_p90_tok_s,per_user_p99_tok_s,ttft_mean_ms,ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,tpot_mean_ms,"
+    "tpot_p90_ms,e2e_mean_s,e2e_p90_s,goodput_fraction,tau_tok_per_req_step,mean_verified_tok,waste_fraction,"
+    "mean_batch_tok,busy_fraction,mean_running_req,kv_use_fraction,queue_wait_p50_ms,queue_wait_p90_ms,"
+    "itl_mean_ms,itl_p50_ms,itl_p90_ms,itl_p99_ms,tok_s_per_gpu_ci95,per_user_mean_tok_s_ci95,input_tok_s_per_gpu,"
+    "total_tok_s_per_gpu";  // then <metric>_ms_<percentile> per --percentiles, warmup, short_window, n_requests,
+                            // unstable (the last column)
+
+// A text cell, quoted when it holds a comma, a quote or a line break (RFC 4180).
+static std::string csv_text(const std::string& s) {
+    if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+}
+
+void report_csv(std::ostream& out, const Scenario& sc, const SweepResult& r, const std::string& version,
+                const std::vector<double>& percentiles) {
+    // every row carries the context, so a row pasted alone still says where it came from
+    const Context ctx = context_of(sc);
+    const std::string context = csv_text(version) + ',' + csv_text(sc.path) + ',' + ctx.hash + ',' +
+                                csv_text(ctx.model) + ',' + csv_text(ctx.gpu) + ',' + csv_text(ctx.cost) + ',' +
+                                csv_text(sc.cost.calibration) + ',' + csv_text(ctx.acceptance) + ',' +
+                                (ctx.synthetic ? "true" : "false");
+    out << CSV_HEADER;
     for (const LatencyOf& l : latencies_of(PointResult{}))
         for (double pct : percentiles) out << ',' << l.name << "_ms_" << report_percentile_name(pct);
-    out << ",n_requests,unstable\n";  // unstable stays the last column
+    out << ",warmup,short_window,n_requests,unstable\n";
     for (const PointResult& p : r.points) {
-        // a half-width that could not be estimated is an empty cell (null)
-        auto ci = [](double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
-        nlohmann::json row = {p.policy, p.concurrency, p.rate, p.throughput, p.request_rate, p.per_user.mean,
-                              p.per_user.p50, p.per_user.p90, p.per_user.p99, p.ttft.mean, p.ttft.p50, p.ttft.p90,
-                              p.ttft.p99, p.tpot.mean, p.tpot.p90, p.e2e.mean, p.e2e.p90, p.goodput_fraction, p.tau,
+        const double ms = 1e3;
+        const double row[] = {p.rate, p.throughput, p.request_rate, p.per_user.mean, p.per_user.p50, p.per_user.p90,
+                              p.per_user.p99, p.ttft.mean * ms, p.ttft.p50 * ms, p.ttft.p90 * ms, p.ttft.p99 * ms,
+                              p.tpot.mean * ms, p.tpot.p90 * ms, p.e2e.mean, p.e2e.p90, p.goodput_fraction, p.tau,
                               p.mean_verified, p.waste, p.mean_batch_tokens, p.busy_fraction, p.mean_running,
-                              p.kv_use, p.queue_wait.p50, p.queue_wait.p90, p.itl.mean, p.itl.p50, p.itl.p90,
-                              p.itl.p99, ci(p.throughput_ci95), ci(p.per_user_mean_ci95), p.input_throughput,
-                              p.input_throughput + p.throughput, p.warmup, p.short_window};
+                              p.kv_use, p.queue_wait.p50 * ms, p.queue_wait.p90 * ms, p.itl.mean * ms,
+                              p.itl.p50 * ms, p.itl.p90 * ms, p.itl.p99 * ms,
+                              // a half-width that could not be estimated is an empty cell
+                              p.throughput_ci95 > 0 ? p.throughput_ci95 : NAN,
+                              p.per_user_mean_ci95 > 0 ? p.per_user_mean_ci95 : NAN, p.input_throughput,
+                              p.input_throughput + p.throughput};
+        // the policy name is written bare (names hold no commas or quotes)
+        out << context << ',' << p.policy << ',' << p.concurrency;
+        for (double v : row) out << ',' << csv_number(v);
         for (const LatencyOf& l : latencies_of(p))
-            for (double pct : percentiles) row.push_back(quantile_ms(l.sketch, pct));
-        row.push_back(p.n_requests);
-        row.push_back(p.unstable);
-        // nlohmann prints every number in its shortest round-trip form; the
-        // policy name is written bare (names hold no commas or quotes).
-        for (size_t i = 0; i < row.size(); i++) {
-            if (i) out << ',';
-            if (row[i].is_string()) out << row[i].get<std::string>();
-            else if (!row[i].is_null()) out << row[i].dump();
-        }
-        out << '\n';
+            for (double pct : percentiles) out << ',' << csv_number(quantile_ms(l.sketch, pct));
+        out << ',' << p.warmup << ',' << (p.short_window ? "true" : "false") << ',' << p.n_requests << ','
+            << (p.unstable ? "true" : "false") << '\n';
     }
 }
 

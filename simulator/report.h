@@ -35,6 +35,18 @@ void report_point(std::FILE* out, const Scenario& sc, const PointResult& p,
                   const std::vector<double>& percentiles = REPORT_PERCENTILES);
 void report_json(std::ostream& out, const Scenario& sc, const std::vector<Policy>& policies, const SweepResult& r,
                  const std::string& version = "", const std::vector<double>& percentiles = REPORT_PERCENTILES);
-void report_csv(std::ostream& out, const SweepResult& r, const std::vector<double>& percentiles = REPORT_PERCENTILES);
+// One row per point; the header names carry the units (tok_s_per_gpu,
+// ttft_p90_ms, e2e_mean_s, ...) and the numbers are csv_number's.
+// The context columns come first (specplan, scenario, scenario_fnv1a, model,
+// gpu, cost_model, cost_calibration, acceptance, synthetic_acceptance: the
+// JSON's "context"), on every row.
+void report_csv(std::ostream& out, const Scenario& sc, const SweepResult& r, const std::string& version = "",
+                const std::vector<double>& percentiles = REPORT_PERCENTILES);
+
+// A number for a CSV cell: `digits` significant digits in plain decimal (no
+// exponent between 1e-9 and 1e15), trailing zeros dropped, the integer part
+// never rounded (4439.7 -> "4440", 0.012345 -> "0.01235", 123456.7 -> "123457");
+// "" for NaN or infinity (not available).
+std::string csv_number(double v, int digits = 4);
 
 }  // namespace sp

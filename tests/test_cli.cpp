@@ -301,7 +301,7 @@ TEST(Cli, PercentilesChooseTheLatencyColumns) {
     }
     const std::string csv = slurp(c);
     EXPECT_NE(csv.find(",ttft_ms_p50,ttft_ms_p99,ttft_ms_p99.9,tpot_ms_p50"), std::string::npos) << csv;
-    EXPECT_NE(csv.find(",itl_ms_p99.9,n_requests,unstable\n"), std::string::npos) << csv;
+    EXPECT_NE(csv.find(",itl_ms_p99.9,warmup,short_window,n_requests,unstable\n"), std::string::npos) << csv;
     r = run("sim " + scenario("teaching.toml") + " --concurrency 2 --percentiles 75");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("ITL  ms        mean "), std::string::npos) << r.out;
@@ -632,7 +632,7 @@ TEST(Cli, DashIsStdoutForJsonAndCsv) {
     r = run("sweep " + t + kSmallSweep + " --csv -", scratch());
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_FALSE(fs::exists(scratch() / "-"));
-    EXPECT_EQ(r.out.rfind("policy,concurrency,rate,", 0), 0u) << r.out;
+    EXPECT_EQ(r.out.rfind("specplan,scenario,scenario_fnv1a,", 0), 0u) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
 }
 
@@ -644,13 +644,13 @@ TEST(Cli, OutputFilesWriteThroughSymlinksAndFifos) {
     Result r = run("sweep " + t + kSmallSweep + " --csv " + link.string());
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(fs::is_symlink(link)) << "the symlink was replaced by a file";
-    EXPECT_EQ(slurp(target).rfind("policy,concurrency,rate,", 0), 0u) << slurp(target);
+    EXPECT_EQ(slurp(target).rfind("specplan,scenario,scenario_fnv1a,", 0), 0u) << slurp(target);
 
     // /dev/stdout: the CSV goes to this process's stdout, and /dev/stdout stays a symlink
     r = run("sweep " + t + kSmallSweep + " --csv /dev/stdout");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(fs::is_symlink("/dev/stdout"));
-    EXPECT_EQ(r.out.rfind("policy,concurrency,rate,", 0), 0u) << r.out;
+    EXPECT_EQ(r.out.rfind("specplan,scenario,scenario_fnv1a,", 0), 0u) << r.out;
 
     // a FIFO, read by a background cat
     const fs::path fifo = scratch() / "pipe.csv", got = scratch() / "got.csv";
@@ -661,7 +661,7 @@ TEST(Cli, OutputFilesWriteThroughSymlinksAndFifos) {
                             " ] && break; sleep 0.2; done; exit $s";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     EXPECT_EQ(fs::status(fifo).type(), fs::file_type::fifo) << "the FIFO was replaced by a file";
-    EXPECT_EQ(slurp(got).rfind("policy,concurrency,rate,", 0), 0u) << slurp(got);
+    EXPECT_EQ(slurp(got).rfind("specplan,scenario,scenario_fnv1a,", 0), 0u) << slurp(got);
 }
 
 TEST(Cli, AFolderAsOutputIsOneLineAndLeavesNoTemporary) {
@@ -761,4 +761,73 @@ TEST(Cli, AFailedExportNamesItsFileAndLeavesNoPartialFile) {
     r = run("traces export " + db.string() + " -o /dev/full");
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(r.err.rfind("specplan: /dev/full: ", 0), 0u) << r.err;
+}
+
+// [SECTION] the GPU module -------------------------------------------------------
+
+// Every library the dynamic loader maps for `specplan ARGS`, dlopen included
+// (LD_DEBUG=files names each "file=NAME"), one per line.
+static std::string libraries_loaded(const std::string& args) {
+    const fs::path log = scratch() / "ld_debug.txt";
+    const std::string cmd = "LD_DEBUG=files " + std::string(SPECPLAN_CLI) + " " + args + " >/dev/null 2>" + log.string();
+    (void)std::system(cmd.c_str());
+    std::istringstream in(slurp(log));
+    std::string libs, line;
+    while (std::getline(in, line)) {
+        const size_t at = line.find("file=");
+        if (at == std::string::npos) continue;
+        libs += line.substr(at + 5, line.find_first_of(" \t;", at) - at - 5) + "\n";
+    }
+    return libs;
+}
+
+// The commands that need no GPU never map cudart or cuBLAS: `specplan
+// --version` mapped them (221 MB, issue 13), and so did traces and sweep.
+// The GPU part is a module (cli/gpu.h) only GPU commands open; a build
+// without CUDA has none. The check's own control: the trace store's SQLite
+// is in the list, and in a CUDA build, `profile` (which opens the module
+// whether or not a GPU answers) maps cudart.
+TEST(Cli, CommandsWithoutAGpuNeverMapCudaLibraries) {
+    const std::string version = libraries_loaded("--version");
+    ASSERT_NE(version.find("libsqlite3"), std::string::npos) << version;  // the check sees what is loaded
+    const fs::path db = fresh("synth.specdb");
+    ASSERT_EQ(run("traces synth -o " + db.string() + " --requests 4 --alpha 0.8 --gamma 4").code, 0);
+    for (const std::string& args :
+         {std::string("--version"), "traces info " + db.string(),
+          "sweep " + scenario("teaching.toml") + kSmallSweep, "plan " + scenario("teaching.toml") + " --users 4"}) {
+        const std::string libs = libraries_loaded(args);
+        EXPECT_EQ(libs.find("libcudart"), std::string::npos) << args << " maps:\n" << libs;
+        EXPECT_EQ(libs.find("libcublas"), std::string::npos) << args << " maps:\n" << libs;
+        EXPECT_EQ(libs.find("libspecplan_gpu"), std::string::npos) << args << " maps:\n" << libs;
+        EXPECT_EQ(libs.find("libcuda."), std::string::npos) << args << " maps:\n" << libs;
+    }
+    const fs::path gpu_module = fs::path(SPECPLAN_CLI).parent_path() / "libspecplan_gpu.so";
+    if (!fs::exists(gpu_module)) return;  // built without CUDA: nothing could map them
+    const std::string profile = libraries_loaded("profile --model qwen3-0.6b -o " + fresh("p.specdb").string() +
+                                                 " --r 1 --q 1 --context 0 --prefill-b 16 --reps 1 --warmup 0 "
+                                                 "--draft-layers 0");
+    EXPECT_NE(profile.find("libspecplan_gpu"), std::string::npos) << profile;
+    EXPECT_NE(profile.find("libcudart"), std::string::npos) << profile;
+}
+
+// `traces synth -o :memory:` hung (set_wal retried an in-memory journal forever).
+TEST(Cli, AnInMemoryStoreNameIsOneLineNotAHang) {
+    Result r = run("traces synth -o :memory: --alpha 0.5 --gamma 2 --requests 1");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err_lines(), 1) << r.err;
+    EXPECT_NE(r.err.find(":memory:: expected the path of a trace store file"), std::string::npos) << r.err;
+}
+
+// --device cuda where no GPU answers named CUDA_CHECK's source line and error
+// code; now one line: no CUDA device (CUDA build) or built without CUDA.
+TEST(Cli, DeviceCudaWithoutAGpuIsOneLineSayingSo) {
+    const std::string args = "generate --model " + std::string(SPECPLAN_SOURCE_DIR) +
+                             "/tests/fixtures/tiny-qwen3 --device cuda --drafter none --ids 1,2,3 --max-new 2";
+    Result r = run(args);
+    if (r.code == 0) GTEST_SKIP() << "a CUDA device is present: generate ran";
+    expect_one_line(r, args, {"--device cuda: "});
+    EXPECT_TRUE(r.err.find("no CUDA device") != std::string::npos ||
+                r.err.find("built without CUDA") != std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find(".cpp"), std::string::npos) << r.err;
 }

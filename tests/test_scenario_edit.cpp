@@ -2,12 +2,21 @@
 // A draft loaded and validated must equal what scenario_load reads from the
 // same file; saved into another folder it must load to the same scenario
 // (relative paths rebased); edits land on the right keys; bad edits fail with
-// the loader's one-line message; a failed save leaves the old file whole.
+// the loader's one-line message; a failed save leaves the old file whole;
+// saves use a unique temporary, so concurrent saves of one path do not collide.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "gui/scenario_edit.h"
 #include "scratch.h"
@@ -133,21 +142,101 @@ TEST(ScenarioEdit, BadEditsFailWithTheLoadersMessage) {
     EXPECT_THROW(draft_load("/nonexistent/s.toml"), Error);
 }
 
+// The names in `dir` other than `keep`: a save's leftovers.
+static std::vector<std::string> others(const std::string& dir, const std::vector<std::string>& keep) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string n = e.path().filename().string();
+        if (std::find(keep.begin(), keep.end(), n) == keep.end()) out.push_back(n);
+    }
+    return out;
+}
+
+static std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
 TEST(ScenarioEdit, AFailedSaveKeepsTheOldFile) {
     ScratchDir dir("scenario_edit");
     const std::string path = dir.file("s.toml");
     ScenarioDraft d = draft_load(SRC + "/scenarios/teaching.toml");
     draft_save(d, path);
-    std::ifstream in(path);
-    std::stringstream before;
-    before << in.rdbuf();
-    // a folder where the temporary file should go makes the save fail
-    fs::create_directories(path + ".tmp");
+    const std::string before = slurp(path);
+    // A file-size limit below the scenario's size makes the write fail (as a
+    // full disk would; root ignores permissions, so they cannot).
+    struct rlimit old {};
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old;
+    small.rlim_cur = 64;
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
     draft_set(d, "engine.gamma", int64_t(2));
     EXPECT_THROW(draft_save(d, path), Error);
-    std::ifstream again(path);
-    std::stringstream after;
-    after << again.rdbuf();
-    EXPECT_EQ(before.str(), after.str());
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    EXPECT_EQ(before, slurp(path));
     EXPECT_EQ(draft_int(draft_load(path), "engine.gamma", 0), 4);
+    EXPECT_EQ(others(dir.path(), {"s.toml"}), std::vector<std::string>{});  // no temporary left behind
+}
+
+// The temporary file's name is unique: a stray "s.toml.tmp" (the fixed name
+// of an older build, or another writer's) neither blocks a save nor is touched.
+TEST(ScenarioEdit, ASaveUsesItsOwnTemporary) {
+    ScratchDir dir("scenario_edit");
+    const std::string path = dir.file("s.toml");
+    fs::create_directories(path + ".tmp");
+    ScenarioDraft d = draft_load(SRC + "/scenarios/teaching.toml");
+    draft_set(d, "engine.gamma", int64_t(3));
+    ASSERT_NO_THROW(draft_save(d, path));
+    EXPECT_EQ(draft_int(draft_load(path), "engine.gamma", 0), 3);
+    EXPECT_TRUE(fs::is_directory(path + ".tmp"));
+    EXPECT_EQ(others(dir.path(), {"s.toml", "s.toml.tmp"}), std::vector<std::string>{});
+}
+
+// Saves of one path from several threads at once: every save succeeds, the
+// file is always one whole draft, and no temporary is left behind.
+TEST(ScenarioEdit, ConcurrentSavesOfOnePathDoNotCollide) {
+    ScratchDir dir("scenario_edit");
+    const std::string path = dir.file("s.toml");
+    const ScenarioDraft base = draft_load(SRC + "/scenarios/teaching.toml");
+    constexpr int THREADS = 4, SAVES = 25;
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < THREADS; t++)
+        threads.emplace_back([&, t] {
+            ScenarioDraft d = base;
+            draft_set(d, "engine.gamma", int64_t(4 + t));  // teaching.toml's fixed:4 needs gamma >= 4
+            for (int i = 0; i < SAVES; i++) {
+                try {
+                    draft_save(d, path);
+                } catch (const Error&) {
+                    failures++;
+                }
+            }
+        });
+    for (std::thread& t : threads) t.join();
+    EXPECT_EQ(failures.load(), 0);
+    const int64_t gamma = draft_int(draft_load(path), "engine.gamma", 0);
+    EXPECT_GE(gamma, 4);
+    EXPECT_LE(gamma, 4 + THREADS - 1);
+    EXPECT_NO_THROW(draft_validate(draft_load(path)));
+    EXPECT_EQ(others(dir.path(), {"s.toml"}), std::vector<std::string>{});
+}
+
+// A new file gets the usual permissions (0666 less the umask), not mkstemp's
+// 0600; a saved-over file keeps its own.
+TEST(ScenarioEdit, ASaveKeepsTheFilesPermissions) {
+    ScratchDir dir("scenario_edit");
+    const std::string path = dir.file("s.toml");
+    ScenarioDraft d = draft_load(SRC + "/scenarios/teaching.toml");
+    const mode_t mask = ::umask(022);
+    draft_save(d, path);
+    EXPECT_EQ(fs::status(path).permissions(), fs::perms(0644));
+    fs::permissions(path, fs::perms(0640));
+    draft_save(d, path);
+    ::umask(mask);
+    EXPECT_EQ(fs::status(path).permissions(), fs::perms(0640));
 }

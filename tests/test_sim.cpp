@@ -6,9 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 #include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "simulator/report.h"
 #include "simulator/plan.h"
@@ -476,7 +481,7 @@ TEST(Sim, UnstableShowsInTheTableTheJsonAndTheCsv) {
     report_json(json, sc, pols, r);
     EXPECT_NE(json.str().find("\"unstable\": false"), std::string::npos);
     EXPECT_NE(json.str().find("\"unstable\": true"), std::string::npos);
-    report_csv(csv, r);
+    report_csv(csv, sc, r);
     std::string head = csv.str().substr(0, csv.str().find('\n'));
     EXPECT_EQ(head.substr(head.rfind(',') + 1), "unstable");
     EXPECT_NE(csv.str().find(",false\n"), std::string::npos);
@@ -662,4 +667,122 @@ TEST(Sim, InterTokenLatencyIsBurstyUnderSpeculation) {
     EXPECT_LT(f.itl.p50, 1e-6);
     EXPECT_NEAR(f.itl.mean, f.tpot.mean, 0.01 * f.tpot.mean);
     EXPECT_GT(f.itl.p90, 2 * f.tpot.p90);  // the gap before a burst is a whole (longer) verify step
+}
+
+TEST(Report, CsvNumbersKeepFourSignificantDigitsInPlainDecimal) {
+    EXPECT_EQ(csv_number(4439.7), "4440");
+    EXPECT_EQ(csv_number(123456.7), "123457");  // the integer part is never cut
+    EXPECT_EQ(csv_number(0.012345), "0.01235");
+    EXPECT_EQ(csv_number(12.5), "12.5");        // trailing zeros dropped
+    EXPECT_EQ(csv_number(99.996), "100");
+    EXPECT_EQ(csv_number(0.1 + 0.2), "0.3");    // not 0.30000000000000004
+    EXPECT_EQ(csv_number(-2.0 / 3.0), "-0.6667");
+    EXPECT_EQ(csv_number(-0.00001, 1), "-0.00001");
+    EXPECT_EQ(csv_number(0), "0");
+    EXPECT_EQ(csv_number(-0.0), "0");
+    EXPECT_EQ(csv_number(std::nan("")), "");
+    EXPECT_EQ(csv_number(HUGE_VAL), "");
+}
+
+// The CSV's header names carry units, and each cell is the JSON's value in
+// that unit, rounded to csv_number's 4 significant digits.
+TEST(Report, CsvHeaderCarriesUnitsAndCellsAreTheJsonValuesRounded) {
+    const std::string text = R"(name = "csv"
+[workload]
+mode = "closed"
+concurrency = [1, 3]
+requests = 20
+warmup = 2
+lengths = "distribution"
+prompt_len = { dist = "fixed", value = 32 }
+output_len = { dist = "fixed", value = 32 }
+[[workload.domain]]
+name = "all"
+alpha = [0.9, 0.8]
+[engine]
+gamma = 2
+[acceptance]
+source = "parametric"
+[cost]
+model = "roofline"
+gpu = "h100-sxm"
+preset = "qwen3-8b"
+[policies]
+list = ["ar", "fixed:2"]
+)";
+    Scenario sc = scenario_parse(text, "csv.toml");
+    AcceptanceData acc = acceptance_load(sc);
+    std::vector<Policy> pols{policy("ar"), policy("fixed:2")};
+    SweepResult r = sweep_run(sc, acc, pols, {1, 3}, 1);
+    std::ostringstream csv, json;
+    report_csv(csv, sc, r, "abc,1");
+    report_json(json, sc, pols, r);
+    std::istringstream lines(csv.str());
+    std::string header;
+    std::getline(lines, header);
+    EXPECT_EQ(header,
+              "specplan,scenario,scenario_fnv1a,model,gpu,cost_model,cost_calibration,acceptance,"
+              "synthetic_acceptance,policy,concurrency,rate_req_s,tok_s_per_gpu,request_rate_req_s,per_user_mean_tok_s,per_user_p50_tok_s,"
+              "per_user_p90_tok_s,per_user_p99_tok_s,ttft_mean_ms,ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,tpot_mean_ms,"
+              "tpot_p90_ms,e2e_mean_s,e2e_p90_s,goodput_fraction,tau_tok_per_req_step,mean_verified_tok,"
+              "waste_fraction,mean_batch_tok,busy_fraction,mean_running_req,kv_use_fraction,queue_wait_p50_ms,"
+              "queue_wait_p90_ms,itl_mean_ms,itl_p50_ms,itl_p90_ms,itl_p99_ms,tok_s_per_gpu_ci95,"
+              "per_user_mean_tok_s_ci95,input_tok_s_per_gpu,total_tok_s_per_gpu,ttft_ms_p50,ttft_ms_p90,ttft_ms_p99,"
+              "tpot_ms_p50,tpot_ms_p90,tpot_ms_p99,e2e_ms_p50,e2e_ms_p90,e2e_ms_p99,itl_ms_p50,itl_ms_p90,itl_ms_p99,"
+              "warmup,short_window,n_requests,unstable");
+    auto split = [](const std::string& row) {
+        std::vector<std::string> out;
+        std::stringstream ss(row);
+        for (std::string cell; std::getline(ss, cell, ',');) out.push_back(cell);
+        return out;
+    };
+    const std::vector<std::string> names = split(header);
+    const nlohmann::json j = nlohmann::json::parse(json.str());
+    ASSERT_EQ(j["points"].size(), 4u);
+    // column -> (JSON value of the point, scale to the column's unit)
+    auto expected = [](const nlohmann::json& p, const std::string& col) -> std::pair<double, double> {
+        if (col == "tok_s_per_gpu") return {p["throughput_tok_s_gpu"], 1};
+        if (col == "ttft_p90_ms") return {p["ttft_s"]["p90"], 1e3};
+        if (col == "tpot_mean_ms") return {p["tpot_s"]["mean"], 1e3};
+        if (col == "e2e_p90_s") return {p["e2e_s"]["p90"], 1};
+        if (col == "per_user_p90_tok_s") return {p["per_user_tok_s"]["p90"], 1};
+        if (col == "itl_p99_ms") return {p["itl_s"]["p99"], 1e3};
+        if (col == "queue_wait_p90_ms") return {p["queue_wait_s"]["p90"], 1e3};
+        if (col == "kv_use_fraction") return {p["kv_use_fraction"], 1};
+        return {std::nan(""), 0};
+    };
+    std::string row;
+    for (size_t i = 0; std::getline(lines, row); i++) {
+        ASSERT_LT(i, j["points"].size());
+        // the context, as the JSON's; the version is quoted for its comma
+        EXPECT_EQ(row.rfind("\"abc,1\",csv.toml," + j["context"]["scenario_fnv1a"].get<std::string>() +
+                                ",qwen3-8b,h100-sxm,uncalibrated roofline,,parametric,true,", 0), 0u) << row;
+        std::vector<std::string> cells = split(row);
+        cells.erase(cells.begin());  // the naive split cut "abc,1" in two
+        ASSERT_EQ(cells.size(), names.size()) << row;
+        int checked = 0;
+        for (size_t c = 11; c + 4 < cells.size(); c++) {  // the float columns (an empty cell: not available)
+            if (cells[c].empty()) continue;
+            const double v = std::stod(cells[c]);
+            EXPECT_EQ(cells[c], csv_number(v)) << names[c] << " in " << row;  // already in its rounded form
+            auto [want, scale] = expected(j["points"][i], names[c]);
+            if (std::isnan(want)) continue;
+            EXPECT_EQ(cells[c], csv_number(want * scale)) << names[c] << " in " << row;
+            checked++;
+        }
+        EXPECT_EQ(checked, 8);
+        // at most 4 significant digits below 10,000
+        for (size_t c = 11; c + 4 < cells.size(); c++) {
+            // empty: not available; an exponent (below 1e-9, e.g. a deterministic run's zero-width interval
+            // computed as 2e-14) keeps its 4 digits in the mantissa
+            if (cells[c].empty() || cells[c].find('e') != std::string::npos) continue;
+            std::string digits;
+            for (char ch : cells[c])
+                if (std::isdigit(static_cast<unsigned char>(ch))) digits += ch;
+            digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size()));
+            if (std::fabs(std::stod(cells[c])) < 1e4) {
+                EXPECT_LE(digits.size(), 4u) << names[c] << " = " << cells[c];
+            }
+        }
+    }
 }

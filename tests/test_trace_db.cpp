@@ -1515,6 +1515,22 @@ TEST(TraceDb, ForeignKeysAreEnforcedAndTheJournalIsWal) {
     EXPECT_EQ(raw_text(raw.db, "PRAGMA journal_mode"), "wal");
 }
 
+// SQLite's in-memory names are no store: creating one hung in set_wal, whose
+// switch to WAL succeeds there but leaves the "memory" journal (found by
+// fuzz_trace_jsonl's first harness; `specplan traces synth -o :memory:` hung too).
+TEST(TraceDb, InMemoryNamesAreRefusedNotHung) {
+    for (const char* name : {":memory:", ""})
+        for (TraceOpen mode : {TRACE_CREATE, TRACE_WRITE, TRACE_READ}) {
+            try {
+                trace_db_open(name, mode);
+                ADD_FAILURE() << "'" << name << "' opened";
+            } catch (const Error& e) {
+                EXPECT_NE(std::string(e.what()).find("expected the path of a trace store file"), std::string::npos)
+                    << e.what();
+            }
+        }
+}
+
 TEST(TraceDb, ErrorMessagesAreOneLineEvenWhenAStoredNameHasANewline) {
     ScratchDir dir{"specplan_trace_db"};
     TraceDb db = trace_db_open(dir.file("newline.specdb"), TRACE_CREATE);

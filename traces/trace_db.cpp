@@ -307,15 +307,23 @@ void trace_db_close(TraceDb& db) {
 
 // Switching a new file to WAL needs it to itself, and SQLite reports a
 // reader of the moment as busy without calling the busy handler; retry for
-// up to the busy timeout. A file already in WAL mode returns at once.
+// up to the busy timeout. A file already in WAL mode returns at once. A
+// switch that succeeds but leaves another mode (a database SQLite keeps in
+// memory cannot be WAL) is refused, not retried: that looped forever.
 static void set_wal(const TraceDb& db) {
+    bool switched = false;
     for (int waited_ms = 0;; waited_ms += 5) {
         {  // the statement must be finished before the mode can change
             Stmt s(db, "PRAGMA journal_mode");
-            if (s.step() && s.text(0, "journal_mode") == "wal") return;
+            const std::string mode = s.step() ? s.text(0, "journal_mode") : "unknown";
+            if (mode == "wal") return;
+            if (switched) fail(db, "cannot use the WAL journal (the database stays in " + mode + " mode)");
         }
         int rc = sqlite3_exec(db.db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
-        if (rc == SQLITE_OK) continue;  // re-read: the pragma answers with the mode it got
+        if (rc == SQLITE_OK) {  // re-read: the pragma answers with the mode it got
+            switched = true;
+            continue;
+        }
         if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) sqlite_check(db, rc, "journal_mode=WAL");
         if (waited_ms >= 5000) sqlite_check(db, rc, "journal_mode=WAL");
         sqlite3_sleep(5);
@@ -331,6 +339,9 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
     db.path = path;
     struct stat st {};
     bool exists = ::stat(path.c_str(), &st) == 0;
+    // SQLite's names for a database it keeps in memory (":memory:", "") are
+    // no store: what is written there is gone at exit.
+    if (path.empty() || path == ":memory:") fail(db, "expected the path of a trace store file");
     if (!exists && mode != TRACE_CREATE) fail(db, "no such file");
     if (exists && !S_ISREG(st.st_mode)) fail(db, "not a regular file");
 

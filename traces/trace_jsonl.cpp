@@ -655,7 +655,11 @@ struct Importer {
         }
         flush_requests();
         flush_steps();
-        for (auto [id, at] : finish) guarded(at, [&] { trace_db_finish_run(db, id); });
+        // Not a structured binding: clang before 16 cannot capture one in a lambda (tests/fuzz builds with clang 14).
+        for (const auto& f : finish) {
+            const int64_t id = f.first;
+            guarded(f.second, [&] { trace_db_finish_run(db, id); });
+        }
         txn.commit();
     }
 };
