@@ -121,14 +121,14 @@ const GemmPlan& gemm_plan(const Cublas& c, int T, int n_in, int n_out, bool out3
     if (p.tuned) return p;
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     CUDA_CHECK(cudaStreamIsCapturing(c.stream, &capturing));
-    const bool timeable = c.tune && capturing == cudaStreamCaptureStatusNone && T <= kTuneMaxT &&
+    const bool timeable = capturing == cudaStreamCaptureStatusNone && T <= kTuneMaxT &&
                           static_cast<size_t>(T) * n_out * 4 <= kScratchBytes;
     if (p.op && !timeable) return p;
     if (!p.op) p = gemm_plan_create(T, n_in, n_out, out32);
     cublasLtMatmulHeuristicResult_t cand[kTuneCandidates];
     const int n = gemm_candidates(c, p, cand, timeable ? kTuneCandidates : 1);
     p.algo = timeable ? gemm_time(c, p, cand, n, W, x, accumulate ? 1.0f : 0.0f) : cand[0].algo;
-    p.tuned = timeable || !c.tune;
+    p.tuned = timeable;
     return p;
 }
 }  // namespace
