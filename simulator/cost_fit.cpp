@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "traces/golden.h"
+
 namespace sp {
 
 namespace {
@@ -45,23 +47,12 @@ double loss(const Roofline& r, const std::vector<CostFitCell>& cells) {
 // log(a + overhead) around its own optimum, and their sum has one minimum
 // in the tested range; 40 steps shrink the bracket by 0.618^40 ~ 1e-8).
 double best_overhead(Roofline r, const std::vector<CostFitCell>& cells, double hi, double* out_loss) {
-    const double g = (std::sqrt(5.0) - 1) / 2;
-    double a = 0, b = hi;
-    double x1 = b - g * (b - a), x2 = a + g * (b - a);
     auto f = [&](double o) {
         r.gpu.overhead_s = o;
         return loss(r, cells);
     };
-    double f1 = f(x1), f2 = f(x2);
-    for (int i = 0; i < 40; i++) {
-        if (f1 <= f2) {
-            b = x2, x2 = x1, f2 = f1;
-            x1 = b - g * (b - a), f1 = f(x1);
-        } else {
-            a = x1, x1 = x2, f1 = f2;
-            x2 = a + g * (b - a), f2 = f(x2);
-        }
-    }
+    double a = 0, b = hi;
+    golden_section(&a, &b, 40, f);
     const double o = (a + b) / 2;
     *out_loss = f(o);
     return o;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "traces/golden.h"
 #include "traces/rng.h"
 
 namespace sp {
@@ -161,19 +162,8 @@ double temperature_fit(std::span<const double> prefix, std::span<const double> z
         if (e < grid_best) grid_best = e, best_i = i;
     }
     // 2. golden section between the best grid point's neighbours
-    const double phi = (std::sqrt(5.0) - 1) / 2;
     double a = lo + step * std::max(best_i - 1, 0), b = lo + step * std::min(best_i + 1, STS_GRID - 1);
-    double x1 = b - phi * (b - a), x2 = a + phi * (b - a);
-    double f1 = consider(x1), f2 = consider(x2);
-    for (int it = 0; it < STS_REFINE; it++) {
-        if (f1 <= f2) {
-            b = x2, x2 = x1, f2 = f1;
-            x1 = b - phi * (b - a), f1 = consider(x1);
-        } else {
-            a = x1, x1 = x2, f1 = f2;
-            x2 = a + phi * (b - a), f2 = consider(x2);
-        }
-    }
+    golden_section(&a, &b, STS_REFINE, consider);  // consider keeps the best point seen
     return best_t;
 }
 
