@@ -36,6 +36,51 @@ struct LiveArgs {
 
 constexpr int kCostReps = 3;  // timed forwards per (R, q) shape of the step-cost table
 
+// What the engine measures at start: the verify table the cost-aware
+// policies read (at the larger context), and with --db the rest of a
+// measured cost model, so that `sweep --profiles` can simulate the run with
+// this engine's own step costs: verify at a second context (attention
+// grows with it), prefill chunks, and the draft phase per R at both contexts.
+struct StartupCost {
+    std::vector<StepCostTable> verify;      // ascending context; the policies read the last
+    StepCostTable prefill;                  // R prompts of q tokens at context 0
+    std::vector<int> draft_seqs;            // R grid of the draft phase
+    std::vector<int> draft_contexts;        // one row of draft_s per context
+    std::vector<std::vector<double>> draft_s;  // [context][R] seconds
+    int gamma = 0;
+};
+
+// 16, 64, 256, ... below `limit`, then limit.
+std::vector<int> prefill_grid(int limit) {
+    std::vector<int> g;
+    for (int v = 16; v < limit; v *= 4) g.push_back(v);
+    g.push_back(limit);
+    return g;
+}
+
+StartupCost startup_cost_measure(const Scenario& sc, SpecSetup& s, int slots, bool full, bool drafts) {
+    StartupCost c;
+    const int max_pos = s.target.cfg.max_position, hi = std::min(512, max_pos / 2);
+    c.gamma = sc.engine.gamma;
+    for (int ctx : full ? std::vector<int>{std::max(1, hi / 8), hi} : std::vector<int>{hi})
+        c.verify.push_back(step_cost_measure(*s.backend, slots, sc.engine.gamma + 1, ctx, kCostReps));
+    if (!full) return c;
+    std::vector<int> seqs;
+    for (int r = 1; r <= std::min(slots, 8); r *= 2) seqs.push_back(r);
+    c.prefill = step_cost_measure_grid(*s.backend, seqs, prefill_grid(std::min(sc.engine.prefill_chunk_tokens,
+                                                                                 max_pos - 1)),
+                                       0, kCostReps);
+    if (drafts && s.drafter) {
+        c.draft_seqs = step_cost_grid(slots);
+        for (const StepCostTable& v : c.verify) {
+            c.draft_contexts.push_back(v.context);
+            c.draft_s.push_back(
+                draft_cost_measure(*s.backend, *s.drafter, c.draft_seqs, sc.engine.gamma, v.context, kCostReps));
+        }
+    }
+    return c;
+}
+
 // The prompts file as token ids: text prompts through the target's tokenizer.
 std::vector<LivePrompt> live_prompts(const std::string& path, const SpecSetup& s) {
     std::vector<LivePrompt> out;
@@ -55,10 +100,12 @@ std::vector<LivePrompt> live_prompts(const std::string& path, const SpecSetup& s
 }
 
 // One point into the trace store as a run of its own: every finished
-// request (warmup included) with its live steps, and with the first run the
-// step-cost table the policies read, as verify profile cells (R sequences, R q tokens).
+// request (warmup included) with its live steps, and with the first run
+// what the engine measured at start as profile cells: verify (R sequences,
+// R q tokens, per context), prefill (R prompts of q tokens) and draft (R
+// sequences, R gamma tokens, per context).
 void live_record(TraceDb& db, const Scenario& sc, const SpecSetup& s, const LiveArgs& a, const Policy& p, double load,
-                 const std::vector<LiveRequest>& finished, const StepCostTable* cost) {
+                 const std::vector<LiveRequest>& finished, const StartupCost* cost) {
     Run run;
     run.producer = PRODUCER_ENGINE;
     run.target = config_shape(s.target.cfg);
@@ -87,22 +134,32 @@ void live_record(TraceDb& db, const Scenario& sc, const SpecSetup& s, const Live
         for (Step& st : steps) st.request_id = req.id;
         trace_db_append_steps(db, steps);
     }
-    if (cost)
-        for (size_t i = 0; i < cost->seqs.size(); i++)
-            for (size_t j = 0; j < cost->per_seq.size(); j++) {
-                Profile prof;
-                prof.run_id = run.id;
-                prof.gpu = s.gpu;
-                prof.model = run.target;
-                prof.phase = PHASE_VERIFY;
-                prof.n_seqs = cost->seqs[i];
-                prof.n_tokens = cost->seqs[i] * cost->per_seq[j];
-                prof.context = cost->context;
-                prof.latency_us_p10 = prof.latency_us_p50 = prof.latency_us_p90 =
-                    cost->seconds[i * cost->per_seq.size() + j] * 1e6;
-                prof.n_samples = kCostReps;
-                trace_db_append_profile(db, prof);
-            }
+    auto cell = [&](Phase phase, int n_seqs, int n_tokens, int context, double seconds) {
+        Profile prof;
+        prof.run_id = run.id;
+        prof.gpu = s.gpu;
+        prof.model = run.target;
+        prof.phase = phase;
+        prof.n_seqs = n_seqs;
+        prof.n_tokens = n_tokens;
+        prof.context = context;
+        prof.latency_us_p10 = prof.latency_us_p50 = prof.latency_us_p90 = seconds * 1e6;
+        prof.n_samples = kCostReps;
+        trace_db_append_profile(db, prof);
+    };
+    auto table = [&](Phase phase, const StepCostTable& t) {
+        for (size_t i = 0; i < t.seqs.size(); i++)
+            for (size_t j = 0; j < t.per_seq.size(); j++)
+                cell(phase, t.seqs[i], t.seqs[i] * t.per_seq[j], t.context, t.seconds[i * t.per_seq.size() + j]);
+    };
+    if (cost) {
+        for (const StepCostTable& v : cost->verify) table(PHASE_VERIFY, v);
+        if (!cost->prefill.seqs.empty()) table(PHASE_PREFILL, cost->prefill);
+        for (size_t k = 0; k < cost->draft_contexts.size(); k++)
+            for (size_t i = 0; i < cost->draft_seqs.size(); i++)
+                cell(PHASE_DRAFT, cost->draft_seqs[i], cost->draft_seqs[i] * cost->gamma, cost->draft_contexts[k],
+                     cost->draft_s[k][i]);
+    }
     txn.commit();
     trace_db_finish_run(db, run.id);
 }
@@ -138,13 +195,15 @@ void run_live(const LiveArgs& a) {
     if (a.replay && acc.requests.empty())
         throw Error(sc.path + ": acceptance.source: --replay needs the scenario's acceptance from a trace");
     if (a.replay) acceptance_check_policies(sc, acc, policies);
-    bool timed = false;
-    for (const Policy& p : policies) timed = timed || policy_needs_step_time(p);
-    StepCostTable cost;
-    if (timed) {
-        cost = step_cost_measure(*s->backend, slots, sc.engine.gamma + 1, std::min(512, s->target.cfg.max_position / 2),
-                                 kCostReps);
-        o.step_time = step_cost_fn(cost);
+    bool timed = false, drafts = false;
+    for (const Policy& p : policies) {
+        timed = timed || policy_needs_step_time(p);
+        drafts = drafts || policy_draft_len(p, sc.engine.gamma) > 0;
+    }
+    StartupCost cost;
+    if (timed || !a.db.empty()) {
+        cost = startup_cost_measure(sc, *s, slots, !a.db.empty(), drafts);
+        o.step_time = step_cost_fn(cost.verify.back());
         o.step_time_adds_draft = true;  // the table times the verify forward alone
     }
     // Every policy must be servable by this drafter before the first point runs.
@@ -186,7 +245,7 @@ void run_live(const LiveArgs& a) {
         finished.clear();
         res.points.push_back(live_run_point(sc, acc, *s->backend, s->drafter.get(), p, load, prompts, o, &st));
         stats.push_back(st);
-        if (db) live_record(*db, sc, *s, a, p, load, finished, i == 0 && timed ? &cost : nullptr);
+        if (db) live_record(*db, sc, *s, a, p, load, finished, i == 0 ? &cost : nullptr);
     }
     if (tty) std::fprintf(stderr, "\r%*s\r", 70, "");
     sweep_finish(sc, policies, &res);
@@ -247,7 +306,9 @@ void live_commands(CLI::App& app) {
     cmd->add_option("--json", a->json, "write the results as JSON");
     cmd->add_option("--csv", a->csv, "write one CSV row per point");
     cmd->add_option("--db", a->db, "trace store to append to (created if missing): one run per point with every "
-                                   "finished request and its live steps, and the step-cost table as profile cells");
+                                   "finished request and its live steps, and what the engine measured at start as "
+                                   "profile cells (verify at two contexts, prefill, draft), which `sweep --profiles` "
+                                   "reads");
     cmd->add_option("--time-limit", a->time_limit_s, "seconds a point may run before it is abandoned (default: none)")
         ->check(non_negative_number("a number of seconds >= 0"));
     cmd->add_flag("--replay", a->replay, "accept decisions from the scenario's trace instead of the verifier's "

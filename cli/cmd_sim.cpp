@@ -27,6 +27,7 @@ struct SimArgs {
     int threads = 0;
     WindowFlags window;
     FleetFlags fleet;
+    CostFlags cost;
     bool quiet = false;
 };
 
@@ -35,6 +36,7 @@ static Scenario load_scenario(const SimArgs& a) {
     if (a.seed) sc.seed = *a.seed;
     window_apply(sc, a.window);
     fleet_apply(sc, a.fleet);
+    cost_apply(sc, a.cost);
     return sc;
 }
 
@@ -107,6 +109,7 @@ void sim_commands(CLI::App& app) {
     sim->add_option("--seed", a->seed, "override the scenario's seed")->transform(seed_number());
     window_add_flags(sim, &a->window);
     fleet_add_flags(sim, &a->fleet);
+    cost_add_flags(sim, &a->cost);
     sim->add_option("--percentiles", a->percentiles, PERCENTILES_HELP);
     sim->callback([a] { run_sim(*a); });
 
@@ -117,6 +120,7 @@ void sim_commands(CLI::App& app) {
     load_add_flags(sw, &a->load, /*one=*/false);
     window_add_flags(sw, &a->window);
     fleet_add_flags(sw, &a->fleet);
+    cost_add_flags(sw, &a->cost);
     sw->add_option("--json", a->json, "write the results as JSON");
     sw->add_option("--csv", a->csv, "write one CSV row per point");
     sw->add_option("--percentiles", a->percentiles, PERCENTILES_HELP);

@@ -213,4 +213,36 @@ void fleet_apply(Scenario& sc, const FleetFlags& f) {
                     " (a fleet measures (warmup + requests) x replicas completions, at most 1e8)");
 }
 
+void cost_add_flags(CLI::App* cmd, CostFlags* f) {
+    cmd->add_option("--profiles", f->profiles,
+                    "trace store whose profile cells price the steps (cost.model = \"measured\"), e.g. a "
+                    "`specplan live --db` store, in place of the scenario's [cost]");
+    cmd->add_option("--profile-gpu", f->profile_gpu, "with --profiles: the cells' gpu (default: the only one)");
+    cmd->add_option("--profile-model", f->profile_model, "with --profiles: the cells' model (default: the only one)");
+    cmd->add_option("--host-us", f->host_us, "the serving loop's host time per iteration, us (cost.host_us), e.g. "
+                                             "a live run's host_loop_us")
+        ->check(CLI::Range(0.0, 1e6));
+}
+
+void cost_apply(Scenario& sc, const CostFlags& f) {
+    if (f.host_us >= 0) sc.cost.host_s = f.host_us * 1e-6;
+    if (f.profiles.empty()) {
+        if (!f.profile_gpu.empty() || !f.profile_model.empty())
+            throw Error("--profile-gpu/--profile-model: expected --profiles as well");
+        return;
+    }
+    bool needs_draft = false;
+    for (const Policy& p : sc.policies) needs_draft = needs_draft || policy_draft_len(p, sc.engine.gamma) > 0;
+    try {
+        TraceDb db = trace_db_open(f.profiles, TRACE_READ);
+        sc.cost.measured = measured_cost_load(db, f.profile_gpu, f.profile_model);
+        sc.cost.kind = COST_MEASURED;
+        sc.cost.calibration.clear();
+        cost_validate(sc.cost, needs_draft, "--profiles " + f.profiles);
+    } catch (const Error& e) {
+        const std::string m = e.what();
+        throw Error(m.rfind("--profiles", 0) == 0 ? m : "--profiles: " + m);
+    }
+}
+
 }  // namespace sp

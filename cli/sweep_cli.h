@@ -79,4 +79,17 @@ struct FleetFlags {
 void fleet_add_flags(CLI::App* cmd, FleetFlags* f);
 void fleet_apply(Scenario& sc, const FleetFlags& f);
 
+// --profiles, --profile-gpu, --profile-model and --host-us: the step cost of
+// another measurement in place of the scenario's [cost], so that a live run
+// is simulated with what it measured (its store's cells, its host loop
+// time). The drafter kind stays the scenario's; the store's cells must
+// answer every phase the policies need (cost_validate), else one line
+// naming the flag.
+struct CostFlags {
+    std::string profiles, profile_gpu, profile_model;  // profiles empty: the scenario's cost model
+    double host_us = -1;                               // >= 0: override cost.host_us
+};
+void cost_add_flags(CLI::App* cmd, CostFlags* f);
+void cost_apply(Scenario& sc, const CostFlags& f);
+
 }  // namespace sp

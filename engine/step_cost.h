@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/drafter.h"
 #include "policy/policy.h"
 
 namespace sp {
@@ -34,6 +35,20 @@ std::vector<int> step_cost_grid(int n);
 // sequence at a time), then emptied again. Throws sp::Error when the slots
 // or the sizes are out of range.
 StepCostTable step_cost_measure(Backend& b, int max_seqs, int max_per_seq, int context, int reps);
+// The same over explicit grids (ascending, >= 1): the prefill table is
+// R prompts of q tokens each at context 0.
+StepCostTable step_cost_measure_grid(Backend& b, const std::vector<int>& seqs, const std::vector<int>& per_seq,
+                                     int context, int reps);
+
+// The draft phase as a serving loop pays it, per R of `seqs` (ascending):
+// R requests of `context` prompt tokens decode under fixed:gamma through a
+// Speculator on these target and drafter, and the median of `reps` draft
+// calls (IterationInfo::draft_ns, after one untimed) is kept, forced
+// non-decreasing in R. Each call brings the drafter what the previous
+// step committed, as in serving. Needs seqs.back() free slots in both;
+// leaves them free. Throws sp::Error when the slots or sizes do not fit.
+std::vector<double> draft_cost_measure(Backend& target, Drafter& d, const std::vector<int>& seqs, int gamma,
+                                       int context, int reps);
 
 // Seconds at R sequences verifying B tokens in all: linear in q = B / R
 // between the q grid's points (past its end, the line through its last

@@ -86,6 +86,12 @@ struct CostModel {
     DrafterSpec drafter;         // roofline draft cost; measured uses the draft phase table
     std::string calibration;     // roofline: what its efficiencies were fitted to (specplan calibrate-cost
                                  // prints it); empty: datasheet rates with assumed efficiencies, uncalibrated
+    // The serving loop's own host time per iteration (admission, metadata,
+    // sampling bookkeeping), seconds, added to every iteration's duration but
+    // not to the price the policies see (the engine's step-cost table has no
+    // host time either). `specplan live` reports it per point (host_loop_us);
+    // measured cells hold none of it.
+    double host_s = 0;
 };
 
 // What one forward pass of the target processes in one iteration.

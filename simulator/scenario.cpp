@@ -561,7 +561,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     const std::string p = "cost";
     check_keys(c, t, p,
                {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us", "calibrated",
-                "profiles", "profile_gpu", "profile_model", "target", "moe", "gpu_spec", "drafter"});
+                "profiles", "profile_gpu", "profile_model", "target", "moe", "gpu_spec", "drafter", "host_us"});
     CostModel m;
     m.kind = CostKind(get_choice(c, t, p, "model", COST_ROOFLINE, {"roofline", "measured"}));
     Roofline& r = m.roofline;
@@ -589,6 +589,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     r.bw_efficiency = get_num(c, t, p, "bw_efficiency", r.bw_efficiency, FRACTION);
     r.flops_efficiency = get_num(c, t, p, "flops_efficiency", r.flops_efficiency, FRACTION);
     if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, OVERHEAD_US) * 1e-6;
+    m.host_s = get_num(c, t, p, "host_us", 0, OVERHEAD_US) * 1e-6;
     if (const toml::node* n = find(t, "calibrated")) {
         m.calibration = as_str(c, *n, "cost.calibrated");
         if (m.calibration.empty() || m.calibration.size() > 200)

@@ -377,14 +377,26 @@ TEST(CostMeasured, AnIrregularGridStillGivesFiniteLatenciesAboveTheFloor) {
             }
 }
 
-TEST(CostMeasured, APrefillChunkAddsThePrefillTablesLatency) {
+// Riding along with verify blocks, a chunk adds what it costs beyond the
+// same sequences at one token each: the weights are read once per forward.
+TEST(CostMeasured, APrefillChunkRidingAlongAddsOnlyItsMarginalLatency) {
     CostModel c = measured_model();
     BatchShape b = decode_batch(4, 20, 1000);
+    b.n_prefill_seqs = 4;  // a measured R level, whose smallest B is 4: one token each
+    b.n_prefill_tokens = 300;
+    b.prefill_context = 2048;
+    // linear_us(4, 300, .) - linear_us(4, 4, .): the per-token term times 296; the +1000 offset cancels
+    double expected = linear_us(4, 20, 1000) + linear_us(4, 300, 2048) - linear_us(4, 4, 2048);
+    EXPECT_REL(cost_forward_s(c, b), expected * 1e-6, 1e-9);
+}
+
+TEST(CostMeasured, APrefillAloneCostsItsWholeCell) {
+    CostModel c = measured_model();
+    BatchShape b;
     b.n_prefill_seqs = 2;
     b.n_prefill_tokens = 300;
     b.prefill_context = 2048;
-    double expected = linear_us(4, 20, 1000) + linear_us(2, 300, 2048) + 1000;
-    EXPECT_REL(cost_forward_s(c, b), expected * 1e-6, 1e-9);
+    EXPECT_REL(cost_forward_s(c, b), (linear_us(2, 300, 2048) + 1000) * 1e-6, 1e-9);
 }
 
 TEST(CostMeasured, TheDraftIsLookedUpAtRSequencesAndRTimesGammaTokens) {

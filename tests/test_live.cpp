@@ -347,22 +347,48 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
         });
         for (const Request& q : reqs) EXPECT_EQ(1 + emitted[q.id], q.output_len) << run.notes;
     }
-    // the table: R in {1, 2} (the largest load's users) x q in {1, 2, 4, 5}
-    // (gamma 4 + the anchor), non-decreasing along both
+    // What the engine measured at start, in the first run: verify at two
+    // contexts, R in {1, 2} (the largest load's users) x q in {1, 2, 4, 5}
+    // (gamma 4 + the anchor), non-decreasing along both; prefill, R in {1, 2}
+    // prompts; draft, R in {1, 2} x gamma 4 at both contexts.
     const std::vector<Profile> cells = trace_db_profiles(db);
-    ASSERT_EQ(cells.size(), 8u);
-    const int qs[] = {1, 2, 4, 5};
-    for (size_t i = 0; i < cells.size(); i++) {
-        const int R = 1 + int(i / 4), q = qs[i % 4];
-        EXPECT_EQ(cells[i].n_seqs, R);
-        EXPECT_EQ(cells[i].n_tokens, R * q);
-        if (i % 4) {
-            EXPECT_GE(cells[i].latency_us_p50, cells[i - 1].latency_us_p50);
+    std::map<int, std::vector<Profile>> verify_by_ctx;
+    int prefill = 0, draft = 0;
+    for (const Profile& c : cells) {
+        EXPECT_EQ(c.run_id, runs[0].id);
+        if (c.phase == PHASE_VERIFY) verify_by_ctx[c.context].push_back(c);
+        if (c.phase == PHASE_PREFILL) {
+            EXPECT_EQ(c.context, 0);
+            EXPECT_EQ(c.n_tokens % c.n_seqs, 0);
+            prefill++;
         }
-        if (i >= 4) {
-            EXPECT_GE(cells[i].latency_us_p50, cells[i - 4].latency_us_p50);
+        if (c.phase == PHASE_DRAFT) {
+            EXPECT_EQ(c.n_tokens, 4 * c.n_seqs);
+            EXPECT_GT(c.latency_us_p50, 0);
+            draft++;
         }
     }
+    ASSERT_EQ(verify_by_ctx.size(), 2u);
+    EXPECT_EQ(draft, 2 * 2);
+    EXPECT_GE(prefill, 2 * 2);
+    const int qs[] = {1, 2, 4, 5};
+    for (const auto& [ctx, v] : verify_by_ctx) {
+        ASSERT_EQ(v.size(), 8u) << ctx;
+        for (size_t i = 0; i < v.size(); i++) {
+            const int R = 1 + int(i / 4), q = qs[i % 4];
+            EXPECT_EQ(v[i].n_seqs, R);
+            EXPECT_EQ(v[i].n_tokens, R * q);
+            if (i % 4) { EXPECT_GE(v[i].latency_us_p50, v[i - 1].latency_us_p50); }
+            if (i >= 4) { EXPECT_GE(v[i].latency_us_p50, v[i - 4].latency_us_p50); }
+        }
+    }
+
+    // and the store prices a simulation of the same scenario (sweep --profiles)
+    CliResult sim = cli_run(dir, "sweep " + sc + " --policies ar,fixed:4,dspark --profiles " +
+                                     dir.file("live.specdb") + " --host-us 20 --json " + dir.file("sim.json"));
+    ASSERT_EQ(sim.code, 0) << sim.err;
+    const auto js = nlohmann::json::parse(slurp(dir.file("sim.json")));
+    EXPECT_EQ(js.at("context").at("cost_model"), "measured");
 }
 
 // Random weights at a preset shape, accept decisions replayed from the

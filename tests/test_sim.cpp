@@ -109,6 +109,24 @@ TEST(Sim, OneUserSpeedupOverArMatchesTheClosedFormForTheCostRatio) {
     EXPECT_GT(measured, 1.5);  // and speculation does pay off here
 }
 
+// The serving loop's host time lengthens every iteration by itself and
+// leaves the price the policies compare alone: at one user every token of
+// ar is one step, so TPOT grows by exactly host_s, and dspark's choices (its
+// tau) do not move.
+TEST(Sim, HostTimeAddsToEveryIterationButNotToThePolicysPrice) {
+    Scenario sc = base(0.8, 4);
+    sc.workload.requests = 10;
+    sc.workload.warmup = 0;
+    Scenario host = sc;
+    host.cost.host_s = 250e-6;
+    PointResult ar = run(sc, "ar", 1), ar_host = run(host, "ar", 1);
+    EXPECT_NEAR(ar_host.tpot.mean - ar.tpot.mean, 250e-6, 1e-9);
+    PointResult ds = run(sc, "dspark", 1), ds_host = run(host, "dspark", 1);
+    EXPECT_EQ(ds_host.tau, ds.tau);
+    // a dspark step emits tau tokens: about host_s / tau more per token (request ends make it inexact)
+    EXPECT_NEAR(ds_host.tpot.mean - ds.tpot.mean, 250e-6 / ds.tau, 0.1 * 250e-6 / ds.tau);
+}
+
 // [SECTION] degenerate cases -----------------------------------------------------
 
 TEST(Sim, AlphaZeroGivesExactlyOneTokenPerStep) {

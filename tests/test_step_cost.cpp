@@ -1,10 +1,11 @@
 // test_step_cost.cpp: SPS(R, B) (engine/step_cost.h). The lookup against
 // closed forms on a hand-made table; the measurement on the CPU reference:
 // the grid's shape, non-decreasing along both axes, the slots left empty,
-// and bad sizes refused.
+// and bad sizes refused; the draft phase likewise, through a Speculator.
 #include <gtest/gtest.h>
 
 #include "engine/backend.h"
+#include "engine/drafter.h"
 #include "engine/model.h"
 #include "engine/step_cost.h"
 
@@ -47,8 +48,8 @@ TEST(StepCost, MeasuresTheGridOnTheCpuAndLeavesTheSlotsEmpty) {
         for (size_t j = 0; j < 4; j++) {
             const double v = t.seconds[i * 4 + j];
             EXPECT_GT(v, 0);
-            if (j) EXPECT_GE(v, t.seconds[i * 4 + j - 1]);
-            if (i) EXPECT_GE(v, t.seconds[(i - 1) * 4 + j]);
+            if (j) { EXPECT_GE(v, t.seconds[i * 4 + j - 1]); }
+            if (i) { EXPECT_GE(v, t.seconds[(i - 1) * 4 + j]); }
         }
     for (int s = 0; s < 3; s++) EXPECT_EQ(b->len(s), 0);
     EXPECT_THROW(step_cost_measure(*b, 4, 5, 16, 1), Error);   // more sequences than slots
@@ -56,4 +57,23 @@ TEST(StepCost, MeasuresTheGridOnTheCpuAndLeavesTheSlotsEmpty) {
     b->forward(RaggedBatch{{1}, {2}, {5, 6}}, nullptr);
     EXPECT_THROW(step_cost_measure(*b, 3, 5, 16, 1), Error);   // slot 1 is taken
     EXPECT_EQ(b->len(1), 2) << "a refused measurement changes nothing";
+}
+
+TEST(StepCost, MeasuresTheDraftPhasePerRAndLeavesTheSlotsEmpty) {
+    const std::string fixtures = std::string(SPECPLAN_SOURCE_DIR) + "/tests/fixtures/";
+    const ModelWeights w = weights_load(fixtures + "tiny-qwen3-4l");
+    auto b = backend_cpu(w, 4);
+    auto d = drafter_open_cpu(fixtures + "tiny-dspark", w, DrafterOptions{0, 4});
+    const std::vector<double> s = draft_cost_measure(*b, *d, {1, 2, 4}, 4, 12, 2);
+    ASSERT_EQ(s.size(), 3u);
+    EXPECT_GT(s[0], 0);
+    EXPECT_GE(s[1], s[0]);
+    EXPECT_GE(s[2], s[1]);
+    for (int slot = 0; slot < 4; slot++) {
+        EXPECT_EQ(b->len(slot), 0) << slot;
+        EXPECT_EQ(d->len(slot), 0) << slot;
+    }
+    EXPECT_THROW(draft_cost_measure(*b, *d, {1, 8}, 4, 12, 2), Error);         // more sequences than slots
+    EXPECT_THROW(draft_cost_measure(*b, *d, {1, 2}, d->gamma() + 1, 12, 2), Error);  // past the drafter's block
+    EXPECT_THROW(draft_cost_measure(*b, *d, {2, 1}, 4, 12, 2), Error);         // not ascending
 }
