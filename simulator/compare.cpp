@@ -96,6 +96,15 @@ std::string point_name(const ComparePoint& p) {
 
 }  // namespace
 
+std::vector<ComparePoint> compare_read_points(const nlohmann::json& j, const std::string& file,
+                                              std::string* load_kind) {
+    Side s = read_side(j, file, true);
+    for (ComparePoint& p : s.points)
+        for (int m = 0; m < kCompareMetrics; m++) p.sim[m] = p.error[m] = kNaN;
+    if (load_kind) *load_kind = s.load_kind;
+    return s.points;
+}
+
 const char* compare_metric_name(CompareMetric m) { return kFields[static_cast<int>(m)].name; }
 const char* compare_metric_label(CompareMetric m) { return kFields[static_cast<int>(m)].label; }
 

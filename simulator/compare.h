@@ -57,6 +57,12 @@ struct Comparison {
 Comparison compare_reports(const nlohmann::json& live, const std::string& live_name, const nlohmann::json& sim,
                            const std::string& sim_name, const CompareBounds& bounds);
 
+// The points of one report JSON with their metrics in `live` (sim and error
+// NaN), checked as compare_reports checks them; *load_kind gets
+// "concurrency" or "rate". The dashboard draws a live run's points from it.
+std::vector<ComparePoint> compare_read_points(const nlohmann::json& j, const std::string& file,
+                                              std::string* load_kind);
+
 // The comparison as JSON: per point live, sim and error per metric; MAPE,
 // worst and misses per metric; the bounds; "pass".
 nlohmann::json comparison_json(const Comparison& c, const CompareBounds& bounds);
