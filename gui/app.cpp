@@ -17,10 +17,10 @@ namespace sp {
 
 static constexpr double DEBOUNCE_S = 0.3;   // quiet time after the last edit before a sweep starts
 
-static const char* const PANEL_NAMES[PANEL_COUNT] = {"frontier", "latency",  "plan",   "acceptance",
-                                                     "timeline", "traces",  "explain"};
-static const char* const PANEL_TITLES[PANEL_COUNT] = {"Frontier",      "Latency", "Plan",   "Acceptance",
-                                                      "Step timeline", "Traces",  "Explain"};
+static const char* const PANEL_NAMES[PANEL_COUNT] = {"frontier", "latency", "plan",    "acceptance",
+                                                     "timeline", "traces",  "explain", "fidelity"};
+static const char* const PANEL_TITLES[PANEL_COUNT] = {"Frontier",      "Latency", "Plan",    "Acceptance",
+                                                      "Step timeline", "Traces",  "Explain", "Fidelity"};
 
 const char* panel_name(Panel p) { return PANEL_NAMES[p]; }
 
@@ -108,6 +108,33 @@ bool app_open_traces(AppState& app, const std::string& path) {
     app.traces = std::move(v);
     app.status = "opened " + path;
     return true;
+}
+
+bool app_open_live(AppState& app, const std::string& path) {
+    try {
+        app.live = std::make_shared<const LiveRun>(live_run_load(path));
+    } catch (const std::exception& e) {
+        app.live_error = e.what();  // the live run shown before stays
+        return false;
+    }
+    app.live_error.clear();
+    app.live_loads++;
+    app.status = "opened live results " + path;
+    return true;
+}
+
+void app_fidelity_update(AppState& app) {
+    if (!app.sweep || !app.live) return;
+    if (app.fidelity_sweep == app.sweep.get() && app.fidelity_live_loads == app.live_loads) return;
+    app.fidelity_sweep = app.sweep.get();
+    app.fidelity_live_loads = app.live_loads;
+    app.fidelity = Comparison{};
+    app.fidelity_error.clear();
+    try {
+        app.fidelity = fidelity_compare(app.sweep->scenario, app.sweep->result, *app.live);
+    } catch (const std::exception& e) {
+        app.fidelity_error = e.what();
+    }
 }
 
 // --- the sweep and the timeline workers
@@ -227,6 +254,7 @@ void app_poll(AppState& app) {
     if (auto e = mailbox_take(app.error_box)) app.scenario_error = *e;
     if (auto s = mailbox_take(app.sweep_box)) {
         app.sweep = std::move(s);
+        app.fidelity_sweep = nullptr;  // recompared at the next app_fidelity_update
         for (PlotView* v : {&app.frontier, &app.ttft, &app.tpot, &app.goodput, &app.goodput_share, &app.alpha, &app.tau,
                             &app.accepted_len, &app.reliability})
             v->fitted = false;
@@ -259,8 +287,9 @@ bool app_idle(AppState& app) {
 // --- the window
 
 static void file_dialog(AppState& app) {
-    static const char* const titles[] = {"", "Open scenario", "Save scenario as", "Open trace database"};
-    if (app.dialog == 0) return;
+    static const char* const titles[] = {"", "Open scenario", "Save scenario as", "Open trace database",
+                                         "Open live results (specplan live --json)"};
+    if (app.dialog == DIALOG_NONE) return;
     ImGui::OpenPopup(titles[app.dialog]);
     ImGui::SetNextWindowSize(ImVec2(560, 0), ImGuiCond_Appearing);
     if (!ImGui::BeginPopupModal(titles[app.dialog], nullptr, ImGuiWindowFlags_AlwaysAutoResize)) return;
@@ -271,7 +300,7 @@ static void file_dialog(AppState& app) {
     app.dialog_path = buf;
     // The files beside the current one, to pick with a click.
     namespace fs = std::filesystem;
-    const char* ext = app.dialog == 3 ? ".specdb" : ".toml";
+    const char* ext = app.dialog == DIALOG_OPEN_TRACES ? ".specdb" : app.dialog == DIALOG_OPEN_LIVE ? ".json" : ".toml";
     fs::path dir = fs::path(app.dialog_path).parent_path();
     std::error_code ec;
     if (dir.empty()) dir = ".";
@@ -289,16 +318,26 @@ static void file_dialog(AppState& app) {
     bool ok = ImGui::Button("OK") || enter;
     ImGui::SameLine();
     if (ImGui::Button("Cancel")) {
-        app.dialog = 0;
+        app.dialog = DIALOG_NONE;
         app.file_error.clear();
         ImGui::CloseCurrentPopup();
     } else if (ok) {
-        bool done = app.dialog == 1 ? app_open_scenario(app, app.dialog_path)
-                  : app.dialog == 2 ? app_save_scenario(app, app.dialog_path)
-                                    : app_open_traces(app, app.dialog_path);
-        if (app.dialog == 3 && !done) app.file_error = app.traces.error;
+        bool done = false;
+        switch (app.dialog) {
+            case DIALOG_OPEN_SCENARIO: done = app_open_scenario(app, app.dialog_path); break;
+            case DIALOG_SAVE_AS: done = app_save_scenario(app, app.dialog_path); break;
+            case DIALOG_OPEN_TRACES:
+                done = app_open_traces(app, app.dialog_path);
+                if (!done) app.file_error = app.traces.error;
+                break;
+            case DIALOG_OPEN_LIVE:
+                done = app_open_live(app, app.dialog_path);
+                if (!done) app.file_error = app.live_error;
+                break;
+            case DIALOG_NONE: break;
+        }
         if (done) {
-            app.dialog = 0;
+            app.dialog = DIALOG_NONE;
             ImGui::CloseCurrentPopup();
         }
     }
@@ -309,18 +348,22 @@ static void menu_bar(AppState& app) {
     if (!ImGui::BeginMenuBar()) return;
     if (ImGui::BeginMenu("File")) {
         if (ImGui::MenuItem("Open scenario...")) {
-            app.dialog = 1;
+            app.dialog = DIALOG_OPEN_SCENARIO;
             app.dialog_path = app.scenario_path;
         }
         if (ImGui::MenuItem("Save scenario", nullptr, false, !app.scenario_path.empty()))
             app_save_scenario(app, app.scenario_path);
         if (ImGui::MenuItem("Save scenario as...")) {
-            app.dialog = 2;
+            app.dialog = DIALOG_SAVE_AS;
             app.dialog_path = app.scenario_path;
         }
         if (ImGui::MenuItem("Open trace database...")) {
-            app.dialog = 3;
+            app.dialog = DIALOG_OPEN_TRACES;
             app.dialog_path = app.traces.path;
+        }
+        if (ImGui::MenuItem("Open live results...")) {
+            app.dialog = DIALOG_OPEN_LIVE;
+            app.dialog_path = app.live ? app.live->path : "bench/results/";
         }
         ImGui::Separator();
         if (ImGui::MenuItem("Quit")) app.quit = true;
@@ -391,6 +434,7 @@ void app_frame(AppState& app) {
                 case PANEL_TIMELINE: panel_timeline(app); break;
                 case PANEL_TRACES: panel_traces(app); break;
                 case PANEL_EXPLAIN: panel_explain(app); break;
+                case PANEL_FIDELITY: panel_fidelity(app); break;
                 case PANEL_COUNT: break;
             }
             ImGui::EndChild();

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "gui/fidelity.h"
 #include "gui/plot.h"
 #include "gui/reliability.h"
 #include "gui/timeline.h"
@@ -31,8 +32,11 @@ struct ScenarioDraft;  // gui/scenario_edit.h
 
 enum Panel {
     PANEL_FRONTIER, PANEL_LATENCY, PANEL_PLAN, PANEL_ACCEPTANCE, PANEL_TIMELINE, PANEL_TRACES, PANEL_EXPLAIN,
-    PANEL_COUNT
+    PANEL_FIDELITY, PANEL_COUNT
 };
+
+// The file dialog open, if any.
+enum Dialog { DIALOG_NONE, DIALOG_OPEN_SCENARIO, DIALOG_SAVE_AS, DIALOG_OPEN_TRACES, DIALOG_OPEN_LIVE };
 const char* panel_name(Panel p);             // "frontier", "latency", ... (the --panel names)
 bool panel_parse(const std::string& s, Panel* out);
 
@@ -139,10 +143,20 @@ struct AppState {
     std::vector<Run> acc_runs;               // its runs
     std::string acc_runs_error;
 
+    // live run (Fidelity panel, Frontier overlay)
+    std::shared_ptr<const LiveRun> live;     // null: none loaded
+    std::string live_error;                  // the last load's failure
+    uint64_t live_loads = 0;                 // bumped by every successful load
+    // The sweep on screen against it, recomputed when either changes.
+    Comparison fidelity;
+    std::string fidelity_error;              // why they do not compare (no point pairs up, ...)
+    const SweepOutput* fidelity_sweep = nullptr;  // what it was computed for; null: stale (a new sweep landed)
+    uint64_t fidelity_live_loads = 0;
+
     // view state
     Panel panel = PANEL_FRONTIER;
     bool select_panel = true;                // select app.panel's tab at the next frame
-    int dialog = 0;                          // file dialog open: 0 none, 1 open scenario, 2 save as, 3 open database
+    Dialog dialog = DIALOG_NONE;
     std::string dialog_path;                 // the path being typed in it
     PlotView frontier, ttft, tpot, goodput;
     PlotView goodput_share;
@@ -166,6 +180,8 @@ struct AppState {
 bool app_open_scenario(AppState& app, const std::string& path);  // false: app.file_error says why; state kept
 bool app_save_scenario(AppState& app, const std::string& path);
 bool app_open_traces(AppState& app, const std::string& path);    // false: app.traces.error says why
+bool app_open_live(AppState& app, const std::string& path);      // false: app.live_error says why; the last kept
+void app_fidelity_update(AppState& app);     // app.fidelity for the current sweep and live run
 void app_mark_edited(AppState& app);         // call after changing the draft
 void app_submit_now(AppState& app);          // submit the draft without waiting for the debounce
 void app_poll(AppState& app);                // once per frame: debounce, take finished results
@@ -187,6 +203,7 @@ void panel_acceptance(AppState& app);
 void panel_timeline(AppState& app);
 void panel_traces(AppState& app);
 void panel_explain(AppState& app);
+void panel_fidelity(AppState& app);
 
 // Captures the timeline of one point of the sweep (timeline_capture_point on
 // its scenario; defined in panel_timeline.cpp); runs on the timeline worker.

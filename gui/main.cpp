@@ -1,4 +1,4 @@
-// main.cpp: `specplan-gui [SCENARIO] [--db FILE] [--screenshot PNG] [--panel NAME] [--size WxH]`.
+// main.cpp: `specplan-gui [SCENARIO] [--db FILE] [--live FILE] [--screenshot PNG] [--panel NAME] [--size WxH]`.
 //
 // A GLFW window with an OpenGL 3.3 core context, Dear ImGui's GLFW and
 // OpenGL3 backends, and the dashboard (app.h) drawn into it each frame.
@@ -83,11 +83,13 @@ static bool offscreen_create(Offscreen& o, int w, int h) {
 int main(int argc, char** argv) {
     CLI::App cli{"specplan-gui: the specplan dashboard (throughput against per-user speed under speculative decoding)"};
     cli.set_version_flag("--version", "specplan-gui " SPECPLAN_GIT_REV);
-    std::string scenario, db, screenshot, panel_arg = "frontier", size_arg = "1600x1000";
+    std::string scenario, db, live, screenshot, panel_arg = "frontier", size_arg = "1600x1000";
     cli.add_option("scenario", scenario, "scenario TOML (default: scenarios/default.toml)");
     cli.add_option("--db", db, "trace database for the Traces panel (default: the scenario's trace)");
+    cli.add_option("--live", live, "a `specplan live --json` report: its points on the Frontier, its errors in Fidelity");
     cli.add_option("--screenshot", screenshot, "render off-screen, write this PNG and exit");
-    cli.add_option("--panel", panel_arg, "panel shown: frontier, latency, plan, acceptance, timeline, traces, explain");
+    cli.add_option("--panel", panel_arg,
+                   "panel shown: frontier, latency, plan, acceptance, timeline, traces, explain, fidelity");
     cli.add_option("--size", size_arg, "window size in pixels, WxH (default 1600x1000)");
     bool frame_stats = false;
     cli.add_flag("--frame-stats", frame_stats, "on exit, print frame times, overall and while a sweep ran");
@@ -101,7 +103,8 @@ int main(int argc, char** argv) {
     Panel panel;
     if (!panel_parse(panel_arg, &panel)) {
         std::fprintf(stderr,
-                     "specplan-gui: --panel: expected frontier, latency, plan, acceptance, timeline, traces or explain, got "
+                     "specplan-gui: --panel: expected frontier, latency, plan, acceptance, timeline, traces, explain or "
+                     "fidelity, got "
                      "\"%s\"\n",
                      panel_arg.c_str());
         return 2;
@@ -119,6 +122,15 @@ int main(int argc, char** argv) {
         if (!std::filesystem::exists(scenario)) scenario = SPECPLAN_SOURCE_DIR "/scenarios/default.toml";
     }
     const bool headless = !screenshot.empty();
+    std::shared_ptr<const LiveRun> live_run;  // checked before any window opens: a bad file is one line
+    if (!live.empty()) {
+        try {
+            live_run = std::make_shared<const LiveRun>(live_run_load(live));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "specplan-gui: --live: %s\n", e.what());
+            return 2;
+        }
+    }
 
     glfwSetErrorCallback(glfw_error);
     if (!glfwInit()) {
@@ -160,6 +172,10 @@ int main(int argc, char** argv) {
         AppState app;
         app.panel = panel;
         if (!db.empty()) app_open_traces(app, db);
+        if (live_run) {
+            app.live = live_run;
+            app.live_loads++;
+        }
         app_open_scenario(app, scenario);
 
         using clock = std::chrono::steady_clock;

@@ -1,7 +1,8 @@
 // panel_frontier.cpp: the capacity planner's plot. Throughput per GPU
 // against per-user speed p90, one curve per policy, one point per load; the
 // per-user SLA as a vertical line, each policy's capacity on it; under the
-// plot the capacity table and the headline ratios of a chosen pair.
+// plot the capacity table and the headline ratios of a chosen pair. A live
+// run loaded (File > Open live results, --live) shows as hollow markers.
 #include <imgui.h>
 
 #include <algorithm>
@@ -97,6 +98,26 @@ static void frontier_plot(AppState& app, ImVec2 size, bool labels, bool pareto) 
         plot_line(name, xs.data(), ys.data(), static_cast<int>(nl), plot_color(static_cast<int>(p)), tips.data());
         if (labels) plot_labels(name, xs.data(), ys.data(), texts.data(), static_cast<int>(nl), plot_color(static_cast<int>(p)));
     }
+    // a live run's points, hollow, in the colour of the policy they ran (issue 12's overlay)
+    if (app.live)
+        for (size_t p = 0; p < np; p++) {
+            std::vector<double> lx, ly;
+            std::vector<std::string> ltips;
+            for (const ComparePoint& c : app.live->points) {
+                if (c.policy != sc.policies[p].name) continue;
+                lx.push_back(c.live[int(CompareMetric::UserP90)]);
+                ly.push_back(c.live[int(CompareMetric::Throughput)]);
+                char tip[160];
+                std::snprintf(tip, sizeof tip, "live, %s: %s tok/s/GPU, p90 %.1f tok/s/user", load_text(sc, c.load).c_str(),
+                              value_label(ly.back()).c_str(), lx.back());
+                ltips.push_back(tip);
+            }
+            if (lx.empty()) continue;
+            const std::string name = sc.policies[p].name + " (live)";
+            plot_next_style({0.0f, 6.0f, true});
+            plot_scatter(name.c_str(), lx.data(), ly.data(), static_cast<int>(lx.size()),
+                         plot_color(static_cast<int>(p)), ltips.data());
+        }
     char buf[96];
     std::snprintf(buf, sizeof buf, "SLA: p90 >= %s tok/s/user", value_label(slo).c_str());
     if (slo > 0) plot_vline(slo, buf, PLOT_SLO_COLOR);

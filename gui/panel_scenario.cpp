@@ -427,7 +427,7 @@ void panel_scenario(AppState& app) {
         ImGui::TextDisabled(app.sweep ? "(showing the last scenario that loaded)" : "");
         ImGui::Separator();
     }
-    if (!app.file_error.empty() && app.dialog == 0) {
+    if (!app.file_error.empty() && app.dialog == DIALOG_NONE) {
         ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.5f, 0.5f, 1));
         ImGui::TextWrapped("%s", app.file_error.c_str());
         ImGui::PopStyleColor();
