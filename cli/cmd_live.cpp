@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -265,8 +266,18 @@ void run_live(const LiveArgs& a) {
             std::ostringstream sim;
             report_json(sim, sc, policies, res, SPECPLAN_GIT_REV, percentiles);
             nlohmann::ordered_json j = nlohmann::ordered_json::parse(sim.str());
+            // what is synthetic in a live run: weights of a preset shape are random, and --replay takes
+            // the accept decisions from the trace rather than the verifier
+            namespace fs = std::filesystem;
             j["measured"] = {{"device", s->backend->name()}, {"gpu", s->gpu}, {"model", a.spec.model},
-                             {"drafter", a.spec.drafter}, {"prompts", a.prompts}};
+                             {"model_weights", fs::is_directory(a.spec.model) ? "checkpoint" : "random"},
+                             {"drafter", a.spec.drafter},
+                             {"drafter_weights", !s->drafter                         ? "none"
+                                                 : fs::is_directory(a.spec.drafter) ? "checkpoint"
+                                                 : a.spec.drafter.rfind("ngram", 0) == 0 ? "none (n-gram lookup)"
+                                                                                         : "random"},
+                             {"accept_decisions", a.replay ? "replayed from the scenario's trace" : "the verifier's"},
+                             {"prompts", a.prompts}};
             for (size_t i = 0; i < stats.size(); i++)
                 j["points"][i]["host_loop_us"] = {{"mean", stats[i].host_ns.mean * 1e-3},
                                                   {"p50", stats[i].host_ns.p50 * 1e-3},

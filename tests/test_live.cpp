@@ -324,6 +324,9 @@ TEST(LiveCli, WritesSweepsFieldsMeasuredPlusTheHostLoop) {
         EXPECT_EQ(p.at("n_requests"), 6);
     }
     EXPECT_EQ(j.at("measured").at("device"), "cpu");
+    EXPECT_EQ(j.at("measured").at("model_weights"), "checkpoint");
+    EXPECT_EQ(j.at("measured").at("drafter_weights"), "checkpoint");
+    EXPECT_EQ(j.at("measured").at("accept_decisions"), "the verifier's");
     EXPECT_TRUE(j.contains("capacity_at_slo"));
     const std::string csv = slurp(dir.file("o.csv"));
     EXPECT_NE(csv.find(",host_loop_us_p50,host_loop_us_p90\n"), std::string::npos);
@@ -408,6 +411,9 @@ TEST(LiveCli, APresetWithRandomWeightsServesWithReplayedAcceptance) {
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(slurp(dir.file("o.json")));
     for (const auto& p : j.at("points")) EXPECT_GT(p.at("tau").get<double>(), 1.0);
+    EXPECT_EQ(j.at("measured").at("model_weights"), "random");
+    EXPECT_EQ(j.at("measured").at("drafter_weights"), "none (n-gram lookup)");
+    EXPECT_EQ(j.at("measured").at("accept_decisions"), "replayed from the scenario's trace");
     // not a folder and not a preset: the checkpoint loader's one line
     r = cli_run(dir, "live " + dir.file("replay.toml") + " --device cpu --model " + dir.file("nomodel") +
                          " --drafter ngram --prompts " + write_prompts(dir));
