@@ -62,10 +62,15 @@ void run_calibrate_cost(const CalibrateCostArgs& a) {
     const Roofline& f = fit.fitted;
     std::printf("%s: roofline of %s on %s (datasheet %s) fitted to %zu measured cells\n", a.profiles.c_str(),
                 m.model.c_str(), m.gpu.c_str(), preset.c_str(), fit.cells.size());
-    std::printf("  %-22s bw_efficiency %.2f, flops_efficiency %.2f, overhead %.0f us\n", "as given", r.bw_efficiency,
-                r.flops_efficiency, r.gpu.overhead_s * 1e6);
-    std::printf("  %-22s bw_efficiency %.2f, flops_efficiency %.2f, overhead %.0f us\n", "fitted", f.bw_efficiency,
-                f.flops_efficiency, f.gpu.overhead_s * 1e6);
+    auto overlap = [](const Roofline& x) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, x.overlap_n > 0 ? "%g" : "max", x.overlap_n);
+        return std::string(buf);
+    };
+    std::printf("  %-22s bw_efficiency %.2f, flops_efficiency %.2f, overhead %.0f us, overlap %s\n", "as given",
+                r.bw_efficiency, r.flops_efficiency, r.gpu.overhead_s * 1e6, overlap(r).c_str());
+    std::printf("  %-22s bw_efficiency %.2f, flops_efficiency %.2f, overhead %.0f us, overlap %s\n", "fitted",
+                f.bw_efficiency, f.flops_efficiency, f.gpu.overhead_s * 1e6, overlap(f).c_str());
     std::printf("error, model / measured - 1 (as given -> fitted):\n");
     print_errors("all", fit.cells, nullptr, nullptr);
     for (Phase ph : {PHASE_VERIFY, PHASE_PREFILL}) {
@@ -91,6 +96,7 @@ void run_calibrate_cost(const CalibrateCostArgs& a) {
     std::printf("for a scenario's [cost] (model = \"roofline\", gpu = \"%s\"):\n", preset.c_str());
     std::printf("  bw_efficiency = %.2f\n  flops_efficiency = %.2f\n  overhead_us = %.0f\n", f.bw_efficiency,
                 f.flops_efficiency, f.gpu.overhead_s * 1e6);
+    if (f.overlap_n > 0) std::printf("  overlap = %g\n", f.overlap_n);
     std::printf("  calibrated = \"%s: %s on %s, MAPE %.1f %%\"\n", a.profiles.c_str(), m.model.c_str(), m.gpu.c_str(),
                 100 * fit.after.mape);
     if (!a.json.empty()) {
@@ -102,11 +108,13 @@ void run_calibrate_cost(const CalibrateCostArgs& a) {
         j["given"] = {{"bw_efficiency", r.bw_efficiency},
                       {"flops_efficiency", r.flops_efficiency},
                       {"overhead_us", r.gpu.overhead_s * 1e6},
+                      {"overlap", r.overlap_n},
                       {"mape", fit.before.mape},
                       {"worst", fit.before.worst}};
         j["fitted"] = {{"bw_efficiency", f.bw_efficiency},
                        {"flops_efficiency", f.flops_efficiency},
                        {"overhead_us", f.gpu.overhead_s * 1e6},
+                       {"overlap", f.overlap_n},
                        {"mape", fit.after.mape},
                        {"worst", fit.after.worst}};
         nlohmann::ordered_json cells = nlohmann::ordered_json::array();

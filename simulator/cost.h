@@ -68,6 +68,12 @@ struct Roofline {
     int tp = 1;                  // GPUs in the tensor-parallel group: bandwidth and rate scale by tp
     double bw_efficiency = 0.8;  // achievable fraction of datasheet bandwidth (model assumption)
     double flops_efficiency = 0.6;  // achievable fraction of datasheet BF16 rate (model assumption)
+    // How a kernel family's memory and math times combine, (t_mem^n +
+    // t_math^n)^(1/n): 0 (the default) takes the max, the classic roofline
+    // whose kernels overlap the two perfectly; 1 adds them (no overlap); in
+    // between, the skinny GEMMs near the ridge that neither stream nor
+    // compute at full rate. calibrate-cost fits it to a measured profile.
+    double overlap_n = 0;
 };
 
 // A measured cost table: the profile cells of one (gpu, model) from a trace

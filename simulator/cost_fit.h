@@ -9,7 +9,8 @@
 // [0.05, 1], the overhead for each pair by golden-section search in [0,
 // the fastest cell's time], minimising the sum over cells of
 // log(model / measured)^2, so that a 5 ms decode and a 60 ms prefill count
-// alike. A coarse pass (0.02) then a fine one (0.01 around its best).
+// alike. A coarse pass (0.04) then a fine one (0.01 around its best), for
+// each overlap exponent of kCostFitOverlaps; the best of those is kept.
 #pragma once
 
 #include <string>
@@ -32,6 +33,9 @@ struct CostErrors {
     double mape = 0;          // mean |model / measured - 1|
     double worst = 0;         // the signed error of the largest magnitude
 };
+
+// The overlap exponents the fit tries (Roofline::overlap_n; 0 is the max).
+inline constexpr double kCostFitOverlaps[] = {0, 1, 1.25, 1.5, 2, 3, 4};
 
 struct CostFit {
     Roofline fitted;                 // the input roofline with the three fitted numbers

@@ -146,6 +146,7 @@ static const Range THINK_MS{0, 86'400'000};                  // one day, the mea
 static const Range RATE{1e-3, 1e8};                          // requests/s: mean gaps of 1000 s to 10 ns
 static const Range BURSTINESS{1e-2, 1e4};                    // gamma shape: gap CV 10 to 0.01
 static const Range OVERHEAD_US{0, 1e6};                      // one second per iteration
+static const Range OVERLAP_N{1, 64};                          // 1 adds memory and math time; 64 is the max
 static const Range HBM_TB_S{1e-3, 1e3};                      // 1 GB/s .. 1 PB/s
 static const Range BF16_TFLOPS{1e-3, 1e6};
 
@@ -561,7 +562,8 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     const std::string p = "cost";
     check_keys(c, t, p,
                {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us", "calibrated",
-                "profiles", "profile_gpu", "profile_model", "target", "moe", "gpu_spec", "drafter", "host_us"});
+                "profiles", "profile_gpu", "profile_model", "target", "moe", "gpu_spec", "drafter", "host_us",
+                "overlap"});
     CostModel m;
     m.kind = CostKind(get_choice(c, t, p, "model", COST_ROOFLINE, {"roofline", "measured"}));
     Roofline& r = m.roofline;
@@ -590,6 +592,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     r.flops_efficiency = get_num(c, t, p, "flops_efficiency", r.flops_efficiency, FRACTION);
     if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, OVERHEAD_US) * 1e-6;
     m.host_s = get_num(c, t, p, "host_us", 0, OVERHEAD_US) * 1e-6;
+    if (find(t, "overlap")) r.overlap_n = get_num(c, t, p, "overlap", 0, OVERLAP_N);
     if (const toml::node* n = find(t, "calibrated")) {
         m.calibration = as_str(c, *n, "cost.calibrated");
         if (m.calibration.empty() || m.calibration.size() > 200)

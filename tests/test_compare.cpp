@@ -111,8 +111,8 @@ TEST(CompareCli, ExitsOneOnAMissedBoundAndZeroWithinIt) {
     EXPECT_NE(r.err.find("throughput past 3.0% at 1 of 1 points (worst 10.0%)"), std::string::npos) << r.err;
     r = cli_run(dir, "compare " + live + " " + far + " --bound throughput=12");  // a looser bound passes
     EXPECT_EQ(r.code, 0) << r.err;
-    for (const std::string& bad : {"--bound speed=3", "--bound throughput=-1", "--bound throughput=x"}) {
-        r = cli_run(dir, "compare " + live + " " + far + " " + bad);
+    for (const char* bad : {"--bound speed=3", "--bound throughput=-1", "--bound throughput=x"}) {
+        r = cli_run(dir, "compare " + live + " " + far + " " + std::string(bad));
         EXPECT_EQ(r.code, 1) << bad;
         EXPECT_EQ(r.err_lines(), 1) << bad << ": " << r.err;
         EXPECT_NE(r.err.find("--bound"), std::string::npos) << r.err;

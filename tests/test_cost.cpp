@@ -91,16 +91,38 @@ TEST(CostRoofline, UntiedModelsSkipTheInputTableAndTiedModelsReadTheirOneTable) 
     EXPECT_REL(roofline_weight_bytes(tied.roofline, 1), double(tied.roofline.model.n_params) * 2, 1e-12);
 }
 
-TEST(CostRoofline, ComputeBoundTimeIsTwoFlopsPerParameterPerTokenAndDoublesWithB) {
+// The projections and the attention are separate kernels (cost.cpp): the
+// GEMMs are compute-bound here, while the attention of a token over itself
+// (4*H*D FLOPs per layer) is bound by writing its K and V.
+TEST(CostRoofline, ComputeBoundTimeIsTwoFlopsPerParameterPerTokenPlusTheKvWriteAndDoublesWithB) {
     CostModel c = roofline_model("llama3-8b");
     double params = double(c.roofline.model.n_params) - LLAMA_VD;
     int b = 16384;  // 16384 sequences of one token each, empty caches: ~74x the ridge
-    // Each token also attends to itself: 4*H*D FLOPs per layer.
-    double flops = 2 * params * b + 4.0 * 32 * 32 * 128 * b;
+    double attention_flops = 4.0 * 32 * 32 * 128 * b;
+    ASSERT_LT(attention_flops / RATE, LLAMA_KV_PER_TOKEN * b / BW);
     double t = cost_forward_s(c, decode_batch(b, b, 0));
-    EXPECT_REL(t, flops / RATE + OVERHEAD, 1e-9);
+    EXPECT_REL(t, 2 * params * b / RATE + LLAMA_KV_PER_TOKEN * b / BW + OVERHEAD, 1e-9);
     double t2 = cost_forward_s(c, decode_batch(2 * b, 2 * b, 0));
     EXPECT_NEAR((t2 - OVERHEAD) / (t - OVERHEAD), 2.0, 1e-9);
+}
+
+// overlap n combines each kernel family's memory and math time as their
+// n-norm: 1 adds them, 2 is the Euclidean norm, the default (0) the max.
+TEST(CostRoofline, TheOverlapExponentTakesTheNNormOfMemoryAndMathTimePerKernelFamily) {
+    CostModel c = roofline_model("llama3-8b");
+    const int b = 200;
+    const double weights = (double(c.roofline.model.n_params) - LLAMA_VD) * 2;
+    const double w_mem = weights / BW, w_math = 2 * (weights / 2) * b / RATE;
+    const double a_mem = LLAMA_KV_PER_TOKEN * b / BW, a_math = 4.0 * 32 * 32 * 128 * b / RATE;
+    auto norm = [](double x, double y, double n) { return std::pow(std::pow(x, n) + std::pow(y, n), 1 / n); };
+    c.roofline.overlap_n = 1;
+    EXPECT_REL(cost_forward_s(c, decode_batch(b, b, 0)), w_mem + w_math + a_mem + a_math + OVERHEAD, 1e-9);
+    c.roofline.overlap_n = 2;
+    EXPECT_REL(cost_forward_s(c, decode_batch(b, b, 0)), norm(w_mem, w_math, 2) + norm(a_mem, a_math, 2) + OVERHEAD,
+               1e-9);
+    c.roofline.overlap_n = 0;
+    EXPECT_REL(cost_forward_s(c, decode_batch(b, b, 0)),
+               std::max(w_mem, w_math) + std::max(a_mem, a_math) + OVERHEAD, 1e-9);
 }
 
 TEST(CostRoofline, TheRidgeIsRateTimesBytesPerWeightOverTwiceTheBandwidth) {
@@ -147,7 +169,8 @@ TEST(CostRoofline, AMoeForwardOfOneTokenReadsKOfEExpertsAndALargeBatchNearlyAll)
     big.roofline.gpu.overhead_s = 0;
     int b = 65536;
     double t = cost_forward_s(big, decode_batch(b, b, 0));
-    EXPECT_REL(t, (2 * (dense + expert * 4 / 64) * b + 4.0 * 36 * 32 * 128 * b) / RATE, 1e-9);
+    double kv_write = 2.0 * 36 * 8 * 128 * 2 * b;  // K and V of each token, every layer; the attention's bound
+    EXPECT_REL(t, 2 * (dense + expert * 4 / 64) * b / RATE + kv_write / BW, 1e-9);
 }
 
 TEST(CostRoofline, TwoWayTensorParallelismHalvesTheTimeLessOverhead) {

@@ -51,14 +51,17 @@ TEST(CostFit, RecoversTheNumbersThatMadeTheProfile) {
     truth.bw_efficiency = 0.70;
     truth.flops_efficiency = 0.45;
     truth.gpu.overhead_s = 350e-6;
+    truth.overlap_n = 1.5;
     Roofline start = truth;  // the datasheet defaults
     start.bw_efficiency = 0.8;
     start.flops_efficiency = 0.6;
     start.gpu.overhead_s = 30e-6;
+    start.overlap_n = 0;
     const CostFit fit = cost_fit_roofline(start, profile_of(truth));
     EXPECT_NEAR(fit.fitted.bw_efficiency, 0.70, 0.0051);
     EXPECT_NEAR(fit.fitted.flops_efficiency, 0.45, 0.0051);
     EXPECT_NEAR(fit.fitted.gpu.overhead_s, 350e-6, 2e-6);
+    EXPECT_EQ(fit.fitted.overlap_n, 1.5);
     EXPECT_LT(fit.after.mape, 1e-3);
     EXPECT_GT(fit.before.mape, 0.10);  // the defaults are far off this GPU
     EXPECT_EQ(fit.cells.size(), 49u);
