@@ -194,8 +194,8 @@ void run_live(const LiveArgs& a) {
         LiveStats st;
         finished.clear();
         if (o.trace)
-            perfetto_point(trace, sc.path + ": " + p.name + " at " + report_load_text(sc, load) + " (live)", 1,
-                           acc.domains, sc.workload.mode == WORKLOAD_CLOSED);
+            perfetto_point(trace, {sc.path + ": " + p.name + " at " + report_load_text(sc, load) + " (live)", 1,
+                                   acc.domains, sc.workload.mode == WORKLOAD_CLOSED, false});
         res.points.push_back(live_run_point(sc, acc, *s->backend, s->drafter.get(), p, load, prompts, o, &st));
         stats.push_back(st);
         if (o.trace) perfetto_flush(trace);

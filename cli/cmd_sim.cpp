@@ -62,8 +62,8 @@ static void run_sim(const SimArgs& a) {
         write_file(a.trace_out, [&](std::ostream& out) {
             PerfettoTrace t;
             perfetto_begin(t, out);
-            perfetto_point(t, sc.path + ": " + policy.name + " at " + report_load_text(sc, load), sc.fleet.replicas,
-                           acc.domains, sc.workload.mode == WORKLOAD_CLOSED);
+            perfetto_point(t, {sc.path + ": " + policy.name + " at " + report_load_text(sc, load), sc.fleet.replicas,
+                               acc.domains, sc.workload.mode == WORKLOAD_CLOSED, sc.engine.disaggregated_prefill});
             PerfettoObserver obs(&t);
             p = sim_run_point(sc, acc, policy, load, &obs);
             perfetto_end(t);

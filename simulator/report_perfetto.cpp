@@ -49,12 +49,11 @@ void perfetto_begin(PerfettoTrace& t, std::ostream& out) {
     *t.out << "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[";
 }
 
-void perfetto_point(PerfettoTrace& t, const std::string& title, int replicas, const std::vector<std::string>& domains,
-                    bool closed_loop) {
+void perfetto_point(PerfettoTrace& t, const PerfettoPoint& p) {
     assert(t.out && "perfetto_point before perfetto_begin");
     assert(t.pending.empty() && "perfetto_flush the previous point first");
-    t.domains = domains;
-    t.closed_loop = closed_loop;
+    t.point = p;
+    const int replicas = p.replicas;
     t.pid0 = t.next_pid;
     t.next_pid += replicas;
     t.steps_tid.clear();
@@ -62,7 +61,7 @@ void perfetto_point(PerfettoTrace& t, const std::string& title, int replicas, co
     for (int r = 0; r < replicas; r++) {
         const int pid = t.pid0 + r, tid = t.next_tid++;
         t.steps_tid.push_back(tid);
-        metadata(t, "process_name", pid, 0, "\"name\":" + json_string(title + ": replica " + std::to_string(r)));
+        metadata(t, "process_name", pid, 0, "\"name\":" + json_string(p.title + ": replica " + std::to_string(r)));
         metadata(t, "process_sort_index", pid, 0, "\"sort_index\":" + std::to_string(pid));
         metadata(t, "thread_name", pid, tid, "\"name\":\"steps\"");
         metadata(t, "thread_sort_index", pid, tid, "\"sort_index\":0");
@@ -107,13 +106,14 @@ static void request_track(PerfettoTrace& t, uint64_t key, int replica, const Per
                           const std::vector<PerfettoTrace::Slice>& steps) {
     const int pid = t.pid0 + replica, tid = t.next_tid++;
     char name[96];
-    if (t.closed_loop)
+    if (t.point.closed_loop)
         std::snprintf(name, sizeof name, "user %" PRIu64 " #%" PRIu64, key >> 32, key & 0xffffffffu);
     else
         std::snprintf(name, sizeof name, "request %" PRIu64, key);
     std::string label = name;
-    if (r && r->domain >= 0 && r->domain < static_cast<int>(t.domains.size()))
-        label += " (" + t.domains[static_cast<size_t>(r->domain)] + ")";
+    const std::vector<std::string>& domains = t.point.domains;
+    if (r && r->domain >= 0 && r->domain < static_cast<int>(domains.size()))
+        label += " (" + domains[static_cast<size_t>(r->domain)] + ")";
     if (!r) label += " (in flight at the end)";
     metadata(t, "thread_name", pid, tid, "\"name\":" + json_string(label));
     metadata(t, "thread_sort_index", pid, tid, "\"sort_index\":" + std::to_string(tid));
@@ -128,10 +128,10 @@ static void request_track(PerfettoTrace& t, uint64_t key, int replica, const Per
     if (r) {
         const std::string lens =
             "\"prompt_tokens\":" + std::to_string(r->prompt_len) + ",\"output_tokens\":" + std::to_string(r->output_len);
-        if (r->admitted_ns <= r->first_token_ns) {
+        if (!t.point.remote_prefill) {
             put("wait", r->arrival_ns, r->admitted_ns, "");
             put("prefill", r->admitted_ns, r->first_token_ns, lens);
-        } else {  // disaggregated: prefilled elsewhere, then waits for a place in the decode batch
+        } else {  // prefilled elsewhere, then waits for a place in the decode batch
             put("prefill (remote)", r->arrival_ns, r->first_token_ns, lens);
             put("wait", r->first_token_ns, r->admitted_ns, "");
         }

@@ -69,11 +69,18 @@ struct PerfettoRequest {
     int64_t arrival_ns = 0, admitted_ns = 0, first_token_ns = 0, done_ns = 0;
 };
 
+// What a point's tracks are named by.
+struct PerfettoPoint {
+    std::string title;           // its replicas' processes are "<title>: replica r"
+    int replicas = 1;
+    std::vector<std::string> domains;  // PerfettoRequest::domain's names
+    bool closed_loop = true;     // request keys are (user << 32 | n): tracks "user u #n", else "request k"
+    bool remote_prefill = false; // disaggregated prefill: prompts are prefilled before admission
+};
 struct PerfettoTrace {
     std::ostream* out = nullptr;
     bool any = false;            // an event was written (the next needs a comma)
-    bool closed_loop = true;     // request keys are (user << 32 | n): named "user u #n"
-    std::vector<std::string> domains;
+    PerfettoPoint point;         // the current point
     int next_pid = 1, next_tid = 1;  // unique over the file: a viewer may key threads by tid alone
     int pid0 = 0;                // the current point's first pid (replica r: pid0 + r)
     std::vector<int> steps_tid;      // per replica
@@ -91,10 +98,8 @@ struct PerfettoTrace {
 
 // Writes the opening of the file.
 void perfetto_begin(PerfettoTrace& t, std::ostream& out);
-// Starts a point: its replicas get processes named "<title>: replica r".
-// `domains` names the requests' domains; `closed_loop` how keys are named.
-void perfetto_point(PerfettoTrace& t, const std::string& title, int replicas, const std::vector<std::string>& domains,
-                    bool closed_loop);
+// Starts a point.
+void perfetto_point(PerfettoTrace& t, const PerfettoPoint& p);
 // One iteration and its n decoding requests.
 void perfetto_step(PerfettoTrace& t, const PerfettoStep& s, const PerfettoRequestStep* reqs, int n);
 // A request completed: its track.
