@@ -62,8 +62,9 @@ PointResult point(const char* policy, int users, double out_tok_s, double in_tok
 // [SECTION] frontier and InferenceX ----------------------------------------------
 
 TEST(Frontier, ParetoPointsInterpolationAndAreaMatchAHandWorkedFrontier) {
-    // (15, 70) is beaten by (20, 80), (5, 90) by (10, 100); NaN points are left out
-    const Frontier f = frontier_pareto({10, 20, 15, 30, 5, NAN}, {100, 80, 70, 40, 90, 1});
+    // (15, 70) is beaten by (20, 80), (5, 90) and (8, 100) by (10, 100), which comes twice and is kept
+    // once; NaN points are left out
+    const Frontier f = frontier_pareto({10, 20, 15, 30, 5, NAN, 8, 10}, {100, 80, 70, 40, 90, 1, 100, 100});
     EXPECT_EQ(f.x, (std::vector<double>{10, 20, 30}));
     EXPECT_EQ(f.y, (std::vector<double>{100, 80, 40}));
     double y = 0;
