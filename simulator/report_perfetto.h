@@ -1,7 +1,7 @@
 // report_perfetto.h: a served point as a Chrome trace-event file, which
 // Perfetto (ui.perfetto.dev) and chrome://tracing open: one JSON object
-// {"traceEvents": [...]}, written as the point runs (memory does not grow
-// with its length). The simulator feeds it through a SimObserver
+// {"traceEvents": [...]}, written as the point runs (memory holds only the
+// steps of the requests in flight). The simulator feeds it through a SimObserver
 // (PerfettoObserver, below: nothing is traced, and nothing is slower, unless
 // one is passed to sim_run_point), a live run (serve/live.h) calls
 // perfetto_step and perfetto_request itself, so both write the same tracks:
@@ -77,6 +77,7 @@ struct PerfettoPoint {
     bool closed_loop = true;     // request keys are (user << 32 | n): tracks "user u #n", else "request k"
     bool remote_prefill = false; // disaggregated prefill: prompts are prefilled before admission
 };
+
 struct PerfettoTrace {
     std::ostream* out = nullptr;
     bool any = false;            // an event was written (the next needs a comma)
