@@ -259,7 +259,8 @@ static void draw_panel(Drawing& d, const PlotChart& c, double x0, double y0) {
         if (r.vertical) {
             const double x = px(r.value);
             d.items.push_back(polyline({x, ay0, x, ay1}, r.color, 1.5, false, "slo"));
-            d.items.push_back(text(x - 4, ay0 + 14, r.label, font, 1, r.color, "slo"));
+            const bool left = x < (ax0 + ax1) / 2;  // the label goes into the wider side
+            d.items.push_back(text(left ? x + 4 : x - 4, ay0 + 14, r.label, font, left ? -1 : 1, r.color, "slo"));
         } else {
             const double y = py(r.value);
             d.items.push_back(polyline({ax0, y, ax1, y}, r.color, 1.5, false, "slo"));

@@ -61,7 +61,8 @@ struct PlotSeries {
     bool legend = true;          // listed in the legend
 };
 
-// A line across the whole area, labelled at its end.
+// A line across the whole area, labelled at its top (vertical: on the side
+// with more room) or right end.
 struct PlotRef {
     bool vertical = false;       // x = value, else y = value
     double value = 0;
