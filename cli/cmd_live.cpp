@@ -28,7 +28,7 @@ namespace {
 
 struct LiveArgs {
     SpecArgs spec;
-    std::string scenario, prompts, policies, json, csv, db, percentiles;
+    std::string scenario, prompts, policies, json, csv, db, percentiles, trace_out;
     LoadFlags load;
     double time_limit_s = 0;
     WindowFlags window;
@@ -228,6 +228,15 @@ void run_live(const LiveArgs& a) {
         if (db) finished.push_back(r);
     };
 
+    // --trace-out: opened before the first point too; each point is a process of its own
+    std::optional<OutputFile> trace_file;
+    PerfettoTrace trace;
+    if (!a.trace_out.empty()) {
+        trace_file.emplace(a.trace_out);
+        perfetto_begin(trace, trace_file->stream());
+        o.trace = &trace;
+    }
+
     SweepResult res;
     res.loads = loads;
     std::vector<LiveStats> stats;
@@ -244,11 +253,19 @@ void run_live(const LiveArgs& a) {
             };
         LiveStats st;
         finished.clear();
+        if (o.trace)
+            perfetto_point(trace, {sc.path + ": " + p.name + " at " + report_load_text(sc, load) + " (live)", 1,
+                                   acc.domains, sc.workload.mode == WORKLOAD_CLOSED, false});
         res.points.push_back(live_run_point(sc, acc, *s->backend, s->drafter.get(), p, load, prompts, o, &st));
         stats.push_back(st);
+        if (o.trace) perfetto_flush(trace);
         if (db) live_record(*db, sc, *s, a, p, load, finished, i == 0 ? &cost : nullptr);
     }
     if (tty) std::fprintf(stderr, "\r%*s\r", 70, "");
+    if (trace_file) {
+        perfetto_end(trace);
+        trace_file->commit();
+    }
     sweep_finish(sc, policies, &res);
 
     if (!a.quiet) {
@@ -324,6 +341,10 @@ void live_commands(CLI::App& app) {
         ->check(non_negative_number("a number of seconds >= 0"));
     cmd->add_flag("--replay", a->replay, "accept decisions from the scenario's trace instead of the verifier's "
                                          "(timing with random weights at a production shape)");
+    cmd->add_option("--trace-out", a->trace_out,
+                    "write every point as a Chrome/Perfetto trace (JSON), one process per point: steps with their "
+                    "draft, verify and host times, a track per request, counters of batch tokens, running requests "
+                    "and KV use");
     cmd->add_flag("--quiet", a->quiet, "print nothing but errors");
     cmd->callback([a] { run_live(*a); });
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -22,7 +23,7 @@ namespace sp {
 namespace {
 
 struct PlanArgs {
-    std::string scenario, policies, json;
+    std::string scenario, policies, json, format = "table";
     int users = 0;
     std::string rate, gammas, tps;   // the flags' text; empty: not given
     double gpu_hour_usd = -1;  // < 0: the scenario's plan.gpu_hour_usd
@@ -50,11 +51,6 @@ std::vector<int> parse_int_list(const std::string& text, const char* flag, int l
 
 bool by_rate(const PlanQuery& q) { return q.rate > 0; }
 
-std::string fleet_check_text(const FleetPlan& f) {
-    if (!f.checked) return "-";
-    return f.check == SLO_MET ? "met" : std::string("misses ") + slo_miss_name(f.check);
-}
-
 void print_plan(const Scenario& sc, const PlanQuery& q, double price, const std::vector<FleetPlan>& plans) {
     char priced[64], load[64];
     std::snprintf(priced, sizeof priced, ", $%.2f a GPU-hour", price);
@@ -73,8 +69,7 @@ void print_plan(const Scenario& sc, const PlanQuery& q, double price, const std:
                         f.policy.c_str());
             continue;
         }
-        char cap[32], gamma[16], reps[32], each[32], usd_h[16] = "-", usd_m[16] = "-";
-        std::snprintf(cap, sizeof cap, "%s%.4g", f.capacity.bounded ? "" : ">=", f.capacity.load);
+        char gamma[16], reps[32], each[32], usd_h[16] = "-", usd_m[16] = "-";
         if (f.draft_len == 0) std::snprintf(gamma, sizeof gamma, "-");
         else std::snprintf(gamma, sizeof gamma, "%d", f.gamma);
         std::snprintf(reps, sizeof reps, "%dx%d", f.replicas, f.tp);
@@ -84,12 +79,10 @@ void print_plan(const Scenario& sc, const PlanQuery& q, double price, const std:
             std::snprintf(usd_h, sizeof usd_h, "%.2f", f.usd_per_hour);
             std::snprintf(usd_m, sizeof usd_m, "%.3f", f.usd_per_million_tokens);
         }
-        const char* bound = f.capacity.bounded                                  ? slo_miss_name(f.capacity.binding)
-                            : f.capacity.load >= (by_rate(q) ? q.rate : q.users) ? "(all fit)"
-                                                                                  : "(ceiling)";
         std::printf("%-14s %5s %3d %9s %-14s %5d %9s %9s %9.0f %8.1f %8.1f %7.3fs %8s %8s  %s\n", f.policy.c_str(),
-                    gamma, f.tp, cap, bound, f.gpus, reps, each, f.point.throughput, f.point.per_user.p50,
-                    f.point.per_user.p90, f.point.ttft.p90, usd_h, usd_m, fleet_check_text(f).c_str());
+                    gamma, f.tp, plan_capacity_text(f).c_str(), plan_bound_text(f, q).c_str(), f.gpus, reps, each,
+                    f.point.throughput, f.point.per_user.p50, f.point.per_user.p90, f.point.ttft.p90, usd_h, usd_m,
+                    plan_fleet_check_text(f).c_str());
     }
     const int b = plan_best(plans);
     if (b < 0) {
@@ -228,7 +221,8 @@ void run_plan(const PlanArgs& a) {
     q.fleet_check = !a.no_fleet_check;
     plan_check_query(sc, acceptance_load(sc), q);  // every gamma and tp, before anything runs
     const std::vector<FleetPlan> plans = plan_search(sc, policies, q);
-    print_plan(sc, q, price, plans);
+    if (a.format == "md") report_plan_markdown(std::cout, sc, q, price, plans, SPECPLAN_GIT_REV);
+    else print_plan(sc, q, price, plans);
     if (!a.json.empty()) write_plan_json(a.json, sc, q, price, plans);
 }
 
@@ -258,6 +252,8 @@ void plan_commands(CLI::App& app) {
         ->check(CLI::IsMember({50, 90, 99}));
     cmd->add_flag("--no-fleet-check", a->no_fleet_check, "skip simulating each answer as one fleet");
     cmd->add_option("--json", a->json, "write the plan as JSON");
+    cmd->add_option("--format", a->format, "what stdout gets: table (default) or md (a Markdown table)")
+        ->check(CLI::IsMember({"table", "md"}));
     cmd->add_option("--threads", a->threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
     window_add_flags(cmd, &a->window);
     cmd->callback([a] { run_plan(*a); });

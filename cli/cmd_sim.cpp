@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -15,13 +16,16 @@
 #include "cli/commands.h"
 #include "cli/sweep_cli.h"
 #include "simulator/report.h"
+#include "simulator/report_perfetto.h"
+#include "simulator/report_plot.h"
 #include "simulator/scenario.h"
 #include "simulator/sweep.h"
 
 namespace sp {
 
 struct SimArgs {
-    std::string scenario, policy, policies, json, csv, percentiles;
+    std::string scenario, policy, policies, json, csv, percentiles, trace_out, inferencex, plot_dir;
+    std::string format = "table";
     LoadFlags load;  // sim: one value; sweep: a list
     std::optional<uint64_t> seed;
     int threads = 0;
@@ -53,8 +57,35 @@ static void run_sim(const SimArgs& a) {
     check_sim_memory(sc, {load}, a.load.concurrency.empty() ? sc.path + ": workload.concurrency" : "--concurrency");
     AcceptanceData acc = acceptance_load(sc);
     window_warn(sc, {load});  // once the input is known good: an error stays one line
-    PointResult p = sim_run_point(sc, acc, policy, load);
+    PointResult p;
+    if (a.trace_out.empty()) {
+        p = sim_run_point(sc, acc, policy, load);
+    } else {
+        write_file(a.trace_out, [&](std::ostream& out) {
+            PerfettoTrace t;
+            perfetto_begin(t, out);
+            perfetto_point(t, {sc.path + ": " + policy.name + " at " + report_load_text(sc, load), sc.fleet.replicas,
+                               acc.domains, sc.workload.mode == WORKLOAD_CLOSED, sc.engine.disaggregated_prefill});
+            PerfettoObserver obs(&t);
+            p = sim_run_point(sc, acc, policy, load, &obs);
+            perfetto_end(t);
+        });
+    }
     report_point(stdout, sc, p, percentiles);
+}
+
+// --plot DIR: frontier, latency and acceptance, each as .svg and .png (report_plot.h).
+static void write_plots(const std::string& dir, const Scenario& sc, const AcceptanceData& acc,
+                        const std::vector<Policy>& policies, const SweepResult& res) {
+    const std::pair<const char*, Drawing> plots[] = {
+        {"frontier", plot_draw({plot_frontier(sc, policies, res)})},
+        {"latency", plot_draw(plot_latency(sc, policies, res))},
+        {"acceptance", plot_draw({plot_acceptance(plot_alpha_curves(sc, acc))})},
+    };
+    for (const auto& [name, d] : plots) {
+        write_file(dir + "/" + name + ".svg", [&](std::ostream& o) { plot_write_svg(o, d); });
+        write_file(dir + "/" + name + ".png", [&](std::ostream& o) { plot_write_png(o, d); });
+    }
 }
 
 static void run_sweep(const SimArgs& a) {
@@ -90,13 +121,19 @@ static void run_sweep(const SimArgs& a) {
     if (drawn) std::fprintf(stderr, "\r%*s\r", 60, "");
 
     // the latency table only when asked for: the main table stays one screen wide
-    if (!a.quiet)
+    if (!a.quiet && a.format == "md") {
+        report_markdown(std::cout, sc, res, SPECPLAN_GIT_REV);
+    } else if (!a.quiet) {
         report_table(stdout, sc, policies, res, SPECPLAN_GIT_REV,
                      a.percentiles.empty() ? std::vector<double>{} : percentiles);
+    }
     if (!a.json.empty())
         write_file(a.json, [&](std::ostream& o) { report_json(o, sc, policies, res, SPECPLAN_GIT_REV, percentiles); });
     if (!a.csv.empty()) write_file(a.csv, [&](std::ostream& o) { report_csv(o, sc, res, SPECPLAN_GIT_REV, percentiles); });
-    if (!a.quiet)
+    if (!a.inferencex.empty())
+        write_file(a.inferencex, [&](std::ostream& o) { report_inferencex(o, sc, policies, res, SPECPLAN_GIT_REV); });
+    if (!a.plot_dir.empty()) write_plots(a.plot_dir, sc, acc, policies, res);
+    if (!a.quiet && a.format != "md")
         std::fprintf(stdout, "%zu points in %.2f s\n", res.points.size(), res.wall_s);
 }
 
@@ -111,6 +148,9 @@ void sim_commands(CLI::App& app) {
     fleet_add_flags(sim, &a->fleet);
     cost_add_flags(sim, &a->cost);
     sim->add_option("--percentiles", a->percentiles, PERCENTILES_HELP);
+    sim->add_option("--trace-out", a->trace_out,
+                    "write the point as a Chrome/Perfetto trace (JSON): steps with draft and verify phases, a track "
+                    "per request, counters of batch tokens, running requests and KV use");
     sim->callback([a] { run_sim(*a); });
 
     CLI::App* sw = app.add_subcommand("sweep", "Simulate every policy at every load: the throughput vs per-user "
@@ -123,6 +163,13 @@ void sim_commands(CLI::App& app) {
     cost_add_flags(sw, &a->cost);
     sw->add_option("--json", a->json, "write the results as JSON");
     sw->add_option("--csv", a->csv, "write one CSV row per point");
+    sw->add_option("--inferencex", a->inferencex,
+                   "write InferenceX-style JSON: one object per point (tput_per_gpu, *_intvty, ...), each policy's "
+                   "frontier, its area and tok/s/GPU at every 10 tok/s/user");
+    sw->add_option("--plot", a->plot_dir,
+                   "write frontier, latency and acceptance plots into this folder, as SVG and PNG (no window needed)");
+    sw->add_option("--format", a->format, "what stdout gets: table (default) or md (Markdown tables)")
+        ->check(CLI::IsMember({"table", "md"}));
     sw->add_option("--percentiles", a->percentiles, PERCENTILES_HELP);
     sw->add_option("--seed", a->seed, "override the scenario's seed")->transform(seed_number());
     sw->add_option("--threads", a->threads, "worker threads; 0: all cores (default)")

@@ -58,16 +58,8 @@ struct PlotContext {
 static PlotContext g_plot;
 
 ImU32 plot_color(int i) {
-    // Tableau-10-like hues, lightened to read on a dark background; red comes
-    // last because it is the SLO colour.
-    static const ImU32 palette[] = {
-        IM_COL32(90, 160, 235, 255),  IM_COL32(245, 150, 50, 255),  IM_COL32(95, 200, 120, 255),
-        IM_COL32(180, 130, 230, 255), IM_COL32(240, 210, 80, 255),  IM_COL32(80, 210, 210, 255),
-        IM_COL32(245, 130, 190, 255), IM_COL32(200, 160, 110, 255), IM_COL32(170, 170, 170, 255),
-        IM_COL32(170, 220, 80, 255),  IM_COL32(230, 95, 95, 255),
-    };
-    const int n = static_cast<int>(sizeof palette / sizeof palette[0]);
-    return palette[((i % n) + n) % n];
+    const Rgba c = plot_palette(i);  // shared with the CLI's plot files
+    return IM_COL32(c.r, c.g, c.b, c.a);
 }
 
 static ImU32 color_alpha(ImU32 c, float a) {

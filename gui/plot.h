@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "gui/plot_math.h"
+#include "simulator/plot_math.h"
 
 namespace sp {
 
@@ -91,9 +91,9 @@ extern std::string plot_export_dir;
 // The last export's outcome ("wrote out/gui/frontier.csv" or the error), for the status bar.
 extern std::string plot_export_status;
 
-// Colours: policy i of a sweep, a domain, and the fixed roles.
+// Colours: policy i of a sweep, a domain (plot_palette), and the fixed roles.
 ImU32 plot_color(int i);
-constexpr ImU32 PLOT_SLO_COLOR = IM_COL32(230, 80, 80, 255);
+constexpr ImU32 PLOT_SLO_COLOR = IM_COL32(PLOT_SLO_RGBA.r, PLOT_SLO_RGBA.g, PLOT_SLO_RGBA.b, PLOT_SLO_RGBA.a);
 constexpr ImU32 PLOT_GRID_COLOR = IM_COL32(255, 255, 255, 28);
 
 }  // namespace sp

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "gui/plot_math.h"
+#include "simulator/plot_math.h"
 
 namespace sp {
 

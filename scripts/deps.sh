@@ -13,6 +13,7 @@ SPECPLAN_PACKAGES=(
   nlohmann-json3-dev                             # JSON Lines, JSON results
   libcli11-dev                                   # the specplan command line
   libpcre2-dev                                   # engine/: the tokenizer's pre-tokenizer regex
+  libcairo2-dev                                  # simulator/: sweep --plot's PNGs, drawn without a window
   libimgui-dev libglfw3-dev libstb-dev           # gui/: Dear ImGui (+ GLFW/OpenGL3 backends), GLFW, PNG export
   libgl-dev fonts-dejavu-core                    # gui/: OpenGL headers; the dashboard's font
   xvfb xauth libgl1-mesa-dri libglx-mesa0        # tests/: the headless dashboard test (Xvfb + Mesa's software GL)

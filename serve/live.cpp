@@ -136,6 +136,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
     Sketch host;
     int64_t draft_ns = 0, iterations = 0, completed = 0;
     int64_t t_prev = spec.elapsed_ns();  // end of the previous iteration
+    std::vector<PerfettoRequestStep> trace_reqs;  // o.trace: the iteration's decoding requests
 
     while (!w.closed()) {
         const int64_t now = spec.elapsed_ns();
@@ -199,9 +200,11 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         }
         t_prev = t_end;
         int64_t emitted = 0;
+        trace_reqs.clear();
         for (Active& x : active) {
             for (size_t k = x.steps_seen; k < x.r.steps.size(); k++) {
                 x.r.steps[k].host_ns = host_ns;  // the iteration's: every request of it shares it
+                if (o.trace) trace_reqs.push_back({x.info.key, x.r.steps[k].verify_len, x.r.steps[k].n_accepted});
                 const int64_t last = x.last_emit_ns >= 0 ? x.last_emit_ns : x.r.first_token_ns;
                 if (counted) window_request_step(w, x.r.steps[k].verify_len, x.r.steps[k].n_accepted, t_end - last);
                 x.last_emit_ns = t_end;
@@ -211,6 +214,18 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             x.out_seen = x.r.output.size();
         }
         if (counted) window_tokens(w, emitted);
+        if (o.trace) {
+            PerfettoStep ps;
+            ps.start_ns = t_start;
+            ps.draft_ns = it.draft_ns;
+            ps.verify_ns = it.verify_ns;
+            ps.host_ns = std::max<int64_t>(0, (t_end - t_start) - it.draft_ns - it.verify_ns);
+            ps.decoding = it.decode_seqs;
+            ps.batch_tokens = it.decode_tokens + it.prefill_tokens;
+            ps.prefill_tokens = it.prefill_tokens;
+            ps.kv_used = kv_used;
+            perfetto_step(*o.trace, ps, trace_reqs.data(), int(trace_reqs.size()));
+        }
         for (auto x = active.begin(); x != active.end();) {
             if (!x->r.done) {
                 ++x;
@@ -222,6 +237,10 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             x->info.done_ns = x->r.done_ns;
             window_complete(w, x->info.done_ns, x->info.arrival_ns, x->info.admitted_ns, x->info.first_token_ns,
                             int(x->r.output.size()), int(x->r.prompt.size()));
+            if (o.trace)
+                perfetto_request(*o.trace, {x->info.key, 0, x->info.domain, int(x->r.prompt.size()),
+                                            int(x->r.output.size()), x->info.arrival_ns, x->info.admitted_ns,
+                                            x->info.first_token_ns, x->info.done_ns});
             if (o.on_complete) {
                 x->info.prompt = x->r.prompt;
                 x->info.output = x->r.output;

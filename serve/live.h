@@ -32,6 +32,7 @@
 #include "engine/speculative.h"
 #include "simulator/acceptance.h"
 #include "simulator/metrics.h"
+#include "simulator/report_perfetto.h"
 #include "simulator/scenario.h"
 
 namespace sp {
@@ -79,6 +80,10 @@ struct LiveOptions {
     // decides as the simulator does. Needs acceptance.source = "trace" (and
     // positions.draft_prob for draft-prob).
     bool replay = false;
+    // When set, every iteration and finished request goes into this trace
+    // (report_perfetto.h), after perfetto_point: the steps' draft, verify and
+    // host times as measured, the requests' tracks in the run's clock.
+    PerfettoTrace* trace = nullptr;
 };
 
 // Checks, before anything runs, that every domain of the scenario's mix has

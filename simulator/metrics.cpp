@@ -262,6 +262,7 @@ void window_result(const Window& w, int tp, PointResult* res) {
     if (w.n_requests) {
         res->goodput_fraction = static_cast<double>(w.good) / static_cast<double>(w.n_requests);
         res->mean_output_len = static_cast<double>(w.output_tokens) / static_cast<double>(w.n_requests);
+        res->mean_prompt_len = static_cast<double>(w.prompt_tokens) / static_cast<double>(w.n_requests);
     }
     if (w.req_steps) {
         res->tau = static_cast<double>(w.emitted) / static_cast<double>(w.req_steps);

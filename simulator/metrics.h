@@ -75,6 +75,7 @@ struct PointResult {
                                  // besides come at once (0), so speculation makes it bursty
     LatencySketches dist;        // the distributions behind ttft, tpot, e2e and itl
     double mean_output_len = 0;  // tokens per measured request
+    double mean_prompt_len = 0;  // prompt tokens per measured request
     int64_t n_requests = 0, n_steps = 0, n_tokens = 0;
     double window_s = 0;         // measured simulated time
     int warmup = 0;              // completions discarded before the window (workload_window)

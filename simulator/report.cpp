@@ -18,6 +18,13 @@ static const char* load_name(const Scenario& sc) { return sc.workload.mode == WO
 
 static double point_load(const PointResult& p) { return p.concurrency ? p.concurrency : p.rate; }
 
+std::string report_load_text(const Scenario& sc, double load) {
+    char buf[48];
+    if (sc.workload.mode == WORKLOAD_CLOSED) std::snprintf(buf, sizeof buf, "%g user%s", load, load == 1 ? "" : "s");
+    else std::snprintf(buf, sizeof buf, "%g req/s", load);
+    return buf;
+}
+
 std::string report_percentile_name(double pct) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "p%g", pct);

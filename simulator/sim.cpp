@@ -284,7 +284,8 @@ static void complete(Sim& s, Replica& rp, int slot) {
     if (r.admitted) rp.kv_used -= r.kv_reserved;
     if (s.obs)
         s.obs->on_complete(
-            {r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now, rp.index});
+            {r.key, r.domain, r.prompt_len, r.output_len, r.arrival_ns, r.first_token_ns, s.now, rp.index,
+             r.admitted ? r.admitted_ns : s.now});  // disaggregated, one token: done without a decode slot
     const bool was_open = s.window.open(), was_closed = s.window.closed();
     window_complete(s.window, s.now, r.arrival_ns, r.admitted_ns, r.first_token_ns, r.output_len, r.prompt_len);
     if (!was_open && s.window.open()) {
@@ -504,6 +505,7 @@ static void end_step(Sim& s, Replica& rp) {
         v.draft_s = rp.step_draft_s;
         v.forward_s = rp.step_forward_s;
         v.replica = rp.index;
+        v.kv_used = rp.kv_used;
         s.obs->on_step(v);
     }
     for (int slot : finished) {

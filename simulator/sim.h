@@ -79,6 +79,7 @@ struct StepView {
     int prefill_tokens = 0;
     double draft_s = 0, forward_s = 0;
     int replica = 0;               // the fleet's replica that ran it
+    int64_t kv_used = 0;           // tokens of KV reserved while it ran
 };
 
 // One replica's state counts after each instant, for invariant checks (a
@@ -100,6 +101,8 @@ struct CompletedRequest {
     int domain = 0, prompt_len = 0, output_len = 0;
     int64_t arrival_ns = 0, first_token_ns = 0, done_ns = 0;
     int replica = 0;               // the replica the router sent it to
+    int64_t admitted_ns = 0;       // when it got its slot and KV (with disaggregated prefill after the first
+                                   // token; done_ns for a one-token output, which never takes a slot)
 };
 
 struct SimObserver {

@@ -28,6 +28,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <tuple>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@
 #include "simulator/workload.h"
 #include "tests/cli_run.h"
 #include "tests/draft_prob_trace.h"
+#include "tests/perfetto_check.h"
 #include "tests/scratch.h"
 #include "tests/sim_scenario.h"
 #include "tests/spec_run.h"
@@ -124,6 +126,47 @@ TEST(Live, RequestsAreConservedCausalAndGiveTheGreedyTokens) {
         const auto want = ar_outputs(*target, {r.prompt}, int(r.output.size()));
         EXPECT_EQ(r.output, want[0]) << "request " << r.key;
     }
+}
+
+// --trace-out's writer on a live point: a valid trace with a step slice per
+// iteration holding its measured draft and verify phases, and request tracks
+// whose decode slices emit each finished request's output after its first token.
+TEST(Live, ATracedPointIsAValidTraceWithTheMeasuredPhasesAndEveryOutputToken) {
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
+    const int users = 2;
+    auto target = backend_cpu(w, users);
+    auto drafter = drafter_open_cpu(kFixtures + "tiny-dspark", w, DrafterOptions{0, users});
+    const Scenario sc = live_scenario(users, 2, 6);
+    const AcceptanceData acc = acceptance_load(sc);
+    std::ostringstream out;
+    PerfettoTrace t;
+    perfetto_begin(t, out);
+    perfetto_point(t, {"live", 1, acc.domains, true, false});
+    std::map<uint64_t, int> outputs;
+    LiveOptions o;
+    o.max_seqs = users;
+    o.trace = &t;
+    o.on_complete = [&](const LiveRequest& r) { outputs[r.key] = int(r.output.size()); };
+    LiveStats st;
+    live_run_point(sc, acc, *target, drafter.get(), policy_of("fixed:4"), users, live_prompts(), o, &st);
+    perfetto_end(t);
+
+    const json ev = trace_of(out.str());
+    check_valid(ev);
+    int steps = 0, drafts = 0, verifies = 0;
+    std::map<int, int> emitted, output_of;  // by tid
+    for (const json& e : ev) {
+        steps += e["name"] == "step";
+        drafts += e["name"] == "draft";
+        verifies += e["name"] == "verify";
+        if (e["name"] == "decode") emitted[e["tid"]] += e["args"]["emitted"].get<int>();
+        if (e["name"] == "prefill") output_of[e["tid"]] = e["args"]["output_tokens"];
+    }
+    EXPECT_EQ(steps, st.iterations);
+    EXPECT_EQ(verifies, st.iterations) << "every iteration runs a forward";
+    EXPECT_GT(drafts, 0);
+    EXPECT_EQ(output_of.size(), outputs.size());
+    for (const auto& [tid, n] : output_of) EXPECT_EQ(emitted[tid] + 1, n) << "track " << tid;
 }
 
 TEST(Live, LittlesLawHoldsOnTheWindow) {

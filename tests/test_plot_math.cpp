@@ -1,4 +1,4 @@
-// test_plot_math.cpp: the dashboard's plot arithmetic (gui/plot_math.h)
+// test_plot_math.cpp: the dashboard's plot arithmetic (simulator/plot_math.h)
 // against hand-worked values: transforms, ticks and labels, zoom and pan,
 // fitting, hit-testing.
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "gui/plot_math.h"
+#include "simulator/plot_math.h"
 
 using namespace sp;
 

@@ -1,5 +1,5 @@
 // plot_math.cpp: see plot_math.h.
-#include "gui/plot_math.h"
+#include "simulator/plot_math.h"
 
 #include <algorithm>
 #include <cmath>
@@ -148,6 +148,8 @@ static double step_value(double k, Step s) {
                            : k * s.mantissa / std::pow(10.0, -s.exponent);
 }
 
+double tick_step(double range, int target) { return step_value(1, nice_step(range, target)); }
+
 std::vector<Tick> axis_ticks(const Axis& a, int target) {
     std::vector<Tick> out;
     double lo = std::min(a.lo, a.hi), hi = std::max(a.lo, a.hi);
@@ -216,6 +218,16 @@ Axis axis_fit(double lo, double hi, bool log) {
     a.lo = lo - m;
     a.hi = hi + m;
     return a;
+}
+
+Rgba plot_palette(int i) {
+    static const Rgba palette[] = {
+        {90, 160, 235, 255},  {245, 150, 50, 255},  {95, 200, 120, 255}, {180, 130, 230, 255},
+        {240, 210, 80, 255},  {80, 210, 210, 255},  {245, 130, 190, 255}, {200, 160, 110, 255},
+        {170, 170, 170, 255}, {170, 220, 80, 255},  {230, 95, 95, 255},
+    };
+    const int n = static_cast<int>(sizeof palette / sizeof palette[0]);
+    return palette[((i % n) + n) % n];
 }
 
 int hit_test(const double* xs, const double* ys, int n, double mx, double my, double radius) {

@@ -1,10 +1,12 @@
 // plot_math.h: the arithmetic of the dashboard's plot module, kept apart from
 // ImGui so that CI tests it without a window: scale transforms (linear and
 // log), tick positions with readable labels, zoom and pan, and hit-testing of
-// points in screen space. ImPlot is not packaged in Debian; gui/plot.cpp
-// draws with ImDrawList on top of this.
+// points in screen space, and the plots' colours. ImPlot is not packaged in
+// Debian; gui/plot.cpp draws with ImDrawList on top of this, and the CLI's
+// plot files (report_plot.h) with the same ticks and colours.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,10 @@ struct Tick {
 // `target` of them. Log: every decade (every n-th when there are many), with
 // 2x and 5x minor ticks when the range spans few decades.
 std::vector<Tick> axis_ticks(const Axis& a, int target = 6);
+
+// The "nice" tick step near range / target: 1, 2 or 5 x 10^k, the smallest
+// of them at least range / target.
+double tick_step(double range, int target);
 
 // A value as a tick label: at most 3 significant digits, k/M/G suffixes from
 // 1e3 up, scientific below 1e-2.
@@ -80,6 +86,17 @@ void axis_pan(Axis& a, double delta);
 // A range that shows every value in [lo, hi] with a margin, and for a log
 // axis only positive values. Degenerate ranges widen around their value.
 Axis axis_fit(double lo, double hi, bool log);
+
+// An sRGB colour, 0..255 per channel, alpha 255 = opaque.
+struct Rgba {
+    uint8_t r = 0, g = 0, b = 0, a = 255;
+};
+// Series i's colour (policy i of a sweep, domain i), cycling: Tableau-10-like
+// hues, lightened to read on the dark PLOT_BACKGROUND; red comes last
+// because it is the SLO colour.
+Rgba plot_palette(int i);
+inline constexpr Rgba PLOT_SLO_RGBA = {230, 80, 80, 255};
+inline constexpr Rgba PLOT_BACKGROUND = {23, 23, 26, 255};  // the dashboard's clear colour (0.09, 0.09, 0.10)
 
 // Index of the point nearest to (mx, my) within radius pixels, or -1.
 // xs, ys are screen coordinates of n points.
