@@ -18,7 +18,7 @@
 
 #include "engine/dspark.h"
 #include "engine/eagle3.h"
-#include "engine/json_errors.h"
+#include "traces/json_errors.h"
 #include "engine/model.h"
 #include "traces/models.h"
 
