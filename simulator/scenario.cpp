@@ -30,6 +30,7 @@
 #include <set>
 #include <sstream>
 
+#include "traces/hf_config.h"
 #include "traces/models.h"
 #include "traces/request_log.h"
 
@@ -674,7 +675,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     const std::string p = "cost";
     check_keys(c, t, p,
                {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us", "calibrated",
-                "profiles", "profile_gpu", "profile_model", "target", "moe", "gpu_spec", "drafter"});
+                "profiles", "profile_gpu", "profile_model", "target", "target_config", "moe", "gpu_spec", "drafter"});
     CostModel m;
     m.kind = CostKind(get_choice(c, t, p, "model", COST_ROOFLINE, {"roofline", "measured"}));
     Roofline& r = m.roofline;
@@ -688,7 +689,21 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
             fail(c, "cost.gpu", "a GPU preset (" + names_list(gpu_preset_names()) + ") or [cost.gpu_spec]",
                  quote(name));
     }
-    if (const toml::table* target = get_table(c, t, p, "target")) {
+    if (const toml::node* n = find(t, "target_config")) {
+        // A HF config.json (or its folder): the shape, and the experts of a MoE.
+        for (const char* other : {"preset", "target", "moe"})
+            if (find(t, other))
+                fail(c, join(p, other), std::string("no cost.") + other + " beside cost.target_config", "one");
+        const std::string file = as_str(c, *n, "cost.target_config");
+        if (file.empty()) fail(c, "cost.target_config", "a config.json path", "an empty string");
+        try {
+            const HfShape h = hf_config_load(resolve_path(c, file));
+            r.model = h.model;
+            r.moe = {h.n_experts, h.experts_per_token, h.expert_param_fraction};
+        } catch (const Error& err) {
+            fail_store(c, "cost.target_config", err);
+        }
+    } else if (const toml::table* target = get_table(c, t, p, "target")) {
         if (find(t, "preset")) fail(c, "cost.preset", "either cost.preset or [cost.target], not both", "both");
         r.model = parse_target(c, target);
     } else {
