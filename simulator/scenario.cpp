@@ -708,9 +708,16 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
         r.model = parse_target(c, target);
     } else {
         std::string name = get_str(c, t, p, "preset", "qwen3-8b");
-        if (!model_preset(name, &r.model))
-            fail(c, "cost.preset", "a model preset (" + names_list(model_preset_names()) + ") or [cost.target]",
-                 quote(name));
+        HfShape moe_preset;
+        if (hf_preset(name, &moe_preset)) {
+            if (find(t, "moe")) fail(c, "cost.moe", "no [cost.moe] beside the MoE preset " + quote(name), "one");
+            r.model = moe_preset.model;
+            r.moe = {moe_preset.n_experts, moe_preset.experts_per_token, moe_preset.expert_param_fraction};
+        } else if (!model_preset(name, &r.model)) {
+            std::vector<std::string> names = model_preset_names();
+            for (const std::string& moe_name : hf_preset_names()) names.push_back(moe_name);
+            fail(c, "cost.preset", "a model preset (" + names_list(names) + ") or [cost.target]", quote(name));
+        }
     }
     if (const toml::table* moe = get_table(c, t, p, "moe")) r.moe = parse_moe(c, moe);
     r.tp = e.tp;

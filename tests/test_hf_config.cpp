@@ -9,6 +9,7 @@
 #include "simulator/cost.h"
 #include "simulator/scenario.h"
 #include "traces/hf_config.h"
+#include "traces/models.h"
 
 using namespace sp;
 
@@ -112,4 +113,42 @@ TEST(HfConfig, AScenarioTargetFillsTheModelAndItsExperts) {
     } catch (const Error& e) {
         EXPECT_STREQ(e.what(), "x.toml: cost.preset: expected no cost.preset beside cost.target_config, got one");
     }
+}
+
+// Parameter counts worked by hand from each model's config.json sizes (the
+// published sizes in brackets). Qwen3-4B, tied: embeddings 151936 x 2560, a
+// layer 2560x4096 + 2x2560x1024 + 4096x2560 + 256 + 3x2560x9728 + 5120 =
+// 100,930,816, 36 of them, final norm 2560 [4.0 B]. Llama-3-70B: 2 x 128256 x
+// 8192, 80 layers of 150,994,944 + 704,643,072 + 16384, 8192 [70.6 B].
+// Qwen3-30B-A3B: 2 x 151936 x 2048, 48 layers of 18,874,624 attention + 2048x128
+// router + 128 x 3 x 2048 x 768 experts + 4096, 2048 [30.5 B].
+TEST(Presets, NewShapesAndAnyCase) {
+    ModelShape m;
+    ASSERT_TRUE(model_preset("Qwen3-4B", &m));
+    EXPECT_EQ(m.n_params, 4'022'468'096);
+    ASSERT_TRUE(model_preset("llama3-70b", &m));
+    EXPECT_EQ(m.n_params, 70'553'706'496);
+    ASSERT_TRUE(model_preset("QWEN3-14B", &m));
+    EXPECT_EQ(m.name, "qwen3-14b");
+    HfShape h;
+    ASSERT_TRUE(hf_preset("Qwen3-30B-A3B", &h));
+    EXPECT_EQ(h.model.n_params, 30'532'122'624);
+    EXPECT_EQ(h.n_experts, 128);
+    EXPECT_EQ(h.experts_per_token, 8);
+    ASSERT_TRUE(hf_preset("deepseek-v3", &h));
+    EXPECT_EQ(h.model.n_params, 671'026'404'352);
+    EXPECT_FALSE(hf_preset("qwen3-8b", &h));
+    GpuSpec g;
+    EXPECT_TRUE(gpu_preset("H100-SXM", &g));
+}
+
+TEST(Presets, AScenarioNamesAMoePresetAndGetsItsExperts) {
+    Scenario s = scenario_parse(
+        "[workload]\nconcurrency = [1]\noutput_len = { dist = \"fixed\", value = 8 }\n[engine]\ngamma = 2\ntp = 8\nkv_capacity_tokens = 100000\n"
+        "[acceptance]\nsource = \"iid\"\nalpha = 0.5\n[policies]\nlist = [\"ar\"]\n[cost]\ngpu = \"H200\"\n"
+        "preset = \"DeepSeek-V3\"\n",
+        "x.toml");
+    EXPECT_EQ(s.cost.roofline.moe.n_experts, 256);
+    EXPECT_EQ(s.cost.roofline.moe.experts_per_token, 8);
+    EXPECT_EQ(s.cost.roofline.model.n_params, 671'026'404'352);
 }

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "traces/json_errors.h"
+#include "traces/models.h"
 
 namespace sp {
 namespace {
@@ -183,6 +184,39 @@ HfShape hf_config_parse(const std::string& text, const std::string& name) {
         out.expert_param_fraction = routed / params;
         m.ffn = (active + shared) * moe_ffn;  // the SwiGLU width a token passes through in a MoE layer
     }
+    return out;
+}
+
+// The sizes of each model's config.json (other keys left out).
+static const struct {
+    const char* name;
+    const char* config;
+} HF_PRESETS[] = {
+    {"qwen3-30b-a3b", R"({"model_type": "qwen3_moe", "vocab_size": 151936, "hidden_size": 2048,
+        "intermediate_size": 6144, "moe_intermediate_size": 768, "num_hidden_layers": 48,
+        "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128, "num_experts": 128,
+        "num_experts_per_tok": 8, "decoder_sparse_step": 1, "mlp_only_layers": [],
+        "tie_word_embeddings": false})"},
+    {"deepseek-v3", R"({"model_type": "deepseek_v3", "vocab_size": 129280, "hidden_size": 7168,
+        "intermediate_size": 18432, "moe_intermediate_size": 2048, "num_hidden_layers": 61,
+        "num_attention_heads": 128, "num_key_value_heads": 128, "q_lora_rank": 1536, "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "n_routed_experts": 256,
+        "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 3, "moe_layer_freq": 1,
+        "tie_word_embeddings": false})"},
+};
+
+bool hf_preset(const std::string& name, HfShape* out) {
+    for (const auto& p : HF_PRESETS)
+        if (preset_key(name) == p.name) {
+            *out = hf_config_parse(p.config, p.name);
+            return true;
+        }
+    return false;
+}
+
+std::vector<std::string> hf_preset_names() {
+    std::vector<std::string> out;
+    for (const auto& p : HF_PRESETS) out.push_back(p.name);
     return out;
 }
 

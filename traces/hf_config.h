@@ -26,6 +26,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "traces/trace_db.h"  // ModelShape
 
@@ -43,5 +44,12 @@ HfShape hf_config_load(const std::string& path);
 
 // The same from the file's text; `name` names it in messages and is the shape's name.
 HfShape hf_config_parse(const std::string& json_text, const std::string& name);
+
+// The MoE presets, from the sizes in each model's config.json:
+// "qwen3-30b-a3b" (Qwen/Qwen3-30B-A3B, 30.5 B, 128 experts, 8 active) and
+// "deepseek-v3" (deepseek-ai/DeepSeek-V3, 671 B, 256 routed + 1 shared, 8
+// active, MLA). Case-insensitive; false for another name.
+bool hf_preset(const std::string& name, HfShape* out);
+std::vector<std::string> hf_preset_names();
 
 }  // namespace sp
