@@ -154,10 +154,12 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             due.pop_front();
             waiting.push_back(a);
             window_arrive(w, a.at_ns);
-            if (workload_log_arrivals(wl))  // the log's times, as the simulator takes them
-                schedule({next_key, std::max(a.at_ns, to_ns(workload_log_arrival_s(wl, load, next_key))), -1}), next_key++;
-            else if (wl.mode == WORKLOAD_OPEN)
+            if (workload_log_arrivals(wl)) {  // the log's times, as the simulator takes them
+                const int64_t at = to_ns(workload_log_arrival_s(wl, load, next_key));
+                schedule({next_key++, std::max(a.at_ns, at), -1});
+            } else if (wl.mode == WORKLOAD_OPEN) {
                 schedule({next_key++, a.at_ns + to_ns(workload_gap_s(wl, load, gaps)), -1});
+            }
         }
         // 2. admission, FCFS: the head waits for room
         while (!waiting.empty() && int(active.size()) < max_seqs && spec.n_free_slots() > 0) {

@@ -444,7 +444,8 @@ static void check_horizon(const Ctx& c, const Workload& w) {
     }
 }
 
-static constexpr const char* LOG_ARRIVAL_NAMES[] = {"replay", "scaled"};
+// "replay" or "scaled", quoted: the log arrival a message names.
+static std::string log_arrival(const Workload& w) { return quote(w.arrival == ARRIVAL_REPLAY ? "replay" : "scaled"); }
 
 // [workload] log: reads the request log into 24 bytes a request
 // (LogRequest) in one streaming pass, checking every row as it goes.
@@ -479,12 +480,12 @@ static void parse_log(const Ctx& c, const toml::table* t, Workload& w) {
     std::vector<LogRequest>& rows = data->requests;
     {  // the reader's messages name the log, its line and field
         const LogSummary sum = request_log_read(data->path, format, opt, [&](const LogRecord& r) {
-            const std::string at = data->path + ":" + std::to_string(r.line) + ": ";
+            auto at = [&] { return data->path + ":" + std::to_string(r.line) + ": "; };
             if (log_arrivals && !r.has_time)
-                throw_line(at + "timestamp: expected a time in ms (workload.arrival = " +
-                           quote(LOG_ARRIVAL_NAMES[w.arrival - ARRIVAL_REPLAY]) + "), got nothing");
+                throw_line(at() + "timestamp: expected a time in ms (workload.arrival = " +
+                           log_arrival(w) + "), got nothing");
             if (int64_t(rows.size()) >= MAX_REQUESTS)
-                throw_line(at + "line: expected at most " + std::to_string(MAX_REQUESTS) + " requests, got more");
+                throw_line(at() + "line: expected at most " + std::to_string(MAX_REQUESTS) + " requests, got more");
             LogRequest q;
             q.t_ns = r.t_ns;
             q.prompt_len = r.prompt_len;
@@ -493,7 +494,7 @@ static void parse_log(const Ctx& c, const toml::table* t, Workload& w) {
                 for (size_t i = 0; i < w.mix.size() && q.domain < 0; i++)
                     if (w.mix[i].domain == r.domain) q.domain = int32_t(i);
                 if (q.domain < 0)
-                    throw_line(at + opt.domain_field + ": expected a domain of [[workload.domain]] (" + names + "), got " +
+                    throw_line(at() + opt.domain_field + ": expected a domain of [[workload.domain]] (" + names + "), got " +
                                quote(r.domain));
             }
             rows.push_back(q);
@@ -510,7 +511,7 @@ static void parse_log(const Ctx& c, const toml::table* t, Workload& w) {
     if (log_arrivals) {
         if (data->rate == 0)
             fail(c, "workload.log", "arrivals spread over time (workload.arrival = " +
-                                        quote(LOG_ARRIVAL_NAMES[w.arrival - ARRIVAL_REPLAY]) + ")",
+                                        log_arrival(w) + ")",
                  std::to_string(rows.size()) + " at one instant");
         if (!RATE.contains(data->rate))
             fail(c, "workload.log", "a mean arrival rate in " + RATE.describe() + " requests/s", fmt_num(data->rate));
@@ -534,6 +535,7 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
                 "log_tokenizer"});
     Workload w;
     w.mode = WorkloadMode(get_choice(c, t, p, "mode", WORKLOAD_CLOSED, {"closed", "open"}));
+    w.arrival = ArrivalKind(get_choice(c, t, p, "arrival", ARRIVAL_POISSON, {"poisson", "gamma", "replay", "scaled"}));
 
     // Sweep points: strictly increasing, so each point is a distinct load.
     if (const toml::node* n = find(t, "concurrency")) {
@@ -558,18 +560,16 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
                 fail(c, k, "more than the previous point (" + fmt_num(w.rates.back()) + ")", fmt_num(x));
             w.rates.push_back(x);
         }
-    } else if (w.mode == WORKLOAD_OPEN && get_choice(c, t, p, "arrival", 0, {"poisson", "gamma", "replay", "scaled"}) !=
-                                              ARRIVAL_REPLAY) {
+    } else if (w.mode == WORKLOAD_OPEN && w.arrival != ARRIVAL_REPLAY) {  // replay's one point is the log's rate
         fail(c, "workload.rate", "an array of requests/s > 0 (workload.mode = \"open\")", "nothing");
     }
 
     w.think_time_s = get_num(c, t, p, "think_time_ms", 0, THINK_MS) * 1e-3;
     w.think_exponential = get_choice(c, t, p, "think", 0, {"fixed", "exponential"}) == 1;
-    w.arrival = ArrivalKind(get_choice(c, t, p, "arrival", ARRIVAL_POISSON, {"poisson", "gamma", "replay", "scaled"}));
     const bool log_arrivals = w.arrival == ARRIVAL_REPLAY || w.arrival == ARRIVAL_SCALED;
     if (log_arrivals && w.mode != WORKLOAD_OPEN)
         fail(c, "workload.arrival", "\"poisson\" or \"gamma\" in a closed loop (a log's arrivals need mode = \"open\")",
-             quote(LOG_ARRIVAL_NAMES[w.arrival - ARRIVAL_REPLAY]));
+             log_arrival(w));
     if (w.arrival == ARRIVAL_REPLAY && find(t, "rate"))
         fail(c, "workload.rate", "no rate with workload.arrival = \"replay\" (the log's own rate is the one point)",
              got_type(*find(t, "rate")));
@@ -587,7 +587,7 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
              has_log ? "\"log\" with a workload.log" : "a request log (workload.lengths = \"log\")",
              has_log ? quote(get_str(c, t, p, "lengths", "")) : "nothing");
     if (log_arrivals && !has_log)
-        fail(c, "workload.log", "a request log (workload.arrival = " + quote(LOG_ARRIVAL_NAMES[w.arrival - ARRIVAL_REPLAY]) + ")",
+        fail(c, "workload.log", "a request log (workload.arrival = " + log_arrival(w) + ")",
              "nothing");
     for (const char* k : {"log_format", "log_domain", "log_tokenizer"})
         if (!has_log && find(t, k)) fail(c, join(p, k), "no " + std::string(k) + " without a workload.log", "one");
