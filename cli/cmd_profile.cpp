@@ -22,7 +22,8 @@ void profile_commands(CLI::App& app, int argc, char** argv) {
     CLI::App* p = app.add_subcommand(
         "profile", "Measure the engine's step time on this GPU (verify, prefill, draft) into a trace store's profiles");
     p->add_option("--model", a->model,
-                  "random weights of this shape: a preset (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b), or an HF "
+                  "random weights of this shape: a preset (qwen3-0.6b, qwen3-4b, qwen3-8b, qwen3-14b, qwen3-32b, "
+                  "llama3-8b, llama3-70b), or an HF "
                   "config.json or a folder holding one")
         ->required();
     p->add_option("-o,--out", a->out, "trace database to create or append to")->required();

@@ -48,7 +48,8 @@ std::vector<Positions> replay_load(const std::string& path, int gamma) {
 
 void spec_add_flags(CLI::App* cmd, SpecArgs& a, bool drafter_required, bool per_request) {
     cmd->add_option("--model", a.model, "target checkpoint folder (config.json, model.safetensors), or a preset "
-                                        "shape with random weights (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b; for timing with "
+                                        "shape with random weights (qwen3-0.6b, qwen3-4b, qwen3-8b, qwen3-14b, qwen3-32b, "
+                                        "llama3-8b, llama3-70b; for timing with "
                                         "replayed acceptance)")->required();
     auto* d = cmd->add_option("--drafter", a.drafter,
                               "none, ngram[:N[:M]] (prompt lookup), a drafter folder: DSpark/DFlash "

@@ -12,7 +12,7 @@
 #include "engine/drafter.h"
 #include "engine/speculative.h"
 #include "engine/step_cost.h"
-#include "engine/tokenizer.h"
+#include "traces/tokenizer.h"
 
 namespace CLI {
 class App;

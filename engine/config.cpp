@@ -18,7 +18,7 @@
 
 #include "engine/dspark.h"
 #include "engine/eagle3.h"
-#include "engine/json_errors.h"
+#include "traces/json_errors.h"
 #include "engine/model.h"
 #include "traces/models.h"
 
@@ -214,6 +214,17 @@ Config preset_llama31_8b() {
 // path of the full models (GQA 2:1; Qwen3's q/k norms, untied; Llama 3 rope
 // scaling whose original context of 64 puts head_dim 16's frequencies in all
 // three bands, tied) at a size an Eigen forward runs in microseconds.
+// meta-llama/Llama-3.1-70B: Llama 3 70B's shape with 3.1's rope scaling, as above.
+Config preset_llama31_70b() {
+    Config c = preset_llama31_8b();
+    c.name = "llama3-70b";
+    c.hidden = 8192;
+    c.ffn = 28672;
+    c.n_layers = 80;
+    c.n_heads = 64;
+    return c;
+}
+
 Config preset_tiny(Arch arch) {
     Config c;
     c.arch = arch;
@@ -377,7 +388,15 @@ Config config_load(const std::string& path) {
     Reader r{j, path};
     const char* archs = "[\"Qwen3ForCausalLM\"] or [\"LlamaForCausalLM\"]";
     const json* a = r.find("architectures");
-    if (!a || !a->is_array() || a->empty() || !(*a)[0].is_string()) r.fail("architectures", archs, a);
+    // PretrainedConfig.save_pretrained writes no architectures; transformers
+    // then goes by model_type, and so do we.
+    if (!a) {
+        const json* type = r.find("model_type");
+        if (type && *type == "qwen3") return config_parse(r, path, ARCH_QWEN3);
+        if (type && *type == "llama") return config_parse(r, path, ARCH_LLAMA);
+        r.fail("architectures", std::string(archs) + " (or, without them, model_type \"qwen3\" or \"llama\")", type);
+    }
+    if (!a->is_array() || a->empty() || !(*a)[0].is_string()) r.fail("architectures", archs, a);
     std::string arch = (*a)[0].get<std::string>();
     if (arch == "Qwen3ForCausalLM") return config_parse(r, path, ARCH_QWEN3);
     if (arch == "LlamaForCausalLM") return config_parse(r, path, ARCH_LLAMA);
@@ -487,12 +506,16 @@ Eagle3Config eagle3_config_preset(const Config& target, int gamma) {
     return e;
 }
 
-bool config_preset(const std::string& name, Config* out) {
+bool config_preset(const std::string& name_any_case, Config* out) {
+    const std::string name = preset_key(name_any_case);
     Config c;
     if (name == "qwen3-0.6b") c = preset_qwen3("qwen3-0.6b", 1024, 3072, 28, 16, true);
+    else if (name == "qwen3-4b") c = preset_qwen3("qwen3-4b", 2560, 9728, 36, 32, true);
+    else if (name == "qwen3-14b") c = preset_qwen3("qwen3-14b", 5120, 17408, 40, 40, false);
     else if (name == "qwen3-8b") c = preset_qwen3("qwen3-8b", 4096, 12288, 36, 32, false);
     else if (name == "qwen3-32b") c = preset_qwen3("qwen3-32b", 5120, 25600, 64, 64, false);
     else if (name == "llama3-8b") c = preset_llama31_8b();
+    else if (name == "llama3-70b") c = preset_llama31_70b();
     else if (name == "tiny-qwen3") c = preset_tiny(ARCH_QWEN3);
     else if (name == "tiny-llama") c = preset_tiny(ARCH_LLAMA);
     else return false;
@@ -507,7 +530,9 @@ Config config_resolve(const std::string& model) {
     std::error_code ec;
     const bool dir = fs::is_directory(model, ec);
     if (!dir && !fs::exists(model, ec))
-        throw Error(model + ": not a model preset (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b), nor a config.json "
+        throw Error(model + ": not a model preset (qwen3-0.6b, qwen3-4b, qwen3-8b, qwen3-14b, qwen3-32b, llama3-8b, "
+                    "llama3-70b), "
+                    "nor a config.json "
                     "or a folder holding one");
     c = config_load(dir ? (fs::path(model) / "config.json").string() : model);
     const std::string folder = fs::path(c.name).lexically_normal().filename().string();

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/backend.h"
-#include "engine/json_errors.h"
+#include "traces/json_errors.h"
 
 namespace sp {
 

@@ -61,8 +61,8 @@ std::string config_architecture(const std::string& path);
 // that did not come from a file. Throws sp::Error "<where>: <HF key>: expected ..., got ...".
 void config_check(const Config& c, const std::string& where);
 
-// Presets for random-weight timing: "qwen3-0.6b", "qwen3-8b", "qwen3-32b",
-// "llama3-8b" (traces/models.h holds the same shapes), plus tiny shapes for tests.
+// Presets for random-weight timing: "qwen3-0.6b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b",
+// "llama3-8b", "llama3-70b" (traces/models.h holds the same shapes), plus tiny shapes for tests; any case.
 bool config_preset(const std::string& name, Config* out);
 // The shape of a random-weight model, by name or by explicit dimensions: a
 // preset, a config.json, or a checkpoint folder holding one (only its

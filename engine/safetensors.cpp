@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/json_errors.h"
+#include "traces/json_errors.h"
 
 namespace sp {
 namespace {

@@ -20,7 +20,7 @@
 
 #include "engine/dspark.h"
 #include "engine/eagle3.h"
-#include "engine/json_errors.h"
+#include "traces/json_errors.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
 #include "traces/rng.h"

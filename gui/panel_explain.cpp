@@ -71,6 +71,11 @@ static double typical_context(const SweepOutput& s) {
         return 0.0;
     };
     if (w.lengths == LENGTHS_DIST) return mean_of(w.prompt_len) + mean_of(w.output_len) / 2;
+    if (w.lengths == LENGTHS_LOG) {
+        double sum = 0;
+        for (const LogRequest& r : w.log->requests) sum += r.prompt_len + r.output_len / 2.0;
+        return sum / static_cast<double>(w.log->requests.size());
+    }
     if (s.acceptance.requests.empty()) return 1024;
     double sum = 0;
     for (const TraceRequest& r : s.acceptance.requests) sum += r.prompt_len + r.output_len / 2.0;

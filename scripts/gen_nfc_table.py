@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes engine/tokenizer_nfc_table.h, the Unicode data behind the tokenizer's
+"""Writes traces/tokenizer_nfc_table.h, the Unicode data behind the tokenizer's
 NFC normalizer, from Python's unicodedata (the Unicode version it prints).
 
-    python3 scripts/gen_nfc_table.py > engine/tokenizer_nfc_table.h
+    python3 scripts/gen_nfc_table.py > traces/tokenizer_nfc_table.h
 
 Three sorted tables: canonical decompositions (one or two code points; the
 recursive expansion happens at run time), the canonical combining class of

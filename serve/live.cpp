@@ -44,6 +44,11 @@ std::vector<std::vector<int>> prompts_by_domain(const Scenario& sc, const std::v
 
 // The largest output length the scenario can draw.
 int max_output_len(const Scenario& sc, const AcceptanceData& acc) {
+    if (sc.workload.lengths == LENGTHS_LOG) {
+        int m = 1;
+        for (const LogRequest& r : sc.workload.log->requests) m = std::max(m, r.output_len);
+        return m;
+    }
     if (sc.workload.lengths != LENGTHS_TRACE) return std::max(1, length_max(sc.workload.output_len));
     int m = 1;
     for (const TraceRequest& t : acc.requests) m = std::max(m, t.output_len);
@@ -150,8 +155,12 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
             due.pop_front();
             waiting.push_back(a);
             window_arrive(w, a.at_ns);
-            if (wl.mode == WORKLOAD_OPEN)
+            if (workload_log_arrivals(wl)) {  // the log's times, as the simulator takes them
+                const int64_t at = to_ns(workload_log_arrival_s(wl, load, next_key));
+                schedule({next_key++, std::max(a.at_ns, at), -1});
+            } else if (wl.mode == WORKLOAD_OPEN) {
                 schedule({next_key++, a.at_ns + to_ns(workload_gap_s(wl, load, gaps)), -1});
+            }
         }
         // 2. admission, FCFS: the head waits for room
         while (!waiting.empty() && int(active.size()) < max_seqs && spec.n_free_slots() > 0) {

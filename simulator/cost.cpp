@@ -54,7 +54,7 @@ static const GpuSpec GPU_PRESETS[] = {
 
 bool gpu_preset(const std::string& name, GpuSpec* out) {
     for (const GpuSpec& g : GPU_PRESETS)
-        if (g.name == name) {
+        if (g.name == preset_key(name)) {
             *out = g;
             return true;
         }

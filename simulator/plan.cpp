@@ -222,6 +222,9 @@ static int64_t largest_request(const Scenario& sc, const AcceptanceData& acc) {
     if (sc.workload.lengths == LENGTHS_DIST)
         return int64_t(length_max(sc.workload.prompt_len)) + length_max(sc.workload.output_len);
     int64_t most = 0;
+    if (sc.workload.lengths == LENGTHS_LOG)
+        for (const LogRequest& r : sc.workload.log->requests)
+            most = std::max<int64_t>(most, int64_t(std::max(r.prompt_len, 1)) + std::max(r.output_len, 1));
     for (const TraceRequest& r : acc.requests) most = std::max<int64_t>(most, int64_t(r.prompt_len) + r.output_len);
     return most;
 }

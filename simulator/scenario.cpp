@@ -30,7 +30,9 @@
 #include <set>
 #include <sstream>
 
+#include "traces/hf_config.h"
 #include "traces/models.h"
+#include "traces/request_log.h"
 
 namespace sp {
 namespace fs = std::filesystem;
@@ -72,7 +74,12 @@ static std::string join(const std::string& path, std::string_view key) {
     return path.empty() ? std::string(key) : path + "." + std::string(key);
 }
 
-static std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+static std::string quote(std::string_view s) {
+    std::string q(1, '"');  // appended, not "\"" + ...: g++ 12 warns a false -Wrestrict on that where it inlines
+    q += s;
+    q += '"';
+    return q;
+}
 
 // Floats print with a point ("4.0"), so "got a float (4.0)" explains itself.
 static std::string fmt_num(double v) {
@@ -268,6 +275,11 @@ static void check_keys(const Ctx& c, const toml::table* t, const std::string& pa
     }
 }
 
+// Store (and tokenizer) errors already name their file; the prefix names the scenario and key.
+[[noreturn]] static void fail_store(const Ctx& c, const std::string& key, const Error& e) {
+    throw_line(c.file + ": " + key + ": " + e.what());
+}
+
 static std::string resolve_path(const Ctx& c, const std::string& p) {
     fs::path q(p);
     if (q.is_relative()) q = c.dir / q;
@@ -433,13 +445,98 @@ static void check_horizon(const Ctx& c, const Workload& w) {
     }
 }
 
+// "replay" or "scaled", quoted: the log arrival a message names.
+static std::string log_arrival(const Workload& w) { return quote(w.arrival == ARRIVAL_REPLAY ? "replay" : "scaled"); }
+
+// [workload] log: reads the request log into 24 bytes a request
+// (LogRequest) in one streaming pass, checking every row as it goes.
+static void parse_log(const Ctx& c, const toml::table* t, Workload& w) {
+    const std::string p = "workload";
+    auto data = std::make_shared<RequestLogData>();
+    const std::string file = need_str(c, t, p, "log");
+    if (file.empty()) fail(c, "workload.log", "a request log path", "an empty string");
+    data->path = resolve_path(c, file);
+    const toml::node* fn = find(t, "log_format");
+    if (!fn) fail(c, "workload.log_format", "\"mooncake\", \"azure\", \"burstgpt\" or \"sharegpt\"", "nothing");
+    const auto format = LogFormat(as_choice(c, *fn, "workload.log_format", {"mooncake", "azure", "burstgpt", "sharegpt"}));
+    LogOptions opt;
+    opt.domain_field = get_str(c, t, p, "log_domain", "");
+    if (find(t, "log_domain") && opt.domain_field.empty())
+        fail(c, "workload.log_domain", "a field or column name", "an empty string");
+    Tokenizer tok;
+    if (const toml::node* n = find(t, "log_tokenizer")) {
+        if (format != LOG_SHAREGPT) fail(c, "workload.log_tokenizer", "none unless workload.log_format = \"sharegpt\"", "one");
+        try {
+            tok = tokenizer_load(resolve_path(c, as_str(c, *n, "workload.log_tokenizer")));
+        } catch (const Error& e) {
+            fail_store(c, "workload.log_tokenizer", e);
+        }
+        opt.tokenizer = &tok;
+    } else if (format == LOG_SHAREGPT) {
+        fail(c, "workload.log_tokenizer", "a tokenizer.json (ShareGPT logs are text)", "nothing");
+    }
+    const bool log_arrivals = w.arrival == ARRIVAL_REPLAY || w.arrival == ARRIVAL_SCALED;
+    std::string names;
+    for (const DomainMix& d : w.mix) names += (names.empty() ? "" : ", ") + quote(d.domain);
+    std::vector<LogRequest>& rows = data->requests;
+    {  // the reader's messages name the log, its line and field
+        const LogSummary sum = request_log_read(data->path, format, opt, [&](const LogRecord& r) {
+            auto at = [&] { return data->path + ":" + std::to_string(r.line) + ": "; };
+            if (log_arrivals && !r.has_time)
+                throw_line(at() + "timestamp: expected a time in ms (workload.arrival = " +
+                           log_arrival(w) + "), got nothing");
+            if (int64_t(rows.size()) >= MAX_REQUESTS)
+                throw_line(at() + "line: expected at most " + std::to_string(MAX_REQUESTS) + " requests, got more");
+            LogRequest q;
+            q.t_ns = r.t_ns;
+            q.prompt_len = r.prompt_len;
+            q.output_len = r.output_len;
+            if (!opt.domain_field.empty()) {
+                for (size_t i = 0; i < w.mix.size() && q.domain < 0; i++)
+                    if (w.mix[i].domain == r.domain) q.domain = int32_t(i);
+                if (q.domain < 0)
+                    throw_line(at() + opt.domain_field + ": expected a domain of [[workload.domain]] (" + names + "), got " +
+                               quote(r.domain));
+            }
+            rows.push_back(q);
+        });
+        data->skipped = sum.skipped;
+    }
+    if (rows.empty()) fail(c, "workload.log", "a log with at least one request", quote(data->path) + " with none");
+    // Arrival order; logs are sorted already, a stable sort keeps ties in file order.
+    std::stable_sort(rows.begin(), rows.end(), [](const LogRequest& a, const LogRequest& b) { return a.t_ns < b.t_ns; });
+    const int64_t t0 = rows.front().t_ns;
+    for (LogRequest& q : rows) q.t_ns -= t0;
+    data->span_ns = rows.back().t_ns;
+    if (rows.size() > 1 && data->span_ns > 0) data->rate = double(rows.size() - 1) / (double(data->span_ns) * 1e-9);
+    if (log_arrivals) {
+        if (data->rate == 0)
+            fail(c, "workload.log", "arrivals spread over time (workload.arrival = " +
+                                        log_arrival(w) + ")",
+                 std::to_string(rows.size()) + " at one instant");
+        if (!RATE.contains(data->rate))
+            fail(c, "workload.log", "a mean arrival rate in " + RATE.describe() + " requests/s", fmt_num(data->rate));
+        if (w.arrival == ARRIVAL_REPLAY) w.rates = {data->rate};
+        // Unless set, the window is the whole log once (a fleet divides it, scenario_parse).
+        const int64_t n = int64_t(rows.size());
+        if (w.warmup < 0) w.warmup = int(std::min<int64_t>(WARMUP_MIN, n / 10));
+        if (w.requests <= 0) {
+            w.requests = int(std::max<int64_t>(1, n - w.warmup));
+            w.window_from_log = true;
+        }
+    }
+    w.log = std::move(data);
+}
+
 static Workload parse_workload(const Ctx& c, const toml::table* t, const AcceptanceConfig& acc, int gamma) {
     const std::string p = "workload";
     check_keys(c, t, p,
                {"mode", "concurrency", "think_time_ms", "think", "rate", "arrival", "burstiness", "requests",
-                "warmup", "lengths", "prompt_len", "output_len", "domain"});
+                "warmup", "lengths", "prompt_len", "output_len", "domain", "log", "log_format", "log_domain",
+                "log_tokenizer"});
     Workload w;
     w.mode = WorkloadMode(get_choice(c, t, p, "mode", WORKLOAD_CLOSED, {"closed", "open"}));
+    w.arrival = ArrivalKind(get_choice(c, t, p, "arrival", ARRIVAL_POISSON, {"poisson", "gamma", "replay", "scaled"}));
 
     // Sweep points: strictly increasing, so each point is a distinct load.
     if (const toml::node* n = find(t, "concurrency")) {
@@ -464,22 +561,37 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
                 fail(c, k, "more than the previous point (" + fmt_num(w.rates.back()) + ")", fmt_num(x));
             w.rates.push_back(x);
         }
-    } else if (w.mode == WORKLOAD_OPEN) {
+    } else if (w.mode == WORKLOAD_OPEN && w.arrival != ARRIVAL_REPLAY) {  // replay's one point is the log's rate
         fail(c, "workload.rate", "an array of requests/s > 0 (workload.mode = \"open\")", "nothing");
     }
 
     w.think_time_s = get_num(c, t, p, "think_time_ms", 0, THINK_MS) * 1e-3;
     w.think_exponential = get_choice(c, t, p, "think", 0, {"fixed", "exponential"}) == 1;
-    w.arrival = ArrivalKind(get_choice(c, t, p, "arrival", ARRIVAL_POISSON, {"poisson", "gamma"}));
+    const bool log_arrivals = w.arrival == ARRIVAL_REPLAY || w.arrival == ARRIVAL_SCALED;
+    if (log_arrivals && w.mode != WORKLOAD_OPEN)
+        fail(c, "workload.arrival", "\"poisson\" or \"gamma\" in a closed loop (a log's arrivals need mode = \"open\")",
+             log_arrival(w));
+    if (w.arrival == ARRIVAL_REPLAY && find(t, "rate"))
+        fail(c, "workload.rate", "no rate with workload.arrival = \"replay\" (the log's own rate is the one point)",
+             got_type(*find(t, "rate")));
     w.burstiness = get_num(c, t, p, "burstiness", 1, BURSTINESS);
     w.requests = int(get_window_int(c, t, "requests", w.requests, 1));
     w.warmup = int(get_window_int(c, t, "warmup", w.warmup, 0));
-    check_horizon(c, w);
 
-    int lengths_default = acc.trace_path.empty() ? LENGTHS_DIST : LENGTHS_TRACE;
-    w.lengths = LengthSource(get_choice(c, t, p, "lengths", lengths_default, {"trace", "distribution"}));
+    const bool has_log = find(t, "log");
+    int lengths_default = has_log ? LENGTHS_LOG : acc.trace_path.empty() ? LENGTHS_DIST : LENGTHS_TRACE;
+    w.lengths = LengthSource(get_choice(c, t, p, "lengths", lengths_default, {"trace", "distribution", "log"}));
     if (w.lengths == LENGTHS_TRACE && acc.trace_path.empty())
         fail(c, "acceptance.trace", "a trace store path (workload.lengths = \"trace\")", "nothing");
+    if ((w.lengths == LENGTHS_LOG) != has_log)
+        fail(c, has_log ? "workload.lengths" : "workload.log",
+             has_log ? "\"log\" with a workload.log" : "a request log (workload.lengths = \"log\")",
+             has_log ? quote(get_str(c, t, p, "lengths", "")) : "nothing");
+    if (log_arrivals && !has_log)
+        fail(c, "workload.log", "a request log (workload.arrival = " + log_arrival(w) + ")",
+             "nothing");
+    for (const char* k : {"log_format", "log_domain", "log_tokenizer"})
+        if (!has_log && find(t, k)) fail(c, join(p, k), "no " + std::string(k) + " without a workload.log", "one");
     w.prompt_len.kind = DIST_UNIFORM;
     w.prompt_len.min = 128;
     w.prompt_len.max = 1024;
@@ -489,6 +601,8 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
         fail(c, "workload.output_len", "a length distribution (workload.lengths = \"distribution\")", "nothing");
 
     w.mix = parse_domains(c, find(t, "domain"), acc, gamma);
+    if (has_log) parse_log(c, t, w);
+    check_horizon(c, w);
     return w;
 }
 
@@ -562,8 +676,8 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     const std::string p = "cost";
     check_keys(c, t, p,
                {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us", "calibrated",
-                "profiles", "profile_gpu", "profile_model", "target", "moe", "gpu_spec", "drafter", "host_us",
-                "overlap"});
+                "profiles", "profile_gpu", "profile_model", "target", "target_config", "moe", "gpu_spec", "drafter",
+                "host_us", "overlap"});
     CostModel m;
     m.kind = CostKind(get_choice(c, t, p, "model", COST_ROOFLINE, {"roofline", "measured"}));
     Roofline& r = m.roofline;
@@ -577,14 +691,35 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
             fail(c, "cost.gpu", "a GPU preset (" + names_list(gpu_preset_names()) + ") or [cost.gpu_spec]",
                  quote(name));
     }
-    if (const toml::table* target = get_table(c, t, p, "target")) {
+    if (const toml::node* n = find(t, "target_config")) {
+        // A HF config.json (or its folder): the shape, and the experts of a MoE.
+        for (const char* other : {"preset", "target", "moe"})
+            if (find(t, other))
+                fail(c, join(p, other), std::string("no cost.") + other + " beside cost.target_config", "one");
+        const std::string file = as_str(c, *n, "cost.target_config");
+        if (file.empty()) fail(c, "cost.target_config", "a config.json path", "an empty string");
+        try {
+            const HfShape h = hf_config_load(resolve_path(c, file));
+            r.model = h.model;
+            r.moe = {h.n_experts, h.experts_per_token, h.expert_param_fraction};
+        } catch (const Error& err) {
+            fail_store(c, "cost.target_config", err);
+        }
+    } else if (const toml::table* target = get_table(c, t, p, "target")) {
         if (find(t, "preset")) fail(c, "cost.preset", "either cost.preset or [cost.target], not both", "both");
         r.model = parse_target(c, target);
     } else {
         std::string name = get_str(c, t, p, "preset", "qwen3-8b");
-        if (!model_preset(name, &r.model))
-            fail(c, "cost.preset", "a model preset (" + names_list(model_preset_names()) + ") or [cost.target]",
-                 quote(name));
+        HfShape moe_preset;
+        if (hf_preset(name, &moe_preset)) {
+            if (find(t, "moe")) fail(c, "cost.moe", "no [cost.moe] beside the MoE preset " + quote(name), "one");
+            r.model = moe_preset.model;
+            r.moe = {moe_preset.n_experts, moe_preset.experts_per_token, moe_preset.expert_param_fraction};
+        } else if (!model_preset(name, &r.model)) {
+            std::vector<std::string> names = model_preset_names();
+            for (const std::string& moe_name : hf_preset_names()) names.push_back(moe_name);
+            fail(c, "cost.preset", "a model preset (" + names_list(names) + ") or [cost.target]", quote(name));
+        }
     }
     if (const toml::table* moe = get_table(c, t, p, "moe")) r.moe = parse_moe(c, moe);
     r.tp = e.tp;
@@ -755,11 +890,6 @@ struct TraceFacts {
     std::vector<char> has_positions;   // (requests)
 };
 
-// Store errors already name the store; the prefix names the scenario and key.
-[[noreturn]] static void fail_store(const Ctx& c, const std::string& key, const Error& e) {
-    throw_line(c.file + ": " + key + ": " + e.what());
-}
-
 static TraceFacts read_trace(const Ctx& c, AcceptanceConfig& acc, bool need_positions) {
     TraceFacts f;
     TraceDb db;
@@ -916,6 +1046,21 @@ static void check_dist_fit(const Ctx& c, const Scenario& s, const std::string& k
              kv_got);
 }
 
+// Log lengths: the log's largest request must fit.
+static void check_log_fit(const Ctx& c, const Scenario& s, const std::string& kv_got) {
+    const LogRequest* largest = nullptr;
+    auto tokens = [](const LogRequest& q) { return int64_t(std::max(q.prompt_len, 1)) + std::max(q.output_len, 1); };
+    for (const LogRequest& q : s.workload.log->requests)
+        if (!largest || tokens(q) > tokens(*largest)) largest = &q;
+    const int64_t need = tokens(*largest) + s.engine.gamma;
+    if (need > s.engine.kv_capacity_tokens)
+        fail(c, "engine.kv_capacity_tokens",
+             "at least " + std::to_string(need) + " tokens for the largest request of " + s.workload.log->path +
+                 " (prompt " + std::to_string(largest->prompt_len) + " + output " +
+                 std::to_string(largest->output_len) + " + gamma " + std::to_string(s.engine.gamma) + ")",
+             kv_got);
+}
+
 // [SECTION] entry points ----------------------------------------------------------------------
 
 Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
@@ -960,6 +1105,10 @@ Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
     s.slo = parse_slo(c, get_table(c, top, "", "slo"));
     s.gpu_hour_usd = parse_plan(c, get_table(c, top, "", "plan"));
     s.fleet = parse_fleet(c, get_table(c, top, "", "fleet"), s.workload);
+    if (s.workload.window_from_log && s.fleet.replicas > 1) {  // a fleet measures replicas x the window
+        s.workload.warmup /= s.fleet.replicas;
+        s.workload.requests = std::max(1, s.workload.requests / s.fleet.replicas);
+    }
 
     // Cross-checks, cheapest first; the trace store is read once.
     bool kv_derived = s.engine.kv_capacity_tokens == 0;
@@ -967,7 +1116,8 @@ Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
     const std::string kv_got = std::to_string(s.engine.kv_capacity_tokens) + (kv_derived ? " (derived)" : "");
     bool use_acceptance = s.acceptance.kind == ACCEPT_TRACE;
     bool use_lengths = s.workload.lengths == LENGTHS_TRACE;
-    if (!use_lengths) check_dist_fit(c, s, kv_got);
+    if (s.workload.lengths == LENGTHS_DIST) check_dist_fit(c, s, kv_got);
+    if (s.workload.lengths == LENGTHS_LOG) check_log_fit(c, s, kv_got);
     if (!s.acceptance.trace_path.empty()) {
         // A trace nothing uses is still opened, so a wrong path is caught.
         TraceFacts f = read_trace(c, s.acceptance, use_acceptance || use_lengths);

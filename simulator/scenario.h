@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,10 @@
 namespace sp {
 
 enum WorkloadMode { WORKLOAD_CLOSED, WORKLOAD_OPEN };
-enum ArrivalKind { ARRIVAL_POISSON, ARRIVAL_GAMMA };
-enum LengthSource { LENGTHS_TRACE, LENGTHS_DIST };
+// Open-loop arrivals: drawn (poisson, gamma), or a request log's own times
+// as they are (replay) or stretched to each swept rate (scaled).
+enum ArrivalKind { ARRIVAL_POISSON, ARRIVAL_GAMMA, ARRIVAL_REPLAY, ARRIVAL_SCALED };
+enum LengthSource { LENGTHS_TRACE, LENGTHS_DIST, LENGTHS_LOG };
 enum DistKind { DIST_FIXED, DIST_UNIFORM, DIST_LOGNORMAL };
 
 // A length distribution in tokens. fixed: `value`; uniform: integers in
@@ -39,6 +42,23 @@ struct DomainMix {
     std::vector<double> alpha;   // (gamma) parametric acceptance, each in [0, 1]
 };
 
+// One request of a request log ([workload] log), as the simulator keeps it:
+// 24 bytes, so a log of 10 M requests takes 240 MB whatever its file size.
+struct LogRequest {
+    int64_t t_ns = 0;                 // arrival after the log's first, ns (0 when the log has no times)
+    int32_t prompt_len = 0, output_len = 0;  // tokens
+    int32_t domain = -1;              // index into Workload::mix from workload.log_domain; -1: drawn from the mix
+};
+
+// A request log read by scenario_load (traces/request_log.h reads the formats).
+struct RequestLogData {
+    std::string path;                 // resolved
+    std::vector<LogRequest> requests; // in arrival order (a stable sort by time)
+    double rate = 0;                  // mean arrival rate, (N - 1) / span, requests/s; 0 without times
+    int64_t span_ns = 0;              // last arrival - first
+    int64_t skipped = 0;              // ShareGPT records without a prompt answered
+};
+
 struct Workload {
     WorkloadMode mode = WORKLOAD_CLOSED;
     std::vector<int> concurrency;     // closed: users per sweep point, each >= 1
@@ -50,8 +70,13 @@ struct Workload {
     int requests = 0;                 // completed requests measured per point; 0: sized by the load
                                       // (workload_window)
     int warmup = -1;                  // completions discarded before measuring; -1: sized by the load
+    bool window_from_log = false;     // requests (and warmup) were left out and cover the log's arrivals once
     LengthSource lengths = LENGTHS_TRACE;
     LengthDist prompt_len, output_len;   // LENGTHS_DIST
+    // LENGTHS_LOG: the log's requests, shared by the copies of a scenario (read-only).
+    // Each request is the log's row at its arrival index (arrival replay or
+    // scaled, cycling), or a row drawn by its key (an empirical distribution).
+    std::shared_ptr<const RequestLogData> log;
     std::vector<DomainMix> mix;       // at least one; weights normalised by the loader
 };
 

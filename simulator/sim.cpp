@@ -271,7 +271,12 @@ static void arrive(Sim& s, int user) {
     } else {
         rp.waiting_fifo.push_back(slot);
     }
-    if (user < 0) {
+    if (user < 0 && workload_log_arrivals(s.sc.workload)) {
+        // The log's next time; arrivals of one instant stay at one instant.
+        const int64_t t = span_ns(s, workload_log_arrival_s(s.sc.workload, s.rate, uint64_t(s.arrival_index)),
+                                  "workload.log", "an arrival time");
+        s.schedule(std::max(t, s.now), 1, EV_ARRIVAL, -1);
+    } else if (user < 0) {
         int64_t gap = to_ns(s, workload_gap_s(s.sc.workload, s.rate, s.arrivals), "workload.rate", "an arrival gap");
         s.schedule(at(s, gap, "workload.rate"), 1, EV_ARRIVAL, -1);
     }

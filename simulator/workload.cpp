@@ -2,6 +2,7 @@
 #include "simulator/workload.h"
 
 #include <algorithm>
+#include <cassert>
 #include <climits>
 #include <cmath>
 
@@ -36,28 +37,55 @@ WindowSize workload_window(const Workload& w, double load) {
 int length_max(const LengthDist& d) { return d.kind == DIST_FIXED ? d.value : d.max; }
 
 RequestSpec workload_request(const Scenario& sc, const AcceptanceData& acc, uint64_t key) {
+    const Workload& w = sc.workload;
     RequestSpec spec;
+    // A request log's row: the arrival's own under the log's arrivals (the
+    // key is the arrival index), else a draw from the rows, each equally likely.
+    const LogRequest* row = nullptr;
+    if (w.lengths == LENGTHS_LOG) {
+        const std::vector<LogRequest>& rows = w.log->requests;
+        Rng len = rng_seed(rng_hash(sc.seed, STREAM_LENGTHS, key));
+        row = &rows[workload_log_arrivals(w) ? key % rows.size() : rng_below(len, rows.size())];
+    }
     Rng pick = rng_seed(rng_hash(sc.seed, STREAM_TRACE, key));
     double u = rng_uniform(pick);
-    while (spec.domain + 1 < static_cast<int>(acc.domain_cdf.size()) &&
-           u >= acc.domain_cdf[static_cast<size_t>(spec.domain)])
-        spec.domain++;
+    if (row && row->domain >= 0) {
+        spec.domain = row->domain;
+    } else {
+        while (spec.domain + 1 < static_cast<int>(acc.domain_cdf.size()) &&
+               u >= acc.domain_cdf[static_cast<size_t>(spec.domain)])
+            spec.domain++;
+    }
     if (!acc.requests.empty()) {
         const std::vector<int>& pool = acc.by_domain[static_cast<size_t>(spec.domain)];
         spec.trace_idx = pool[rng_below(pick, pool.size())];
     }
-    if (sc.workload.lengths == LENGTHS_TRACE) {
+    if (row) {
+        // An empty prompt is prefilled as one token, as an empty output emits one.
+        spec.prompt_len = std::max(row->prompt_len, 1);
+        spec.output_len = row->output_len;
+    } else if (w.lengths == LENGTHS_TRACE) {
         const TraceRequest& tr = acc.requests[static_cast<size_t>(spec.trace_idx)];
         spec.prompt_len = tr.prompt_len;
         spec.output_len = tr.output_len;
     } else {
         Rng len = rng_seed(rng_hash(sc.seed, STREAM_LENGTHS, key));
-        spec.prompt_len = length_draw(sc.workload.prompt_len, len);
-        spec.output_len = length_draw(sc.workload.output_len, len);
+        spec.prompt_len = length_draw(w.prompt_len, len);
+        spec.output_len = length_draw(w.output_len, len);
     }
     // A request emits at least its first token; a zero-length trace output counts as one.
     spec.output_len = std::max(spec.output_len, 1);
     return spec;
+}
+
+double workload_log_arrival_s(const Workload& w, double rate, uint64_t index) {
+    assert(workload_log_arrivals(w) && w.log->rate > 0 && rate > 0 && "a log's arrivals, at a rate > 0");
+    const RequestLogData& log = *w.log;
+    const uint64_t n = log.requests.size();
+    const double span_s = double(log.span_ns) * 1e-9;
+    const double period_s = span_s * double(n) / double(n - 1);
+    const double t = double(index / n) * period_s + double(log.requests[index % n].t_ns) * 1e-9;
+    return t * (log.rate / rate);
 }
 
 double workload_think_s(const Workload& w, uint64_t seed, uint64_t key) {

@@ -3,8 +3,8 @@
 // same request under every policy (common random numbers):
 //   closed loop  key = user << 32 | n-th request of that user
 //   open loop    key = arrival index
-// Streams: domain and trace request from STREAM_TRACE, lengths from
-// STREAM_LENGTHS, think times from STREAM_THINK, open-loop gaps from one
+// Streams: domain and trace request from STREAM_TRACE, lengths (or the
+// request log's row, drawn as an empirical distribution) from STREAM_LENGTHS, think times from STREAM_THINK, open-loop gaps from one
 // sequential arrivals stream (the arrival process does not depend on policy).
 #pragma once
 
@@ -57,6 +57,16 @@ inline constexpr int WINDOW_PER_USER = 10, WARMUP_PER_USER = 10;  // completions
 inline constexpr int WINDOW_MIN = 500, WARMUP_MIN = 100;
 inline constexpr int WINDOW_OPEN_MAX = 100'000;
 WindowSize workload_window(const Workload& w, double load);
+
+// Open loop, arrival replay or scaled: the time of arrival `index` after the
+// first, seconds: the log's time stretched by (log rate / rate), so replay
+// (rate = the log's) keeps it as it is. Past the log's last request the log
+// starts over one period later, period = span x N / (N - 1), so that the
+// mean gap, and the rate, stay the same across the seam.
+double workload_log_arrival_s(const Workload& w, double rate, uint64_t index);
+inline bool workload_log_arrivals(const Workload& w) {
+    return w.mode == WORKLOAD_OPEN && (w.arrival == ARRIVAL_REPLAY || w.arrival == ARRIVAL_SCALED);
+}
 
 // One draw of a length distribution, tokens.
 int length_draw(const LengthDist& d, Rng& r);

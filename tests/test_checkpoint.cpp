@@ -588,8 +588,9 @@ TEST(Config, ResolveTakesAPresetAConfigJsonOrAFolder) {
         config_resolve("qwen3-9b");
         ADD_FAILURE() << "no error";
     } catch (const Error& e) {
-        EXPECT_EQ(std::string(e.what()), "qwen3-9b: not a model preset (qwen3-0.6b, qwen3-8b, qwen3-32b, llama3-8b), "
-                                         "nor a config.json or a folder holding one");
+        EXPECT_EQ(std::string(e.what()),
+                  "qwen3-9b: not a model preset (qwen3-0.6b, qwen3-4b, qwen3-8b, qwen3-14b, qwen3-32b, llama3-8b, "
+                  "llama3-70b), nor a config.json or a folder holding one");
     }
     EXPECT_THROW(config_resolve(dir.path()), Error);  // a folder without config.json: config_load's missing-file error
 }
@@ -631,6 +632,38 @@ TEST(Config, LoadsTheRealQwen3AndLlama31Configs) {
     EXPECT_EQ(c.rope_scaling.factor, 0);
 }
 
+// PretrainedConfig.save_pretrained writes no "architectures"; transformers
+// then reads model_type, and so does config_load.
+TEST(Config, WithoutArchitecturesModelTypeDecides) {
+    ScratchDir dir;
+    const std::string path = dir.file("config.json");
+    for (const char* name : {"tiny-qwen3", "tiny-llama"}) {
+        ojson j = config_json(preset(name));
+        j.erase("architectures");
+        write_bytes(path, j.dump());
+        expect_same_config(config_load(path), preset(name));
+    }
+    ojson j = config_json(preset("tiny-qwen3"));
+    j.erase("architectures");
+    j["model_type"] = "mistral";
+    write_bytes(path, j.dump());
+    EXPECT_TRUE(fails_with([&] { config_load(path); },
+                           {path + ": architectures: expected [\"Qwen3ForCausalLM\"] or [\"LlamaForCausalLM\"] (or, "
+                                   "without them, model_type \"qwen3\" or \"llama\"), got \"mistral\""}));
+    j.erase("model_type");
+    write_bytes(path, j.dump());
+    EXPECT_TRUE(fails_with([&] { config_load(path); }, {path + ": architectures: expected", "got nothing (missing)"}));
+}
+
+TEST(Config, PresetsInAnyCase) {
+    Config a, b;
+    ASSERT_TRUE(config_preset("Qwen3-4B", &a));
+    ASSERT_TRUE(config_preset("qwen3-4b", &b));
+    expect_same_config(a, b);
+    EXPECT_EQ(a.hidden, 2560);  // Qwen/Qwen3-4B's config.json
+    EXPECT_TRUE(a.tie_embeddings);
+}
+
 TEST(Config, ReadsTransformers5RopeParameters) {
     ScratchDir dir;
     ojson j = config_json(preset("tiny-llama"));
@@ -653,7 +686,6 @@ TEST(Config, RefusesBadTypesValuesAndArchitectures) {
         std::string want;
     };
     std::vector<Case> cases = {
-        {"architectures", nullptr, "architectures: expected [\"Qwen3ForCausalLM\"] or [\"LlamaForCausalLM\"], got nothing"},
         {"architectures", {"MistralForCausalLM"}, "architectures: unsupported architecture \"MistralForCausalLM\""},
         {"architectures", "Qwen3ForCausalLM", "architectures: expected"},
         {"hidden_size", "64", "hidden_size: expected an integer, got \"64\""},

@@ -1,4 +1,4 @@
-// test_tokenizer.cpp: the byte-level BPE tokenizer (engine/tokenizer.h).
+// test_tokenizer.cpp: the byte-level BPE tokenizer (traces/tokenizer.h).
 //
 // Two kinds of reference. Tiny tokenizer.json files built here, whose merges
 // are few enough that the expected ids are worked out by hand in the
@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/tokenizer.h"
+#include "traces/tokenizer.h"
 #include "tests/scratch.h"
 
 using json = nlohmann::json;
@@ -218,6 +218,49 @@ TEST(Tokenizer, Llama3ShapedFileLoadsAndGroupsDigitsByThree) {
     // "12345" splits as "123" "45"; the post-processor adds no BOS.
     EXPECT_EQ(tokenizer_encode(tok, "12345"), (std::vector<int>{n123, '4', '5'}));
     EXPECT_EQ(tokenizer_encode(tok, "<|begin_of_text|>1"), (std::vector<int>{128000, '1'}));
+}
+
+// DeepSeek-V3's pipeline: an empty Sequence normalizer and three Splits
+// (digits by three, CJK runs, then words) before the ByteLevel step; the
+// patterns are those of its tokenizer.json. Expected ids worked by hand from
+// the byte ids of tiny_json (byte b is id b) and the merges added here.
+json deepseek_v3_json() {
+    json j = tiny_json();
+    auto split = [](const std::string& regex) {
+        return json{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}};
+    };
+    json steps = json::array({split(R"(\p{N}{1,3})"), split("[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"),
+                              split(R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+                              j["pre_tokenizer"]["pretokenizers"][1]});
+    j["pre_tokenizer"]["pretokenizers"] = steps;
+    j["normalizer"] = {{"type", "Sequence"}, {"normalizers", json::array()}};
+    return j;
+}
+
+TEST(Tokenizer, DeepSeekV3SplitsApplyInOrderEachToThePiecesOfTheLast) {
+    json j = deepseek_v3_json();
+    int n34 = add_merge(j, "3", "4");   // rank 0: would win inside "12345" if digits were one word
+    add_merge(j, "1", "2");
+    int n123 = add_merge(j, "12", "3");
+    int n45 = add_merge(j, "4", "5");
+    add_merge(j, "x", byte_symbol(0xE4));  // "x" + the first byte of U+4E2D: the CJK split keeps them apart
+    Tokenizer tok = tiny(j);
+    ASSERT_EQ(tok.split_regex.size(), 3u);
+    // Split 1 cuts "123" "45", so "3 4" never meets.
+    EXPECT_EQ(tokenizer_encode(tok, "12345"), (std::vector<int>{n123, n45}));
+    EXPECT_NE(n34, n45);
+    // Split 2 cuts "x" from U+4E2D U+6587 (E4 B8 AD, E6 96 87), which the word pattern alone would join.
+    EXPECT_EQ(tokenizer_encode(tok, "x\u4e2d\u6587"), (std::vector<int>{'x', 0xE4, 0xB8, 0xAD, 0xE6, 0x96, 0x87}));
+}
+
+TEST(Tokenizer, SequenceNormalizerIsEmptyOrNfc) {
+    // Empty: "e" + U+0301 stays decomposed (65 CC 81); with NFC inside it composes to U+00E9 (C3 A9).
+    json j = deepseek_v3_json();
+    EXPECT_EQ(tokenizer_encode(tiny(j), "e\u0301"), (std::vector<int>{'e', 0xCC, 0x81}));
+    j["normalizer"]["normalizers"].push_back({{"type", "NFC"}});
+    EXPECT_EQ(tokenizer_encode(tiny(j), "e\u0301"), (std::vector<int>{0xC3, 0xA9}));
+    j["normalizer"]["normalizers"].push_back({{"type", "Lowercase"}});
+    EXPECT_EQ(parse_error(j), "tiny.json: unsupported normalizer.normalizers[1].type: \"Lowercase\"");
 }
 
 TEST(Tokenizer, AddedTokensMatchLeftmostLongest) {

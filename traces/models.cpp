@@ -9,12 +9,15 @@ struct Preset {
     bool tied, qk_norm;
 };
 
-// Qwen/Qwen3-0.6B, Qwen/Qwen3-8B, Qwen/Qwen3-32B, meta-llama/Meta-Llama-3-8B.
+// Qwen/Qwen3-{0.6B,4B,8B,14B,32B}, meta-llama/Meta-Llama-3-{8B,70B}.
 static const Preset PRESETS[] = {
     {"qwen3-0.6b", 28, 1024, 16, 8, 128, 3072, 151936, true, true},
+    {"qwen3-4b", 36, 2560, 32, 8, 128, 9728, 151936, true, true},
     {"qwen3-8b", 36, 4096, 32, 8, 128, 12288, 151936, false, true},
+    {"qwen3-14b", 40, 5120, 40, 8, 128, 17408, 151936, false, true},
     {"qwen3-32b", 64, 5120, 64, 8, 128, 25600, 151936, false, true},
     {"llama3-8b", 32, 4096, 32, 8, 128, 14336, 128256, false, false},
+    {"llama3-70b", 80, 8192, 64, 8, 128, 28672, 128256, false, false},
 };
 
 int64_t model_count_params(const ModelShape& m, bool tied_embeddings, bool qk_norm) {
@@ -28,7 +31,7 @@ int64_t model_count_params(const ModelShape& m, bool tied_embeddings, bool qk_no
 
 bool model_preset(const std::string& name, ModelShape* out) {
     for (const Preset& p : PRESETS) {
-        if (name != p.name) continue;
+        if (preset_key(name) != p.name) continue;
         ModelShape m;
         m.name = p.name;
         m.n_layers = p.n_layers;

@@ -10,6 +10,7 @@
 // writers' checks), so a bad file is reported against its own line and field
 // rather than as a database error. Only a run's request lines are buffered.
 #include "traces/trace_jsonl.h"
+#include "traces/line_reader.h"
 
 #include <algorithm>
 #include <charconv>
@@ -607,21 +608,7 @@ struct Importer {
         else fail("type", "\"run\", \"request\", \"positions\", \"step\" or \"profile\"", describe(t));
     }
 
-    // std::getline that stops at max_line bytes (naming the line it is
-    // reading, line + 1): false at the end of input.
-    bool read_line(std::istream& in, std::string& text) {
-        text.clear();
-        std::streambuf* buf = in.rdbuf();
-        for (int ch; (ch = buf->sbumpc()) != std::char_traits<char>::eof();) {
-            if (ch == '\n') return true;
-            if (text.size() == max_line)
-                throw Error(in_name + ":" + std::to_string(line + 1) + ": line longer than " + std::to_string(max_line) +
-                            " bytes");
-            text.push_back(static_cast<char>(ch));
-        }
-        in.setstate(std::ios::eofbit);
-        return !text.empty();
-    }
+    bool read_line(std::istream& in, std::string& text) { return line_read(in, text, max_line, in_name, line + 1); }
 
     void run(std::istream& in) {
         TraceTxn txn(db);

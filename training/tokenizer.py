@@ -2,7 +2,7 @@
 """tokenizer.py: a byte-level BPE tokenizer for the demo models, trained with
 HF `tokenizers` on the corpus's training splits, in Qwen3's layout (NFC
 normalizer, Qwen3's split regex then ByteLevel without its own regex,
-ByteLevel decoder), which is the subset engine/tokenizer.cpp reads.
+ByteLevel decoder), which is the subset traces/tokenizer.cpp reads.
 
 Special tokens, first in the vocabulary: <|endoftext|> (0, end of a
 document, the models' EOS), <|pad|> (1) and <|mask|> (2, the DSpark/DFlash

@@ -16,7 +16,7 @@
 #include <cstdio>
 #include <string>
 
-#include "engine/tokenizer.h"
+#include "traces/tokenizer.h"
 
 namespace {
 

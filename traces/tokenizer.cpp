@@ -1,4 +1,4 @@
-// tokenizer.cpp: HF tokenizer.json byte-level BPE (Qwen3, Llama 3); the
+// tokenizer.cpp: HF tokenizer.json byte-level BPE (Qwen3, Llama 3, DeepSeek-V3); the
 // pipeline and the supported subset are described in tokenizer.h.
 //
 // Sections: UTF-8 | NFC | byte-level alphabet | loading | BPE | encode, decode.
@@ -19,8 +19,8 @@
 //   added token where BPE meant the vocab entry.
 // - All 256 byte symbols must be in the vocab: then every byte string
 //   encodes, where HF would silently drop a byte that has no symbol.
-#include "engine/tokenizer.h"
-#include "engine/json_errors.h"
+#include "traces/tokenizer.h"
+#include "traces/json_errors.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -37,7 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/tokenizer_nfc_table.h"
+#include "traces/tokenizer_nfc_table.h"
 
 namespace sp {
 
@@ -349,42 +349,65 @@ std::string regex_for_pcre2(const std::string& pattern) {
     return out;
 }
 
-void pre_tokenizer_parse(Tokenizer& tok, const Parser& p, const json& pre) {
-    // Qwen3 and Llama 3 both write Sequence[Split(Regex, Isolated), ByteLevel(use_regex false)].
-    p.type_must_be(pre, "pre_tokenizer", "Sequence");
-    const json* steps = Parser::member(pre, "pretokenizers");
-    if (!steps || !steps->is_array()) p.fail("pre_tokenizer.pretokenizers", "expected an array");
-    if (steps->size() != 2 || !(*steps)[0].is_object() || !(*steps)[1].is_object())
-        p.unsupported("pre_tokenizer.pretokenizers", *steps);
-
-    const json& split = (*steps)[0];
-    const std::string f = "pre_tokenizer.pretokenizers[0]";
+// One Split step: {"type": "Split", "pattern": {"Regex": ...}, "behavior": "Isolated", "invert": false}.
+void split_parse(Tokenizer& tok, const Parser& p, const json& split, const std::string& f) {
     p.type_must_be(split, f, "Split");
     const json& pattern = p.object(split, "pattern", f + ".pattern");
     if (!Parser::member(pattern, "Regex")) p.unsupported(f + ".pattern", pattern);
-    tok.split_pattern = p.string(pattern, "Regex", f + ".pattern.Regex");
+    const std::string& text = p.string(pattern, "Regex", f + ".pattern.Regex");
     if (p.string(split, "behavior", f + ".behavior") != "Isolated") p.unsupported(f + ".behavior", split.at("behavior"));
     p.flag_must_be(split, "invert", f + ".invert", false);
-
-    const json& byte_level = (*steps)[1];
-    const std::string g = "pre_tokenizer.pretokenizers[1]";
-    p.type_must_be(byte_level, g, "ByteLevel");
-    p.flag_must_be(byte_level, "add_prefix_space", g + ".add_prefix_space", false);
-    p.flag_must_be(byte_level, "use_regex", g + ".use_regex", false);
 
     // MULTILINE: Oniguruma's Ruby syntax, which HF uses, has line anchors.
     // MATCH_INVALID_UTF: invalid bytes in the text never match instead of failing the match.
     int err = 0;
     PCRE2_SIZE offset = 0;
-    std::string source = regex_for_pcre2(tok.split_pattern);
+    std::string source = regex_for_pcre2(text);
     pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(),
                                      PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE | PCRE2_MATCH_INVALID_UTF, &err, &offset,
                                      nullptr);
     if (!code)
         p.fail(f + ".pattern.Regex", "does not compile: " + pcre2_message(err) + " (offset " + std::to_string(offset) +
                                          " in " + json_brief(source) + ")");
-    tok.split_regex.reset(code);
+    tok.split_regex.emplace_back(code);
+    tok.split_pattern.push_back(text);
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // failure is fine: the interpreter gives the same matches
+}
+
+void pre_tokenizer_parse(Tokenizer& tok, const Parser& p, const json& pre) {
+    // Qwen3 and Llama 3 write Sequence[Split(Regex, Isolated), ByteLevel(use_regex false)];
+    // DeepSeek-V3 has three Splits before the ByteLevel.
+    p.type_must_be(pre, "pre_tokenizer", "Sequence");
+    const json* steps = Parser::member(pre, "pretokenizers");
+    if (!steps || !steps->is_array()) p.fail("pre_tokenizer.pretokenizers", "expected an array");
+    if (steps->size() < 2) p.unsupported("pre_tokenizer.pretokenizers", *steps);
+    for (const json& step : *steps)
+        if (!step.is_object()) p.unsupported("pre_tokenizer.pretokenizers", *steps);
+    const size_t last = steps->size() - 1;
+    for (size_t i = 0; i < last; ++i)
+        split_parse(tok, p, (*steps)[i], "pre_tokenizer.pretokenizers[" + std::to_string(i) + "]");
+
+    const json& byte_level = (*steps)[last];
+    const std::string g = "pre_tokenizer.pretokenizers[" + std::to_string(last) + "]";
+    p.type_must_be(byte_level, g, "ByteLevel");
+    p.flag_must_be(byte_level, "add_prefix_space", g + ".add_prefix_space", false);
+    p.flag_must_be(byte_level, "use_regex", g + ".use_regex", false);
+}
+
+// null, NFC, or a Sequence of those (DeepSeek-V3's is empty). NFC is
+// idempotent, so any number of them is one NFC.
+void normalizer_parse(Tokenizer& tok, const Parser& p, const json& norm, const std::string& field, int depth) {
+    if (!norm.is_object()) p.fail(field, "expected an object or null");
+    const json* type = Parser::member(norm, "type");
+    if (type && *type == "Sequence" && depth < 8) {
+        const json* list = Parser::member(norm, "normalizers");
+        if (!list || !list->is_array()) p.fail(field + ".normalizers", "expected an array");
+        for (size_t i = 0; i < list->size(); ++i)
+            normalizer_parse(tok, p, (*list)[i], field + ".normalizers[" + std::to_string(i) + "]", depth + 1);
+        return;
+    }
+    p.type_must_be(norm, field, "NFC");
+    tok.nfc = true;
 }
 
 void added_tokens_parse(Tokenizer& tok, const Parser& p, const json& root) {
@@ -432,11 +455,7 @@ Tokenizer tokenizer_parse(const std::string& json_text, const std::string& name)
     tok.name = name;
     p.must_be_null(root, "truncation", "truncation");
     p.must_be_null(root, "padding", "padding");
-    if (const json* norm = Parser::member(root, "normalizer")) {
-        if (!norm->is_object()) p.fail("normalizer", "expected an object or null");
-        p.type_must_be(*norm, "normalizer", "NFC");
-        tok.nfc = true;
-    }
+    if (const json* norm = Parser::member(root, "normalizer")) normalizer_parse(tok, p, *norm, "normalizer", 0);
     model_parse(tok, p, p.object(root, "model", "model"));
     pre_tokenizer_parse(tok, p, p.object(root, "pre_tokenizer", "pre_tokenizer"));
     p.type_must_be(p.object(root, "decoder", "decoder"), "decoder", "ByteLevel");
@@ -536,20 +555,28 @@ void added_split(const Tokenizer& tok, std::string_view text, bool normalized, O
     if (gap < text.size()) on_text(text.substr(gap));
 }
 
-// Splits `text` with the pre-tokenizer regex and BPE-encodes every match and
-// every gap between matches (HF's "Isolated").
-void words_encode(const Tokenizer& tok, std::string_view text, pcre2_match_data* md, std::vector<int>& out) {
+// Splits `text` with Split number `level` and passes every match and every
+// gap between matches (HF's "Isolated") to the next Split, or, after the
+// last, BPE-encodes it.
+void words_encode(const Tokenizer& tok, std::string_view text, size_t level, pcre2_match_data* md,
+                  std::vector<int>& out) {
+    if (level == tok.split_regex.size()) {
+        bpe_word(tok, text, out);
+        return;
+    }
+    auto piece = [&](std::string_view w) { words_encode(tok, w, level + 1, md, out); };
     auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t pos = 0, gap = 0;
     while (pos < text.size()) {
-        int rc = pcre2_match(tok.split_regex.get(), subject, text.size(), pos, 0, md, nullptr);
+        // rc 0 (the one-pair ovector is too small for the groups) still sets the whole match
+        int rc = pcre2_match(tok.split_regex[level].get(), subject, text.size(), pos, 0, md, nullptr);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) throw Error(tok.name + ": pre_tokenizer regex: " + pcre2_message(rc));
         const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         size_t start = ov[0], end = ov[1];
-        if (gap < start) bpe_word(tok, text.substr(gap, start - gap), out);
+        if (gap < start) piece(text.substr(gap, start - gap));
         if (start < end) {
-            bpe_word(tok, text.substr(start, end - start), out);
+            piece(text.substr(start, end - start));
             gap = pos = end;
         } else {  // an empty match: step over one character; it joins the next gap
             uint32_t cp = 0;
@@ -557,21 +584,21 @@ void words_encode(const Tokenizer& tok, std::string_view text, pcre2_match_data*
             gap = start;
         }
     }
-    if (gap < text.size()) bpe_word(tok, text.substr(gap), out);
+    if (gap < text.size()) piece(text.substr(gap));
 }
 
 }  // namespace
 
 std::vector<int> tokenizer_encode(const Tokenizer& tok, const std::string& utf8_text) {
-    if (!tok.split_regex) throw Error(tok.name + ": tokenizer not loaded");
-    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
-        pcre2_match_data_create_from_pattern(tok.split_regex.get(), nullptr), pcre2_match_data_free);
+    if (tok.split_regex.empty()) throw Error(tok.name + ": tokenizer not loaded");
+    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(pcre2_match_data_create(1, nullptr),
+                                                                           pcre2_match_data_free);
     if (!md) throw Error(tok.name + ": out of memory for regex match data");
     std::vector<int> ids;
     auto on_token = [&](int id) { ids.push_back(id); };
     added_split(tok, utf8_text, false, on_token, [&](std::string_view raw) {
         std::string text = tok.nfc ? utf8_normalize_nfc(std::string(raw)) : std::string(raw);
-        added_split(tok, text, true, on_token, [&](std::string_view piece) { words_encode(tok, piece, md.get(), ids); });
+        added_split(tok, text, true, on_token, [&](std::string_view piece) { words_encode(tok, piece, 0, md.get(), ids); });
     });
     return ids;
 }

@@ -1,15 +1,23 @@
 // tokenizer.h: byte-level BPE from a Hugging Face tokenizer.json, exactly the
-// subset Qwen3 and Llama 3 use, so that our token ids equal those of the HF
-// `tokenizers` library (tests/test_tokenizer.cpp checks the Qwen3 file against
-// ids that library produced, tests/fixtures/qwen3/expected_ids.json).
+// subset Qwen3, Llama 3 and DeepSeek-V3 use, so that our token ids equal those
+// of the HF `tokenizers` library (tests/test_tokenizer.cpp checks the Qwen3
+// file against ids that library produced, tests/fixtures/qwen3/expected_ids.json).
+//
+// It lives in traces/, the bottom layer, because two layers that may not see
+// each other need it: engine/ encodes prompts, and the ShareGPT request-log
+// import (traces/request_log_sharegpt.cpp, read by the simulator's scenarios)
+// counts prompt and reply tokens.
 //
 // Encoding, as HF does it with add_special_tokens=False:
 //   1. added tokens (special or not) are cut out of the raw text, leftmost
 //      first, longest at a position; tokens with "normalized": true are
 //      matched again after step 2, against their NFC form
-//   2. the normalizer (null or NFC) runs on the text between them
-//   3. the pre-tokenizer regex splits it; matches and the gaps between them
-//      are separate words ("Isolated")
+//   2. the normalizer (null, NFC, or a Sequence of NFCs, possibly empty as
+//      DeepSeek-V3's) runs on the text between them
+//   3. the pre-tokenizer's Split regexes, one after the other, split it: the
+//      first splits the text, each next one splits every piece the one before
+//      made; matches and the gaps between them are separate pieces ("Isolated").
+//      Qwen3 and Llama 3 have one Split, DeepSeek-V3 three (digits, CJK, words).
 //   4. each word's bytes map to the byte-level alphabet (GPT-2's
 //      bytes_to_unicode) and BPE-merge by rank, lowest rank first, leftmost
 //      on ties; with ignore_merges a word found whole in the vocab is one token
@@ -68,8 +76,10 @@ struct Tokenizer {
     bool nfc = false;                           // normalizer {"type": "NFC"}
     std::vector<AddedToken> added;              // longest content first
     std::array<bool, 256> added_starts{};       // first bytes of added tokens: a quick reject while scanning
-    std::unique_ptr<pcre2_real_code_8, RegexFree> split_regex;  // PCRE2 UTF|UCP, JIT-compiled when available
-    std::string split_pattern;                  // its source as in the file (\s is rewritten before compiling)
+    // The pre-tokenizer's Splits in order, each PCRE2 UTF|UCP, JIT-compiled
+    // when available; patterns as in the file (\s is rewritten before compiling).
+    std::vector<std::unique_ptr<pcre2_real_code_8, RegexFree>> split_regex;
+    std::vector<std::string> split_pattern;
     std::array<std::string, 256> byte_symbol;   // byte -> its byte-level character, UTF-8
     std::array<int, 256> byte_id{};             // byte -> vocab id of that single character
     std::unordered_map<int, std::string> id_bytes;  // id -> decoded bytes (vocab entries and added tokens)
@@ -93,7 +103,7 @@ std::string tokenizer_decode(const Tokenizer& tok, const std::vector<int>& ids);
 
 // Unicode NFC (canonical decomposition, reordering, composition) of UTF-8
 // text; invalid bytes pass through unchanged and block composition across
-// them. The tables are Unicode 14 (engine/tokenizer_nfc_table.h).
+// them. The tables are Unicode 14 (traces/tokenizer_nfc_table.h).
 std::string utf8_normalize_nfc(const std::string& text);
 
 }  // namespace sp

@@ -1,5 +1,6 @@
 // json_errors.h: one-line error text about untrusted input (config.json,
-// safetensors headers, shard indexes). Internal to engine/'s loaders.
+// safetensors headers, shard indexes, tokenizer.json, request logs). Shared by
+// the loaders of traces/ and engine/.
 //
 // Two hazards shape it: the input may hold any bytes (control characters
 // would break the one-line promise, invalid UTF-8 would garble a terminal),
