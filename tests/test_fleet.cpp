@@ -90,6 +90,10 @@ static uint64_t golden_hash(const Scenario& sc, const char* policy, double load)
     return h.h;
 }
 
+// The hashes were recorded by the simulator before fleets existed, then once
+// re-recorded when the roofline began pricing the projections and the
+// attention as two kernel families (cost.cpp): with the old max-of-sums
+// forward restored, the old hashes still matched, so that change alone moved them.
 TEST(Fleet, OneReplicaIsByteForByteTheSimulatorBeforeFleets) {
     const std::vector<Scenario> scs = golden_scenarios();
     const struct {
@@ -98,13 +102,13 @@ TEST(Fleet, OneReplicaIsByteForByteTheSimulatorBeforeFleets) {
         double load;
         uint64_t hash;
     } cases[] = {
-        {0, "dspark", 40, 0x5dd2fdb70d254643},
-        {0, "fixed:3", 40, 0x34d5902f6865e3d7},
-        {1, "dspark", 30, 0x1cca9c69acdb7a86},
-        {1, "ar", 12, 0x3a4f9ae1efd224a3},
-        {2, "goodput", 40, 0xae93dbbc05603037},
+        {0, "dspark", 40, 0x102581c81f998b35},
+        {0, "fixed:3", 40, 0xb350c21025fa1088},
+        {1, "dspark", 30, 0x4e769dedbfbfba80},
+        {1, "ar", 12, 0xed8da4ea6ab433e1},
+        {2, "goodput", 40, 0x82257d662c8c47cb},
         {3, "dspark", 40, 0x3a48e7af6c7d990f},
-        {3, "ar", 40, 0x4553a007b711cb80},
+        {3, "ar", 40, 0xfd608ea1611521dc},
     };
     for (const auto& c : cases) {
         const uint64_t h = golden_hash(scs[size_t(c.scenario)], c.policy, c.load);
