@@ -60,7 +60,7 @@ AcceptanceData acceptance_load(const Scenario& sc, bool with_logits) {
     a.by_domain.assign(a.domains.size(), {});
     // A workload domain "all" with no such trace domain takes every request.
     bool all = a.domains.size() == 1 && domain_index(a.domains, "all") == 0;
-    std::vector<AcceptanceSums> sums(a.domains.size(), AcceptanceSums{run.gamma, 0, 0, std::vector<double>(run.gamma, 0)});
+    std::vector<AcceptanceSums> sums(a.domains.size(), acceptance_sums(run.gamma));
     Positions p;
     for (const Request& q : trace_db_requests(db, run_id)) {
         int d = all ? 0 : domain_index(a.domains, q.domain);

@@ -116,6 +116,14 @@ struct Exporter {
             array("conf_prob", p.conf_prob);
         }
         if (!p.draft_prob.empty()) array("draft_prob", p.draft_prob);
+        if (!p.verified.empty()) {
+            line += ",\"verified\":[";
+            for (size_t i = 0; i < p.verified.size(); i++) {
+                if (i) line += ',';
+                line += std::to_string(p.verified[i]);
+            }
+            line += ']';
+        }
         line += '}';
         put(line);
         sum.positions++;
@@ -149,6 +157,7 @@ struct Exporter {
         j["t_ns"] = s.t_ns;
         j["batch_tokens"] = s.batch_tokens;
         j["host_ns"] = s.host_ns;
+        if (s.drafted != 0) j["drafted"] = s.drafted;  // schema 4; absent: not recorded
         put(j.dump());  // numbers and a bool only: cannot fail
         sum.steps++;
     }
@@ -170,6 +179,7 @@ struct Exporter {
         j["git_rev"] = r.git_rev;
         j["notes"] = r.notes;
         j["complete"] = r.complete;
+        if (r.verify_method != VERIFY_UNRECORDED) j["verify_method"] = verify_method_name(r.verify_method);  // schema 4
         put(dump(j, record));
         sum.runs++;
 
@@ -420,7 +430,7 @@ struct Importer {
 
     void read_run(const json& j) {
         only_keys(j, "", {"type", "id", "producer", "target", "drafter_kind", "drafter_name", "gpu", "temperature",
-                          "gamma", "created_at", "git_rev", "notes", "complete"});
+                          "gamma", "created_at", "git_rev", "notes", "complete", "verify_method"});
         int64_t src = get_new_id(j, runs);
         Run r;
         std::string producer = get_string(j, "", "producer");
@@ -436,6 +446,11 @@ struct Importer {
         r.git_rev = get_string(j, "", "git_rev");
         r.notes = get_string(j, "", "notes");
         bool complete = get_bool(j, "", "complete");
+        // schema 4; absent when not recorded
+        if (j.contains("verify_method") &&
+            (!j["verify_method"].is_string() || !verify_method_parse(j["verify_method"].get<std::string>(), &r.verify_method) ||
+             r.verify_method == VERIFY_UNRECORDED))
+            fail("verify_method", "\"greedy\", \"sampling\" or \"block\"", describe(j["verify_method"]));
         int64_t id = guarded(line, [&] { return trace_db_begin_run(db, r); });
         runs[src] = {id, r.gamma};
         // Finished last: a writer may refuse appends to a complete run.
@@ -475,7 +490,7 @@ struct Importer {
     }
 
     void read_positions(const json& j) {
-        only_keys(j, "", {"type", "request", "gamma", "n", "beta", "conf_logit", "conf_prob", "draft_prob"});
+        only_keys(j, "", {"type", "request", "gamma", "n", "beta", "conf_logit", "conf_prob", "draft_prob", "verified"});
         RequestInfo& q = get_ref(j, "request", requests, "request");
         if (q.has_positions)
             fail("request", "a request whose positions are not given yet", describe(j.at("request")));
@@ -497,6 +512,17 @@ struct Importer {
         }
         // schema 3; absent (or empty) when not recorded, as in an export of an older store
         if (given("draft_prob")) p.draft_prob = get_floats(j, "draft_prob", size, true);
+        // schema 4; absent (or empty) when every real slot was observed
+        if (given("verified")) {
+            std::string want = "an array of " + std::to_string(p.n) + " integers";
+            const json& v = j["verified"];
+            if (!v.is_array() || static_cast<int64_t>(v.size()) != p.n) fail("verified", want, describe(v));
+            for (size_t i = 0; i < v.size(); i++) {
+                if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0 || v[i].get<int64_t>() > p.gamma)
+                    fail("verified[" + std::to_string(i) + "]", range_text(0, p.gamma), describe(v[i]));
+                p.verified.push_back(static_cast<uint8_t>(v[i].get<int64_t>()));
+            }
+        }
         guarded(line, [&] { trace_db_append_positions(db, p); });
         q.has_positions = true;
         sum.positions++;
@@ -504,7 +530,7 @@ struct Importer {
 
     void read_step(const json& j) {
         only_keys(j, "", {"type", "request", "step", "batch_size", "verify_len", "n_accepted", "bonus", "draft_ns",
-                          "verify_ns", "t_ns", "batch_tokens", "host_ns"});
+                          "verify_ns", "t_ns", "batch_tokens", "host_ns", "drafted"});
         int64_t src = get_int(j, "", "request", 1, I64_MAX);
         RequestInfo& q = get_ref(j, "request", requests, "request");
         Step s;
@@ -527,6 +553,11 @@ struct Importer {
         // schema 2; an export of a version-1 store has neither: 0, not recorded
         if (j.contains("batch_tokens")) s.batch_tokens = get_int32(j, "", "batch_tokens", 0, INT_MAX64);
         if (j.contains("host_ns")) s.host_ns = get_int(j, "", "host_ns", 0, I64_MAX);
+        // schema 4; absent: not recorded (0)
+        if (j.contains("drafted")) {
+            s.drafted = get_int32(j, "", "drafted", s.verify_len, q.gamma);
+            if (s.drafted == 0) fail("drafted", "an integer >= 1 (omit the key when not recorded)", "0");
+        }
         if (!steps.empty() && (src != steps_source || steps.size() >= 4096)) flush_steps();
         if (steps.empty()) {
             steps_source = src;
