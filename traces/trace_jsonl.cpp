@@ -24,6 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "traces/trace_import.h"
+
 namespace sp {
 namespace {
 
@@ -236,20 +238,6 @@ struct Exporter {
 
 // ---------------------------------------------------------------- import
 
-// A JSON value as the "got" of an error message: short and on one line
-// (dump escapes control characters).
-std::string describe(const json& v) {
-    if (v.is_array()) return "an array of " + std::to_string(v.size()) + (v.size() == 1 ? " element" : " elements");
-    if (v.is_object()) return "an object";
-    std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-    if (s.size() > 48) {
-        size_t cut = 45;
-        while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) cut--;  // not inside a UTF-8 sequence
-        s = s.substr(0, cut) + "...";
-    }
-    return s;
-}
-
 std::string range_text(int64_t lo, int64_t hi) {
     if (hi == std::numeric_limits<int64_t>::max()) return "integer >= " + std::to_string(lo);
     return "integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
@@ -320,12 +308,12 @@ struct Importer {
     int64_t get_int(const json& obj, const std::string& prefix, const char* key, int64_t lo, int64_t hi) const {
         std::string want = range_text(lo, hi);
         const json& v = field(obj, prefix, key, want.c_str());
-        if (!v.is_number_integer()) fail(path_of(prefix, key), want, describe(v));
+        if (!v.is_number_integer()) fail(path_of(prefix, key), want, json_describe(v));
         // nlohmann holds non-negative integers as uint64: compare before converting
         if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(I64_MAX))
-            fail(path_of(prefix, key), want, describe(v));
+            fail(path_of(prefix, key), want, json_describe(v));
         int64_t x = v.get<int64_t>();
-        if (x < lo || x > hi) fail(path_of(prefix, key), want, describe(v));
+        if (x < lo || x > hi) fail(path_of(prefix, key), want, json_describe(v));
         return x;
     }
 
@@ -337,21 +325,21 @@ struct Importer {
     double get_double(const json& obj, const std::string& prefix, const char* key, bool positive = false) const {
         const char* want = positive ? "a finite number > 0" : "a finite number >= 0";
         const json& v = field(obj, prefix, key, want);
-        if (!v.is_number()) fail(path_of(prefix, key), want, describe(v));
+        if (!v.is_number()) fail(path_of(prefix, key), want, json_describe(v));
         double x = v.get<double>();
-        if (!std::isfinite(x) || !(positive ? x > 0 : x >= 0)) fail(path_of(prefix, key), want, describe(v));
+        if (!std::isfinite(x) || !(positive ? x > 0 : x >= 0)) fail(path_of(prefix, key), want, json_describe(v));
         return x;
     }
 
     std::string get_string(const json& obj, const std::string& prefix, const char* key) const {
         const json& v = field(obj, prefix, key, "a string");
-        if (!v.is_string()) fail(path_of(prefix, key), "a string", describe(v));
+        if (!v.is_string()) fail(path_of(prefix, key), "a string", json_describe(v));
         return v.get<std::string>();
     }
 
     bool get_bool(const json& obj, const std::string& prefix, const char* key) const {
         const json& v = field(obj, prefix, key, "true or false");
-        if (!v.is_boolean()) fail(path_of(prefix, key), "true or false", describe(v));
+        if (!v.is_boolean()) fail(path_of(prefix, key), "true or false", json_describe(v));
         return v.get<bool>();
     }
 
@@ -359,13 +347,13 @@ struct Importer {
     void only_keys(const json& obj, const std::string& prefix, std::initializer_list<const char*> keys) const {
         for (auto it = obj.begin(); it != obj.end(); ++it) {
             bool known = std::any_of(keys.begin(), keys.end(), [&](const char* k) { return it.key() == k; });
-            if (!known) fail(path_of(prefix, it.key().c_str()), "no such key", describe(it.value()));
+            if (!known) fail(path_of(prefix, it.key().c_str()), "no such key", json_describe(it.value()));
         }
     }
 
     const json& get_object(const json& obj, const char* key) const {
         const json& v = field(obj, "", key, "an object");
-        if (!v.is_object()) fail(key, "an object", describe(v));
+        if (!v.is_object()) fail(key, "an object", json_describe(v));
         return v;
     }
 
@@ -410,7 +398,7 @@ struct Importer {
     std::vector<float> get_floats(const json& obj, const char* key, int64_t size, bool unit) const {
         std::string want = "an array of " + std::to_string(size) + " numbers";
         const json& v = field(obj, "", key, want.c_str());
-        if (!v.is_array() || static_cast<int64_t>(v.size()) != size) fail(key, want, describe(v));
+        if (!v.is_array() || static_cast<int64_t>(v.size()) != size) fail(key, want, json_describe(v));
         std::vector<float> out;
         out.reserve(v.size());
         const double max = unit ? 1.0 : static_cast<double>(std::numeric_limits<float>::max());
@@ -420,7 +408,7 @@ struct Importer {
             const json& x = v[i];
             double d = x.is_number() ? x.get<double>() : 0;
             if (!x.is_number() || !std::isfinite(d) || d < min || d > max)
-                fail(std::string(key) + "[" + std::to_string(i) + "]", range, describe(x));
+                fail(std::string(key) + "[" + std::to_string(i) + "]", range, json_describe(x));
             out.push_back(static_cast<float>(d));
         }
         return out;
@@ -435,7 +423,7 @@ struct Importer {
         Run r;
         std::string producer = get_string(j, "", "producer");
         if (!producer_parse(producer, &r.producer))
-            fail("producer", "\"engine\", \"importer\" or \"synthetic\"", describe(j.at("producer")));
+            fail("producer", "\"engine\", \"importer\" or \"synthetic\"", json_describe(j.at("producer")));
         r.target = get_shape(j, "target");
         r.drafter_kind = get_string(j, "", "drafter_kind");
         r.drafter_name = get_string(j, "", "drafter_name");
@@ -450,7 +438,7 @@ struct Importer {
         if (j.contains("verify_method") &&
             (!j["verify_method"].is_string() || !verify_method_parse(j["verify_method"].get<std::string>(), &r.verify_method) ||
              r.verify_method == VERIFY_UNRECORDED))
-            fail("verify_method", "\"greedy\", \"sampling\" or \"block\"", describe(j["verify_method"]));
+            fail("verify_method", "\"greedy\", \"sampling\" or \"block\"", json_describe(j["verify_method"]));
         int64_t id = guarded(line, [&] { return trace_db_begin_run(db, r); });
         runs[src] = {id, r.gamma};
         // Finished last: a writer may refuse appends to a complete run.
@@ -493,7 +481,7 @@ struct Importer {
         only_keys(j, "", {"type", "request", "gamma", "n", "beta", "conf_logit", "conf_prob", "draft_prob", "verified"});
         RequestInfo& q = get_ref(j, "request", requests, "request");
         if (q.has_positions)
-            fail("request", "a request whose positions are not given yet", describe(j.at("request")));
+            fail("request", "a request whose positions are not given yet", json_describe(j.at("request")));
         Positions p;
         p.request_id = q.id;
         p.gamma = get_int32(j, "", "gamma", 1, TRACE_MAX_GAMMA);
@@ -516,10 +504,10 @@ struct Importer {
         if (given("verified")) {
             std::string want = "an array of " + std::to_string(p.n) + " integers";
             const json& v = j["verified"];
-            if (!v.is_array() || static_cast<int64_t>(v.size()) != p.n) fail("verified", want, describe(v));
+            if (!v.is_array() || static_cast<int64_t>(v.size()) != p.n) fail("verified", want, json_describe(v));
             for (size_t i = 0; i < v.size(); i++) {
                 if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0 || v[i].get<int64_t>() > p.gamma)
-                    fail("verified[" + std::to_string(i) + "]", range_text(0, p.gamma), describe(v[i]));
+                    fail("verified[" + std::to_string(i) + "]", range_text(0, p.gamma), json_describe(v[i]));
                 p.verified.push_back(static_cast<uint8_t>(v[i].get<int64_t>()));
             }
         }
@@ -584,7 +572,7 @@ struct Importer {
         p.gpu = get_string(j, "", "gpu");
         p.model = get_shape(j, "model");
         std::string phase = get_string(j, "", "phase");
-        if (!phase_parse(phase, &p.phase)) fail("phase", "\"draft\", \"verify\" or \"prefill\"", describe(j.at("phase")));
+        if (!phase_parse(phase, &p.phase)) fail("phase", "\"draft\", \"verify\" or \"prefill\"", json_describe(j.at("phase")));
         p.n_seqs = get_int32(j, "", "n_seqs", 0, INT_MAX64);
         p.n_tokens = get_int32(j, "", "n_tokens", 0, INT_MAX64);
         p.context = get_int32(j, "", "context", 0, INT_MAX64);
@@ -603,12 +591,12 @@ struct Importer {
 
     void read_header(const json& j) {
         const json& t = field(j, "", "type", "\"specplan-traces\" (the header line)");
-        if (t != HEADER_TYPE) fail("type", "\"specplan-traces\" (the header line)", describe(t));
+        if (t != HEADER_TYPE) fail("type", "\"specplan-traces\" (the header line)", json_describe(t));
         only_keys(j, "", {"type", "version"});
         const json& v = field(j, "", "version", "1");
         if (!v.is_number_integer() || v.get<int64_t>() != TRACE_JSONL_VERSION)
             fail("version", std::to_string(TRACE_JSONL_VERSION) + " (a newer file needs a newer specplan)",
-                 describe(v));
+                 json_describe(v));
     }
 
     json parse(const std::string& text) const {
@@ -626,7 +614,7 @@ struct Importer {
 
     void read_record(const json& j) {
         const json& t = field(j, "", "type", "a record type");
-        if (!t.is_string()) fail("type", "a string", describe(t));
+        if (!t.is_string()) fail("type", "a string", json_describe(t));
         const std::string& type = t.get_ref<const std::string&>();
         if (type != "request") flush_requests();
         if (type != "step") flush_steps();
@@ -635,7 +623,7 @@ struct Importer {
         else if (type == "positions") read_positions(j);
         else if (type == "step") read_step(j);
         else if (type == "profile") read_profile(j);
-        else fail("type", "\"run\", \"request\", \"positions\", \"step\" or \"profile\"", describe(t));
+        else fail("type", "\"run\", \"request\", \"positions\", \"step\" or \"profile\"", json_describe(t));
     }
 
     // std::getline that stops at max_line bytes (naming the line it is
@@ -671,7 +659,7 @@ struct Importer {
                 fail("line", "a JSON object (blank lines only at the end)", "an empty line");
             }
             json j = parse(text);
-            if (!j.is_object()) fail("line", "a JSON object", describe(j));
+            if (!j.is_object()) fail("line", "a JSON object", json_describe(j));
             if (!header) {
                 read_header(j);
                 header = true;
