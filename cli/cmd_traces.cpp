@@ -359,8 +359,7 @@ static void import_foreign(const std::string& in_path, const std::string& db_pat
     std::ifstream in(in_path, std::ios::binary);
     if (!in) throw Error(in_path + ": cannot open for reading");
     ImportOptions opt = f.opt;
-    if (!f.verify.empty() && (!verify_method_parse(f.verify, &opt.verify_method) || opt.verify_method == VERIFY_UNRECORDED))
-        throw Error("--verify: expected greedy, sampling or block, got \"" + f.verify + "\"");
+    if (!f.verify.empty()) verify_method_parse(f.verify, &opt.verify_method);  // checked by CLI11
     std::vector<ImportedRequest> reqs;
     if (f.format == "vllm-requests") reqs = vllm_requests_read(in, in_path, opt, TRACE_JSONL_MAX_LINE);
     if (f.format == "aiperf") {
@@ -480,7 +479,8 @@ void traces_commands(CLI::App& app) {
     im->add_option("--drafter-name", fa.opt.drafter_name, "drafter name recorded in the run (default: the format)");
     im->add_option("--gpu", fa.opt.gpu, "GPU recorded in the run");
     im->add_option("--temperature", fa.opt.temperature, "sampling temperature of the measured run")->check(CLI::Range(0.0, 1e6));
-    im->add_option("--verify", fa.verify, "verification method of the measured run: greedy, sampling or block");
+    im->add_option("--verify", fa.verify, "verification method of the measured run")
+        ->check(CLI::IsMember({"greedy", "sampling", "block"}));
     im->add_option("--gamma", fa.opt.gamma, "block size (default: the most drafts any step shows)")->check(CLI::Range(1, TRACE_MAX_GAMMA));
     im->add_option("--domain", fa.opt.domain, "domain of every request (default: the record's \"domain\", or deepspec's <dataset> folder)");
     im->add_option("--notes", fa.opt.notes, "free text stored with the run");

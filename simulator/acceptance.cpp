@@ -220,7 +220,7 @@ void acceptance_check_policies(const Scenario& sc, const AcceptanceData& a, cons
         if (a.kind != ACCEPT_TRACE)
             throw Error(sc.path + ": acceptance.source: policy draft-prob reads each draft's recorded probability, "
                         "which only a trace has (source \"trace\" with positions.draft_prob); this source is \"" +
-                        std::string(a.kind == ACCEPT_IID ? "iid" : "parametric") + "\"");
+                        std::string(a.kind == ACCEPT_IID ? "iid" : a.kind == ACCEPT_STEPS ? "steps" : "parametric") + "\"");
         throw Error(sc.path + ": acceptance.trace: policy draft-prob reads positions.draft_prob, which " +
                     sc.acceptance.trace_path + " does not record for every request of its run (captured before "
                     "schema 3, synthetic or imported without it); capture it again");

@@ -2,6 +2,7 @@
 #include "traces/trace_import.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace sp {
@@ -68,9 +69,9 @@ int64_t import_int(const std::string& file, int64_t line, const std::string& pat
     int64_t x = 0;
     if (v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi))) {
         x = v.get<int64_t>();
-    } else if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())) &&
-               v.get<double>() >= static_cast<double>(lo) && v.get<double>() <= static_cast<double>(hi)) {
-        x = static_cast<int64_t>(v.get<double>());
+    } else if (const double d = v.is_number_float() ? v.get<double>() : 0.5;
+               d >= static_cast<double>(lo) && d <= static_cast<double>(hi) && d == std::floor(d)) {
+        x = static_cast<int64_t>(d);  // in range before the cast: no float-cast overflow
     } else {
         import_fail(file, line, path, want, json_describe(v));
     }

@@ -18,7 +18,7 @@ AcceptanceSums acceptance_sums(int gamma) {
 
 void acceptance_add(AcceptanceSums& s, const Positions& p) {
     assert(s.gamma == p.gamma && "acceptance_add: positions of another gamma");
-    assert(s.at_risk.size() == static_cast<size_t>(s.gamma) && "acceptance_add: sums not made by acceptance_sums");
+    s.at_risk.resize(static_cast<size_t>(s.gamma), 0.0);  // sums built without acceptance_sums start here
     s.n_requests++;
     if (!p.draft_prob.empty()) s.n_draft_prob++;
     const int G = p.gamma;
@@ -53,6 +53,7 @@ AcceptanceStats acceptance_finish(const AcceptanceSums& s, const std::string& do
     if (s.n_anchors == 0) return a;
     a.tau = 1;
     double product = 1;
+    assert(s.at_risk.size() == static_cast<size_t>(s.gamma) && "acceptance_finish: sums without acceptance_add");
     for (int k = 0; k < s.gamma; k++) {
         if (s.at_risk[k] > 0) a.alpha[k] = s.survival_sum[k] / s.at_risk[k];
         // Without partial rows the mean survival is exact and equals the
