@@ -488,7 +488,7 @@ void traces_commands(CLI::App& app) {
         const ForeignArgs& f = a->foreign;
         if (f.format == "vllm-prom") {
             if (!a->db.empty()) throw Error(a->db + ": vllm-prom gives rates, not steps: it prints alpha and writes no store");
-            import_prom(a->jsonl, f.opt.model == "unknown" ? "" : f.opt.model);
+            import_prom(a->jsonl, im->count("--model") ? f.opt.model : "");
             return;
         }
         if (a->db.empty()) throw Error("traces import: DB: expected a trace database to append to, got nothing");

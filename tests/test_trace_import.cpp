@@ -215,6 +215,29 @@ TEST(AiperfRecords, AHistogramThatDisagreesWithItsTotalsIsRefused) {
               "step), got \"x\"");
 }
 
+// A whole file that is one pretty-printed document (AIPerf's documented
+// record layout, here with totals that agree with its histogram), or an
+// array of records, reads as JSON Lines would; a broken one keeps line 1's error.
+TEST(AiperfRecords, APrettyPrintedDocumentOrArrayIsAccepted) {
+    std::istringstream doc("{\n  \"metadata\": { \"x\": 1 },\n  \"metrics\": {},\n  \"spec_decode_acceptance\": {\n"
+                           "    \"engine\": \"vllm\",\n"
+                           "    \"acceptance_histogram\": {\"0\": 34, \"1\": 22, \"2\": 19, \"3\": 16, \"4\": 15, \"5\": 22},\n"
+                           "    \"num_accepted_draft_tokens\": 278,\n    \"num_draft_tokens\": 640,\n"
+                           "    \"num_spec_steps\": 128,\n    \"num_spec_tokens\": 5\n  }\n}\n");
+    AiperfRead a = aiperf_records_read(doc, "doc.json", ImportOptions{}, 1 << 20);
+    ASSERT_EQ(a.requests.size(), 1u);
+    EXPECT_EQ(a.requests[0].steps.size(), 128u);
+    EXPECT_EQ(a.requests[0].line, 1);
+    std::istringstream array("[\n {\"per_step_accepted\": [1], \"per_step_drafted\": [2]},\n"
+                             " {\"per_step_accepted\": [0, 2], \"per_step_drafted\": [2, 2]}\n]\n");
+    const std::vector<ImportedRequest> r = vllm_requests_read(array, "a.json", ImportOptions{}, 1 << 20);
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(triples(r[1].steps), (Triples{{2, 2, 0}, {2, 2, 2}}));
+    EXPECT_EQ(error_of([] { requests("{\n  \"choices\": [ ... ]\n}\n"); }).substr(0, 56),
+              "r.jsonl:1: json: expected a JSON object, got invalid JSO");
+    EXPECT_EQ(error_of([] { requests("[1, 2]\n"); }), "r.jsonl:1: [0]: expected a JSON object, got 1");
+}
+
 // [SECTION] importer runs: not verified is not rejected -------------------------------------------
 
 // Steps (drafted, verified, accepted) = (3,2,2) x2, (3,3,3), (3,3,2): slot 3

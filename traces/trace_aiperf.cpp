@@ -18,16 +18,11 @@ static const json* metric_value(const json& rec, const char* tag) {
 
 AiperfRead aiperf_records_read(std::istream& in, const std::string& name, const ImportOptions& opt, size_t max_line) {
     AiperfRead out;
-    LineReader lines{in, name, max_line};
-    std::string text;
-    while (lines.next(text)) {
-        if (text.find_first_not_of(" \t") == std::string::npos) continue;
-        const int64_t line = lines.line;
-        const json j = import_parse_object(name, line, text);
+    import_json_records(in, name, max_line, [&](int64_t line, const json& j) {
         const json* sd = import_find(j, "spec_decode_acceptance");
         if (!sd) {
             out.skipped++;
-            continue;
+            return;
         }
         ImportedRequest q;
         q.line = line;
@@ -40,11 +35,12 @@ AiperfRead aiperf_records_read(std::istream& in, const std::string& name, const 
             if (const json* c = import_find(*sd, "completion_tokens"))
                 q.output_len = static_cast<int>(
                     import_int(name, line, "spec_decode_acceptance.completion_tokens", *c, 1, 1 << 30));
-        q.steps = spec_decode_steps(name, line, "spec_decode_acceptance", *sd, static_cast<uint64_t>(line));
+        q.steps = spec_decode_steps(name, line, "spec_decode_acceptance", *sd,
+                                    static_cast<uint64_t>(line) << 32 | out.requests.size());
         if (out.engine.empty())
             if (const json* e = import_find(*sd, "engine"); e && e->is_string()) out.engine = e->get<std::string>();
         out.requests.push_back(std::move(q));
-    }
+    });
     if (out.requests.empty())
         import_fail(name, 0, "spec_decode_acceptance",
                     "records with spec-decode acceptance (profile_export.jsonl at --export-level records)",

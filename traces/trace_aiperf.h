@@ -16,7 +16,8 @@
 // The prompt length is metrics.input_sequence_length.value when present
 // (the output length falls back to metrics.output_sequence_length.value).
 // Records without spec_decode_acceptance (failed requests, a run without
-// speculation) are skipped; a file with none is refused.
+// speculation) are skipped; a file with none is refused. A file that is one
+// pretty-printed record (as AIPerf's docs show it) reads as well.
 #pragma once
 
 #include <istream>

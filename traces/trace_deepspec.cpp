@@ -21,13 +21,8 @@ ImportSummary deepspec_import(TraceDb& db, std::istream& in, const std::string& 
     std::vector<std::vector<float>> logits;
     std::vector<uint8_t> lengths;
     std::vector<std::vector<uint8_t>> labels;
-    LineReader lines{in, name, max_line};
-    std::string text;
     int longest = 0;
-    while (lines.next(text)) {
-        if (text.find_first_not_of(" \t") == std::string::npos) continue;
-        const int64_t line = lines.line;
-        const json j = import_parse_object(name, line, text);
+    import_json_records(in, name, max_line, [&](int64_t line, const json& j) {
         const json* z = import_find(j, "logits");
         const json* y = import_find(j, "labels");
         if (!z) import_fail(name, line, "logits", "an array of raw confidence logits", "nothing");
@@ -59,7 +54,7 @@ ImportSummary deepspec_import(TraceDb& db, std::istream& in, const std::string& 
         labels.emplace_back(mask.begin(), mask.end());
         if (logits.size() >= size_t(std::numeric_limits<int>::max() / TRACE_MAX_GAMMA))
             import_fail(name, line, "records", "fewer proposals than fit one request", "more");
-    }
+    });
     if (logits.empty()) import_fail(name, 0, "records", "at least one proposal", "none");
 
     ImportSummary sum;

@@ -62,6 +62,44 @@ json import_parse_object(const std::string& file, int64_t line, const std::strin
     return j;
 }
 
+void import_json_records(std::istream& in, const std::string& name, size_t max_line,
+                         const std::function<void(int64_t, const json&)>& fn) {
+    LineReader lines{in, name, max_line};
+    std::string text;
+    bool first = true;
+    while (lines.next(text)) {
+        const size_t start = text.find_first_not_of(" \t");
+        if (start == std::string::npos) continue;
+        const int64_t line = lines.line;
+        json j = json::parse(text, nullptr, false);
+        if (first && !j.is_object() && (text[start] == '{' || text[start] == '[')) {
+            std::string doc = text, more;
+            while (lines.next(more)) {
+                if (doc.size() + more.size() + 1 > max_line)
+                    throw Error(name + ": a JSON document longer than " + std::to_string(max_line) + " bytes");
+                doc += '\n';
+                doc += more;
+            }
+            json whole = json::parse(doc, nullptr, false);
+            if (whole.is_object()) {
+                fn(line, whole);
+                return;
+            }
+            if (whole.is_array() && !whole.empty()) {
+                for (size_t i = 0; i < whole.size(); i++) {
+                    if (!whole[i].is_object())
+                        import_fail(name, line, "[" + std::to_string(i) + "]", "a JSON object", json_describe(whole[i]));
+                    fn(line, whole[i]);
+                }
+                return;
+            }
+        }
+        first = false;
+        if (!j.is_object()) j = import_parse_object(name, line, text);  // throws, naming the line's fault
+        fn(line, j);
+    }
+}
+
 int64_t import_int(const std::string& file, int64_t line, const std::string& path, const json& v, int64_t lo,
                    int64_t hi) {
     const std::string want = "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <string>
 #include <vector>
@@ -84,6 +85,15 @@ struct LineReader {
 
 // A JSON object parsed from one line, or import_fail at the line.
 nlohmann::json import_parse_object(const std::string& file, int64_t line, const std::string& text);
+
+// The records of a JSON Lines file, one object a line (blank lines
+// skipped), calling fn(line, object) for each. A file that is instead one
+// pretty-printed JSON document (a saved response body, a documentation
+// example) is accepted too: when its first line is no JSON object, the
+// whole file (at most max_line bytes) is parsed as one object, or an array
+// of objects, each reported at line 1. Otherwise line 1's error stands.
+void import_json_records(std::istream& in, const std::string& name, size_t max_line,
+                         const std::function<void(int64_t, const nlohmann::json&)>& fn);
 
 // Field readers of foreign records: `path` names the field in messages.
 int64_t import_int(const std::string& file, int64_t line, const std::string& path, const nlohmann::json& v,

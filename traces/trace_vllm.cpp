@@ -366,12 +366,7 @@ static void read_lengths(const std::string& file, int64_t line, const json& obj,
 std::vector<ImportedRequest> vllm_requests_read(std::istream& in, const std::string& name, const ImportOptions& opt,
                                                 size_t max_line) {
     std::vector<ImportedRequest> out;
-    LineReader lines{in, name, max_line};
-    std::string text;
-    while (lines.next(text)) {
-        if (text.find_first_not_of(" \t") == std::string::npos) continue;
-        const int64_t line = lines.line;
-        const json j = import_parse_object(name, line, text);
+    import_json_records(in, name, max_line, [&](int64_t line, const json& j) {
         const json* sd = &j;
         std::string path;
         if (const json* m = import_find(j, "metrics"); m && m->is_object() && m->contains("speculative_decoding")) {
@@ -379,7 +374,7 @@ std::vector<ImportedRequest> vllm_requests_read(std::istream& in, const std::str
             sd = &(*m)["speculative_decoding"];
         } else if (j.contains("speculative_decoding")) {
             path = "speculative_decoding";
-            sd = &j["speculative_decoding"];
+            sd = &j.at("speculative_decoding");
         }
         if (sd->is_null())
             import_fail(name, line, path, "an object (null: the request ran with n > 1 or without per-request metrics)", "null");
@@ -387,9 +382,9 @@ std::vector<ImportedRequest> vllm_requests_read(std::istream& in, const std::str
         q.line = line;
         q.domain = import_domain(name, line, j, opt);
         read_lengths(name, line, j, q);
-        q.steps = spec_decode_steps(name, line, path, *sd, static_cast<uint64_t>(line));
+        q.steps = spec_decode_steps(name, line, path, *sd, static_cast<uint64_t>(line) << 32 | out.size());
         out.push_back(std::move(q));
-    }
+    });
     return out;
 }
 

@@ -49,7 +49,8 @@
 //                                 optional: checked against the steps
 //    and from the object itself: "prompt_tokens"/"completion_tokens" (or
 //    usage.prompt_tokens/usage.completion_tokens) for the lengths, and
-//    "domain". Blank lines are skipped.
+//    "domain". Blank lines are skipped; a file that is one pretty-printed
+//    object, or an array of them, is read as well (import_json_records).
 #pragma once
 
 #include <istream>
