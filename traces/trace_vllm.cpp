@@ -304,7 +304,9 @@ std::vector<ImportedRequest::Triple> spec_decode_steps(const std::string& file, 
                         "an array of " + std::to_string(acc.size()) + " entries (as per_step_accepted)",
                         "an array of " + std::to_string(dra.size() != acc.size() ? dra.size() : ver.size()) + " entries");
         for (size_t i = 0; i < acc.size(); i++) {
-            const std::string at = "[" + std::to_string(i) + "]";
+            std::string at = "[";  // not "[" + ...: GCC 12 warns falsely (-Wrestrict) on that form here
+            at += std::to_string(i);
+            at += ']';
             if (ver[i] > dra[i])
                 import_fail(file, line, path_of(path, "per_step_verified") + at,
                             "at most per_step_drafted" + at + " = " + std::to_string(dra[i]), std::to_string(ver[i]));
