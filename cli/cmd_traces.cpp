@@ -1,4 +1,6 @@
-// cmd_traces.cpp: `specplan traces info|synth|export|import`.
+// cmd_traces.cpp: `specplan traces info|synth|export|import`; import also
+// reads other engines' acceptance data (--format, traces/trace_vllm.h,
+// trace_aiperf.h, trace_deepspec.h).
 #include <CLI/CLI.hpp>
 
 #include <nlohmann/json.hpp>
@@ -21,8 +23,11 @@
 #include "cli/commands.h"
 #include "traces/models.h"
 #include "traces/synth.h"
+#include "traces/trace_aiperf.h"
 #include "traces/trace_db.h"
+#include "traces/trace_deepspec.h"
 #include "traces/trace_jsonl.h"
+#include "traces/trace_vllm.h"
 #include "traces/trace_stats.h"
 
 namespace sp {
@@ -60,13 +65,18 @@ static nlohmann::json info_json(TraceDb& db, const std::string& path) {
                            {"draft_prob_requests", a.n_draft_prob}});
         }
         const StepStats s = trace_step_stats(db, r.id);
+        nlohmann::json step_alpha = nlohmann::json::array();
+        for (double v : s.alpha) step_alpha.push_back(number_or_null(v));
         runs.push_back({{"id", r.id}, {"producer", producer_name(r.producer)}, {"complete", r.complete},
+                        {"verify_method", r.verify_method == VERIFY_UNRECORDED ? nlohmann::json() : nlohmann::json(verify_method_name(r.verify_method))},
                         {"target", r.target.name}, {"target_params", r.target.n_params},
                         {"drafter_kind", r.drafter_kind}, {"drafter", r.drafter_name}, {"gpu", r.gpu},
                         {"temperature", r.temperature}, {"gamma", r.gamma}, {"created_at", r.created_at},
                         {"git_rev", r.git_rev}, {"notes", r.notes}, {"acceptance", acc},
                         {"live_steps", {{"steps", s.n_steps}, {"tau", s.n_steps ? nlohmann::json(s.tau) : nlohmann::json()},
-                                        {"mean_verify_len", s.n_steps ? nlohmann::json(s.mean_verify_len) : nlohmann::json()}}}});
+                                        {"mean_verify_len", s.n_steps ? nlohmann::json(s.mean_verify_len) : nlohmann::json()},
+                                        {"drafted", s.drafted}, {"verified", s.verified}, {"accepted", s.accepted},
+                                        {"alpha", step_alpha}}}});
     }
     return {{"file", path}, {"schema", db.version}, {"runs", runs}};
 }
@@ -88,7 +98,8 @@ static void info(const std::string& path, const std::string& json_out) {
                     r.complete ? "complete" : "INCOMPLETE (writer stopped before finishing)");
         print_shape(r.target);
         std::printf("  drafter   %s / %s\n", r.drafter_kind.c_str(), r.drafter_name.c_str());
-        std::printf("  gpu       %s  temperature %g  gamma %d\n", r.gpu.c_str(), r.temperature, r.gamma);
+        std::printf("  gpu       %s  temperature %g  gamma %d  verification %s\n", r.gpu.c_str(), r.temperature,
+                    r.gamma, r.verify_method == VERIFY_UNRECORDED ? "not recorded" : verify_method_name(r.verify_method));
         std::printf("  written   %s  git %s\n", r.created_at.c_str(), r.git_rev.c_str());
         if (!r.notes.empty()) std::printf("  notes     %s\n", r.notes.c_str());
 
@@ -114,9 +125,14 @@ static void info(const std::string& path, const std::string& json_out) {
             std::printf("  draft_prob recorded for %lld of %lld requests: draft-prob cannot replay this run\n",
                         (long long)all.n_draft_prob, (long long)all.n_requests);
         StepStats s = trace_step_stats(db, r.id);
-        if (s.n_steps > 0)
+        if (s.n_steps > 0) {
             std::printf("  live steps %lld: tau %.3f, mean verify length %.2f, mean batch %.1f\n",
                         (long long)s.n_steps, s.tau, s.mean_verify_len, s.mean_batch);
+            std::printf("  drafts %lld drafted, %lld verified, %lld accepted; alpha from verified slots:",
+                        (long long)s.drafted, (long long)s.verified, (long long)s.accepted);
+            for (double v : s.alpha) print_value(v);
+            std::printf("\n");
+        }
     }
     std::vector<Profile> profiles = trace_db_profiles(db);
     if (!profiles.empty()) {
@@ -332,17 +348,62 @@ static void import_jsonl(const std::string& in_path, const std::string& db_path)
                 (long long)s.steps, (long long)s.profiles);
 }
 
-// import_jsonl, after refusing an input that is not a regular file (a
+// Other engines' acceptance data (--format): one importer run, written in
+// one transaction by the format's reader.
+struct ForeignArgs {
+    std::string format = "jsonl", verify;
+    ImportOptions opt;
+};
+
+static void import_foreign(const std::string& in_path, const std::string& db_path, const ForeignArgs& f) {
+    std::ifstream in(in_path, std::ios::binary);
+    if (!in) throw Error(in_path + ": cannot open for reading");
+    ImportOptions opt = f.opt;
+    if (!f.verify.empty()) verify_method_parse(f.verify, &opt.verify_method);  // checked by CLI11
+    std::vector<ImportedRequest> reqs;
+    if (f.format == "vllm-requests") reqs = vllm_requests_read(in, in_path, opt, TRACE_JSONL_MAX_LINE);
+    if (f.format == "aiperf") {
+        AiperfRead a = aiperf_records_read(in, in_path, opt, TRACE_JSONL_MAX_LINE);
+        if (a.skipped) std::fprintf(stderr, "%s: %lld records without spec_decode_acceptance skipped\n", in_path.c_str(), (long long)a.skipped);
+        if (opt.drafter_name.empty() && !a.engine.empty()) opt.drafter_name = "aiperf/" + a.engine;
+        reqs = std::move(a.requests);
+    }
+    TraceDb db = trace_db_open(db_path, TRACE_CREATE);
+    ImportSummary s = f.format == "deepspec" ? deepspec_import(db, in, in_path, opt, TRACE_JSONL_MAX_LINE)
+                                             : trace_import_steps(db, opt, f.format, in_path, reqs);
+    std::printf("%s: imported run %lld (%s, gamma %d): %lld requests, %lld steps, %lld positions rows\n",
+                db_path.c_str(), (long long)s.run_id, f.format.c_str(), s.gamma, (long long)s.requests,
+                (long long)s.steps, (long long)s.positions);
+}
+
+// vllm-prom: the counters give rates, not steps: print the conversion and a
+// [[workload.domain]] alpha line; no store is written.
+static void import_prom(const std::string& in_path, const std::string& model) {
+    std::ifstream in(in_path, std::ios::binary);
+    if (!in) throw Error(in_path + ": cannot open for reading");
+    VllmRates r = vllm_prom_read(in, in_path, model);
+    for (const std::string& n : r.notes) std::fprintf(stderr, "%s: note: %s\n", in_path.c_str(), n.c_str());
+    std::printf("# %s: vLLM spec-decode counters%s: %.10g drafts, k = %zu, mean acceptance length %.4f\n",
+                in_path.c_str(), r.model_name.empty() ? "" : (" of model \"" + r.model_name + "\"").c_str(),
+                r.drafts, r.survival.size(), r.mean_acceptance_length);
+    std::printf("# unconditional s_k = accepted_per_pos[k-1] / drafts:");
+    for (double v : r.survival) std::printf(" %.4f", v);
+    std::printf("\n# conditional alpha_k = s_k / s_(k-1), the parametric source's per-slot rate:\n%s\n",
+                alpha_toml_line(r.alpha).c_str());
+}
+
+// import_jsonl (or the foreign formats), after refusing an input that is not a regular file (a
 // device such as /dev/zero never ends). A refused import leaves no store
 // behind when there was none before: the one it created is removed if it
 // is still empty (another writer may have filled it meanwhile).
-static void import_checked(const std::string& in_path, const std::string& db_path) {
+static void import_checked(const std::string& in_path, const std::string& db_path, const ForeignArgs& f) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (fs::exists(in_path, ec) && !fs::is_regular_file(in_path, ec)) throw Error(in_path + ": not a regular file");
     const bool existed = fs::exists(fs::symlink_status(db_path, ec));
     try {
-        import_jsonl(in_path, db_path);
+        if (f.format == "jsonl") import_jsonl(in_path, db_path);
+        else import_foreign(in_path, db_path, f);
     } catch (...) {
         if (!existed && fs::exists(db_path, ec)) {
             bool empty = false;
@@ -366,6 +427,7 @@ static void import_checked(const std::string& in_path, const std::string& db_pat
 struct TracesArgs {
     std::string db, out, jsonl, info_json;
     SynthArgs synth;
+    ForeignArgs foreign;
 };
 
 void traces_commands(CLI::App& app) {
@@ -402,10 +464,42 @@ void traces_commands(CLI::App& app) {
     ex->add_option("-o,--out", a->out, "JSON Lines file (default: stdout)");
     ex->callback([a] { export_jsonl(a->db, a->out); });
 
-    CLI::App* im = traces->add_subcommand("import", "Append JSON Lines (from export) to a trace database, all or nothing");
-    im->add_option("JSONL", a->jsonl, "JSON Lines file")->required();
-    im->add_option("DB", a->db, "trace database to create or append to")->required();
-    im->callback([a] { import_checked(a->jsonl, a->db); });
+    CLI::App* im = traces->add_subcommand(
+        "import", "Append JSON Lines (from export), or another engine's acceptance data, to a trace database, all or nothing");
+    ForeignArgs& fa = a->foreign;
+    im->add_option("FILE", a->jsonl, "input file")->required();
+    im->add_option("DB", a->db, "trace database to create or append to (none for vllm-prom)");
+    im->add_option("--format", fa.format,
+                   "jsonl (specplan export), vllm-prom (/metrics text: prints scenario alpha), vllm-requests "
+                   "(per-request detailed metrics, JSON Lines), aiperf (profile_export.jsonl records), deepspec "
+                   "(confidence_records.jsonl)")
+        ->check(CLI::IsMember({"jsonl", "vllm-prom", "vllm-requests", "aiperf", "deepspec"}))->capture_default_str();
+    im->add_option("--model", fa.opt.model, "target model name recorded in the run; vllm-prom: the model_name to read");
+    im->add_option("--drafter-kind", fa.opt.drafter_kind, "drafter kind recorded in the run (dspark, eagle3, mtp, ...)");
+    im->add_option("--drafter-name", fa.opt.drafter_name, "drafter name recorded in the run (default: the format)");
+    im->add_option("--gpu", fa.opt.gpu, "GPU recorded in the run");
+    im->add_option("--temperature", fa.opt.temperature, "sampling temperature of the measured run")->check(CLI::Range(0.0, 1e6));
+    im->add_option("--verify", fa.verify, "verification method of the measured run")
+        ->check(CLI::IsMember({"greedy", "sampling", "block"}));
+    im->add_option("--gamma", fa.opt.gamma, "block size (default: the most drafts any step shows)")->check(CLI::Range(1, TRACE_MAX_GAMMA));
+    im->add_option("--domain", fa.opt.domain, "domain of every request (default: the record's \"domain\", or deepspec's <dataset> folder)");
+    im->add_option("--notes", fa.opt.notes, "free text stored with the run");
+    im->callback([a, im] {
+        const ForeignArgs& f = a->foreign;
+        if (f.format == "vllm-prom") {
+            if (!a->db.empty()) throw Error(a->db + ": vllm-prom gives rates, not steps: it prints alpha and writes no store");
+            import_prom(a->jsonl, im->count("--model") ? f.opt.model : "");
+            return;
+        }
+        if (a->db.empty()) throw Error("traces import: DB: expected a trace database to append to, got nothing");
+        if (f.format == "jsonl")
+            for (const char* flag : {"--model", "--drafter-kind", "--drafter-name", "--gpu", "--temperature", "--verify",
+                                     "--gamma", "--domain", "--notes"})
+                if (im->count(flag))
+                    throw Error(std::string("traces import: ") + flag +
+                                ": describes a run of another --format; a jsonl export carries its own");
+        import_checked(a->jsonl, a->db, f);
+    });
 }
 
 }  // namespace sp

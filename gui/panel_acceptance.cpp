@@ -272,7 +272,7 @@ static void reliability_missing(const SweepOutput& s, ImVec2 size) {
 // [SECTION] panel ----------------------------------------------------------------
 
 static const char* source_name(AcceptanceKind k) {
-    return k == ACCEPT_TRACE ? "trace" : k == ACCEPT_PARAMETRIC ? "parametric" : "iid";
+    return k == ACCEPT_TRACE ? "trace" : k == ACCEPT_PARAMETRIC ? "parametric" : k == ACCEPT_STEPS ? "steps" : "iid";
 }
 
 void panel_acceptance(AppState& app) {

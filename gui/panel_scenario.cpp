@@ -269,8 +269,8 @@ static void section_domains(AppState& app, bool parametric) {
 }
 
 static void section_acceptance(AppState& app) {
-    const int src = edit_choice(app, "source", "acceptance.source", {"trace", "parametric", "iid"}, 0);
-    if (src == 0 || draft_string(*app.draft, "workload.lengths", "") == "trace") {
+    const int src = edit_choice(app, "source", "acceptance.source", {"trace", "parametric", "iid", "steps"}, 0);
+    if (src == 0 || src == 3 || draft_string(*app.draft, "workload.lengths", "") == "trace") {
         edit_text(app, "trace", "acceptance.trace", "");
         // The runs of that store, read when the path changes.
         std::string path = draft_string(*app.draft, "acceptance.trace", "");

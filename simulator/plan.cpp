@@ -248,7 +248,7 @@ Scenario plan_variant(const Scenario& sc, const AcceptanceData& acc, int gamma, 
     }
     if (gamma != sc.engine.gamma) {
         const std::string flag = "--gammas " + std::to_string(gamma) + ": " + sc.path + ": ";
-        if (sc.acceptance.kind == ACCEPT_TRACE && gamma > acc.trace_gamma)
+        if ((sc.acceptance.kind == ACCEPT_TRACE || sc.acceptance.kind == ACCEPT_STEPS) && gamma > acc.trace_gamma)
             throw Error(flag + "expected at most the trace run's gamma " + std::to_string(acc.trace_gamma) +
                         " (acceptance.trace records no acceptance past it)");
         if (sc.acceptance.kind == ACCEPT_PARAMETRIC) {

@@ -65,8 +65,8 @@ static Context context_of(const Scenario& sc) {
     c.gpu = measured ? sc.cost.measured.gpu : sc.cost.roofline.gpu.name;
     c.cost = measured ? "measured" : sc.cost.calibration.empty() ? "uncalibrated roofline" : "calibrated roofline";
     const AcceptanceConfig& a = sc.acceptance;
-    if (a.kind == ACCEPT_TRACE) {
-        c.acceptance = "trace " + a.trace_path + " run " + std::to_string(a.run_id) + " (" + a.trace_producer + ")";
+    if (a.kind == ACCEPT_TRACE || a.kind == ACCEPT_STEPS) {
+        c.acceptance = (a.kind == ACCEPT_STEPS ? "steps " : "trace ") + a.trace_path + " run " + std::to_string(a.run_id) + " (" + a.trace_producer + ")";
         c.synthetic = a.trace_producer == "synthetic";
     } else {
         c.acceptance = a.kind == ACCEPT_IID ? "iid" : "parametric";

@@ -313,14 +313,16 @@ static AcceptanceConfig parse_acceptance(const Ctx& c, const toml::table* t) {
     const std::string p = "acceptance";
     check_keys(c, t, p, {"source", "trace", "run", "alpha", "kappa", "raw_temperature"});
     AcceptanceConfig a;
-    a.kind = AcceptanceKind(get_choice(c, t, p, "source", ACCEPT_TRACE, {"trace", "parametric", "iid"}));
+    a.kind = AcceptanceKind(get_choice(c, t, p, "source", ACCEPT_TRACE, {"trace", "parametric", "iid", "steps"}));
     if (find(t, "trace")) {
         std::string trace = as_str(c, *find(t, "trace"), "acceptance.trace");
         if (trace.empty()) fail(c, "acceptance.trace", "a trace store path", "an empty string");
         a.trace_path = resolve_path(c, trace);
     }
-    if (a.kind == ACCEPT_TRACE && a.trace_path.empty())
-        fail(c, "acceptance.trace", "a trace store path (acceptance.source = \"trace\")", "nothing");
+    if ((a.kind == ACCEPT_TRACE || a.kind == ACCEPT_STEPS) && a.trace_path.empty())
+        fail(c, "acceptance.trace",
+             std::string("a trace store path (acceptance.source = \"") + (a.kind == ACCEPT_STEPS ? "steps" : "trace") + "\")",
+             "nothing");
     a.run_id = get_int(c, t, p, "run", 0, 0, MAX_I64);
     if (a.kind == ACCEPT_IID) a.alpha = need_num(c, t, p, "alpha", UNIT);
     else a.alpha = get_num(c, t, p, "alpha", 0, UNIT);
@@ -883,11 +885,13 @@ static double parse_plan(const Ctx& c, const toml::table* t) {
 
 // [SECTION] cross-checks: trace store, KV capacity, cost model ------------------------------
 
-// The run, its requests, and which requests hold positions.
+// The run, its requests, and which requests hold what the simulator
+// replays: positions, or verify steps for acceptance.source = "steps".
 struct TraceFacts {
     Run run;
     std::vector<Request> requests;
-    std::vector<char> has_positions;   // (requests)
+    std::vector<char> has_positions;   // (requests) positions, or steps when steps
+    bool steps = false;
 };
 
 static TraceFacts read_trace(const Ctx& c, AcceptanceConfig& acc, bool need_positions) {
@@ -928,9 +932,15 @@ static TraceFacts read_trace(const Ctx& c, AcceptanceConfig& acc, bool need_posi
         // "has positions" query, and the bundled trace takes about 2 ms.
         f.has_positions.assign(f.requests.size(), 0);
         Positions pos;
-        if (need_positions)
+        f.steps = acc.kind == ACCEPT_STEPS;
+        if (need_positions && f.steps) {
+            std::set<int64_t> with_steps;
+            trace_db_for_each_step(db, f.run.id, [&](const Step& st) { with_steps.insert(st.request_id); });
+            for (size_t i = 0; i < f.requests.size(); i++) f.has_positions[i] = with_steps.count(f.requests[i].id) > 0;
+        } else if (need_positions) {
             for (size_t i = 0; i < f.requests.size(); i++)
                 f.has_positions[i] = trace_db_positions(db, f.requests[i].id, &pos);
+        }
     } catch (const Error& e) {
         fail_store(c, "acceptance.trace", e);
     }
@@ -959,7 +969,8 @@ static void check_trace(const Ctx& c, Scenario& s, const TraceFacts& f, bool use
         usable.push_back(&f.requests[i]);
         domains.insert(f.requests[i].domain);
     }
-    if (usable.empty()) fail(c, "acceptance.trace", run_desc + " to hold requests with positions", "none");
+    if (usable.empty())
+        fail(c, "acceptance.trace", run_desc + " to hold requests with " + (f.steps ? "verify steps" : "positions"), "none");
     if (!mix_is_all(s.workload.mix)) {
         std::string listed;
         for (const std::string& d : domains) listed += (listed.empty() ? "" : ", ") + d;
@@ -1114,7 +1125,7 @@ Scenario scenario_parse(const std::string& toml_text, const std::string& path) {
     bool kv_derived = s.engine.kv_capacity_tokens == 0;
     check_cost(c, s, kv_fraction, profiles, profile_gpu, profile_model);
     const std::string kv_got = std::to_string(s.engine.kv_capacity_tokens) + (kv_derived ? " (derived)" : "");
-    bool use_acceptance = s.acceptance.kind == ACCEPT_TRACE;
+    bool use_acceptance = s.acceptance.kind == ACCEPT_TRACE || s.acceptance.kind == ACCEPT_STEPS;
     bool use_lengths = s.workload.lengths == LENGTHS_TRACE;
     if (s.workload.lengths == LENGTHS_DIST) check_dist_fit(c, s, kv_got);
     if (s.workload.lengths == LENGTHS_LOG) check_log_fit(c, s, kv_got);

@@ -109,11 +109,11 @@ struct Fleet {
     RouterKind router = ROUTER_ROUND_ROBIN;
 };
 
-enum AcceptanceKind { ACCEPT_TRACE, ACCEPT_PARAMETRIC, ACCEPT_IID };
+enum AcceptanceKind { ACCEPT_TRACE, ACCEPT_PARAMETRIC, ACCEPT_IID, ACCEPT_STEPS };
 
 struct AcceptanceConfig {
     AcceptanceKind kind = ACCEPT_TRACE;
-    std::string trace_path;           // ACCEPT_TRACE (or LENGTHS_TRACE): resolved against the scenario's folder
+    std::string trace_path;           // ACCEPT_TRACE, ACCEPT_STEPS (or LENGTHS_TRACE): resolved against the scenario's folder
     int64_t run_id = 0;               // run in the trace; 0 = the only run, or the first complete one;
                                       // scenario_load stores the resolved id
     std::string trace_producer;       // that run's producer ("engine", "importer", "synthetic"), set by

@@ -385,7 +385,7 @@ static void start_step(Sim& s, Replica& rp) {
     for (size_t i = 0; i < R; i++) {
         const SimRequest& r = rp.pool[static_cast<size_t>(rp.step_decode[i])];
         int t = r.generated - 1;
-        if (s.reads_conf) acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, t, 0, G, &rp.draws[i]);
+        if (s.reads_conf) acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, t, r.n_steps, 0, G, &rp.draws[i]);
         else std::fill_n(rp.draws[i].conf, G, 0.0f);
         std::copy_n(rp.draws[i].conf, G, &rp.conf[i * static_cast<size_t>(G)]);
         // two steps old: the ring row of step n_steps - 2, or this step's for a young request
@@ -423,7 +423,7 @@ static void start_step(Sim& s, Replica& rp) {
         decode_tokens += 1 + rp.ell[i];
         if (!s.reads_conf && rp.ell[i] > 0) {  // only the verified slots' outcomes are needed
             const SimRequest& r = rp.pool[static_cast<size_t>(rp.step_decode[i])];
-            acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, r.generated - 1, 0, rp.ell[i], &rp.draws[i]);
+            acceptance_draw(s.acc, r.key, r.domain, r.trace_idx, r.generated - 1, r.n_steps, 0, rp.ell[i], &rp.draws[i]);
         }
     }
     assert(decode_tokens <= s.sc.engine.max_batch_tokens && "policy exceeded the token budget");

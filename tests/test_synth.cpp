@@ -48,7 +48,7 @@ TEST(TraceStats, ConditionalAcceptanceAndTauOnAHandWorkedRequest) {
               0, 1,   // t=2: first rejected, so the second never counts
               1, 0,   // t=3: not a full block, ignored
               0, 0};  // t=4
-    AcceptanceSums s{2, 0, 0, {0, 0}};
+    AcceptanceSums s = acceptance_sums(2);
     acceptance_add(s, p);
     AcceptanceStats a = acceptance_finish(s, "x");
     EXPECT_EQ(a.n_anchors, 3);
@@ -64,7 +64,7 @@ TEST(TraceStats, FractionalBetaPoolsAsExpectedProducts) {
     p.gamma = 2;
     p.n = 3;
     p.beta = {0.5f, 0.5f, 0.25f, 1.0f, 0, 0};  // anchor t=0 only: survival 0.5, 0.25
-    AcceptanceSums s{2, 0, 0, {0, 0}};
+    AcceptanceSums s = acceptance_sums(2);
     acceptance_add(s, p);
     AcceptanceStats a = acceptance_finish(s, "x");
     EXPECT_EQ(a.n_anchors, 1);
@@ -73,7 +73,7 @@ TEST(TraceStats, FractionalBetaPoolsAsExpectedProducts) {
 }
 
 TEST(TraceStats, NoAnchorsGiveNaNNotZero) {
-    AcceptanceSums s{3, 0, 0, {0, 0, 0}};
+    AcceptanceSums s = acceptance_sums(3);
     AcceptanceStats a = acceptance_finish(s, "empty");
     EXPECT_TRUE(std::isnan(a.tau));
     EXPECT_TRUE(std::isnan(a.alpha[0]));

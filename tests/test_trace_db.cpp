@@ -587,7 +587,7 @@ TEST(TraceDb, AVersionOneStoreReadsWithZerosAndMigratesWhenOpenedForWriting) {
     }
     {
         TraceDb db = trace_db_open(path, TRACE_WRITE);
-        EXPECT_EQ(db.version, 3);
+        EXPECT_EQ(db.version, TRACE_SCHEMA_VERSION);
         std::vector<Step> after;
         trace_db_for_each_step(db, 1, [&](const Step& st) { after.push_back(st); });
         EXPECT_EQ(after, before);
@@ -616,7 +616,7 @@ TEST(TraceDb, AVersionOneStoreReadsWithZerosAndMigratesWhenOpenedForWriting) {
         EXPECT_EQ(got[0], st);
     }
     RawDb raw(path, SQLITE_OPEN_READONLY);
-    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 3);
+    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
 }
 
 // Every request's positions of every run, in order.
@@ -672,7 +672,7 @@ TEST(TraceDb, AVersionTwoStoreReadsWithoutDraftProbAndMigratesWhenOpenedForWriti
     }
     {
         TraceDb db = trace_db_open(path, TRACE_WRITE);
-        EXPECT_EQ(db.version, 3);
+        EXPECT_EQ(db.version, TRACE_SCHEMA_VERSION);
         EXPECT_EQ(all_positions(db), before);
         EXPECT_EQ(read_steps(db, 1), steps_before);
         const TraceCounts c = trace_db_counts(db);
@@ -693,8 +693,88 @@ TEST(TraceDb, AVersionTwoStoreReadsWithoutDraftProbAndMigratesWhenOpenedForWriti
         EXPECT_EQ(le_floats(got.draft_prob), le_floats(p.draft_prob));
     }
     RawDb raw(path, SQLITE_OPEN_READONLY);
-    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 3);
+    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
     EXPECT_EQ(raw_int(raw.db, "SELECT count(*) FROM positions WHERE draft_prob IS NOT NULL"), 1);
+}
+
+// A version-3 store, as a schema-3 build left it: the committed schema-1
+// demo-cpu store migrated by the schema 2 and 3 scripts, written out here,
+// with a draft_prob blob. Read-only it reads with the schema-4 columns "not
+// recorded" and stays version 3; opened for writing it becomes version 4 in
+// place with every run, position and step kept, and then stores
+// verify_method, drafted and verified.
+TEST(TraceDb, AVersionThreeStoreReadsWithoutVerifiedColumnsAndMigratesWhenOpenedForWriting) {
+    ScratchDir dir{"specplan_trace_db"};
+    const std::string path = dir.file("v3.specdb");
+    fs::copy_file(fs::path(SPECPLAN_SOURCE_DIR) / "traces/data/demo-cpu.specdb", path);
+    {
+        RawDb raw(path);
+        ASSERT_EQ(raw_int(raw.db, "PRAGMA user_version"), 1) << "the committed demo-cpu store is no longer schema 1";
+        ASSERT_EQ(raw_exec(raw.db, "BEGIN; "
+                                   "ALTER TABLE steps ADD COLUMN batch_tokens INTEGER NOT NULL DEFAULT 0 "
+                                   "CHECK (batch_tokens >= 0); "
+                                   "ALTER TABLE steps ADD COLUMN host_ns INTEGER NOT NULL DEFAULT 0 "
+                                   "CHECK (host_ns >= 0); "
+                                   "ALTER TABLE positions ADD COLUMN draft_prob BLOB; "
+                                   "UPDATE positions SET draft_prob = beta; "
+                                   "UPDATE steps SET batch_tokens = 2 + verify_len; "
+                                   "PRAGMA user_version = 3; COMMIT"),
+                  SQLITE_OK);
+    }
+    std::vector<sp::Run> runs_before;
+    std::vector<Positions> before;
+    std::vector<Step> steps_before;
+    {
+        TraceDb db = trace_db_open(path, TRACE_READ);
+        EXPECT_EQ(db.version, 3);
+        runs_before = trace_db_runs(db);
+        before = all_positions(db);
+        steps_before = read_steps(db, 1);
+    }
+    ASSERT_GT(before.size(), 5u);
+    ASSERT_GT(steps_before.size(), 50u);
+    for (const sp::Run& r : runs_before) EXPECT_EQ(r.verify_method, VERIFY_UNRECORDED);
+    for (const Positions& p : before) {
+        EXPECT_TRUE(p.verified.empty()) << "request " << p.request_id;
+        EXPECT_EQ(p.draft_prob, p.beta) << "request " << p.request_id;
+    }
+    for (const Step& st : steps_before) ASSERT_EQ(std::tie(st.drafted, st.batch_tokens), std::make_tuple(0, 2 + st.verify_len));
+    {
+        RawDb raw(path, SQLITE_OPEN_READONLY);
+        EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 3) << "a read-only open migrated the file";
+    }
+    {
+        TraceDb db = trace_db_open(path, TRACE_WRITE);
+        EXPECT_EQ(db.version, 4);
+        EXPECT_EQ(trace_db_runs(db), runs_before);
+        EXPECT_EQ(all_positions(db), before);
+        EXPECT_EQ(read_steps(db, 1), steps_before);
+        // the new columns take values
+        sp::Run r = sample_run();
+        r.gamma = 3;
+        r.verify_method = VERIFY_BLOCK;
+        trace_db_begin_run(db, r);
+        EXPECT_EQ(trace_db_run(db, r.id).verify_method, VERIFY_BLOCK);
+        Request q = sample_request(r.id, 0, 5);
+        trace_db_append_request(db, q);
+        Positions p = make_positions(q.id, 3, 5, false, 9);
+        p.verified = {3, 2, 0, 1, 3};
+        trace_db_append_positions(db, p);
+        Positions got;
+        ASSERT_TRUE(trace_db_positions(db, q.id, &got));
+        EXPECT_EQ(got.verified, p.verified);
+        Step st;
+        st.request_id = q.id;
+        st.batch_size = 1;
+        st.verify_len = 2;
+        st.n_accepted = 1;
+        st.drafted = 3;
+        trace_db_append_steps(db, std::vector<Step>{st});
+        EXPECT_EQ(read_steps(db, r.id), std::vector<Step>{st});
+    }
+    RawDb raw(path, SQLITE_OPEN_READONLY);
+    EXPECT_EQ(raw_int(raw.db, "PRAGMA user_version"), 4);
+    EXPECT_EQ(raw_int(raw.db, "SELECT count(*) FROM runs WHERE verify_method = 'block'"), 1);
 }
 
 // [SECTION] open: what is refused ---------------------------------------------------------
@@ -1252,6 +1332,9 @@ TEST(TraceDb, AppendStepsRefusesInvalidStepsAndWritesNothing) {
         with([](Step& s) { s.draft_ns = -1; }),
         with([](Step& s) { s.verify_ns = -1; }),
         with([](Step& s) { s.t_ns = -1; }),
+        with([](Step& s) { s.drafted = 3; }),               // fewer drafted than verified (4)
+        with([](Step& s) { s.drafted = 8; }),               // drafted beyond the run's gamma 7
+        with([](Step& s) { s.drafted = -1; }),
     };
     for (const Step& s : bad) EXPECT_REFUSED_AND_UNCHANGED(db, trace_db_append_steps(db, std::span(&s, 1)));
 
@@ -1261,6 +1344,29 @@ TEST(TraceDb, AppendStepsRefusesInvalidStepsAndWritesNothing) {
     batch.back().n_accepted = batch.back().verify_len + 1;
     EXPECT_REFUSED_AND_UNCHANGED(db, trace_db_append_steps(db, batch));
     EXPECT_EQ(read_steps(db, r.id), first);
+}
+
+// Positions' verified: one value per row, each in 0..gamma, or none.
+TEST(TraceDb, VerifiedSlotsOfTheWrongCountOrAboveGammaAreRefused) {
+    ScratchDir dir{"specplan_trace_db"};
+    TraceDb db = trace_db_open(dir.file("verified.specdb"), TRACE_CREATE);
+    sp::Run r = sample_run();
+    r.gamma = 3;
+    trace_db_begin_run(db, r);
+    Request q = sample_request(r.id, 0, 4);
+    trace_db_append_request(db, q);
+    Positions p = make_positions(q.id, 3, 4, false, 1);
+    p.verified = {3, 3, 3};
+    EXPECT_REFUSED_AND_UNCHANGED(db, trace_db_append_positions(db, p));
+    p.verified = {3, 4, 3, 3};
+    EXPECT_REFUSED_AND_UNCHANGED(db, trace_db_append_positions(db, p));
+    p.verified = {3, 0, 1, 2};
+    trace_db_append_positions(db, p);
+    // a hand edit of the blob to a wrong size is refused on read, by name
+    ASSERT_EQ(raw_with_blob(db.db, "UPDATE positions SET verified = ?1", {1, 2}), 1);
+    Positions got;
+    const std::string msg = ERROR_OF(trace_db_positions(db, q.id, &got));
+    EXPECT_TRUE(contains(msg, "positions.verified: blob has 2 bytes, expected 4")) << msg;
 }
 
 TEST(TraceDb, AppendProfileRefusesAnInvalidProfileAndWritesNothing) {

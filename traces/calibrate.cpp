@@ -71,7 +71,8 @@ void calib_rows_append(CalibRows& rows, const Positions& p) {
     assert(p.conf_logit.size() == size_t(p.n) * size_t(p.gamma) && "calib_rows_append: no confidence logits");
     rows.z.insert(rows.z.end(), p.conf_logit.begin(), p.conf_logit.end());
     rows.beta.insert(rows.beta.end(), p.beta.begin(), p.beta.end());
-    for (int t = 0; t < p.n; t++) rows.n_real.push_back(std::clamp(p.n - 1 - t, 0, p.gamma));
+    // the observed slots only: an unverified slot of an imported proposal is no rejection
+    for (int t = 0; t < p.n; t++) rows.n_real.push_back(positions_observed(p, t));
 }
 
 int64_t calib_rows_count(const CalibRows& rows, int k) {

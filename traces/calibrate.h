@@ -63,7 +63,8 @@ struct CalibRows {
     size_t rows() const { return n_real.size(); }
 };
 
-// Appends every row of p (p.n rows, p.n_real = min(gamma, n - 1 - t)).
+// Appends every row of p (p.n rows, n_real = positions_observed: min(gamma, n - 1 - t),
+// or the recorded verified slots).
 // Needs p.gamma == rows.gamma and conf_logit; the caller checks both.
 void calib_rows_append(CalibRows& rows, const Positions& p);
 // Real slots at slot k (1-based): rows with n_real >= k.

@@ -64,7 +64,8 @@ CREATE TABLE runs(
   created_at      TEXT NOT NULL,       -- ISO 8601 UTC
   git_rev         TEXT NOT NULL,
   notes           TEXT NOT NULL,
-  complete        INTEGER NOT NULL CHECK (complete IN (0, 1)));
+  complete        INTEGER NOT NULL CHECK (complete IN (0, 1)),
+  verify_method   TEXT NOT NULL DEFAULT '' CHECK (verify_method IN ('', 'greedy', 'sampling', 'block')));  -- schema 4; '': not recorded
 CREATE TABLE requests(
   id         INTEGER PRIMARY KEY,
   run_id     INTEGER NOT NULL REFERENCES runs(id),
@@ -78,7 +79,8 @@ CREATE TABLE positions(
   beta       BLOB NOT NULL,   -- float32 LE [output_len][gamma]
   conf_logit BLOB,            -- float32 LE [output_len][gamma], NULL without a confidence head
   conf_prob  BLOB,            -- float32 LE [output_len][gamma], NULL without a confidence head
-  draft_prob BLOB);           -- schema 3; float32 LE [output_len][gamma], NULL when not recorded
+  draft_prob BLOB,            -- schema 3; float32 LE [output_len][gamma], NULL when not recorded
+  verified   BLOB);           -- schema 4; uint8 [output_len] slots verified per row, NULL: every real slot
 CREATE TABLE steps(
   request_id INTEGER NOT NULL REFERENCES requests(id),
   step       INTEGER NOT NULL CHECK (step >= 0),
@@ -91,6 +93,7 @@ CREATE TABLE steps(
   t_ns       INTEGER NOT NULL CHECK (t_ns >= 0),       -- since run start
   batch_tokens INTEGER NOT NULL DEFAULT 0 CHECK (batch_tokens >= 0),  -- schema 2; 0: not recorded
   host_ns    INTEGER NOT NULL DEFAULT 0 CHECK (host_ns >= 0),         -- schema 2; 0: not recorded
+  drafted    INTEGER NOT NULL DEFAULT 0 CHECK (drafted = 0 OR drafted >= verify_len),  -- schema 4; 0: not recorded
   PRIMARY KEY (request_id, step)) WITHOUT ROWID;
 CREATE TABLE profiles(
   id             INTEGER PRIMARY KEY,
@@ -121,15 +124,30 @@ static const char* MIGRATE_2_TO_3 = R"sql(
 ALTER TABLE positions ADD COLUMN draft_prob BLOB;
 )sql";
 
+// Schema 4 separates "not verified" from "rejected": the run's verification
+// method, each step's drafted count beside verify_len, and the verified
+// slots per positions row. Earlier rows read '' / 0 / NULL, "not recorded",
+// which is what they were: every step verified what it drafted, every
+// teacher-forced slot was observed.
+static const char* MIGRATE_3_TO_4 = R"sql(
+ALTER TABLE runs ADD COLUMN verify_method TEXT NOT NULL DEFAULT ''
+  CHECK (verify_method IN ('', 'greedy', 'sampling', 'block'));
+ALTER TABLE steps ADD COLUMN drafted INTEGER NOT NULL DEFAULT 0 CHECK (drafted = 0 OR drafted >= verify_len);
+ALTER TABLE positions ADD COLUMN verified BLOB;
+)sql";
+
 // [SECTION] enums -------------------------------------------------------------
 
 static const char* PRODUCER_NAMES[] = {"engine", "importer", "synthetic"};
 static const char* PHASE_NAMES[] = {"draft", "verify", "prefill"};
+static const char* VERIFY_NAMES[] = {"", "greedy", "sampling", "block"};
+static_assert(std::size(VERIFY_NAMES) == VERIFY_COUNT, "one name per VerifyMethod");
 static_assert(std::size(PRODUCER_NAMES) == PRODUCER_COUNT, "one name per Producer");
 static_assert(std::size(PHASE_NAMES) == PHASE_COUNT, "one name per Phase");
 
 const char* producer_name(Producer p) { return p >= 0 && p < PRODUCER_COUNT ? PRODUCER_NAMES[p] : "?"; }
 const char* phase_name(Phase p) { return p >= 0 && p < PHASE_COUNT ? PHASE_NAMES[p] : "?"; }
+const char* verify_method_name(VerifyMethod v) { return v >= 0 && v < VERIFY_COUNT ? VERIFY_NAMES[v] : "?"; }
 
 template <typename E, size_t N>
 static bool enum_parse(const std::string& s, const char* (&names)[N], E* out) {
@@ -139,6 +157,7 @@ static bool enum_parse(const std::string& s, const char* (&names)[N], E* out) {
 }
 bool producer_parse(const std::string& s, Producer* out) { return enum_parse(s, PRODUCER_NAMES, out); }
 bool phase_parse(const std::string& s, Phase* out) { return enum_parse(s, PHASE_NAMES, out); }
+bool verify_method_parse(const std::string& s, VerifyMethod* out) { return enum_parse(s, VERIFY_NAMES, out); }
 
 // [SECTION] errors and statements ---------------------------------------------
 
@@ -409,6 +428,7 @@ TraceDb trace_db_open(const std::string& path, TraceOpen mode) {
             try {
                 if (db.version < 2) exec_sql(db, MIGRATE_1_TO_2);
                 if (db.version < 3) exec_sql(db, MIGRATE_2_TO_3);
+                if (db.version < 4) exec_sql(db, MIGRATE_3_TO_4);
                 exec_sql(db, ("PRAGMA user_version=" + std::to_string(TRACE_SCHEMA_VERSION)).c_str());
                 exec_sql(db, "COMMIT");
             } catch (...) {
@@ -504,15 +524,17 @@ int64_t trace_db_begin_run(TraceDb& db, Run& run) {
     if (!(run.temperature >= 0) || !std::isfinite(run.temperature))
         fail(db, "run temperature: expected a finite number >= 0");
     if (run.producer < 0 || run.producer >= PRODUCER_COUNT) fail(db, "run producer: out of range");
+    if (run.verify_method < 0 || run.verify_method >= VERIFY_COUNT) fail(db, "run verify_method: out of range");
     std::string created_at = run.created_at.empty() ? utc_now_iso8601() : run.created_at;
     std::string git_rev = run.git_rev.empty() ? SPECPLAN_GIT_REV : run.git_rev;
     TraceTxn txn(db);
     int64_t mid = model_id(db, run.target);
     Stmt s(db, "INSERT INTO runs(producer, target_model_id, drafter_kind, drafter_name, gpu, temperature, "
-               "gamma, created_at, git_rev, notes, complete) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,0)");
+               "gamma, created_at, git_rev, notes, complete, verify_method) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,0,?11)");
     s.bind(1, std::string(producer_name(run.producer))).bind(2, mid).bind(3, run.drafter_kind)
         .bind(4, run.drafter_name).bind(5, run.gpu).bind(6, run.temperature).bind(7, run.gamma)
-        .bind(8, created_at).bind(9, git_rev).bind(10, run.notes);
+        .bind(8, created_at).bind(9, git_rev).bind(10, run.notes)
+        .bind(11, std::string(verify_method_name(run.verify_method)));
     s.exec();
     int64_t id = sqlite3_last_insert_rowid(db.db);
     txn.commit();
@@ -566,6 +588,8 @@ static void check_positions_values(const TraceDb& db, const Positions& pos) {
         if (!(q >= 0.0f && q <= 1.0f)) fail(db, who + ": draft_prob values must lie in [0, 1]");
     for (float z : pos.conf_logit)
         if (!std::isfinite(z)) fail(db, who + ": conf_logit values must be finite");
+    for (uint8_t v : pos.verified)
+        if (v > pos.gamma) fail(db, who + ": verified values must lie in 0..gamma " + std::to_string(pos.gamma));
 }
 
 void trace_db_append_positions(TraceDb& db, const Positions& pos) {
@@ -585,15 +609,21 @@ void trace_db_append_positions(TraceDb& db, const Positions& pos) {
     if (!pos.draft_prob.empty() && pos.draft_prob.size() != count)
         fail(db, who + ": draft_prob has " + std::to_string(pos.draft_prob.size()) + " values, expected " +
                      std::to_string(count) + " (or none)");
+    if (!pos.verified.empty() && pos.verified.size() != static_cast<size_t>(pos.n))
+        fail(db, who + ": verified has " + std::to_string(pos.verified.size()) + " values, expected " +
+                     std::to_string(pos.n) + " (one per row, or none)");
     check_positions_values(db, pos);
 
-    Stmt s(db, "INSERT INTO positions(request_id, beta, conf_logit, conf_prob, draft_prob) VALUES (?1,?2,?3,?4,?5)");
+    Stmt s(db, "INSERT INTO positions(request_id, beta, conf_logit, conf_prob, draft_prob, verified) "
+               "VALUES (?1,?2,?3,?4,?5,?6)");
     s.bind(1, pos.request_id).bind_blob(2, floats_to_blob(pos.beta));
     if (conf) s.bind_blob(3, floats_to_blob(pos.conf_logit)).bind_blob(4, floats_to_blob(pos.conf_prob));
     else s.bind_null(3).bind_null(4);
     // an empty draft_prob is "not recorded", NULL; an output of length 0 has nothing to record either way
     if (!pos.draft_prob.empty()) s.bind_blob(5, floats_to_blob(pos.draft_prob));
     else s.bind_null(5);
+    if (!pos.verified.empty()) s.bind_blob(6, pos.verified);
+    else s.bind_null(6);
     s.exec();
     txn.commit();
 }
@@ -613,20 +643,22 @@ static void check_step(const TraceDb& db, const Step& st, int gamma) {
                      std::to_string(st.verify_len) + " drafts were accepted");
     if (st.draft_ns < 0 || st.verify_ns < 0 || st.t_ns < 0 || st.host_ns < 0) fail(db, who + ": times must be >= 0");
     if (st.batch_tokens < 0) fail(db, who + ": batch_tokens must be >= 0");
+    if (st.drafted != 0 && (st.drafted < st.verify_len || st.drafted > gamma))
+        fail(db, who + ": drafted " + std::to_string(st.drafted) + " outside verify_len..gamma (or 0, not recorded)");
 }
 
 void trace_db_append_steps(TraceDb& db, std::span<const Step> steps) {
     TraceTxn txn(db);
     std::unordered_map<int64_t, int> gamma_of;  // request id -> run gamma
     Stmt s(db, "INSERT INTO steps(request_id, step, batch_size, verify_len, n_accepted, bonus, draft_ns, "
-               "verify_ns, t_ns, batch_tokens, host_ns) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
+               "verify_ns, t_ns, batch_tokens, host_ns, drafted) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)");
     for (const Step& st : steps) {
         auto it = gamma_of.find(st.request_id);
         if (it == gamma_of.end()) it = gamma_of.emplace(st.request_id, request_shape(db, st.request_id).gamma).first;
         check_step(db, st, it->second);
         s.bind(1, st.request_id).bind(2, st.step).bind(3, st.batch_size).bind(4, st.verify_len)
             .bind(5, st.n_accepted).bind(6, st.bonus ? 1 : 0).bind(7, st.draft_ns).bind(8, st.verify_ns)
-            .bind(9, st.t_ns).bind(10, st.batch_tokens).bind(11, st.host_ns);
+            .bind(9, st.t_ns).bind(10, st.batch_tokens).bind(11, st.host_ns).bind(12, st.drafted);
         s.exec();
     }
     txn.commit();
@@ -692,9 +724,12 @@ static ModelShape read_shape(const Stmt& s, int c) {
 #define MODEL_COLS "m.name, m.n_params, m.n_layers, m.hidden, m.n_heads, m.n_kv_heads, m.head_dim, m.ffn, " \
                    "m.vocab, m.bytes_per_weight, m.bytes_per_kv"
 
-static const char* RUN_SELECT =
-    "SELECT r.id, r.producer, r.drafter_kind, r.drafter_name, r.gpu, r.temperature, r.gamma, r.created_at, "
-    "r.git_rev, r.notes, r.complete, " MODEL_COLS " FROM runs r JOIN models m ON m.id = r.target_model_id";
+// A store before version 4 (read-only) has no verify_method: '', not recorded.
+static std::string run_select(const TraceDb& db) {
+    return std::string("SELECT r.id, r.producer, r.drafter_kind, r.drafter_name, r.gpu, r.temperature, r.gamma, "
+                       "r.created_at, r.git_rev, r.notes, r.complete, " MODEL_COLS ", ") +
+           (db.version >= 4 ? "r.verify_method" : "''") + " FROM runs r JOIN models m ON m.id = r.target_model_id";
+}
 
 static Run read_run(const Stmt& s) {
     Run r;
@@ -711,18 +746,20 @@ static Run read_run(const Stmt& s) {
     r.notes = s.text(9, "runs.notes");
     r.complete = s.i32(10, "runs.complete", 0, 1) == 1;
     r.target = read_shape(s, 11);
+    if (!verify_method_parse(s.text(22, "runs.verify_method"), &r.verify_method))
+        fail(s.db, "runs.verify_method: expected '', greedy, sampling or block");
     return r;
 }
 
 std::vector<Run> trace_db_runs(TraceDb& db) {
-    Stmt s(db, (std::string(RUN_SELECT) + " ORDER BY r.id").c_str());
+    Stmt s(db, (run_select(db) + " ORDER BY r.id").c_str());
     std::vector<Run> out;
     while (s.step()) out.push_back(read_run(s));
     return out;
 }
 
 Run trace_db_run(TraceDb& db, int64_t run_id) {
-    Stmt s(db, (std::string(RUN_SELECT) + " WHERE r.id = ?1").c_str());
+    Stmt s(db, (run_select(db) + " WHERE r.id = ?1").c_str());
     s.bind(1, run_id);
     if (!s.step()) fail(db, "no run " + std::to_string(run_id));
     return read_run(s);
@@ -747,8 +784,11 @@ std::vector<Request> trace_db_requests(TraceDb& db, int64_t run_id) {
 
 bool trace_db_positions(TraceDb& db, int64_t request_id, Positions* out) {
     // a store before version 3 (read-only) has no draft_prob: NULL, not recorded
+    // and one before version 4 no verified: NULL, every real slot observed
     const std::string v3_cols = db.version >= 3 ? "p.draft_prob" : "NULL";
-    Stmt s(db, ("SELECT r.gamma, q.output_len, p.beta, p.conf_logit, p.conf_prob, " + v3_cols + " FROM positions p "
+    const std::string v4_cols = db.version >= 4 ? "p.verified" : "NULL";
+    Stmt s(db, ("SELECT r.gamma, q.output_len, p.beta, p.conf_logit, p.conf_prob, " + v3_cols + ", " + v4_cols +
+                " FROM positions p "
                 "JOIN requests q ON q.id = p.request_id JOIN runs r ON r.id = q.run_id WHERE p.request_id=?1").c_str());
     s.bind(1, request_id);
     if (!s.step()) return false;
@@ -764,6 +804,15 @@ bool trace_db_positions(TraceDb& db, int64_t request_id, Positions* out) {
         p.conf_prob = blob_to_floats(s, 4, "positions.conf_prob", count);
     }
     if (!s.is_null(5)) p.draft_prob = blob_to_floats(s, 5, "positions.draft_prob", count);
+    if (!s.is_null(6)) {
+        s.expect_type(6, SQLITE_BLOB, "positions.verified");
+        const size_t bytes = static_cast<size_t>(sqlite3_column_bytes(s.st, 6));
+        if (bytes != static_cast<size_t>(p.n))
+            fail(db, "positions.verified: blob has " + std::to_string(bytes) + " bytes, expected " +
+                         std::to_string(p.n) + " (one per row)");
+        const uint8_t* v = static_cast<const uint8_t*>(sqlite3_column_blob(s.st, 6));
+        p.verified.assign(v, v + bytes);
+    }
     check_positions_values(db, p);
     *out = std::move(p);
     return true;
@@ -772,8 +821,10 @@ bool trace_db_positions(TraceDb& db, int64_t request_id, Positions* out) {
 void trace_db_for_each_step(TraceDb& db, int64_t run_id, const std::function<void(const Step&)>& fn) {
     // a version-1 store (read-only) has no batch_tokens or host_ns: 0, not recorded
     const std::string v2_cols = db.version >= 2 ? "s.batch_tokens, s.host_ns" : "0, 0";
+    // and one before version 4 no drafted: 0, not recorded
+    const std::string v4_cols = db.version >= 4 ? "s.drafted" : "0";
     Stmt s(db, ("SELECT s.request_id, s.step, s.batch_size, s.verify_len, s.n_accepted, s.bonus, s.draft_ns, "
-                "s.verify_ns, s.t_ns, r.gamma, " + v2_cols + " FROM steps s JOIN requests q ON q.id = s.request_id "
+                "s.verify_ns, s.t_ns, r.gamma, " + v2_cols + ", " + v4_cols + " FROM steps s JOIN requests q ON q.id = s.request_id "
                 "JOIN runs r ON r.id = q.run_id WHERE q.run_id=?1 ORDER BY q.idx, s.step").c_str());
     s.bind(1, run_id);
     while (s.step()) {
@@ -789,6 +840,7 @@ void trace_db_for_each_step(TraceDb& db, int64_t run_id, const std::function<voi
         st.t_ns = s.i64(8, "steps.t_ns");
         st.batch_tokens = s.i32(10, "steps.batch_tokens");
         st.host_ns = s.i64(11, "steps.host_ns");
+        st.drafted = s.i32(12, "steps.drafted", 0, TRACE_MAX_GAMMA);
         check_step(db, st, s.i32(9, "runs.gamma", 1, TRACE_MAX_GAMMA));
         fn(st);
     }

@@ -36,19 +36,26 @@ struct Error : std::runtime_error {
 };
 
 // PRAGMA user_version. 2 added steps.batch_tokens and steps.host_ns; 3
-// added positions.draft_prob. An older store reads with the newer columns
-// absent (0, or an empty draft_prob) and is migrated when opened for writing.
-inline constexpr int TRACE_SCHEMA_VERSION = 3;
+// added positions.draft_prob; 4 added runs.verify_method, steps.drafted and
+// positions.verified ("not verified is not rejected", see Positions and Step).
+// An older store reads with the newer columns absent (0, empty, not
+// recorded) and is migrated in place when opened for writing.
+inline constexpr int TRACE_SCHEMA_VERSION = 4;
 inline constexpr int TRACE_APPLICATION_ID = 0x53504543;  // PRAGMA application_id, "SPEC"
 inline constexpr int TRACE_MAX_GAMMA = 64;         // drafts per block, sanity bound on read
 
 enum Producer { PRODUCER_ENGINE, PRODUCER_IMPORTER, PRODUCER_SYNTHETIC, PRODUCER_COUNT };
 enum Phase { PHASE_DRAFT, PHASE_VERIFY, PHASE_PREFILL, PHASE_COUNT };
+// How the target accepted drafts; it changes per-position statistics (block
+// verification accepts more deep slots than token-wise rejection sampling).
+enum VerifyMethod { VERIFY_UNRECORDED, VERIFY_GREEDY, VERIFY_SAMPLING, VERIFY_BLOCK, VERIFY_COUNT };
 
 const char* producer_name(Producer p);  // "engine" | "importer" | "synthetic"
 const char* phase_name(Phase p);        // "draft" | "verify" | "prefill"
+const char* verify_method_name(VerifyMethod v);  // "" (not recorded) | "greedy" | "sampling" | "block"
 bool producer_parse(const std::string& s, Producer* out);
 bool phase_parse(const std::string& s, Phase* out);
+bool verify_method_parse(const std::string& s, VerifyMethod* out);  // accepts "" as VERIFY_UNRECORDED
 
 // A transformer's shape: what the roofline cost model and the engine's random
 // weight mode need. Stored once per distinct shape, shared by runs and profiles.
@@ -79,6 +86,7 @@ struct Run {
     std::string created_at;      // ISO 8601 UTC; filled in by begin_run when empty
     std::string git_rev;         // specplan revision; filled in by begin_run when empty
     std::string notes;
+    VerifyMethod verify_method = VERIFY_UNRECORDED;  // schema 4; greedy, token-wise sampling or block
     bool complete = false;       // set by trace_db_finish_run only
     bool operator==(const Run&) const = default;
 };
@@ -107,6 +115,14 @@ struct Request {
 // conf_logit and conf_prob are both empty when the drafter has no confidence head;
 // draft_prob is empty when not recorded (stores before schema 3, synthetic runs).
 // On disk each array is one blob of n*gamma IEEE-754 float32, little-endian.
+//
+// Observed slots. By default (verified empty: teacher forcing, every capture
+// before schema 4) row t observes slots k with t + k < output_len. Data
+// imported from live proposals (DeepSpec's confidence dump) observes fewer:
+// verified[t] = v means slots 1..v of row t were verified and slots v+1..gamma
+// were not, which is no rejection: statistics skip them (positions_observed)
+// and the simulator draws them from the pooled rate of the verified ones.
+// On disk one blob of n bytes.
 struct Positions {
     int64_t request_id = 0;
     int gamma = 0;
@@ -115,10 +131,21 @@ struct Positions {
     std::vector<float> conf_logit;    // (n, gamma) or empty
     std::vector<float> conf_prob;     // (n, gamma) or empty
     std::vector<float> draft_prob;    // (n, gamma) or empty
+    std::vector<uint8_t> verified;    // (n) slots verified per row, 0..gamma; or empty (schema 4)
     bool has_confidence() const { return !conf_prob.empty(); }
     bool operator==(const Positions&) const = default;
 };
 
+// Slots observed in row t of p: 1..positions_observed(p, t) (see Positions).
+inline int positions_observed(const Positions& p, int t) {
+    if (!p.verified.empty()) return p.verified[static_cast<size_t>(t)];
+    int real = p.n - 1 - t;
+    return real < 0 ? 0 : (real > p.gamma ? p.gamma : real);
+}
+
+// One verify step. Drafted, verified and accepted are three numbers, because
+// under adaptive verification a draft that was not verified is not a
+// rejection: slots verify_len+1..drafted are unobserved, not failed.
 struct Step {
     int64_t request_id = 0;
     int step = 0;                // 0-based step index within the request
@@ -131,6 +158,7 @@ struct Step {
     int64_t t_ns = 0;            // step start, ns since the run started
     int batch_tokens = 0;        // B: tokens of the step's forward, prompt chunks included (0: not recorded)
     int64_t host_ns = 0;         // the iteration's host time outside the draft call and the forward (0: not recorded)
+    int drafted = 0;             // drafts proposed, verify_len..gamma (0: not recorded; schema 4)
     bool operator==(const Step&) const = default;
 };
 
@@ -210,8 +238,10 @@ struct TraceTxn {
 //   Positions gamma == the run's gamma and n == the request's output_len;
 //             beta, conf_prob and draft_prob in [0, 1]; conf_logit finite;
 //             each array n*gamma values or (but beta) empty
+//   Positions verified: n values in 0..gamma, or empty
 //   Step      batch_size >= 1 (a default Step is not valid); verify_len <= the
-//             run's gamma; n_accepted <= verify_len; bonus implies n_accepted == verify_len
+//             run's gamma; n_accepted <= verify_len; bonus implies n_accepted == verify_len;
+//             drafted 0 or in verify_len..gamma
 //   Profile   latency p10 <= p50 <= p90, all finite
 // The readers apply the same checks to what they read.
 int64_t trace_db_begin_run(TraceDb& db, Run& run);  // sets run.id (and created_at, git_rev if empty); complete = 0

@@ -25,6 +25,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "traces/trace_import.h"
+
 namespace sp {
 namespace {
 
@@ -117,6 +119,14 @@ struct Exporter {
             array("conf_prob", p.conf_prob);
         }
         if (!p.draft_prob.empty()) array("draft_prob", p.draft_prob);
+        if (!p.verified.empty()) {
+            line += ",\"verified\":[";
+            for (size_t i = 0; i < p.verified.size(); i++) {
+                if (i) line += ',';
+                line += std::to_string(p.verified[i]);
+            }
+            line += ']';
+        }
         line += '}';
         put(line);
         sum.positions++;
@@ -150,6 +160,7 @@ struct Exporter {
         j["t_ns"] = s.t_ns;
         j["batch_tokens"] = s.batch_tokens;
         j["host_ns"] = s.host_ns;
+        if (s.drafted != 0) j["drafted"] = s.drafted;  // schema 4; absent: not recorded
         put(j.dump());  // numbers and a bool only: cannot fail
         sum.steps++;
     }
@@ -171,6 +182,7 @@ struct Exporter {
         j["git_rev"] = r.git_rev;
         j["notes"] = r.notes;
         j["complete"] = r.complete;
+        if (r.verify_method != VERIFY_UNRECORDED) j["verify_method"] = verify_method_name(r.verify_method);  // schema 4
         put(dump(j, record));
         sum.runs++;
 
@@ -226,20 +238,6 @@ struct Exporter {
 };
 
 // ---------------------------------------------------------------- import
-
-// A JSON value as the "got" of an error message: short and on one line
-// (dump escapes control characters).
-std::string describe(const json& v) {
-    if (v.is_array()) return "an array of " + std::to_string(v.size()) + (v.size() == 1 ? " element" : " elements");
-    if (v.is_object()) return "an object";
-    std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-    if (s.size() > 48) {
-        size_t cut = 45;
-        while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) cut--;  // not inside a UTF-8 sequence
-        s = s.substr(0, cut) + "...";
-    }
-    return s;
-}
 
 std::string range_text(int64_t lo, int64_t hi) {
     if (hi == std::numeric_limits<int64_t>::max()) return "integer >= " + std::to_string(lo);
@@ -311,12 +309,12 @@ struct Importer {
     int64_t get_int(const json& obj, const std::string& prefix, const char* key, int64_t lo, int64_t hi) const {
         std::string want = range_text(lo, hi);
         const json& v = field(obj, prefix, key, want.c_str());
-        if (!v.is_number_integer()) fail(path_of(prefix, key), want, describe(v));
+        if (!v.is_number_integer()) fail(path_of(prefix, key), want, json_describe(v));
         // nlohmann holds non-negative integers as uint64: compare before converting
         if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(I64_MAX))
-            fail(path_of(prefix, key), want, describe(v));
+            fail(path_of(prefix, key), want, json_describe(v));
         int64_t x = v.get<int64_t>();
-        if (x < lo || x > hi) fail(path_of(prefix, key), want, describe(v));
+        if (x < lo || x > hi) fail(path_of(prefix, key), want, json_describe(v));
         return x;
     }
 
@@ -328,21 +326,21 @@ struct Importer {
     double get_double(const json& obj, const std::string& prefix, const char* key, bool positive = false) const {
         const char* want = positive ? "a finite number > 0" : "a finite number >= 0";
         const json& v = field(obj, prefix, key, want);
-        if (!v.is_number()) fail(path_of(prefix, key), want, describe(v));
+        if (!v.is_number()) fail(path_of(prefix, key), want, json_describe(v));
         double x = v.get<double>();
-        if (!std::isfinite(x) || !(positive ? x > 0 : x >= 0)) fail(path_of(prefix, key), want, describe(v));
+        if (!std::isfinite(x) || !(positive ? x > 0 : x >= 0)) fail(path_of(prefix, key), want, json_describe(v));
         return x;
     }
 
     std::string get_string(const json& obj, const std::string& prefix, const char* key) const {
         const json& v = field(obj, prefix, key, "a string");
-        if (!v.is_string()) fail(path_of(prefix, key), "a string", describe(v));
+        if (!v.is_string()) fail(path_of(prefix, key), "a string", json_describe(v));
         return v.get<std::string>();
     }
 
     bool get_bool(const json& obj, const std::string& prefix, const char* key) const {
         const json& v = field(obj, prefix, key, "true or false");
-        if (!v.is_boolean()) fail(path_of(prefix, key), "true or false", describe(v));
+        if (!v.is_boolean()) fail(path_of(prefix, key), "true or false", json_describe(v));
         return v.get<bool>();
     }
 
@@ -350,13 +348,13 @@ struct Importer {
     void only_keys(const json& obj, const std::string& prefix, std::initializer_list<const char*> keys) const {
         for (auto it = obj.begin(); it != obj.end(); ++it) {
             bool known = std::any_of(keys.begin(), keys.end(), [&](const char* k) { return it.key() == k; });
-            if (!known) fail(path_of(prefix, it.key().c_str()), "no such key", describe(it.value()));
+            if (!known) fail(path_of(prefix, it.key().c_str()), "no such key", json_describe(it.value()));
         }
     }
 
     const json& get_object(const json& obj, const char* key) const {
         const json& v = field(obj, "", key, "an object");
-        if (!v.is_object()) fail(key, "an object", describe(v));
+        if (!v.is_object()) fail(key, "an object", json_describe(v));
         return v;
     }
 
@@ -401,7 +399,7 @@ struct Importer {
     std::vector<float> get_floats(const json& obj, const char* key, int64_t size, bool unit) const {
         std::string want = "an array of " + std::to_string(size) + " numbers";
         const json& v = field(obj, "", key, want.c_str());
-        if (!v.is_array() || static_cast<int64_t>(v.size()) != size) fail(key, want, describe(v));
+        if (!v.is_array() || static_cast<int64_t>(v.size()) != size) fail(key, want, json_describe(v));
         std::vector<float> out;
         out.reserve(v.size());
         const double max = unit ? 1.0 : static_cast<double>(std::numeric_limits<float>::max());
@@ -411,7 +409,7 @@ struct Importer {
             const json& x = v[i];
             double d = x.is_number() ? x.get<double>() : 0;
             if (!x.is_number() || !std::isfinite(d) || d < min || d > max)
-                fail(std::string(key) + "[" + std::to_string(i) + "]", range, describe(x));
+                fail(std::string(key) + "[" + std::to_string(i) + "]", range, json_describe(x));
             out.push_back(static_cast<float>(d));
         }
         return out;
@@ -421,12 +419,12 @@ struct Importer {
 
     void read_run(const json& j) {
         only_keys(j, "", {"type", "id", "producer", "target", "drafter_kind", "drafter_name", "gpu", "temperature",
-                          "gamma", "created_at", "git_rev", "notes", "complete"});
+                          "gamma", "created_at", "git_rev", "notes", "complete", "verify_method"});
         int64_t src = get_new_id(j, runs);
         Run r;
         std::string producer = get_string(j, "", "producer");
         if (!producer_parse(producer, &r.producer))
-            fail("producer", "\"engine\", \"importer\" or \"synthetic\"", describe(j.at("producer")));
+            fail("producer", "\"engine\", \"importer\" or \"synthetic\"", json_describe(j.at("producer")));
         r.target = get_shape(j, "target");
         r.drafter_kind = get_string(j, "", "drafter_kind");
         r.drafter_name = get_string(j, "", "drafter_name");
@@ -437,6 +435,11 @@ struct Importer {
         r.git_rev = get_string(j, "", "git_rev");
         r.notes = get_string(j, "", "notes");
         bool complete = get_bool(j, "", "complete");
+        // schema 4; absent when not recorded
+        if (j.contains("verify_method") &&
+            (!j["verify_method"].is_string() || !verify_method_parse(j["verify_method"].get<std::string>(), &r.verify_method) ||
+             r.verify_method == VERIFY_UNRECORDED))
+            fail("verify_method", "\"greedy\", \"sampling\" or \"block\"", json_describe(j["verify_method"]));
         int64_t id = guarded(line, [&] { return trace_db_begin_run(db, r); });
         runs[src] = {id, r.gamma};
         // Finished last: a writer may refuse appends to a complete run.
@@ -476,10 +479,10 @@ struct Importer {
     }
 
     void read_positions(const json& j) {
-        only_keys(j, "", {"type", "request", "gamma", "n", "beta", "conf_logit", "conf_prob", "draft_prob"});
+        only_keys(j, "", {"type", "request", "gamma", "n", "beta", "conf_logit", "conf_prob", "draft_prob", "verified"});
         RequestInfo& q = get_ref(j, "request", requests, "request");
         if (q.has_positions)
-            fail("request", "a request whose positions are not given yet", describe(j.at("request")));
+            fail("request", "a request whose positions are not given yet", json_describe(j.at("request")));
         Positions p;
         p.request_id = q.id;
         p.gamma = get_int32(j, "", "gamma", 1, TRACE_MAX_GAMMA);
@@ -498,6 +501,17 @@ struct Importer {
         }
         // schema 3; absent (or empty) when not recorded, as in an export of an older store
         if (given("draft_prob")) p.draft_prob = get_floats(j, "draft_prob", size, true);
+        // schema 4; absent (or empty) when every real slot was observed
+        if (given("verified")) {
+            std::string want = "an array of " + std::to_string(p.n) + " integers";
+            const json& v = j["verified"];
+            if (!v.is_array() || static_cast<int64_t>(v.size()) != p.n) fail("verified", want, json_describe(v));
+            for (size_t i = 0; i < v.size(); i++) {
+                if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0 || v[i].get<int64_t>() > p.gamma)
+                    fail("verified[" + std::to_string(i) + "]", range_text(0, p.gamma), json_describe(v[i]));
+                p.verified.push_back(static_cast<uint8_t>(v[i].get<int64_t>()));
+            }
+        }
         guarded(line, [&] { trace_db_append_positions(db, p); });
         q.has_positions = true;
         sum.positions++;
@@ -505,7 +519,7 @@ struct Importer {
 
     void read_step(const json& j) {
         only_keys(j, "", {"type", "request", "step", "batch_size", "verify_len", "n_accepted", "bonus", "draft_ns",
-                          "verify_ns", "t_ns", "batch_tokens", "host_ns"});
+                          "verify_ns", "t_ns", "batch_tokens", "host_ns", "drafted"});
         int64_t src = get_int(j, "", "request", 1, I64_MAX);
         RequestInfo& q = get_ref(j, "request", requests, "request");
         Step s;
@@ -528,6 +542,11 @@ struct Importer {
         // schema 2; an export of a version-1 store has neither: 0, not recorded
         if (j.contains("batch_tokens")) s.batch_tokens = get_int32(j, "", "batch_tokens", 0, INT_MAX64);
         if (j.contains("host_ns")) s.host_ns = get_int(j, "", "host_ns", 0, I64_MAX);
+        // schema 4; absent: not recorded (0)
+        if (j.contains("drafted")) {
+            s.drafted = get_int32(j, "", "drafted", s.verify_len, q.gamma);
+            if (s.drafted == 0) fail("drafted", "an integer >= 1 (omit the key when not recorded)", "0");
+        }
         if (!steps.empty() && (src != steps_source || steps.size() >= 4096)) flush_steps();
         if (steps.empty()) {
             steps_source = src;
@@ -554,7 +573,7 @@ struct Importer {
         p.gpu = get_string(j, "", "gpu");
         p.model = get_shape(j, "model");
         std::string phase = get_string(j, "", "phase");
-        if (!phase_parse(phase, &p.phase)) fail("phase", "\"draft\", \"verify\" or \"prefill\"", describe(j.at("phase")));
+        if (!phase_parse(phase, &p.phase)) fail("phase", "\"draft\", \"verify\" or \"prefill\"", json_describe(j.at("phase")));
         p.n_seqs = get_int32(j, "", "n_seqs", 0, INT_MAX64);
         p.n_tokens = get_int32(j, "", "n_tokens", 0, INT_MAX64);
         p.context = get_int32(j, "", "context", 0, INT_MAX64);
@@ -573,12 +592,12 @@ struct Importer {
 
     void read_header(const json& j) {
         const json& t = field(j, "", "type", "\"specplan-traces\" (the header line)");
-        if (t != HEADER_TYPE) fail("type", "\"specplan-traces\" (the header line)", describe(t));
+        if (t != HEADER_TYPE) fail("type", "\"specplan-traces\" (the header line)", json_describe(t));
         only_keys(j, "", {"type", "version"});
         const json& v = field(j, "", "version", "1");
         if (!v.is_number_integer() || v.get<int64_t>() != TRACE_JSONL_VERSION)
             fail("version", std::to_string(TRACE_JSONL_VERSION) + " (a newer file needs a newer specplan)",
-                 describe(v));
+                 json_describe(v));
     }
 
     json parse(const std::string& text) const {
@@ -596,7 +615,7 @@ struct Importer {
 
     void read_record(const json& j) {
         const json& t = field(j, "", "type", "a record type");
-        if (!t.is_string()) fail("type", "a string", describe(t));
+        if (!t.is_string()) fail("type", "a string", json_describe(t));
         const std::string& type = t.get_ref<const std::string&>();
         if (type != "request") flush_requests();
         if (type != "step") flush_steps();
@@ -605,7 +624,7 @@ struct Importer {
         else if (type == "positions") read_positions(j);
         else if (type == "step") read_step(j);
         else if (type == "profile") read_profile(j);
-        else fail("type", "\"run\", \"request\", \"positions\", \"step\" or \"profile\"", describe(t));
+        else fail("type", "\"run\", \"request\", \"positions\", \"step\" or \"profile\"", json_describe(t));
     }
 
     bool read_line(std::istream& in, std::string& text) { return line_read(in, text, max_line, in_name, line + 1); }
@@ -627,7 +646,7 @@ struct Importer {
                 fail("line", "a JSON object (blank lines only at the end)", "an empty line");
             }
             json j = parse(text);
-            if (!j.is_object()) fail("line", "a JSON object", describe(j));
+            if (!j.is_object()) fail("line", "a JSON object", json_describe(j));
             if (!header) {
                 read_header(j);
                 header = true;

@@ -11,12 +11,12 @@
 //   {"type":"specplan-traces","version":1}                     always line 1
 //   {"type":"run","id":1,"producer":"synthetic","target":SHAPE,"drafter_kind":"..",
 //    "drafter_name":"..","gpu":"..","temperature":0.0,"gamma":4,"created_at":"..",
-//    "git_rev":"..","notes":"..","complete":true}
+//    "git_rev":"..","notes":"..","complete":true,"verify_method":".."}
 //   {"type":"request","id":1,"run":1,"idx":0,"domain":"..","prompt_len":..,"output_len":..}
 //   {"type":"positions","request":1,"gamma":4,"n":..,"beta":[..],"conf_logit":[..],"conf_prob":[..],
-//    "draft_prob":[..]}
+//    "draft_prob":[..],"verified":[..]}
 //   {"type":"step","request":1,"step":0,"batch_size":..,"verify_len":..,"n_accepted":..,
-//    "bonus":false,"draft_ns":..,"verify_ns":..,"t_ns":..,"batch_tokens":..,"host_ns":..}
+//    "bonus":false,"draft_ns":..,"verify_ns":..,"t_ns":..,"batch_tokens":..,"host_ns":..,"drafted":..}
 //   {"type":"profile","id":1,"run":0,"gpu":"..","model":SHAPE,"phase":"verify","n_seqs":..,
 //    "n_tokens":..,"context":..,"latency_us_p50":..,"latency_us_p10":..,"latency_us_p90":..,
 //    "n_samples":..}
@@ -32,7 +32,11 @@
 // The export writes each as the shortest decimal that reads back as the same
 // float32; conf_logit and conf_prob are omitted when the drafter has no
 // confidence head (import also accepts them as empty arrays), draft_prob
-// when it was not recorded (likewise). Doubles are written as the shortest
+// when it was not recorded (likewise). Schema 4's fields are written only
+// when recorded, so a store without them exports as it did before: a run's
+// "verify_method" ("greedy", "sampling" or "block"), a step's "drafted"
+// (>= verify_len) and a positions line's "verified" (n integers in
+// 0..gamma, the slots observed per row). Doubles are written as the shortest
 // decimal that reads back as the same double.
 //
 // Ids are those of the source database. Import maps them to fresh ids of the
