@@ -84,8 +84,11 @@ static void write_plots(const std::string& dir, const Scenario& sc, const Accept
     };
     for (const auto& [name, d] : plots) {
         write_file(dir + "/" + name + ".svg", [&](std::ostream& o) { plot_write_svg(o, d); });
-        write_file(dir + "/" + name + ".png", [&](std::ostream& o) { plot_write_png(o, d); });
+        if (plot_png_available())
+            write_file(dir + "/" + name + ".png", [&](std::ostream& o) { plot_write_png(o, d); });
     }
+    if (!plot_png_available())
+        std::fprintf(stderr, "--plot: SVGs only: this build has no cairo for the PNGs (CMake SPECPLAN_PNG=OFF)\n");
 }
 
 static void run_sweep(const SimArgs& a) {

@@ -222,10 +222,14 @@ void cost_add_flags(CLI::App* cmd, CostFlags* f) {
     cmd->add_option("--host-us", f->host_us, "the serving loop's host time per iteration, us (cost.host_us), e.g. "
                                              "a live run's host_loop_us")
         ->check(CLI::Range(0.0, 1e6));
+    cmd->add_option("--host-us-per-seq", f->host_us_per_seq,
+                    "the host time per iteration that grows with each running request, us (cost.host_us_per_seq)")
+        ->check(CLI::Range(0.0, 1e6));
 }
 
 void cost_apply(Scenario& sc, const CostFlags& f) {
     if (f.host_us >= 0) sc.cost.host_s = f.host_us * 1e-6;
+    if (f.host_us_per_seq >= 0) sc.cost.host_s_per_seq = f.host_us_per_seq * 1e-6;
     if (f.profiles.empty()) {
         if (!f.profile_gpu.empty() || !f.profile_model.empty())
             throw Error("--profile-gpu/--profile-model: expected --profiles as well");

@@ -93,12 +93,18 @@ struct CostModel {
     std::string calibration;     // roofline: what its efficiencies were fitted to (specplan calibrate-cost
                                  // prints it); empty: datasheet rates with assumed efficiencies, uncalibrated
     // The serving loop's own host time per iteration (admission, metadata,
-    // sampling bookkeeping), seconds, added to every iteration's duration but
-    // not to the price the policies see (the engine's step-cost table has no
-    // host time either). `specplan live` reports it per point (host_loop_us);
-    // measured cells hold none of it.
+    // sampling bookkeeping), seconds: host_s + host_s_per_seq * R for an
+    // iteration of R running requests, added to its duration but not to the
+    // price the policies see (the engine's step-cost table has no host time
+    // either). `specplan live` reports it per point (host_loop_us); measured
+    // cells hold none of it. Per request because the loop's bookkeeping is:
+    // on the H100 the demo pair's loop took 1 us at 1 user and 136 us at 256.
     double host_s = 0;
+    double host_s_per_seq = 0;
 };
+
+// The host loop's seconds for an iteration of n_seqs running requests.
+inline double cost_host_s(const CostModel& m, int n_seqs) { return m.host_s + m.host_s_per_seq * n_seqs; }
 
 // What one forward pass of the target processes in one iteration.
 struct BatchShape {

@@ -129,5 +129,8 @@ Drawing plot_draw(const std::vector<PlotChart>& panels);
 void plot_write_svg(std::ostream& out, const Drawing& d);
 // PNG (8-bit RGBA) of the same drawing through cairo; sp::Error when cairo fails.
 void plot_write_png(std::ostream& out, const Drawing& d);
+// Whether this build has cairo (CMake SPECPLAN_PNG); without it
+// plot_write_png throws sp::Error saying so.
+bool plot_png_available();
 
 }  // namespace sp

@@ -1,15 +1,19 @@
 // report_png.cpp: a Drawing rasterized with cairo into a PNG (report_plot.h),
 // on an image surface: no window, no display. Text uses cairo's own font
-// selection (fontconfig), asking for DejaVu Sans as the SVG does.
-#include <cairo.h>
-
+// selection (fontconfig), asking for DejaVu Sans as the SVG does. Built
+// without cairo (CMake SPECPLAN_PNG=OFF, the GPU machine), it says so.
 #include <cmath>
 #include <ostream>
 
 #include "simulator/report_plot.h"
 #include "traces/trace_db.h"  // Error
 
+#if SPECPLAN_HAVE_CAIRO
+#include <cairo.h>
+
 namespace sp {
+
+bool plot_png_available() { return true; }
 
 static void source(cairo_t* cr, Rgba c) { cairo_set_source_rgba(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0, c.a / 255.0); }
 
@@ -85,3 +89,17 @@ void plot_write_png(std::ostream& out, const Drawing& d) {
 }
 
 }  // namespace sp
+
+#else
+
+namespace sp {
+
+bool plot_png_available() { return false; }
+
+void plot_write_png(std::ostream&, const Drawing&) {
+    throw Error("plot: PNG output needs cairo, and this build has none (CMake SPECPLAN_PNG=OFF); the SVGs are written");
+}
+
+}  // namespace sp
+
+#endif

@@ -679,7 +679,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     check_keys(c, t, p,
                {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us", "calibrated",
                 "profiles", "profile_gpu", "profile_model", "target", "target_config", "moe", "gpu_spec", "drafter",
-                "host_us", "overlap"});
+                "host_us", "host_us_per_seq", "overlap"});
     CostModel m;
     m.kind = CostKind(get_choice(c, t, p, "model", COST_ROOFLINE, {"roofline", "measured"}));
     Roofline& r = m.roofline;
@@ -729,6 +729,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     r.flops_efficiency = get_num(c, t, p, "flops_efficiency", r.flops_efficiency, FRACTION);
     if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, OVERHEAD_US) * 1e-6;
     m.host_s = get_num(c, t, p, "host_us", 0, OVERHEAD_US) * 1e-6;
+    m.host_s_per_seq = get_num(c, t, p, "host_us_per_seq", 0, OVERHEAD_US) * 1e-6;
     if (find(t, "overlap")) r.overlap_n = get_num(c, t, p, "overlap", 0, OVERLAP_N);
     if (const toml::node* n = find(t, "calibrated")) {
         m.calibration = as_str(c, *n, "cost.calibrated");

@@ -452,8 +452,8 @@ static void start_step(Sim& s, Replica& rp) {
     rp.step_prefill_tokens = prefill_tokens;
     rp.step_start = s.now;
     rp.busy = true;
-    s.schedule(at(s, to_ns(s, rp.step_draft_s + rp.step_forward_s + s.sc.cost.host_s, "cost", "an iteration time"),
-                  "cost"),
+    const double host_s = cost_host_s(s.sc.cost, static_cast<int>(R + rp.step_prefill.size()));
+    s.schedule(at(s, to_ns(s, rp.step_draft_s + rp.step_forward_s + host_s, "cost", "an iteration time"), "cost"),
                0,
                EV_STEP_END, 0, rp.index);
 }

@@ -121,6 +121,11 @@ TEST(Sim, HostTimeAddsToEveryIterationButNotToThePolicysPrice) {
     host.cost.host_s = 250e-6;
     PointResult ar = run(sc, "ar", 1), ar_host = run(host, "ar", 1);
     EXPECT_NEAR(ar_host.tpot.mean - ar.tpot.mean, 250e-6, 1e-9);
+    // the same 250 us as 50 + 200 per running request: one request runs each decode step
+    Scenario per_seq = sc;
+    per_seq.cost.host_s = 50e-6;
+    per_seq.cost.host_s_per_seq = 200e-6;
+    EXPECT_NEAR(run(per_seq, "ar", 1).tpot.mean - ar.tpot.mean, 250e-6, 1e-9);
     PointResult ds = run(sc, "dspark", 1), ds_host = run(host, "dspark", 1);
     EXPECT_EQ(ds_host.tau, ds.tau);
     // a dspark step emits tau tokens: about host_s / tau more per token (request ends make it inexact)
