@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -66,11 +67,13 @@ StartupCost startup_cost_measure(const Scenario& sc, SpecSetup& s, int slots, bo
     for (int ctx : full ? std::vector<int>{std::max(1, hi / 8), hi} : std::vector<int>{hi})
         c.verify.push_back(step_cost_measure(*s.backend, slots, sc.engine.gamma + 1, ctx, kCostReps));
     if (!full) return c;
+    // Up to 8 prompts of up to a chunk each, no more tokens a forward than
+    // the scenario's budget allows (at least one whole chunk).
+    const int chunk = std::min(sc.engine.prefill_chunk_tokens, max_pos - 1);
+    const int most = std::clamp(sc.engine.max_batch_tokens / chunk, 1, std::min(slots, 8));
     std::vector<int> seqs;
-    for (int r = 1; r <= std::min(slots, 8); r *= 2) seqs.push_back(r);
-    c.prefill = step_cost_measure_grid(*s.backend, seqs, prefill_grid(std::min(sc.engine.prefill_chunk_tokens,
-                                                                                 max_pos - 1)),
-                                       0, kCostReps);
+    for (int r = 1; r <= most; r *= 2) seqs.push_back(r);
+    c.prefill = step_cost_measure_grid(*s.backend, seqs, prefill_grid(chunk), 0, kCostReps);
     if (drafts && s.drafter) {
         c.draft_seqs = step_cost_grid(slots);
         for (const StepCostTable& v : c.verify) {
