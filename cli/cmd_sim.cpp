@@ -82,7 +82,9 @@ static void write_plots(const std::string& dir, const Scenario& sc, const Accept
         {"latency", plot_draw(plot_latency(sc, policies, res))},
         {"acceptance", plot_draw({plot_acceptance(plot_alpha_curves(sc, acc))})},
     };
-    for (const auto& [name, d] : plots) {
+    for (const auto& plot : plots) {  // no structured binding: clang 14 cannot capture one in the lambdas
+        const char* name = plot.first;
+        const Drawing& d = plot.second;
         write_file(dir + "/" + name + ".svg", [&](std::ostream& o) { plot_write_svg(o, d); });
         if (plot_png_available())
             write_file(dir + "/" + name + ".png", [&](std::ostream& o) { plot_write_png(o, d); });
