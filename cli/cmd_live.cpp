@@ -64,6 +64,9 @@ StartupCost startup_cost_measure(const Scenario& sc, SpecSetup& s, int slots, bo
     StartupCost c;
     const int max_pos = s.target.cfg.max_position, hi = std::min(512, max_pos / 2);
     c.gamma = sc.engine.gamma;
+    // no first call's timing inside the cells or the measured windows
+    s.backend->warm(sc.engine.max_batch_tokens);
+    if (s.drafter) s.drafter->warm(sc.engine.max_batch_tokens);
     for (int ctx : full ? std::vector<int>{std::max(1, hi / 8), hi} : std::vector<int>{hi})
         c.verify.push_back(step_cost_measure(*s.backend, slots, sc.engine.gamma + 1, ctx, kCostReps));
     if (!full) return c;

@@ -61,6 +61,10 @@ public:
     // drafter's q for a device verify); valid until the next stage(). The CPU
     // backend returns host itself.
     virtual const float* stage(const float* host, size_t n) = 0;
+    // Readies every shape of up to max_tokens new tokens a forward, so that
+    // none pays a one-off cost later (CUDA: cuBLAS's algorithm timing per
+    // shape bucket); a serving loop calls it before timing anything.
+    virtual void warm(int max_tokens) { (void)max_tokens; }
 };
 
 // The Eigen fp32 reference (reference_forward over a CpuKvCache).

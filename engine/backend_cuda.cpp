@@ -53,6 +53,7 @@ public:
         model_.sample(b, s, out);
     }
     const float* hidden_data() const override { return model_.hidden_device(); }
+    void warm(int max_tokens) override { model_.gemm_warm(max_tokens); }
     float* q_buffer(size_t n) override {
         if (n > q_cap_) {
             CUDA_CHECK(cudaFree(q_));  // synchronises

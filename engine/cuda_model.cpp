@@ -373,6 +373,17 @@ void CudaModel::enqueue(const KvCache& kv) {
     matmul_forward(cublas_, logits_, Epilogue::Fp32, xn_, lm_head_, T, d, V, nullptr, &final_in);
 }
 
+void CudaModel::gemm_warm(int max_T) {
+    const Config& c = cfg_;
+    const int d = c.hidden, q = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim, o = c.n_heads * c.head_dim, F = c.ffn;
+    const CudaLayer& L = layers_.front();  // every layer has the same shapes
+    matmul_warm(cublas_, {{Epilogue::Bf16, L.wqkv, d, q, max_T},
+                          {Epilogue::AddFp32, L.wo, o, d, max_T},
+                          {Epilogue::SwiGLU, L.wgu, d, 2 * F, max_T},
+                          {Epilogue::AddFp32, L.w_down, F, d, max_T},
+                          {Epilogue::Fp32, lm_head_, d, c.vocab, max_T}});
+}
+
 int blocks_bucket(int n) {
     int p = 1;
     while (p <= n / 2) p *= 2;
@@ -405,9 +416,10 @@ void CudaModel::forward_graph(KvCache& kv, const RaggedBatch& b, const std::vect
             graphs_.erase(lru);
         }
         // A T met for the first time runs once eagerly: its GEMM shapes are
-        // timed then (matmul.cu), which a capture cannot. The forward is
-        // idempotent (the same KV rows, the same outputs).
-        if (cublas_.tune && std::find(tuned_T_.begin(), tuned_T_.end(), T_) == tuned_T_.end()) {
+        // timed then (matmul.cu), which a capture cannot (GEMV-sized T have
+        // none). The forward is idempotent (the same KV rows, the same outputs).
+        if (cublas_.tune && (!cublas_.gemv || T_ > kGemvMaxT) &&
+            std::find(tuned_T_.begin(), tuned_T_.end(), T_) == tuned_T_.end()) {
             enqueue(kv);
             tuned_T_.push_back(T_);
         }

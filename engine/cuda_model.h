@@ -110,6 +110,11 @@ public:
     // synchronises.
     void sample(const RaggedBatch& b, const SampleBatch& s, SampleResult* out);
 
+    // Times cuBLAS's algorithm for every projection shape and bucket of T up
+    // to max_T tokens (matmul_tune), so that no forward of up to max_T tokens
+    // pays a timing later: what a serving loop does before its first request.
+    void gemm_warm(int max_T);
+
     // Every projection through cuBLAS (true), or the default: gemv.cu up to
     // kGemvMaxT tokens, cuBLAS above. The cuBLAS-only forward is the
     // reference the GEMV path is tested and timed against.

@@ -104,6 +104,10 @@ public:
     }
     virtual void draft(const DraftBatch& b, DraftOutput* out) = 0;
     virtual void reset(int slot) = 0;
+    // Readies every shape of a call handing over up to max_ctx context
+    // tokens, so that none pays a one-off cost later (CUDA: cuBLAS's
+    // algorithm timing per shape bucket, as Backend::warm).
+    virtual void warm(int max_ctx) { (void)max_ctx; }
 };
 
 // The checks every drafter makes before it changes anything: per-request

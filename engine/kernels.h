@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "engine/cuda_common.h"
 
@@ -243,6 +244,24 @@ struct RmsnormInput {
 constexpr int kGemvNormMaxT = 8;
 void matmul_forward(const Cublas& c, void* y, Epilogue epi, bf16* x, const bf16* W, int T, int n_in, int n_out,
                     bf16* scratch = nullptr, const RmsnormInput* norm = nullptr);
+// cuBLAS's algorithm is timed once per shape and bucket of T (matmul.cu): T
+// rounded up to a multiple of a quarter of its power-of-two floor, at least
+// 8 (24, 32, 40, .., 64, 80, .., 128, 160, ..).
+int gemm_bucket(int T);
+// Times and keeps the algorithm matmul_forward would take for this shape's
+// bucket, without the product's output (nothing when the shape goes to
+// gemv.cu or tuning is off): a serving loop tunes its shapes before it runs.
+// x (T, n_in) and W as for matmul_forward; their values only steer timing.
+void matmul_tune(const Cublas& c, Epilogue epi, const bf16* x, const bf16* W, int T, int n_in, int n_out);
+// matmul_tune of each shape at every bucket of T up to its max_T (inputs of
+// zeros): what a model does before serving, so that no forward pays a timing.
+struct GemmShape {
+    Epilogue epi;
+    const bf16* W;  // (n_out, n_in)
+    int n_in, n_out;
+    int max_T;  // most tokens a call of this shape takes
+};
+void matmul_warm(const Cublas& c, const std::vector<GemmShape>& shapes);
 // The plain product, bf16 or fp32 out (the form cli/cmd_profile.cpp uses).
 inline void matmul_forward(const Cublas& c, void* y, bool y_fp32, const bf16* x, const bf16* W, int T, int n_in,
                            int n_out) {

@@ -11,15 +11,27 @@
 // n_out of 4,096 .. 24,576), where the tile shape and split-K decide whether
 // the chip fills: cublasGemmEx's default algorithm took 7.2 ms a step for
 // qwen3-8b's projections at T = 256, against a 5.0 ms weight floor (H100,
-// 2026-12-07). So the first eager call of each shape up to kTuneMaxT tokens
-// times cuBLASLt's candidates (kTuneCandidates of its heuristic) into a
-// scratch output and keeps the fastest; a shape first met inside a graph
-// capture, or too big for the scratch, takes the heuristic's first choice.
+// 2026-12-07). So the first eager call of each shape bucket (gemm_bucket: 4
+// buckets per doubling of T, up to kTuneMaxT tokens) times cuBLASLt's
+// candidates into a scratch output and keeps the fastest for every T of the
+// bucket. The candidates are kTuneCandidates of its heuristic plus, for each
+// of the first kSplitKFrom that can split K, the same kernel split in
+// kSplitKs pieces reduced in fp32 (deterministic: no atomics), which the
+// heuristic rarely offers for T of a few hundred, where a 128 x 256 tile
+// grid is a fraction of a wave (wo at T = 256: 2 x 32 tiles on 132 SMs).
+// A shape first met inside a graph capture, or too big for the scratch,
+// takes its bucket's choice or else the heuristic's first; matmul_tune
+// fills the buckets ahead (CudaModel::gemm_warm), so that a serving loop
+// meeting a new T pays neither the timing nor a different algorithm.
 #include "engine/kernels.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <tuple>
+#include <vector>
 
 namespace sp {
 
@@ -27,6 +39,9 @@ namespace {
 constexpr size_t kWorkspaceBytes = 32ull << 20;  // cuBLAS's advice for Hopper is 32 MiB
 constexpr int kTuneMaxT = 4096;
 constexpr int kTuneCandidates = 16;
+constexpr int kSplitKFrom = 8;         // split-K variants of the heuristic's first 8 candidates
+constexpr int kSplitKs[] = {2, 4};
+constexpr int kTuneMaxAlgos = kTuneCandidates + kSplitKFrom * 2;
 constexpr int kTuneReps = 5;
 constexpr size_t kScratchBytes = 64ull << 20;  // timing output: T * n_out * 4 bytes must fit
 }  // namespace
@@ -36,12 +51,15 @@ struct GemmPlan {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
-    bool tuned = false;  // false: the heuristic's first choice (met during a capture); timed at the next eager call
+    bool has_algo = false;  // algo set
+    bool tuned = false;     // algo timed (here or for the bucket); false: the heuristic's first, timed when eager
 };
 using GemmKey = std::tuple<int, int, int, bool, bool>;  // T, n_in, n_out, fp32 out, accumulate
 struct GemmPlans {
-    std::map<GemmKey, GemmPlan> plans;
-    void* scratch = nullptr;  // kScratchBytes, allocated at the first timing
+    std::map<GemmKey, GemmPlan> plans;               // per T
+    std::map<GemmKey, cublasLtMatmulAlgo_t> chosen;  // per gemm_bucket(T): the timed fastest
+    void* scratch = nullptr;                         // kScratchBytes, allocated at the first timing
+    bool log = false;                                // SPECPLAN_GEMM_LOG set: each timing to stderr
 };
 
 namespace {
@@ -81,6 +99,45 @@ int gemm_candidates(const Cublas& c, const GemmPlan& p, cublasLtMatmulHeuristicR
     return found;
 }
 
+// Whether algo runs the plan's shape within the workspace.
+bool gemm_algo_fits(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& algo) {
+    cublasLtMatmulHeuristicResult_t r{};
+    return cublasLtMatmulAlgoCheck(c.lt, p.op, p.a, p.b, p.c, p.c, &algo, &r) == CUBLAS_STATUS_SUCCESS &&
+           r.workspaceSize <= c.workspace_bytes;
+}
+
+// Appends to cand[n..] the kSplitKs variants of the first kSplitKFrom
+// candidates that can split K and do not already; returns the new count.
+int gemm_add_split_k(const Cublas& c, const GemmPlan& p, cublasLtMatmulHeuristicResult_t* cand, int n) {
+    const int from = std::min(n, kSplitKFrom);
+    for (int i = 0; i < from; i++) {
+        int32_t can = 0, splits = 1;
+        uint32_t schemes = 0;
+        size_t got = 0;
+        const cublasLtMatmulAlgo_t& a = cand[i].algo;
+        if (cublasLtMatmulAlgoCapGetAttribute(&a, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &can, sizeof(can), &got) !=
+                CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoCapGetAttribute(&a, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
+                                              sizeof(schemes), &got) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoConfigGetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits),
+                                                 &got) != CUBLAS_STATUS_SUCCESS)
+            continue;
+        if (!can || splits > 1 || !(schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)) continue;
+        for (int32_t k : kSplitKs) {
+            cublasLtMatmulHeuristicResult_t v = cand[i];
+            const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+            if (cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &k, sizeof(k)) !=
+                    CUBLAS_STATUS_SUCCESS ||
+                cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
+                                                     sizeof(scheme)) != CUBLAS_STATUS_SUCCESS ||
+                !gemm_algo_fits(c, p, v.algo))
+                continue;
+            cand[n++] = v;
+        }
+    }
+    return n;
+}
+
 void gemm_run(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& algo, const bf16* W, const bf16* x,
               void* y, float beta) {
     const float alpha = 1.0f;
@@ -91,14 +148,15 @@ void gemm_run(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& al
 // The fastest of the candidates, each run kTuneReps times into the scratch
 // after one untimed run (the plan's output and accumulate flag, so the same
 // kernels run as in use).
+// n_heur: how many of them the heuristic offered (the rest are split-K variants), for the log.
 cublasLtMatmulAlgo_t gemm_time(const Cublas& c, const GemmPlan& p, const cublasLtMatmulHeuristicResult_t* cand,
-                               int n, const bf16* W, const bf16* x, float beta) {
+                               int n, int n_heur, const bf16* W, const bf16* x, float beta, const GemmKey& key) {
     if (!c.plans->scratch) CUDA_CHECK(cudaMalloc(&c.plans->scratch, kScratchBytes));
     cudaEvent_t start, stop;
     CUDA_CHECK(cudaEventCreate(&start));
     CUDA_CHECK(cudaEventCreate(&stop));
     int best = 0;
-    float best_ms = 0;
+    float best_ms = 0, first_ms = 0, heur_ms = 0;
     for (int i = 0; i < n; i++) {
         gemm_run(c, p, cand[i].algo, W, x, c.plans->scratch, beta);
         CUDA_CHECK(cudaEventRecord(start, c.stream));
@@ -107,10 +165,25 @@ cublasLtMatmulAlgo_t gemm_time(const Cublas& c, const GemmPlan& p, const cublasL
         CUDA_CHECK(cudaEventSynchronize(stop));
         float ms = 0;
         CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+        if (i == 0) first_ms = ms;
         if (i == 0 || ms < best_ms) best = i, best_ms = ms;
+        if (i < n_heur) heur_ms = best_ms;
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
+    if (c.plans->log) {
+        int32_t id = 0, tile = 0, splits = 1;
+        cublasLtMatmulAlgoConfigGetAttribute(&cand[best].algo, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof(id), nullptr);
+        cublasLtMatmulAlgoConfigGetAttribute(&cand[best].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile),
+                                             nullptr);
+        cublasLtMatmulAlgoConfigGetAttribute(&cand[best].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
+                                             sizeof(splits), nullptr);
+        std::fprintf(stderr,
+                     "gemm T %d n_in %d n_out %d: %d candidates (%d split-K), best #%d (algo %d tile %d split-K %d) "
+                     "%.1f us; the heuristic's first %.1f us, its best %.1f us\n",
+                     std::get<0>(key), std::get<1>(key), std::get<2>(key), n, n - n_heur, best, id, tile, splits,
+                     1e3 * best_ms / kTuneReps, 1e3 * first_ms / kTuneReps, 1e3 * heur_ms / kTuneReps);
+    }
     return cand[best].algo;
 }
 
@@ -119,19 +192,43 @@ const GemmPlan& gemm_plan(const Cublas& c, int T, int n_in, int n_out, bool out3
                           const bf16* x) {
     GemmPlan& p = c.plans->plans[GemmKey{T, n_in, n_out, out32, accumulate}];
     if (p.tuned) return p;
+    if (!p.op) p = gemm_plan_create(T, n_in, n_out, out32);
+    const GemmKey bucket{gemm_bucket(T), n_in, n_out, out32, accumulate};
+    const auto chosen = c.plans->chosen.find(bucket);
+    if (chosen != c.plans->chosen.end() && gemm_algo_fits(c, p, chosen->second)) {
+        p.algo = chosen->second;
+        p.has_algo = p.tuned = true;
+        return p;
+    }
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     CUDA_CHECK(cudaStreamIsCapturing(c.stream, &capturing));
     const bool timeable = capturing == cudaStreamCaptureStatusNone && T <= kTuneMaxT &&
                           static_cast<size_t>(T) * n_out * 4 <= kScratchBytes;
-    if (p.op && !timeable) return p;
-    if (!p.op) p = gemm_plan_create(T, n_in, n_out, out32);
-    cublasLtMatmulHeuristicResult_t cand[kTuneCandidates];
-    const int n = gemm_candidates(c, p, cand, timeable ? kTuneCandidates : 1);
-    p.algo = timeable ? gemm_time(c, p, cand, n, W, x, accumulate ? 1.0f : 0.0f) : cand[0].algo;
-    p.tuned = timeable;
+    if (!timeable) {  // the heuristic's first choice until an eager call can time
+        if (!p.has_algo) {
+            cublasLtMatmulHeuristicResult_t first;
+            gemm_candidates(c, p, &first, 1);
+            p.algo = first.algo;
+            p.has_algo = true;
+        }
+        return p;
+    }
+    cublasLtMatmulHeuristicResult_t cand[kTuneMaxAlgos];
+    const int n_heur = gemm_candidates(c, p, cand, kTuneCandidates);
+    const int n = gemm_add_split_k(c, p, cand, n_heur);
+    p.algo = gemm_time(c, p, cand, n, n_heur, W, x, accumulate ? 1.0f : 0.0f, GemmKey{T, n_in, n_out, out32, accumulate});
+    p.has_algo = p.tuned = true;
+    c.plans->chosen[bucket] = p.algo;
     return p;
 }
 }  // namespace
+
+int gemm_bucket(int T) {
+    int p = 1;
+    while (p <= T / 2) p *= 2;
+    const int g = std::max(8, p / 4);
+    return (T + g - 1) / g * g;
+}
 
 Cublas cublas_create(cudaStream_t stream) {
     Cublas c;
@@ -145,6 +242,7 @@ Cublas cublas_create(cudaStream_t stream) {
     // no TF32 or reduced-precision reductions: the bf16 products accumulate in fp32
     CUBLAS_CHECK(cublasSetMathMode(c.handle, CUBLAS_DEFAULT_MATH));
     c.plans = new GemmPlans;
+    c.plans->log = std::getenv("SPECPLAN_GEMM_LOG") != nullptr;
     return c;
 }
 
@@ -187,6 +285,35 @@ void matmul_forward(const Cublas& c, void* y, Epilogue epi, bf16* x, const bf16*
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
     if (epi == Epilogue::SwiGLU) swiglu_forward(static_cast<bf16*>(y), scratch, T, n_out / 2, c.stream);
+}
+
+void matmul_tune(const Cublas& c, Epilogue epi, const bf16* x, const bf16* W, int T, int n_in, int n_out) {
+    if (T == 0 || !c.tune || (c.gemv && gemv_supported(x, W, T, n_in, n_out, epi))) return;
+    const bool out32 = epi == Epilogue::Fp32 || epi == Epilogue::AddFp32;
+    gemm_plan(c, T, n_in, n_out, out32, epi == Epilogue::AddFp32, W, x);
+}
+
+void matmul_warm(const Cublas& c, const std::vector<GemmShape>& shapes) {
+    int top = 0;
+    size_t cols = 0;
+    for (const GemmShape& s : shapes) {
+        top = std::max(top, std::min(gemm_bucket(std::max(1, s.max_T)), kTuneMaxT));
+        cols = std::max(cols, static_cast<size_t>(s.n_in));
+    }
+    if (!c.tune || top == 0) return;
+    // the inputs: zeros (their values only steer the timing), rows for the largest bucket timed
+    bf16* x = nullptr;
+    CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(top) * cols * sizeof(bf16)));
+    try {
+        CUDA_CHECK(cudaMemsetAsync(x, 0, static_cast<size_t>(top) * cols * sizeof(bf16), c.stream));
+        for (int T = 1; T <= top; T = gemm_bucket(T) + 1)
+            for (const GemmShape& s : shapes)
+                if (gemm_bucket(T) <= gemm_bucket(s.max_T)) matmul_tune(c, s.epi, x, s.W, gemm_bucket(T), s.n_in, s.n_out);
+    } catch (...) {
+        cudaFree(x);  // unchecked: the error in flight is the one to report
+        throw;
+    }
+    CUDA_CHECK(cudaFree(x));
 }
 
 }  // namespace sp

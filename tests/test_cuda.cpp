@@ -402,7 +402,8 @@ void check_epilogues(const std::string& label, const std::vector<double>& p, dou
 // matmul_forward: cuBLAS above kGemvMaxT tokens (and for n_in not a
 // multiple of 8), gemv.cu below, every epilogue; cuBLASLt's timed algorithm
 // (whose timing runs must leave y alone, AddFp32 included) and cublasGemmEx's
-// default; a skinny shape where the timing may pick split-K.
+// default; a skinny shape where the timing may pick split-K, and a T of
+// its bucket that reuses that choice.
 TEST(CudaKernels, MatmulMatchesCpu) {
     std::mt19937 rng(5);
     Cublas cb = cublas_create(nullptr);
@@ -411,7 +412,7 @@ TEST(CudaKernels, MatmulMatchesCpu) {
     };
     const std::vector<Shape> shapes = {{1, 96, 80},  {1, 100, 80},  {5, 96, 80},   {5, 100, 80},
                                        {17, 96, 80}, {17, 100, 80}, {64, 96, 80},  {64, 100, 80},
-                                       {256, 2048, 256}};
+                                       {256, 2048, 256}, {250, 2048, 256}};
     for (bool tune : {true, false})
         for (const Shape& sh : shapes) {
             const int T = sh.T, n_in = sh.n_in, n_out = sh.n_out;
@@ -428,6 +429,15 @@ TEST(CudaKernels, MatmulMatchesCpu) {
                             });
         }
     cublas_destroy(cb);
+}
+
+// The T buckets that share a cuBLAS algorithm: T rounded up to a multiple of
+// max(8, a quarter of its power-of-two floor).
+TEST(CudaKernels, GemmBucketsRoundUpByAQuarterOfTheOctave) {
+    const std::vector<std::pair<int, int>> want = {{1, 8},     {8, 8},     {17, 24},   {24, 24},   {25, 32},
+                                                   {33, 40},   {63, 64},   {64, 64},   {65, 80},   {129, 160},
+                                                   {250, 256}, {257, 320}, {4096, 4096}, {4097, 5120}};
+    for (const auto& [T, bucket] : want) EXPECT_EQ(gemm_bucket(T), bucket) << "T " << T;
 }
 
 // The small-T GEMV (decode, verify projections) against a double CPU loop,
@@ -1448,7 +1458,9 @@ TEST_P(CudaForwardProps, CublasOnlyMatchesGemvPathAndCpu) {
 // speculative session (prefills, then verify blocks of 1 + 4 and 1 + 2
 // drafts with a fixed accept pattern, the rejected drafts truncated, now and
 // then a prefill chunk riding along), logits and hidden states compared at
-// every step. Steps of up to 16 tokens run through backend_cuda's graphs.
+// every step. Steps of up to 16 tokens run through backend_cuda's graphs;
+// the larger ones (28 and 25 tokens) take the algorithms warm() timed for
+// their bucket of T at 32 tokens.
 TEST_P(CudaForwardProps, BackendSessionMatchesCpuBackend) {
     const ModelWeights w = tiny_model(GetParam());
     const int V = w.cfg.vocab, L = w.cfg.n_layers;
@@ -1456,6 +1468,7 @@ TEST_P(CudaForwardProps, BackendSessionMatchesCpuBackend) {
     o.kv = small_cache();
     std::unique_ptr<Backend> gpu = backend_cuda(w, 3, o), cpu = backend_cpu(w, 3);
     EXPECT_STREQ(gpu->name(), "cuda");
+    gpu->warm(32);
     double worst = 0;
     auto both = [&](const RaggedBatch& b, const std::string& what) {
         SCOPED_TRACE(what);
