@@ -225,14 +225,22 @@ void cost_add_flags(CLI::App* cmd, CostFlags* f) {
     cmd->add_option("--host-us-per-seq", f->host_us_per_seq,
                     "the host time per iteration that grows with each running request, us (cost.host_us_per_seq)")
         ->check(CLI::Range(0.0, 1e6));
+    cmd->add_option("--token-tile", f->token_tile,
+                    "measured cost: a forward takes what its tokens rounded up take, to the next power of two up "
+                    "to N and a multiple of N above: the engine's token tiles (cost.token_tile; 0 off)")
+        ->check(CLI::Range(0, 4096));
 }
 
 void cost_apply(Scenario& sc, const CostFlags& f) {
     if (f.host_us >= 0) sc.cost.host_s = f.host_us * 1e-6;
     if (f.host_us_per_seq >= 0) sc.cost.host_s_per_seq = f.host_us_per_seq * 1e-6;
+    if (f.token_tile >= 0) sc.cost.token_tile = f.token_tile;
     if (f.profiles.empty()) {
         if (!f.profile_gpu.empty() || !f.profile_model.empty())
             throw Error("--profile-gpu/--profile-model: expected --profiles as well");
+        if (sc.cost.token_tile > 0 && sc.cost.kind != COST_MEASURED)
+            throw Error("--token-tile: expected a measured cost (--profiles, or cost.model = \"measured\"); the "
+                        "roofline is smooth");
         return;
     }
     bool needs_draft = false;

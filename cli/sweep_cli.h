@@ -89,6 +89,7 @@ struct CostFlags {
     std::string profiles, profile_gpu, profile_model;  // profiles empty: the scenario's cost model
     double host_us = -1;                               // >= 0: override cost.host_us
     double host_us_per_seq = -1;                       // >= 0: override cost.host_us_per_seq
+    int token_tile = -1;                               // >= 0: override cost.token_tile (measured only)
 };
 void cost_add_flags(CLI::App* cmd, CostFlags* f);
 void cost_apply(Scenario& sc, const CostFlags& f);

@@ -366,6 +366,18 @@ double cost_forward_s(const CostModel& m, const BatchShape& b) {
     return us * 1e-6;
 }
 
+double cost_forward_run_s(const CostModel& m, const BatchShape& b) {
+    const int tile = m.kind == COST_MEASURED ? m.token_tile : 0;
+    const int T = std::max(b.n_decode_tokens, 0) + std::max(b.n_prefill_tokens, 0);
+    if (tile <= 0 || T == 0) return cost_forward_s(m, b);
+    int run = 1;  // the next power of two up to the tile, then the next multiple of it
+    while (run < T && run < tile) run *= 2;
+    if (T > run) run = (T + tile - 1) / tile * tile;
+    BatchShape padded = b;
+    (b.n_decode_tokens > 0 ? padded.n_decode_tokens : padded.n_prefill_tokens) += run - T;
+    return cost_forward_s(m, padded);
+}
+
 double cost_draft_s(const CostModel& m, int n_seqs, int gamma, double context) {
     if (gamma <= 0 || n_seqs <= 0 || m.drafter.kind == DRAFTER_NONE) return 0;
     if (m.kind == COST_MEASURED)

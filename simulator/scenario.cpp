@@ -679,7 +679,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     check_keys(c, t, p,
                {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us", "calibrated",
                 "profiles", "profile_gpu", "profile_model", "target", "target_config", "moe", "gpu_spec", "drafter",
-                "host_us", "host_us_per_seq", "overlap"});
+                "host_us", "host_us_per_seq", "overlap", "token_tile"});
     CostModel m;
     m.kind = CostKind(get_choice(c, t, p, "model", COST_ROOFLINE, {"roofline", "measured"}));
     Roofline& r = m.roofline;
@@ -730,6 +730,10 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, OVERHEAD_US) * 1e-6;
     m.host_s = get_num(c, t, p, "host_us", 0, OVERHEAD_US) * 1e-6;
     m.host_s_per_seq = get_num(c, t, p, "host_us_per_seq", 0, OVERHEAD_US) * 1e-6;
+    if (find(t, "token_tile")) {
+        if (m.kind != COST_MEASURED) fail(c, "cost.token_tile", "model = \"measured\" (the roofline is smooth)", "a roofline");
+        m.token_tile = int(get_int(c, t, p, "token_tile", 0, 0, 4096));
+    }
     if (find(t, "overlap")) r.overlap_n = get_num(c, t, p, "overlap", 0, OVERLAP_N);
     if (const toml::node* n = find(t, "calibrated")) {
         m.calibration = as_str(c, *n, "cost.calibrated");

@@ -187,7 +187,7 @@ static double remote_prefill_s(const Sim& s, int prompt_len) {
         b.n_prefill_seqs = 1;
         b.n_prefill_tokens = chunk;
         b.prefill_context = done;
-        t += cost_forward_s(s.sc.cost, b);
+        t += cost_forward_run_s(s.sc.cost, b);
         done += chunk;
     }
     return t;
@@ -447,7 +447,7 @@ static void start_step(Sim& s, Replica& rp) {
     if (prefill_seqs) prefill_context /= prefill_seqs;
 
     rp.step_forward_s =
-        cost_forward_s(s.sc.cost, batch_shape(rp, decode_tokens, prefill_tokens, prefill_seqs, prefill_context));
+        cost_forward_run_s(s.sc.cost, batch_shape(rp, decode_tokens, prefill_tokens, prefill_seqs, prefill_context));
     rp.step_tokens = decode_tokens + prefill_tokens;
     rp.step_prefill_tokens = prefill_tokens;
     rp.step_start = s.now;

@@ -422,6 +422,35 @@ TEST(CostMeasured, APrefillAloneCostsItsWholeCell) {
     EXPECT_REL(cost_forward_s(c, b), (linear_us(2, 300, 2048) + 1000) * 1e-6, 1e-9);
 }
 
+// The engine's token tiles: the running forward is priced at its tokens
+// rounded up to the next power of two up to the tile and to a multiple of
+// the tile above it, the extra tokens as decode tokens (prompt tokens when
+// none decode); the policies' price, cost_forward_s, is not rounded.
+TEST(CostMeasured, ATokenTileRoundsTheRunningForwardUpButNotThePrice) {
+    CostModel c = measured_model();
+    c.token_tile = 128;
+    const BatchShape over = decode_batch(4, 129, 1000);
+    EXPECT_REL(cost_forward_run_s(c, over), linear_us(4, 256, 1000) * 1e-6, 1e-9);
+    EXPECT_REL(cost_forward_s(c, over), linear_us(4, 129, 1000) * 1e-6, 1e-9);
+    for (auto [b, run] : std::vector<std::pair<int, int>>{{4, 4}, {5, 8}, {9, 16}, {100, 128}, {128, 128}, {256, 256},
+                                                         {300, 384}})
+        EXPECT_REL(cost_forward_run_s(c, decode_batch(4, b, 1000)), linear_us(4, run, 1000) * 1e-6, 1e-9) << b;
+    BatchShape mixed = decode_batch(4, 20, 1000);  // 20 + 300 = 320 tokens: 64 more decode tokens
+    mixed.n_prefill_seqs = 4;
+    mixed.n_prefill_tokens = 300;
+    mixed.prefill_context = 2048;
+    EXPECT_REL(cost_forward_run_s(c, mixed),
+               (linear_us(4, 84, 1000) + linear_us(4, 300, 2048) - linear_us(4, 4, 2048)) * 1e-6, 1e-9);
+    BatchShape prompt;  // 300 prompt tokens alone: priced as 384
+    prompt.n_prefill_seqs = 2;
+    prompt.n_prefill_tokens = 300;
+    prompt.prefill_context = 2048;
+    EXPECT_REL(cost_forward_run_s(c, prompt), (linear_us(2, 384, 2048) + 1000) * 1e-6, 1e-9);
+    CostModel roof;  // the roofline is smooth: no tile
+    roof.token_tile = 128;
+    EXPECT_EQ(cost_forward_run_s(roof, over), cost_forward_s(roof, over));
+}
+
 TEST(CostMeasured, TheDraftIsLookedUpAtRSequencesAndRTimesGammaTokens) {
     CostModel c = measured_model();
     EXPECT_REL(cost_draft_s(c, 4, 3, 1000), (linear_us(4, 12, 1000) + 50) * 1e-6, 1e-9);

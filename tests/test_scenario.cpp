@@ -448,6 +448,9 @@ TEST(Scenario, MeasuredModelLoadsItsProfileCells) {
     EXPECT_EQ(s.cost.measured.draft.size(), 4u);
     EXPECT_EQ(s.cost.measured.verify.size(), 4u);
     EXPECT_EQ(s.cost.measured.prefill.size(), 4u);
+    EXPECT_EQ(s.cost.token_tile, 0);
+    t.cost += "token_tile = 128\n";
+    EXPECT_EQ(parse(t).cost.token_tile, 128);
 }
 
 TEST(Scenario, ParametricAlphaVectorsAreKept) {
@@ -548,6 +551,15 @@ TEST(ScenarioErrors, AlphaAboveOneIsRefused) {
     t.acceptance = "[acceptance]\nsource = \"iid\"\nalpha = 1.5\n";
     t.workload = "[workload]\nconcurrency = [1]\noutput_len = { dist = \"fixed\", value = 10 }\n";
     EXPECT_TRUE(refused(t, "acceptance.alpha", "[0, 1], got 1.5"));
+}
+
+TEST(ScenarioErrors, ATokenTileNeedsAMeasuredModelAndAtMost4096Tokens) {
+    Text t;
+    t.cost = "[cost]\ntoken_tile = 128\n";
+    EXPECT_TRUE(refused(t, "cost.token_tile", "measured"));
+    t.engine = "[engine]\ngamma = 4\nkv_capacity_tokens = 100000\n";
+    t.cost = "[cost]\nmodel = \"measured\"\nprofiles = \"profiles-full.specdb\"\ntoken_tile = 5000\n";
+    EXPECT_TRUE(refused(t, "cost.token_tile", "4096"));
 }
 
 TEST(ScenarioErrors, ZeroEfficiencyIsRefused) {
