@@ -14,11 +14,10 @@
 // 2026-12-07). So the first eager call of each shape bucket (gemm_bucket: 4
 // buckets per doubling of T, up to kTuneMaxT tokens) times cuBLASLt's
 // candidates into a scratch output and keeps the fastest for every T of the
-// bucket. The candidates are kTuneCandidates of its heuristic plus, for each
-// of the first kSplitKFrom that can split K, the same kernel split in
-// kSplitKs pieces reduced in fp32 (deterministic: no atomics), which the
-// heuristic rarely offers for T of a few hundred, where a 128 x 256 tile
-// grid is a fraction of a wave (wo at T = 256: 2 x 32 tiles on 132 SMs).
+// bucket. (Split-K variants of the heuristic's first 8 candidates, 2 and 4
+// pieces reduced in fp32, were timed too and never won in 18 shapes of T =
+// 32 .. 512: cuBLASLt's Hopper kernels are best unsplit; H100, 2026-12-07,
+// bench/results/engine-batched-h100-2026-12-07-splitk-gemm-log.txt.)
 // A shape first met inside a graph capture, or too big for the scratch,
 // takes its bucket's choice or else the heuristic's first; matmul_tune
 // fills the buckets ahead (CudaModel::gemm_warm), so that a serving loop
@@ -39,9 +38,6 @@ namespace {
 constexpr size_t kWorkspaceBytes = 32ull << 20;  // cuBLAS's advice for Hopper is 32 MiB
 constexpr int kTuneMaxT = 4096;
 constexpr int kTuneCandidates = 16;
-constexpr int kSplitKFrom = 8;         // split-K variants of the heuristic's first 8 candidates
-constexpr int kSplitKs[] = {2, 4};
-constexpr int kTuneMaxAlgos = kTuneCandidates + kSplitKFrom * 2;
 constexpr int kTuneReps = 5;
 constexpr size_t kScratchBytes = 64ull << 20;  // timing output: T * n_out * 4 bytes must fit
 }  // namespace
@@ -106,38 +102,6 @@ bool gemm_algo_fits(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo
            r.workspaceSize <= c.workspace_bytes;
 }
 
-// Appends to cand[n..] the kSplitKs variants of the first kSplitKFrom
-// candidates that can split K and do not already; returns the new count.
-int gemm_add_split_k(const Cublas& c, const GemmPlan& p, cublasLtMatmulHeuristicResult_t* cand, int n) {
-    const int from = std::min(n, kSplitKFrom);
-    for (int i = 0; i < from; i++) {
-        int32_t can = 0, splits = 1;
-        uint32_t schemes = 0;
-        size_t got = 0;
-        const cublasLtMatmulAlgo_t& a = cand[i].algo;
-        if (cublasLtMatmulAlgoCapGetAttribute(&a, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &can, sizeof(can), &got) !=
-                CUBLAS_STATUS_SUCCESS ||
-            cublasLtMatmulAlgoCapGetAttribute(&a, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
-                                              sizeof(schemes), &got) != CUBLAS_STATUS_SUCCESS ||
-            cublasLtMatmulAlgoConfigGetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits),
-                                                 &got) != CUBLAS_STATUS_SUCCESS)
-            continue;
-        if (!can || splits > 1 || !(schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)) continue;
-        for (int32_t k : kSplitKs) {
-            cublasLtMatmulHeuristicResult_t v = cand[i];
-            const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
-            if (cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &k, sizeof(k)) !=
-                    CUBLAS_STATUS_SUCCESS ||
-                cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
-                                                     sizeof(scheme)) != CUBLAS_STATUS_SUCCESS ||
-                !gemm_algo_fits(c, p, v.algo))
-                continue;
-            cand[n++] = v;
-        }
-    }
-    return n;
-}
-
 void gemm_run(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& algo, const bf16* W, const bf16* x,
               void* y, float beta) {
     const float alpha = 1.0f;
@@ -148,15 +112,14 @@ void gemm_run(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& al
 // The fastest of the candidates, each run kTuneReps times into the scratch
 // after one untimed run (the plan's output and accumulate flag, so the same
 // kernels run as in use).
-// n_heur: how many of them the heuristic offered (the rest are split-K variants), for the log.
 cublasLtMatmulAlgo_t gemm_time(const Cublas& c, const GemmPlan& p, const cublasLtMatmulHeuristicResult_t* cand,
-                               int n, int n_heur, const bf16* W, const bf16* x, float beta, const GemmKey& key) {
+                               int n, const bf16* W, const bf16* x, float beta, const GemmKey& key) {
     if (!c.plans->scratch) CUDA_CHECK(cudaMalloc(&c.plans->scratch, kScratchBytes));
     cudaEvent_t start, stop;
     CUDA_CHECK(cudaEventCreate(&start));
     CUDA_CHECK(cudaEventCreate(&stop));
     int best = 0;
-    float best_ms = 0, first_ms = 0, heur_ms = 0;
+    float best_ms = 0, first_ms = 0;
     for (int i = 0; i < n; i++) {
         gemm_run(c, p, cand[i].algo, W, x, c.plans->scratch, beta);
         CUDA_CHECK(cudaEventRecord(start, c.stream));
@@ -167,7 +130,6 @@ cublasLtMatmulAlgo_t gemm_time(const Cublas& c, const GemmPlan& p, const cublasL
         CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
         if (i == 0) first_ms = ms;
         if (i == 0 || ms < best_ms) best = i, best_ms = ms;
-        if (i < n_heur) heur_ms = best_ms;
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
@@ -179,10 +141,10 @@ cublasLtMatmulAlgo_t gemm_time(const Cublas& c, const GemmPlan& p, const cublasL
         cublasLtMatmulAlgoConfigGetAttribute(&cand[best].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
                                              sizeof(splits), nullptr);
         std::fprintf(stderr,
-                     "gemm T %d n_in %d n_out %d: %d candidates (%d split-K), best #%d (algo %d tile %d split-K %d) "
-                     "%.1f us; the heuristic's first %.1f us, its best %.1f us\n",
-                     std::get<0>(key), std::get<1>(key), std::get<2>(key), n, n - n_heur, best, id, tile, splits,
-                     1e3 * best_ms / kTuneReps, 1e3 * first_ms / kTuneReps, 1e3 * heur_ms / kTuneReps);
+                     "gemm T %d n_in %d n_out %d: %d candidates, best #%d (algo %d tile %d split-K %d) %.1f us; "
+                     "the heuristic's first %.1f us\n",
+                     std::get<0>(key), std::get<1>(key), std::get<2>(key), n, best, id, tile, splits,
+                     1e3 * best_ms / kTuneReps, 1e3 * first_ms / kTuneReps);
     }
     return cand[best].algo;
 }
@@ -213,10 +175,9 @@ const GemmPlan& gemm_plan(const Cublas& c, int T, int n_in, int n_out, bool out3
         }
         return p;
     }
-    cublasLtMatmulHeuristicResult_t cand[kTuneMaxAlgos];
-    const int n_heur = gemm_candidates(c, p, cand, kTuneCandidates);
-    const int n = gemm_add_split_k(c, p, cand, n_heur);
-    p.algo = gemm_time(c, p, cand, n, n_heur, W, x, accumulate ? 1.0f : 0.0f, GemmKey{T, n_in, n_out, out32, accumulate});
+    cublasLtMatmulHeuristicResult_t cand[kTuneCandidates];
+    const int n = gemm_candidates(c, p, cand, kTuneCandidates);
+    p.algo = gemm_time(c, p, cand, n, W, x, accumulate ? 1.0f : 0.0f, GemmKey{T, n_in, n_out, out32, accumulate});
     p.has_algo = p.tuned = true;
     c.plans->chosen[bucket] = p.algo;
     return p;
