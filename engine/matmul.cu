@@ -262,9 +262,15 @@ void matmul_warm(const Cublas& c, const std::vector<GemmShape>& shapes) {
         cols = std::max(cols, static_cast<size_t>(s.n_in));
     }
     if (!c.tune || top == 0) return;
-    // the inputs: zeros (their values only steer the timing), rows for the largest bucket timed
+    // the inputs: zeros (their values only steer the timing), rows for the largest bucket timed;
+    // no room for them on a full GPU: no warming, the shapes are timed at their first eager call
     bf16* x = nullptr;
-    CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(top) * cols * sizeof(bf16)));
+    const cudaError_t got = cudaMalloc(&x, static_cast<size_t>(top) * cols * sizeof(bf16));
+    if (got == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError();  // clear it
+        return;
+    }
+    CUDA_CHECK(got);
     try {
         CUDA_CHECK(cudaMemsetAsync(x, 0, static_cast<size_t>(top) * cols * sizeof(bf16), c.stream));
         for (int T = 1; T <= top; T = gemm_bucket(T) + 1)
