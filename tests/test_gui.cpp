@@ -87,32 +87,11 @@ static Image load_png(const fs::path& p) {
 
 static const std::string SRC = SPECPLAN_SOURCE_DIR;
 
-class GuiPanel : public ::testing::TestWithParam<const char*> {};
-
-TEST_P(GuiPanel, RendersTheDefaultScenario) {
-    if (!have_xvfb()) GTEST_SKIP() << "xvfb-run is not installed (scripts/test installs it)";
-    const fs::path png = scratch() / "shot.png";
-    Result r = run_gui(SRC + "/scenarios/default.toml --screenshot " + png.string() + " --panel " + GetParam() +
-                       " --size 1100x700");
-    ASSERT_EQ(r.code, 0) << r.err;
-    Image im = load_png(png);
-    EXPECT_EQ(im.w, 1100);
-    EXPECT_EQ(im.h, 700);
-    // Not blank: a drawn dashboard has text, plots and widgets in many shades
-    // (anti-aliased text alone gives dozens); an empty clear gives one.
-    EXPECT_GT(im.colours.size(), 50u) << GetParam();
-    EXPECT_GT(im.mean_luma, 5.0);
-    EXPECT_LT(im.mean_luma, 250.0);
-}
-
-INSTANTIATE_TEST_SUITE_P(AllPanels, GuiPanel,
-                         ::testing::Values("frontier", "latency", "plan", "acceptance", "timeline", "traces", "explain"));
-
-// The other sources and an open loop go through the panels' other branches.
 // A bundled scenario with a short set window (200 measured after 50), its
 // trace path made absolute, in the scratch folder: the panels render the
-// same, and the load-sized windows made this test's six sweeps take 191 s on
-// the loaded 2-core VM (2026-12-07), near ctest's 300 s and past it under ASan.
+// same, and the load-sized windows made the six sweeps of the open-loop test
+// below take 191 s on the loaded 2-core VM (2026-12-07), near ctest's 300 s
+// and past it under ASan, and each panel's default sweep 24-47 s under ASan.
 static std::string short_window_copy(const std::string& name) {
     std::ifstream in(SRC + "/scenarios/" + name);
     std::stringstream ss;
@@ -129,6 +108,29 @@ static std::string short_window_copy(const std::string& name) {
     std::ofstream(out) << t;
     return out.string();
 }
+
+class GuiPanel : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GuiPanel, RendersTheDefaultScenario) {
+    if (!have_xvfb()) GTEST_SKIP() << "xvfb-run is not installed (scripts/test installs it)";
+    const fs::path png = scratch() / "shot.png";
+    Result r = run_gui(short_window_copy("default.toml") + " --screenshot " + png.string() + " --panel " +
+                       GetParam() + " --size 1100x700");
+    ASSERT_EQ(r.code, 0) << r.err;
+    Image im = load_png(png);
+    EXPECT_EQ(im.w, 1100);
+    EXPECT_EQ(im.h, 700);
+    // Not blank: a drawn dashboard has text, plots and widgets in many shades
+    // (anti-aliased text alone gives dozens); an empty clear gives one.
+    EXPECT_GT(im.colours.size(), 50u) << GetParam();
+    EXPECT_GT(im.mean_luma, 5.0);
+    EXPECT_LT(im.mean_luma, 250.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPanels, GuiPanel,
+                         ::testing::Values("frontier", "latency", "plan", "acceptance", "timeline", "traces", "explain"));
+
+// The other sources and an open loop go through the panels' other branches.
 
 TEST(Gui, RendersIidAndOpenLoopScenarios) {
     if (!have_xvfb()) GTEST_SKIP() << "xvfb-run is not installed";
