@@ -127,9 +127,12 @@ Args parse(int argc, char** argv) {
             usage("bad value for " + k + ": " + v);
         }
     }
-    // warmup >= 1: the first run of a graph mode captures its graph
-    if (a.contexts.empty() || a.steps < 1 || a.warmup < 1 || a.verify_steps < 1 || a.max_k < 0 || a.copy_gib <= 0)
-        usage("bad arguments");
+    if (a.contexts.empty()) usage("--contexts: expected at least one context");
+    if (a.steps < 1) usage("--steps: expected >= 1");
+    if (a.warmup < 1) usage("--warmup: expected >= 1 (the first run of a graph mode captures its graph)");
+    if (a.verify_steps < 1) usage("--verify-steps: expected >= 1");
+    if (a.max_k < 0) usage("--max-k: expected >= 0");
+    if (a.copy_gib <= 0) usage("--copy-gib: expected > 0");
     for (int c : a.contexts)
         if (c < 1) usage("contexts must be >= 1");
     for (int r : a.batches)
