@@ -731,7 +731,8 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     m.host_s = get_num(c, t, p, "host_us", 0, OVERHEAD_US) * 1e-6;
     m.host_s_per_seq = get_num(c, t, p, "host_us_per_seq", 0, OVERHEAD_US) * 1e-6;
     if (find(t, "token_tile")) {
-        if (m.kind != COST_MEASURED) fail(c, "cost.token_tile", "model = \"measured\" (the roofline is smooth)", "a roofline");
+        if (m.kind != COST_MEASURED)
+            fail(c, "cost.token_tile", "model = \"measured\" (the roofline is smooth)", "a roofline");
         m.token_tile = int(get_int(c, t, p, "token_tile", 0, 0, 4096));
     }
     if (find(t, "overlap")) r.overlap_n = get_num(c, t, p, "overlap", 0, OVERLAP_N);
