@@ -373,23 +373,21 @@ void CudaModel::enqueue(const KvCache& kv) {
     matmul_forward(cublas_, logits_, Epilogue::Fp32, xn_, lm_head_, T, d, V, nullptr, &final_in);
 }
 
-void CudaModel::gemm_warm(int max_T) {
-    const Config& c = cfg_;
+std::vector<GemmShape> layer_gemm_shapes(const CudaLayer& L, const Config& c, int max_T) {
     const int d = c.hidden, q = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim, o = c.n_heads * c.head_dim, F = c.ffn;
-    const CudaLayer& L = layers_.front();  // every layer has the same shapes
-    matmul_warm(cublas_, {{Epilogue::Bf16, L.wqkv, d, q, max_T},
-                          {Epilogue::AddFp32, L.wo, o, d, max_T},
-                          {Epilogue::SwiGLU, L.wgu, d, 2 * F, max_T},
-                          {Epilogue::AddFp32, L.w_down, F, d, max_T},
-                          {Epilogue::Fp32, lm_head_, d, c.vocab, max_T}});
+    return {{Epilogue::Bf16, L.wqkv, d, q, max_T},
+            {Epilogue::AddFp32, L.wo, o, d, max_T},
+            {Epilogue::SwiGLU, L.wgu, d, 2 * F, max_T},
+            {Epilogue::AddFp32, L.w_down, F, d, max_T}};
 }
 
-int blocks_bucket(int n) {
-    int p = 1;
-    while (p <= n / 2) p *= 2;
-    const int g = std::max(1, p / 8);
-    return ceil_div(n, g) * g;
+void CudaModel::gemm_warm(int max_T) {
+    std::vector<GemmShape> shapes = layer_gemm_shapes(layers_.front(), cfg_, max_T);  // every layer's are alike
+    shapes.push_back({Epilogue::Fp32, lm_head_, cfg_.hidden, cfg_.vocab, max_T});
+    matmul_warm(cublas_, shapes);
 }
+
+int blocks_bucket(int n) { return octave_round_up(n, 8, 1); }
 
 void CudaModel::graphs_clear() {
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // no launch of them in flight

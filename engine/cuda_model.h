@@ -34,6 +34,12 @@ struct CudaLayer {
     const bf16* w_down;     // (d, F)
 };
 
+// The four projections of a decoder layer of shape c as matmul_forward runs
+// them (qkv with the norm fused, wo and w_down onto the residual, gate|up
+// through SwiGLU), for matmul_warm: CudaModel's layers and the CUDA DSpark
+// drafter's block.
+std::vector<GemmShape> layer_gemm_shapes(const CudaLayer& L, const Config& c, int max_T);
+
 // Stages one decoder layer's fp32 weights as bf16 into `host`, the host copy
 // of a device allocation that starts at `device`: tensor L.x goes to host +
 // (L.x - device), gate and up interleaved as CudaLayer::wgu wants them. The

@@ -541,16 +541,13 @@ void DSparkCuda::enqueue(const DraftBatch& b, const Plan& p) {
 // block's (R G tokens) and the Markov bias (R rows).
 void DSparkCuda::warm(int max_ctx) {
     const Config& c = cfg_.layers;
-    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, F = c.ffn, V = c.vocab;
+    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, V = c.vocab;
     const int m = static_cast<int>(cfg_.target_layers.size()), R = n_slots(), TB = R * cfg_.block_size;
     const CudaLayer& L = layers_.front();  // every layer has the same shapes
-    std::vector<GemmShape> shapes = {{Epilogue::Fp32, fc_, m * d, d, max_ctx},
-                                     {Epilogue::Bf16, L.wqkv + size_t(H) * D * d, d, 2 * KVH * D, max_ctx},
-                                     {Epilogue::Bf16, L.wqkv, d, (H + 2 * KVH) * D, TB},
-                                     {Epilogue::AddFp32, L.wo, H * D, d, TB},
-                                     {Epilogue::SwiGLU, L.wgu, d, 2 * F, TB},
-                                     {Epilogue::AddFp32, L.w_down, F, d, TB},
-                                     {Epilogue::Fp32, lm_head_, d, V, TB}};
+    std::vector<GemmShape> shapes = layer_gemm_shapes(L, c, TB);
+    shapes.push_back({Epilogue::Fp32, lm_head_, d, V, TB});
+    shapes.push_back({Epilogue::Fp32, fc_, m * d, d, max_ctx});
+    shapes.push_back({Epilogue::Bf16, L.wqkv + size_t(H) * D * d, d, 2 * KVH * D, max_ctx});  // the context's k|v
     if (cfg_.markov_rank > 0) shapes.push_back({Epilogue::Fp32, w2_, cfg_.markov_rank, V, R});
     matmul_warm(cublas_, shapes);
 }

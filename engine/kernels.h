@@ -244,10 +244,19 @@ struct RmsnormInput {
 constexpr int kGemvNormMaxT = 8;
 void matmul_forward(const Cublas& c, void* y, Epilogue epi, bf16* x, const bf16* W, int T, int n_in, int n_out,
                     bf16* scratch = nullptr, const RmsnormInput* norm = nullptr);
+// n rounded up to a multiple of max(min_step, its power-of-two floor /
+// parts): `parts` buckets per doubling. The shape buckets of graphs
+// (blocks_bucket) and of cuBLAS's algorithm choice (gemm_bucket).
+inline int octave_round_up(int n, int parts, int min_step) {
+    int p = 1;
+    while (p <= n / 2) p *= 2;
+    const int g = p / parts > min_step ? p / parts : min_step;
+    return (n + g - 1) / g * g;
+}
 // cuBLAS's algorithm is timed once per shape and bucket of T (matmul.cu): T
 // rounded up to a multiple of a quarter of its power-of-two floor, at least
 // 8 (24, 32, 40, .., 64, 80, .., 128, 160, ..).
-int gemm_bucket(int T);
+inline int gemm_bucket(int T) { return octave_round_up(T, 4, 8); }
 // Times and keeps the algorithm matmul_forward would take for this shape's
 // bucket, without the product's output (nothing when the shape goes to
 // gemv.cu or tuning is off): a serving loop tunes its shapes before it runs.

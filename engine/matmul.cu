@@ -184,13 +184,6 @@ const GemmPlan& gemm_plan(const Cublas& c, int T, int n_in, int n_out, bool out3
 }
 }  // namespace
 
-int gemm_bucket(int T) {
-    int p = 1;
-    while (p <= T / 2) p *= 2;
-    const int g = std::max(8, p / 4);
-    return (T + g - 1) / g * g;
-}
-
 Cublas cublas_create(cudaStream_t stream) {
     Cublas c;
     c.stream = stream;
@@ -273,9 +266,9 @@ void matmul_warm(const Cublas& c, const std::vector<GemmShape>& shapes) {
     CUDA_CHECK(got);
     try {
         CUDA_CHECK(cudaMemsetAsync(x, 0, static_cast<size_t>(top) * cols * sizeof(bf16), c.stream));
-        for (int T = 1; T <= top; T = gemm_bucket(T) + 1)
+        for (int t = gemm_bucket(1); t <= top; t = gemm_bucket(t + 1))
             for (const GemmShape& s : shapes)
-                if (gemm_bucket(T) <= gemm_bucket(s.max_T)) matmul_tune(c, s.epi, x, s.W, gemm_bucket(T), s.n_in, s.n_out);
+                if (t <= gemm_bucket(s.max_T)) matmul_tune(c, s.epi, x, s.W, t, s.n_in, s.n_out);
     } catch (...) {
         cudaFree(x);  // unchecked: the error in flight is the one to report
         throw;
