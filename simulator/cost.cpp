@@ -329,11 +329,29 @@ static double table_us(const std::vector<Profile>& cells, double n_seqs, double 
 
 // Measured forward: the verify table at (R = n_decode_seqs, B = n_decode_tokens,
 // context = decode_context). A prefill chunk riding along adds its marginal
-// cost, the prefill table at (n_prefill_seqs, n_prefill_tokens,
-// prefill_context) less the same sequences at one token each: both cells
-// are whole forwards, so adding the chunk's own cell would read the weights
-// twice (about 5 ms of a 15 ms qwen3-8b step on an H100, where the roofline
-// reads them once). A prefill alone pays its whole cell. Each table lookup
+// cost, the larger of two:
+//  - the prefill table at (n_prefill_seqs, n_prefill_tokens,
+//    prefill_context) less the same sequences at one token each: both cells
+//    are whole forwards, so adding the chunk's own cell would read the
+//    weights twice (about 5 ms of a 15 ms qwen3-8b step on an H100, where
+//    the roofline reads them once). It holds the chunk's attention;
+//  - the verify table's rise from B to B + n_prefill_tokens at the batch's
+//    R and context: what the chunk's tokens cost the projections where the
+//    batch already runs. The prefill cells' few sequences sit where the
+//    projections are weight-bound and a token is nearly free; a verify
+//    batch of 1,000 tokens is compute-bound, where it is not. Only up to
+//    one doubling past what the table measured: B + n_prefill_tokens at
+//    most twice R times its cells' largest tokens per sequence. Without
+//    that bound, a few users' blocks plus a whole prompt extended the last
+//    segment of small batches (across the engine's GEMV/GEMM switch) far
+//    past its end, and the simulated TTFT p90 at 4 users rose from +55 to
+//    +138 % of the live one; with it, a full-block batch plus a prompt
+//    (fixed:7 at 256 users) is still priced from the table.
+// With the first alone, the H100 live runs' iterations that carried a
+// 64-token prompt beside 112 to 256 verifying requests took 1.06 to 1.15x
+// their price; with the larger of the two, 0.95 to 1.04x (qwen3-8b shape,
+// 2026-12-07, bench/README "Fidelity, third run"). A prefill alone pays its
+// whole cell. Each table lookup
 // (draft likewise):
 //   R        linear between the two measured R levels that bracket it,
 //            clamped outside. Verify latency depends mostly on B and on the
@@ -360,7 +378,16 @@ double cost_forward_s(const CostModel& m, const BatchShape& b) {
         const int seqs = std::max(b.n_prefill_seqs, 1);
         const double ctx = nonneg(b.prefill_context);
         double chunk = table_us(cells, seqs, b.n_prefill_tokens, ctx);
-        if (b.n_decode_tokens > 0) chunk = std::max(0.0, chunk - table_us(cells, seqs, seqs, ctx));
+        if (b.n_decode_tokens > 0) {
+            const int R = std::max(b.n_decode_seqs, 1);
+            const double B = b.n_decode_tokens, c = nonneg(b.decode_context);
+            double per_seq = 0;  // the verify cells' largest q = B / R
+            for (const Profile& p : mc.verify) per_seq = std::max(per_seq, double(p.n_tokens) / p.n_seqs);
+            const double in_batch = B + b.n_prefill_tokens <= 2 * per_seq * R
+                                        ? table_us(mc.verify, R, B + b.n_prefill_tokens, c) - table_us(mc.verify, R, B, c)
+                                        : 0;
+            chunk = std::max({0.0, chunk - table_us(cells, seqs, seqs, ctx), in_batch});
+        }
         us += chunk;
     }
     return us * 1e-6;

@@ -401,16 +401,26 @@ TEST(CostMeasured, AnIrregularGridStillGivesFiniteLatenciesAboveTheFloor) {
 }
 
 // Riding along with verify blocks, a chunk adds what it costs beyond the
-// same sequences at one token each: the weights are read once per forward.
-TEST(CostMeasured, APrefillChunkRidingAlongAddsOnlyItsMarginalLatency) {
+// same sequences at one token each (the weights are read once per forward),
+// or, when more, what its tokens add to the verify batch where it runs.
+TEST(CostMeasured, APrefillChunkRidingAlongAddsTheLargerOfItsMarginalAndTheBatchsRise) {
     CostModel c = measured_model();
     BatchShape b = decode_batch(4, 20, 1000);
     b.n_prefill_seqs = 4;  // a measured R level, whose smallest B is 4: one token each
     b.n_prefill_tokens = 300;
     b.prefill_context = 2048;
-    // linear_us(4, 300, .) - linear_us(4, 4, .): the per-token term times 296; the +1000 offset cancels
-    double expected = linear_us(4, 20, 1000) + linear_us(4, 300, 2048) - linear_us(4, 4, 2048);
-    EXPECT_REL(cost_forward_s(c, b), expected * 1e-6, 1e-9);
+    // A flat verify table (weight-bound): the chunk's own marginal,
+    // linear_us(4, 300, .) - linear_us(4, 4, .) = 2.5 us x 296; the +1000 offset cancels.
+    for (Profile& p : c.measured.verify) p.latency_us_p50 = 500;
+    EXPECT_REL(cost_forward_s(c, b), (500 + 2.5 * 296) * 1e-6, 1e-9);
+    // A verify table of 10 us a token (compute-bound): 300 tokens more there cost 3,000 us.
+    for (Profile& p : c.measured.verify) p.latency_us_p50 = 4 * linear_us(p.n_seqs, p.n_tokens, p.context);
+    EXPECT_REL(cost_forward_s(c, b), (4 * linear_us(4, 20, 1000) + 10.0 * 300) * 1e-6, 1e-9);
+    // Past one doubling of the table's reach (R 4 x 512 tokens a sequence, twice): the chunk's own marginal.
+    b.n_prefill_tokens = 4100 - 20;
+    EXPECT_REL(cost_forward_s(c, b), (4 * linear_us(4, 20, 1000) + 2.5 * (4080 - 4)) * 1e-6, 1e-9);
+    b.n_prefill_tokens = 4096 - 20;
+    EXPECT_REL(cost_forward_s(c, b), (4 * linear_us(4, 20, 1000) + 10.0 * 4076) * 1e-6, 1e-9);
 }
 
 TEST(CostMeasured, APrefillAloneCostsItsWholeCell) {
@@ -439,8 +449,8 @@ TEST(CostMeasured, ATokenTileRoundsTheRunningForwardUpButNotThePrice) {
     mixed.n_prefill_seqs = 4;
     mixed.n_prefill_tokens = 300;
     mixed.prefill_context = 2048;
-    EXPECT_REL(cost_forward_run_s(c, mixed),
-               (linear_us(4, 84, 1000) + linear_us(4, 300, 2048) - linear_us(4, 4, 2048)) * 1e-6, 1e-9);
+    // the chunk's rise in the verify table (2.5 us x 300) beats its own marginal (2.5 us x 296)
+    EXPECT_REL(cost_forward_run_s(c, mixed), linear_us(4, 384, 1000) * 1e-6, 1e-9);
     BatchShape prompt;  // 300 prompt tokens alone: priced as 384
     prompt.n_prefill_seqs = 2;
     prompt.n_prefill_tokens = 300;
