@@ -80,8 +80,8 @@ void lines_base(std::vector<CellLine>* lines, const Roofline& r, const DrafterSp
     for (size_t i = 0; i < cells.size(); i++) (*lines)[i].base = cell_model_s(zero, d, cells[i]);
 }
 
-// Whether some two cells run different mixes of steps and layers, so that
-// the two overheads are told apart (otherwise only one sum of them is seen).
+// Whether some cell's mix of steps and layers differs from the first's, so
+// that the two overheads are told apart (otherwise only one sum is seen).
 bool lines_split_overheads(const std::vector<CellLine>& lines) {
     for (const CellLine& a : lines)
         if (std::fabs(a.steps * lines.front().layers - a.layers * lines.front().steps) > 0.5) return true;
@@ -183,6 +183,8 @@ CostFit cost_fit_roofline(const Roofline& r, const MeasuredCost& m, const Drafte
         if (lines[i].layers > 0) hi_layer = std::min(hi_layer, fit.cells[i].measured_s / lines[i].layers);
     }
 
+    // For each overlap exponent of the grid (0: the max), the efficiencies on a
+    // grid of 0.04 then 0.01 around the best, the overheads at each point.
     Roofline best = r;
     double best_loss = INFINITY;
     for (double n : kCostFitOverlaps) {
