@@ -3,7 +3,9 @@
 // Roofline, one GPU step (a target forward, a draft forward, a Markov step):
 //   part  = max(bytes / (bw * bw_efficiency * tp), flops / (rate * flops_efficiency * tp))
 //           (or, with overlap_n = n > 0, the n-norm of the two times: 1 adds them)
-//   time  = part(weights) + part(attention) + overhead_s
+//   time  = part(weights) + part(attention) + overhead_s + n * overhead_s_per_layer
+// where n is the decoder layers the step runs: the target's L, the
+// drafter's layers, 0 for a Markov step (one GEMM and its sampling kernels).
 // The projections and the attention are separate kernels that run one after
 // the other, so each is bound by its own resource: a batch whose GEMMs are
 // compute-bound still reads its KV cache at memory speed. (Taking one max
@@ -44,7 +46,8 @@ namespace sp {
 // scheduling plus the launch of one CUDA graph and its per-kernel bubbles
 // (engines.md s7: ~1.3 us per kernel even inside CUDA graphs, after the
 // Hazy Research megakernel post). It is what makes each sequential step cost
-// something however small its weights are.
+// something however small its weights are. overhead_s_per_layer is 0 in every
+// preset (all of it per step); calibrate-cost fits the split for an engine.
 static const GpuSpec GPU_PRESETS[] = {
     {"h100-sxm", "NVIDIA H100 SXM5 80GB (datasheet)", 3.35e12, 989e12, 80e9, 30e-6},
     {"h200", "NVIDIA H200 SXM 141GB (datasheet)", 4.8e12, 989e12, 141e9, 30e-6},
@@ -179,13 +182,15 @@ static double part_s(const Roofline& r, const Work& w) {
     const double hi = std::max(t_mem, t_math);  // scaled, so that no power overflows
     return hi * std::pow(std::pow(t_mem / hi, r.overlap_n) + std::pow(t_math / hi, r.overlap_n), 1 / r.overlap_n);
 }
+// A step that runs no decoder layer (a Markov step): the fixed overhead only.
 static double step_s(const Roofline& r, const Work& w) {
     double t = part_s(r, w) + r.gpu.overhead_s;
     return std::isfinite(t) && t > 0 ? t : 0;
 }
-// A forward: the projections (weights) and the attention (KV cache) in turn.
-static double forward_s(const Roofline& r, const Work& weights, const Work& attention) {
-    double t = part_s(r, weights) + part_s(r, attention) + r.gpu.overhead_s;
+// A forward over n_layers decoder layers: the projections (weights) and the
+// attention (KV cache) in turn, and the launch cost of its layers' kernels.
+static double forward_s(const Roofline& r, double n_layers, const Work& weights, const Work& attention) {
+    double t = part_s(r, weights) + part_s(r, attention) + r.gpu.overhead_s + n_layers * r.gpu.overhead_s_per_layer;
     return std::isfinite(t) && t > 0 ? t : 0;
 }
 
@@ -220,10 +225,11 @@ static double roofline_forward_s(const Roofline& r, const BatchShape& b) {
     w += head_work(r, n_dec + r_pre);
     Work a = attention_work(r, n_layers, r_dec, c_dec, n_dec, causal_keys(n_dec, r_dec, c_dec));
     a += attention_work(r, n_layers, r_pre, c_pre, n_pre, causal_keys(n_pre, r_pre, c_pre));
-    return forward_s(r, w, a);
+    return forward_s(r, n_layers, w, a);
 }
 
-// Drafters, every dependent step paying overhead_s:
+// Drafters, every dependent step paying overhead_s, every forward its layers'
+// overhead_s_per_layer too:
 //   MTP     gamma forwards, step j over R tokens at context c + j: draft
 //           layers + LM head + attention. The steps differ only in context, so
 //           they are costed as gamma steps at the mean context c + (gamma-1)/2
@@ -231,7 +237,7 @@ static double roofline_forward_s(const Roofline& r, const BatchShape& b) {
 //   DSpark  one forward over R*gamma block tokens (draft layers, LM head for
 //           every slot, block queries seeing the context and the whole block),
 //           then gamma Markov steps, each reading W2 (r x V) and doing
-//           2*R*r*V FLOPs.
+//           2*R*r*V FLOPs and paying no layer term.
 static double roofline_draft_s(const Roofline& r, const DrafterSpec& d, double n_seqs, double gamma,
                                double context) {
     double n_layers = std::max(d.n_layers, 0);
@@ -239,7 +245,7 @@ static double roofline_draft_s(const Roofline& r, const DrafterSpec& d, double n
         double c = context + (gamma - 1) / 2;
         Work w = layers_work(r, n_layers, n_seqs);
         w += head_work(r, n_seqs);
-        return gamma * forward_s(r, w, attention_work(r, n_layers, n_seqs, c, n_seqs, n_seqs * (c + 1)));
+        return gamma * forward_s(r, n_layers, w, attention_work(r, n_layers, n_seqs, c, n_seqs, n_seqs * (c + 1)));
     }
     if (d.kind == DRAFTER_DSPARK) {
         double n_block = n_seqs * gamma;
@@ -248,7 +254,7 @@ static double roofline_draft_s(const Roofline& r, const DrafterSpec& d, double n
         Work a = attention_work(r, n_layers, n_seqs, context, n_block, n_block * (context + gamma));
         double rv = std::max(d.markov_rank, 0) * double(r.model.vocab);
         Work markov{rv * r.model.bytes_per_weight, 2 * n_seqs * rv};
-        return forward_s(r, w, a) + gamma * step_s(r, markov);
+        return forward_s(r, n_layers, w, a) + gamma * step_s(r, markov);
     }
     return 0;
 }
@@ -460,6 +466,8 @@ void cost_validate(const CostModel& m, bool needs_draft, const std::string& wher
     for (const auto& [v, key] : positives) require(std::isfinite(v) && v > 0, where, key, "> 0", v);
     require(std::isfinite(r.gpu.overhead_s) && r.gpu.overhead_s >= 0, where, "gpu.overhead_s", ">= 0",
             r.gpu.overhead_s);
+    require(std::isfinite(r.gpu.overhead_s_per_layer) && r.gpu.overhead_s_per_layer >= 0, where,
+            "gpu.overhead_s_per_layer", ">= 0", r.gpu.overhead_s_per_layer);
     require(r.tp >= 1, where, "tp", ">= 1", r.tp);
     require(r.bw_efficiency > 0 && r.bw_efficiency <= 1, where, "bw_efficiency", "in (0, 1]", r.bw_efficiency);
     require(r.flops_efficiency > 0 && r.flops_efficiency <= 1, where, "flops_efficiency", "in (0, 1]",

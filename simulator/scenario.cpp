@@ -612,7 +612,7 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
 
 static GpuSpec parse_gpu_spec(const Ctx& c, const toml::table* t) {
     const std::string p = "cost.gpu_spec";
-    check_keys(c, t, p, {"name", "hbm_tb_s", "bf16_tflops", "hbm_gb", "overhead_us"});
+    check_keys(c, t, p, {"name", "hbm_tb_s", "bf16_tflops", "hbm_gb", "overhead_us", "overhead_us_per_layer"});
     GpuSpec g;
     g.name = need_str(c, t, p, "name");
     g.label = g.name + " (from the scenario's [cost.gpu_spec])";
@@ -620,6 +620,7 @@ static GpuSpec parse_gpu_spec(const Ctx& c, const toml::table* t) {
     g.bf16_flops = need_num(c, t, p, "bf16_tflops", BF16_TFLOPS) * 1e12;
     g.hbm_bytes = need_num(c, t, p, "hbm_gb", POSITIVE) * 1e9;
     g.overhead_s = need_num(c, t, p, "overhead_us", OVERHEAD_US) * 1e-6;
+    g.overhead_s_per_layer = get_num(c, t, p, "overhead_us_per_layer", 0, OVERHEAD_US) * 1e-6;
     return g;
 }
 
@@ -677,7 +678,8 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
                             std::string* profile_gpu, std::string* profile_model) {
     const std::string p = "cost";
     check_keys(c, t, p,
-               {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us", "calibrated",
+               {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us",
+                "overhead_us_per_layer", "calibrated",
                 "profiles", "profile_gpu", "profile_model", "target", "target_config", "moe", "gpu_spec", "drafter",
                 "host_us", "host_us_per_seq", "overlap", "token_tile"});
     CostModel m;
@@ -728,6 +730,8 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     r.bw_efficiency = get_num(c, t, p, "bw_efficiency", r.bw_efficiency, FRACTION);
     r.flops_efficiency = get_num(c, t, p, "flops_efficiency", r.flops_efficiency, FRACTION);
     if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, OVERHEAD_US) * 1e-6;
+    if (find(t, "overhead_us_per_layer"))
+        r.gpu.overhead_s_per_layer = get_num(c, t, p, "overhead_us_per_layer", 0, OVERHEAD_US) * 1e-6;
     m.host_s = get_num(c, t, p, "host_us", 0, OVERHEAD_US) * 1e-6;
     m.host_s_per_seq = get_num(c, t, p, "host_us_per_seq", 0, OVERHEAD_US) * 1e-6;
     if (find(t, "token_tile")) {

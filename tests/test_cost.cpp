@@ -261,6 +261,33 @@ TEST(CostDraft, DSparkGrowsByOneMarkovStepPerDraftWhileMtpGrowsByAWholeForward) 
     EXPECT_REL(cost_draft_s(dspark, 1, 4, 0), forward + 4 * markov_slope, 1e-4);
 }
 
+// A forward over n decoder layers pays overhead_s + n * overhead_s_per_layer:
+// the target its 36, the DSpark forward its 5, each MTP forward its 1; a
+// Markov step runs no layer and pays overhead_s alone. Every case here is
+// memory-bound (max roofline), so each time is bytes / BW plus overheads.
+TEST(CostDraft, EachForwardPaysThePerLayerOverheadOfItsOwnLayersAndAMarkovStepNone) {
+    const double PER_LAYER = 20e-6, KV_LAYER = 2.0 * 8 * 128 * 2;  // K and V of one token in one layer, bf16
+    CostModel c = roofline_model("qwen3-8b");
+    c.roofline.gpu.overhead_s_per_layer = PER_LAYER;
+    // The target: one sequence of 1 token over 1000 cached, the untied input table only gathered.
+    const double target_weights = (double(c.roofline.model.n_params) - QWEN_VD) * 2;
+    EXPECT_REL(cost_forward_s(c, decode_batch(1, 1, 1000)),
+               (target_weights + 36 * KV_LAYER * 1001) / BW + OVERHEAD + 36 * PER_LAYER, 1e-9);
+    // DSpark, R = 2, gamma = 4, context 1000: one forward over the 8 block
+    // tokens (5 layers and the LM head; 2 x 1000 cached K/V read and 8 written
+    // in each layer), then 4 Markov steps, each reading W2 (256 x V).
+    const double forward =
+        ((5 * qwen8b_layer_params() + QWEN_VD) * 2 + 5 * KV_LAYER * (2 * 1000 + 8)) / BW + OVERHEAD + 5 * PER_LAYER;
+    const double markov = 256.0 * 151936 * 2 / BW + OVERHEAD;
+    EXPECT_REL(cost_draft_s(with_drafter(c, DRAFTER_DSPARK, 5), 2, 4, 1000), forward + 4 * markov, 1e-9);
+    // MTP, R = 1, gamma = 3: step j reads the layer and the LM head and
+    // 1000 + j cached K/V, writes one, and pays one layer's overhead.
+    double mtp = 0;
+    for (int j = 0; j < 3; j++)
+        mtp += ((qwen8b_layer_params() + QWEN_VD) * 2 + KV_LAYER * (1000 + j + 1)) / BW + OVERHEAD + PER_LAYER;
+    EXPECT_REL(cost_draft_s(with_drafter(c, DRAFTER_MTP, 1), 1, 3, 1000), mtp, 1e-9);
+}
+
 // [SECTION] presets and names --------------------------------------------------------
 
 TEST(CostGpuPresets, TheFourPresetsCarryTheirDatasheetNumbers) {
@@ -280,6 +307,7 @@ TEST(CostGpuPresets, TheFourPresetsCarryTheirDatasheetNumbers) {
         EXPECT_DOUBLE_EQ(g.bf16_flops, row.flops) << row.name;
         EXPECT_DOUBLE_EQ(g.hbm_bytes, row.bytes) << row.name;
         EXPECT_GT(g.overhead_s, 0) << row.name;
+        EXPECT_EQ(g.overhead_s_per_layer, 0) << row.name;  // all of the presets' overhead is per step
         EXPECT_NE(g.label.find("(datasheet)"), std::string::npos) << g.label;
     }
     EXPECT_EQ(gpu_preset_names(), (std::vector<std::string>{"h100-sxm", "h200", "a100-80gb", "b200"}));
@@ -568,6 +596,7 @@ TEST(CostValidate, RooflineNumbersMustBePositiveWithTpAtLeastOneAndEfficienciesI
     const Case cases[] = {
         {"gpu.hbm_bytes_per_s", [](CostModel& c) { c.roofline.gpu.hbm_bytes_per_s = 0; }},
         {"gpu.bf16_flops", [](CostModel& c) { c.roofline.gpu.bf16_flops = -1; }},
+        {"gpu.overhead_s_per_layer", [](CostModel& c) { c.roofline.gpu.overhead_s_per_layer = -1e-6; }},
         {"tp", [](CostModel& c) { c.roofline.tp = 0; }},
         {"bw_efficiency", [](CostModel& c) { c.roofline.bw_efficiency = 1.5; }},
         {"flops_efficiency", [](CostModel& c) { c.roofline.flops_efficiency = 0; }},

@@ -426,6 +426,23 @@ TEST(Scenario, ExplicitTargetGpuAndMoeTablesReplaceThePresets) {
     EXPECT_DOUBLE_EQ(r.moe.expert_param_fraction, 0.8);
 }
 
+// The per-layer overhead: 0 unless set, from a [cost.gpu_spec] or [cost],
+// the latter winning as overhead_us does.
+TEST(Scenario, TheOverheadPerLayerDefaultsToZeroAndIsReadFromCostOrAGpuSpec) {
+    Text t;
+    EXPECT_EQ(parse(t).cost.roofline.gpu.overhead_s_per_layer, 0);
+    t.cost = "[cost]\noverhead_us = 76\noverhead_us_per_layer = 17.13\n";
+    Scenario s = parse(t);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.overhead_s, 76e-6);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.overhead_s_per_layer, 17.13e-6);
+    const std::string spec = "[cost.gpu_spec]\nname = \"x\"\nhbm_tb_s = 2\nbf16_tflops = 500\nhbm_gb = 96\n"
+                             "overhead_us = 40\noverhead_us_per_layer = 3\n";
+    t.cost = spec;
+    EXPECT_DOUBLE_EQ(parse(t).cost.roofline.gpu.overhead_s_per_layer, 3e-6);
+    t.cost = "[cost]\noverhead_us_per_layer = 0\n" + spec;
+    EXPECT_EQ(parse(t).cost.roofline.gpu.overhead_s_per_layer, 0);  // cost's overrides the spec's
+}
+
 TEST(Scenario, RelativeTracePathsResolveAgainstTheScenarioFolder) {
     fs::path sub = stores().dir / "nested";
     fs::create_directories(sub);
@@ -784,6 +801,14 @@ TEST(ScenarioErrors, KeysThatSetADurationAreBoundedSoARunFitsTheClock) {
     const std::string spec = "[cost.gpu_spec]\nname = \"x\"\nhbm_gb = 96\n";
     t.cost = spec + "hbm_tb_s = 2\nbf16_tflops = 500\noverhead_us = 1e16\n";
     EXPECT_TRUE(refused(t, "cost.gpu_spec.overhead_us", "[0, 1e+06]"));
+    t.cost = spec + "hbm_tb_s = 2\nbf16_tflops = 500\noverhead_us = 40\noverhead_us_per_layer = 1e16\n";
+    EXPECT_TRUE(refused(t, "cost.gpu_spec.overhead_us_per_layer", "[0, 1e+06], got 1e+16"));
+    t.cost = "[cost]\noverhead_us_per_layer = -1\n";
+    EXPECT_TRUE(refused(t, "cost.overhead_us_per_layer", "expected a number in [0, 1e+06], got -1.0"));
+    t.cost = "[cost]\noverhead_us_per_layer = nan\n";
+    EXPECT_TRUE(refused(t, "cost.overhead_us_per_layer", "[0, 1e+06], got nan"));
+    t.cost = "[cost]\noverhead_us_per_layer = \"27\"\n";
+    EXPECT_TRUE(refused(t, "cost.overhead_us_per_layer", "[0, 1e+06], got a string"));
     t.cost = spec + "hbm_tb_s = 1e-300\nbf16_tflops = 500\noverhead_us = 40\n";
     EXPECT_TRUE(refused(t, "cost.gpu_spec.hbm_tb_s", "[0.001, 1000]"));
     t.cost = spec + "hbm_tb_s = 2\nbf16_tflops = 1e-300\noverhead_us = 40\n";
