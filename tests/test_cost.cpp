@@ -120,6 +120,12 @@ TEST(CostRoofline, TheOverlapExponentTakesTheNNormOfMemoryAndMathTimePerKernelFa
     c.roofline.overlap_n = 2;
     EXPECT_REL(cost_forward_s(c, decode_batch(b, b, 0)), norm(w_mem, w_math, 2) + norm(a_mem, a_math, 2) + OVERHEAD,
                1e-9);
+    for (double n : {1.25, 1.5, 3.0}) {  // 1.5 has a path of its own, the others std::pow
+        c.roofline.overlap_n = n;
+        EXPECT_REL(cost_forward_s(c, decode_batch(b, b, 0)), norm(w_mem, w_math, n) + norm(a_mem, a_math, n) + OVERHEAD,
+                   1e-12)
+            << n;
+    }
     c.roofline.overlap_n = 0;
     EXPECT_REL(cost_forward_s(c, decode_batch(b, b, 0)),
                std::max(w_mem, w_math) + std::max(a_mem, a_math) + OVERHEAD, 1e-9);

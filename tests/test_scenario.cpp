@@ -196,8 +196,18 @@ TEST(Scenario, DefaultLoadsWithTheValuesItsFileStates) {
     EXPECT_EQ(s.cost.kind, COST_ROOFLINE);
     EXPECT_EQ(s.cost.roofline.gpu.name, "h100-sxm");
     EXPECT_EQ(s.cost.roofline.model.name, "qwen3-8b");
+    // calibrated to the engine's live H100 cells (bench/results/calibrate-cost-h100-qwen3-8b-live-2026-12-07.txt)
+    EXPECT_NE(s.cost.calibration.find("H100"), std::string::npos) << s.cost.calibration;
+    EXPECT_DOUBLE_EQ(s.cost.roofline.bw_efficiency, 0.83);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.flops_efficiency, 0.57);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.overhead_s, 76e-6);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.overhead_s_per_layer, 17.13e-6);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.overlap_n, 1.5);
+    EXPECT_DOUBLE_EQ(s.cost.host_s, 5e-6);
+    EXPECT_DOUBLE_EQ(s.cost.host_s_per_seq, 0.9e-6);
     EXPECT_EQ(s.cost.drafter.kind, DRAFTER_DSPARK);
     EXPECT_EQ(s.cost.drafter.n_layers, 5);
+    EXPECT_EQ(s.cost.drafter.markov_rank, 256);
     EXPECT_EQ(policy_names(s), (std::vector<std::string>{"ar", "mtp1", "fixed:3", "fixed:7", "threshold:0.5",
                                                          "dspark", "dspark-async", "goodput"}));
     EXPECT_EQ(s.compare_a, "dspark");
