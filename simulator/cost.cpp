@@ -373,7 +373,7 @@ static double table_us(const std::vector<Profile>& cells, double n_seqs, double 
 // With the first alone, the H100 live runs' iterations that carried a
 // 64-token prompt beside 112 to 256 verifying requests took 1.06 to 1.15x
 // their price; with the larger of the two, 0.95 to 1.04x (qwen3-8b shape,
-// 2026-12-07, bench/README "Fidelity, third run"). A prefill alone pays its
+// 2026-12-07, bench/README "Fidelity, third pass"). A prefill alone pays its
 // whole cell. Each table lookup
 // (draft likewise):
 //   R        linear between the two measured R levels that bracket it,
