@@ -34,9 +34,11 @@ ConstMat as_matrix(const std::vector<float>& w, int rows, int cols, const char* 
     return ConstMat(w.data(), rows, cols);
 }
 
+}  // namespace
+
 // Every tensor's size against the config, so that a forward fails before it
 // appends anything to the cache.
-void check_weights(const ModelWeights& w) {
+void cpu::check_weights(const ModelWeights& w) {
     const Config& c = w.cfg;
     const int d = c.hidden, D = c.head_dim, kv_dim = c.n_kv_heads * c.head_dim, F = c.ffn;
     auto check = [](const std::vector<float>& t, int rows, int cols, const std::string& what) {
@@ -63,8 +65,6 @@ void check_weights(const ModelWeights& w) {
         }
     }
 }
-
-}  // namespace
 
 void rmsnorm_row(float* out, const float* x, const float* w, int n, double eps) {
     float ss = 0.0f;
@@ -138,21 +138,17 @@ void kv_truncate(CpuKvCache& kv, int seq, int new_len) {
     kv.len[seq] = new_len;
 }
 
-void reference_forward(const ModelWeights& w, CpuKvCache& kv, const RaggedBatch& b, std::vector<float>* logits,
-                       const std::vector<int>& hidden_layers, std::vector<float>* hidden) {
-    const Config& c = w.cfg;
-    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim, F = c.ffn, V = c.vocab;
+TokenSlots cpu::batch_slots(const Config& c, const CpuKvCache& kv, const RaggedBatch& b) {
+    const int H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim;
     const int kv_dim = KVH * D;
     const int S = static_cast<int>(b.seq.size());
-
-    // --- check the batch against the cache and the config
-    if (KVH <= 0 || H % KVH != 0 || D % 2 != 0 || static_cast<int>(w.layers.size()) != c.n_layers)
+    if (KVH <= 0 || H % KVH != 0 || D % 2 != 0)
         throw Error("reference_forward: inconsistent config (" + c.name + ")");
     if (kv.n_layers != c.n_layers || kv.kv_dim != kv_dim || kv.k.size() != kv.len.size() ||
         kv.v.size() != kv.len.size())
         throw Error("reference_forward: KV cache was made for another config");
     if (static_cast<int>(b.q_len.size()) != S) throw Error("reference_forward: seq and q_len differ in length");
-    std::vector<int> seq_of, pos_of;  // (T) each token's sequence slot and absolute position
+    TokenSlots at;
     std::vector<bool> seen(kv.len.size(), false);
     for (int s = 0; s < S; s++) {
         const int slot = b.seq[s];
@@ -161,8 +157,8 @@ void reference_forward(const ModelWeights& w, CpuKvCache& kv, const RaggedBatch&
         if (b.q_len[s] < 1) throw Error("reference_forward: q_len must be >= 1");
         seen[slot] = true;
         for (int i = 0; i < b.q_len[s]; i++) {
-            seq_of.push_back(slot);
-            pos_of.push_back(kv.len[slot] + i);
+            at.seq.push_back(slot);
+            at.pos.push_back(kv.len[slot] + i);
         }
     }
     for (int s = 0; s < S; s++)
@@ -170,109 +166,117 @@ void reference_forward(const ModelWeights& w, CpuKvCache& kv, const RaggedBatch&
             if (kv.k[b.seq[s]][l].size() != static_cast<size_t>(kv.len[b.seq[s]]) * kv_dim ||
                 kv.v[b.seq[s]][l].size() != kv.k[b.seq[s]][l].size())
                 throw Error("reference_forward: KV cache rows out of step with kv.len");
-    check_weights(w);  // before the cache is touched: a bad weight leaves it as it was
-    const int T = static_cast<int>(seq_of.size());
-    if (static_cast<int>(b.tokens.size()) != T)
+    if (b.tokens.size() != at.seq.size())
         throw Error("reference_forward: " + std::to_string(b.tokens.size()) + " tokens for a total q_len of " +
-                    std::to_string(T));
-    for (int l : hidden_layers)
-        if (l < 0 || l >= c.n_layers)
-            throw Error("reference_forward: hidden layer " + std::to_string(l) + " out of range");
+                    std::to_string(at.seq.size()));
+    for (int tok : b.tokens)
+        if (tok < 0 || tok >= c.vocab) throw Error("reference_forward: token " + std::to_string(tok) + " out of range");
+    return at;
+}
 
+std::vector<Vec> cpu::attention_out(const Config& c, const LayerWeights& lw, int layer, CpuKvCache& kv,
+                                    const TokenSlots& at, const std::vector<Vec>& xn) {
+    const int d = c.hidden, H = c.n_heads, KVH = c.n_kv_heads, D = c.head_dim;
+    const int kv_dim = KVH * D, T = static_cast<int>(xn.size());
+    const ConstMat wq = as_matrix(lw.wq, H * D, d, "wq"), wk = as_matrix(lw.wk, kv_dim, d, "wk"),
+                   wv = as_matrix(lw.wv, kv_dim, d, "wv"), wo = as_matrix(lw.wo, d, H * D, "wo");
     const std::vector<double> inv_freq = rope_inv_freq(c);
     const float att_scale = 1.0f / std::sqrt(static_cast<float>(D));
     const int n_rep = H / KVH;  // query heads per KV head (GQA)
 
+    // 1. q, k, v projections of the normed rows
+    std::vector<Vec> q(T);
+    for (int t = 0; t < T; t++) {
+        q[t] = wq * xn[t];
+        Vec k = wk * xn[t];
+        const Vec v = wv * xn[t];
+
+        // 2. Qwen3 QK-norm: RMSNorm over each head's D values, before RoPE
+        if (c.qk_norm) {
+            for (int h = 0; h < H; h++) rmsnorm_row(&q[t][h * D], &q[t][h * D], lw.q_norm.data(), D, c.rms_eps);
+            for (int g = 0; g < KVH; g++) rmsnorm_row(&k[g * D], &k[g * D], lw.k_norm.data(), D, c.rms_eps);
+        }
+
+        // 3. RoPE at the token's absolute position, every head of q and k
+        for (int h = 0; h < H; h++) rope_rotate(&q[t][h * D], D, at.pos[t], inv_freq);
+        for (int g = 0; g < KVH; g++) rope_rotate(&k[g * D], D, at.pos[t], inv_freq);
+
+        // 4. append k and v to the sequence's cache (as row at.pos[t])
+        std::vector<float>& kc = kv.k[at.seq[t]][layer];
+        std::vector<float>& vc = kv.v[at.seq[t]][layer];
+        kc.insert(kc.end(), k.data(), k.data() + kv_dim);
+        vc.insert(vc.end(), v.data(), v.data() + kv_dim);
+    }
+
+    // 5. attention: token t sees its sequence's positions 0..pos (the
+    //    cached prefix and the new tokens up to itself: causal)
+    std::vector<Vec> out(T);
+    for (int t = 0; t < T; t++) {
+        const int n_ctx = at.pos[t] + 1;
+        const std::vector<float>& kc = kv.k[at.seq[t]][layer];
+        const std::vector<float>& vc = kv.v[at.seq[t]][layer];
+        Vec att = Vec::Zero(H * D);  // the heads' outputs, concatenated
+        std::vector<float> score(n_ctx);
+        for (int h = 0; h < H; h++) {
+            const int g = h / n_rep;  // the KV head this query head reads
+            const float* qh = &q[t][h * D];
+            // scores q.k / sqrt(D)
+            for (int j = 0; j < n_ctx; j++) {
+                const float* kj = &kc[static_cast<size_t>(j) * kv_dim + g * D];
+                float dot = 0.0f;
+                for (int i = 0; i < D; i++) dot += qh[i] * kj[i];
+                score[j] = dot * att_scale;
+            }
+            // softmax, max subtracted
+            float mx = score[0];
+            for (int j = 1; j < n_ctx; j++) mx = std::max(mx, score[j]);
+            float sum = 0.0f;
+            for (int j = 0; j < n_ctx; j++) {
+                score[j] = std::exp(score[j] - mx);
+                sum += score[j];
+            }
+            // weighted sum of the values
+            float* o = &att[h * D];
+            for (int j = 0; j < n_ctx; j++) {
+                const float p = score[j] / sum;
+                const float* vj = &vc[static_cast<size_t>(j) * kv_dim + g * D];
+                for (int i = 0; i < D; i++) o[i] += p * vj[i];
+            }
+        }
+        // 6. output projection
+        out[t] = wo * att;
+    }
+    return out;
+}
+
+void reference_forward(const ModelWeights& w, CpuKvCache& kv, const RaggedBatch& b, std::vector<float>* logits,
+                       const std::vector<int>& hidden_layers, std::vector<float>* hidden) {
+    const Config& c = w.cfg;
+    const int d = c.hidden, V = c.vocab;
+    if (static_cast<int>(w.layers.size()) != c.n_layers)
+        throw Error("reference_forward: inconsistent config (" + c.name + ")");
+    const TokenSlots at = batch_slots(c, kv, b);
+    check_weights(w);  // before the cache is touched: a bad weight leaves it as it was
+    for (int l : hidden_layers)
+        if (l < 0 || l >= c.n_layers)
+            throw Error("reference_forward: hidden layer " + std::to_string(l) + " out of range");
+    const int T = static_cast<int>(at.seq.size());
+
     // --- token embeddings: the residual stream x, one d-vector per token
     std::vector<Vec> x(T);
-    for (int t = 0; t < T; t++) {
-        const int tok = b.tokens[t];
-        if (tok < 0 || tok >= V) throw Error("reference_forward: token " + std::to_string(tok) + " out of range");
-        x[t] = Eigen::Map<const Vec>(w.embed.data() + static_cast<size_t>(tok) * d, d);
-    }
+    for (int t = 0; t < T; t++) x[t] = Eigen::Map<const Vec>(w.embed.data() + static_cast<size_t>(b.tokens[t]) * d, d);
     if (hidden) hidden->assign(hidden_layers.size() * static_cast<size_t>(T) * d, 0.0f);
 
     for (int l = 0; l < c.n_layers; l++) {
         const LayerWeights& lw = w.layers[l];
-        const ConstMat wq = as_matrix(lw.wq, H * D, d, "wq"), wk = as_matrix(lw.wk, kv_dim, d, "wk"),
-                       wv = as_matrix(lw.wv, kv_dim, d, "wv"), wo = as_matrix(lw.wo, d, H * D, "wo");
-        const ConstMat w_gate = as_matrix(lw.w_gate, F, d, "w_gate"), w_up = as_matrix(lw.w_up, F, d, "w_up"),
-                       w_down = as_matrix(lw.w_down, d, F, "w_down");
-
-        // 1. attention input: xn = RMSNorm(x); q, k, v projections
-        std::vector<Vec> q(T);
-        for (int t = 0; t < T; t++) {
-            const Vec xn = rmsnorm(x[t], lw.attn_norm, c.rms_eps);
-            q[t] = wq * xn;
-            Vec k = wk * xn;
-            const Vec v = wv * xn;
-
-            // 2. Qwen3 QK-norm: RMSNorm over each head's D values, before RoPE
-            if (c.qk_norm) {
-                for (int h = 0; h < H; h++) rmsnorm_row(&q[t][h * D], &q[t][h * D], lw.q_norm.data(), D, c.rms_eps);
-                for (int g = 0; g < KVH; g++) rmsnorm_row(&k[g * D], &k[g * D], lw.k_norm.data(), D, c.rms_eps);
-            }
-
-            // 3. RoPE at the token's absolute position, every head of q and k
-            for (int h = 0; h < H; h++) rope_rotate(&q[t][h * D], D, pos_of[t], inv_freq);
-            for (int g = 0; g < KVH; g++) rope_rotate(&k[g * D], D, pos_of[t], inv_freq);
-
-            // 4. append k and v to the sequence's cache (as row pos_of[t])
-            std::vector<float>& kc = kv.k[seq_of[t]][l];
-            std::vector<float>& vc = kv.v[seq_of[t]][l];
-            kc.insert(kc.end(), k.data(), k.data() + kv_dim);
-            vc.insert(vc.end(), v.data(), v.data() + kv_dim);
-        }
-
-        // 5. attention: token t sees its sequence's positions 0..pos (the
-        //    cached prefix and the new tokens up to itself: causal)
-        std::vector<Vec> att(T);  // (T, H*D) the heads' outputs, concatenated
-        for (int t = 0; t < T; t++) {
-            const int n_ctx = pos_of[t] + 1;
-            const std::vector<float>& kc = kv.k[seq_of[t]][l];
-            const std::vector<float>& vc = kv.v[seq_of[t]][l];
-            att[t] = Vec::Zero(H * D);
-            std::vector<float> score(n_ctx);
-            for (int h = 0; h < H; h++) {
-                const int g = h / n_rep;  // the KV head this query head reads
-                const float* qh = &q[t][h * D];
-                // scores q.k / sqrt(D)
-                for (int j = 0; j < n_ctx; j++) {
-                    const float* kj = &kc[static_cast<size_t>(j) * kv_dim + g * D];
-                    float dot = 0.0f;
-                    for (int i = 0; i < D; i++) dot += qh[i] * kj[i];
-                    score[j] = dot * att_scale;
-                }
-                // softmax, max subtracted
-                float mx = score[0];
-                for (int j = 1; j < n_ctx; j++) mx = std::max(mx, score[j]);
-                float sum = 0.0f;
-                for (int j = 0; j < n_ctx; j++) {
-                    score[j] = std::exp(score[j] - mx);
-                    sum += score[j];
-                }
-                // weighted sum of the values
-                float* out = &att[t][h * D];
-                for (int j = 0; j < n_ctx; j++) {
-                    const float p = score[j] / sum;
-                    const float* vj = &vc[static_cast<size_t>(j) * kv_dim + g * D];
-                    for (int i = 0; i < D; i++) out[i] += p * vj[i];
-                }
-            }
-        }
-
-        // 6. output projection and residual
-        for (int t = 0; t < T; t++) x[t] += wo * att[t];
+        // attention on xn = RMSNorm(x), steps 1-6 above, and the residual
+        std::vector<Vec> xn(T);
+        for (int t = 0; t < T; t++) xn[t] = rmsnorm(x[t], lw.attn_norm, c.rms_eps);
+        const std::vector<Vec> att = attention_out(c, lw, l, kv, at, xn);
+        for (int t = 0; t < T; t++) x[t] += att[t];
 
         // 7. MLP: x += down(silu(gate(xn)) * up(xn)), xn = RMSNorm(x)
-        for (int t = 0; t < T; t++) {
-            const Vec xn = rmsnorm(x[t], lw.mlp_norm, c.rms_eps);
-            const Vec gate = w_gate * xn;
-            const Vec up = w_up * xn;
-            Vec act(F);
-            for (int i = 0; i < F; i++) act[i] = silu(gate[i]) * up[i];
-            x[t] += w_down * act;
-        }
+        for (int t = 0; t < T; t++) mlp_add(x[t], lw, c);
 
         // 8. hidden states: the raw residual stream after this layer
         for (size_t k = 0; k < hidden_layers.size(); k++) {
@@ -283,7 +287,7 @@ void reference_forward(const ModelWeights& w, CpuKvCache& kv, const RaggedBatch&
     }
 
     // the new tokens are in the cache of every layer now
-    for (int s = 0; s < S; s++) kv.len[b.seq[s]] += b.q_len[s];
+    for (size_t s = 0; s < b.seq.size(); s++) kv.len[b.seq[s]] += b.q_len[s];
 
     // 9. final RMSNorm and the LM head (the embedding matrix when tied)
     if (!logits) return;
