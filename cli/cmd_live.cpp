@@ -282,8 +282,17 @@ void run_live(const LiveArgs& a) {
             std::printf("%s %s@%g %.0f / %.0f", i ? "," : "", res.points[i].policy.c_str(), loads[i % loads.size()],
                         stats[i].host_ns.p50 * 1e-3, stats[i].host_ns.p90 * 1e-3);
         std::printf("\n");
+        int64_t captures = 0;
+        for (const LiveStats& st : stats) captures += st.graph_captures;
+        if (captures > 0) {
+            std::printf("CUDA graphs captured while serving:");
+            for (size_t i = 0; i < stats.size(); i++)
+                std::printf("%s %s@%g %lld", i ? "," : "", res.points[i].policy.c_str(), loads[i % loads.size()],
+                            static_cast<long long>(stats[i].graph_captures));
+            std::printf("\n");
+        }
     }
-    // sweep's JSON with what only a live run has: the device, and per point the host loop's time
+    // sweep's JSON with what only a live run has: the device, and per point the host loop's time and the CUDA graphs it captured
     if (!a.json.empty())
         write_file(a.json, [&](std::ostream& out) {
             std::ostringstream sim;
@@ -301,11 +310,13 @@ void run_live(const LiveArgs& a) {
                                                                                          : "random"},
                              {"accept_decisions", a.replay ? "replayed from the scenario's trace" : "the verifier's"},
                              {"prompts", a.prompts}};
-            for (size_t i = 0; i < stats.size(); i++)
+            for (size_t i = 0; i < stats.size(); i++) {
                 j["points"][i]["host_loop_us"] = {{"mean", stats[i].host_ns.mean * 1e-3},
                                                   {"p50", stats[i].host_ns.p50 * 1e-3},
                                                   {"p90", stats[i].host_ns.p90 * 1e-3},
                                                   {"p99", stats[i].host_ns.p99 * 1e-3}};
+                j["points"][i]["graph_captures"] = stats[i].graph_captures;
+            }
             out << j.dump(2) << "\n";
         });
     if (!a.csv.empty())

@@ -65,6 +65,10 @@ public:
     // none pays a one-off cost later (CUDA: cuBLAS's algorithm timing per
     // shape bucket); a serving loop calls it before timing anything.
     virtual void warm(int max_tokens) { (void)max_tokens; }
+    // CUDA graphs captured since construction (CUDA; 0 on the CPU): a
+    // serving loop's captures after warm-up are one-off costs inside its
+    // measured iterations, which the start-up cells do not hold.
+    virtual int64_t graphs_captured() const { return 0; }
 };
 
 // The Eigen fp32 reference (reference_forward over a CpuKvCache).

@@ -54,6 +54,7 @@ public:
     }
     const float* hidden_data() const override { return model_.hidden_device(); }
     void warm(int max_tokens) override { model_.gemm_warm(max_tokens); }
+    int64_t graphs_captured() const override { return model_.graphs_captured(); }
     float* q_buffer(size_t n) override {
         if (n > q_cap_) {
             CUDA_CHECK(cudaFree(q_));  // synchronises

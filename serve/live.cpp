@@ -140,6 +140,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
     int64_t kv_used = 0;
     Sketch host;
     int64_t draft_ns = 0, iterations = 0, completed = 0;
+    const int64_t graphs_before = target.graphs_captured();
     int64_t t_prev = spec.elapsed_ns();  // end of the previous iteration
     std::vector<PerfettoRequestStep> trace_reqs;  // o.trace: the iteration's decoding requests
 
@@ -273,6 +274,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
         stats->completed = completed;
         stats->host_ns = summary_latency(host);
         stats->draft_fraction = w.busy_ns > 0 ? double(draft_ns) / double(w.busy_ns) : 0;
+        stats->graph_captures = target.graphs_captured() - graphs_before;
     }
     return res;
 }

@@ -51,6 +51,10 @@ struct LiveStats {
     // draft call and forward. The simulator must model it.
     Summary host_ns;
     double draft_fraction = 0;       // share of the window's busy time in draft calls
+    // The target's CUDA graphs captured during the point (Backend::graphs_captured):
+    // each costs its iteration a capture and an instantiation (milliseconds at
+    // qwen3-8b's shape), which the simulator does not model.
+    int64_t graph_captures = 0;
 };
 
 // One finished request, for tests and traces.

@@ -352,30 +352,14 @@ static double table_us(const std::vector<Profile>& cells, double n_seqs, double 
 
 // Measured forward: the verify table at (R = n_decode_seqs, B = n_decode_tokens,
 // context = decode_context). A prefill chunk riding along adds its marginal
-// cost, the larger of two:
-//  - the prefill table at (n_prefill_seqs, n_prefill_tokens,
-//    prefill_context) less the same sequences at one token each: both cells
-//    are whole forwards, so adding the chunk's own cell would read the
-//    weights twice (about 5 ms of a 15 ms qwen3-8b step on an H100, where
-//    the roofline reads them once). It holds the chunk's attention;
-//  - the verify table's rise from B to B + n_prefill_tokens at the batch's
-//    R and context: what the chunk's tokens cost the projections where the
-//    batch already runs. The prefill cells' few sequences sit where the
-//    projections are weight-bound and a token is nearly free; a verify
-//    batch of 1,000 tokens is compute-bound, where it is not. Only up to
-//    one doubling past what the table measured: B + n_prefill_tokens at
-//    most twice R times its cells' largest tokens per sequence. Without
-//    that bound, a few users' blocks plus a whole prompt extended the last
-//    segment of small batches (across the engine's GEMV/GEMM switch) far
-//    past its end, and the simulated TTFT p90 at 4 users rose from +55 to
-//    +138 % of the live one; with it, a full-block batch plus a prompt
-//    (fixed:7 at 256 users) is still priced from the table.
-// With the first alone, the H100 live runs' iterations that carried a
-// 64-token prompt beside 112 to 256 verifying requests took 1.06 to 1.15x
-// their price; with the larger of the two, 0.95 to 1.04x (qwen3-8b shape,
-// 2026-12-07, bench/README "Fidelity, third pass"). A prefill alone pays its
-// whole cell. Each table lookup
-// (draft likewise):
+// cost, the prefill table at (n_prefill_seqs, n_prefill_tokens,
+// prefill_context) less the same sequences at one token each: both cells
+// are whole forwards, so adding the chunk's own cell would read the weights
+// twice (about 5 ms of a 15 ms qwen3-8b step on an H100, where the roofline
+// reads them once). When the forward runs (cost_forward_run_s, not the
+// policies' price), at least the verify table's rise from B to B +
+// n_prefill_tokens (measured_chunk_us). A prefill alone pays its whole cell.
+// Each table lookup (draft likewise):
 //   R        linear between the two measured R levels that bracket it,
 //            clamped outside. Verify latency depends mostly on B and on the
 //            KV read, R * context, which is linear in R.
@@ -389,43 +373,64 @@ static double table_us(const std::vector<Profile>& cells, double n_seqs, double 
 // Levels come from the cells present, so an irregular grid works; results
 // are finite and >= 0 for any query. Cells are whole-step latencies
 // (latency_us_p50); nothing is added to them.
-double cost_forward_s(const CostModel& m, const BatchShape& b) {
-    if (m.kind == COST_ROOFLINE) return roofline_forward_s(m.roofline, b);
-    const MeasuredCost& mc = m.measured;
+//
+// The chunk's cost when the forward runs, us: the larger of its marginal in
+// the prefill table and its tokens' rise in the verify table at the batch's
+// R and context, what they cost the projections where the batch already
+// runs. The prefill cells' few sequences sit where the projections are
+// weight-bound and a token is nearly free; a verify batch of 1,000 tokens is
+// compute-bound, where it is not: with the marginal alone, the H100 live
+// runs' iterations that carried a 64-token prompt beside 112 to 256
+// verifying requests took 1.06 to 1.15x their duration, with the larger of
+// the two 0.95 to 1.04x (qwen3-8b shape, 2026-12-07, bench/README
+// "Fidelity, third pass"). The rise only up to one doubling past what the
+// table measured (B + n_prefill_tokens at most twice R times its cells'
+// largest tokens per sequence): beyond, a few users' blocks plus a whole
+// prompt extended the last segment of small batches (across the engine's
+// GEMV/GEMM switch) far past its end, and the simulated TTFT p90 at 4 users
+// went from +55 to +138 % of the live one. Not in the price: the engine's
+// step-cost table, which its policies read, holds no prompt chunk.
+static double measured_chunk_us(const MeasuredCost& mc, const BatchShape& b, bool running) {
+    const std::vector<Profile>& cells = mc.prefill.empty() ? mc.verify : mc.prefill;
+    const int seqs = std::max(b.n_prefill_seqs, 1);
+    const double ctx = nonneg(b.prefill_context);
+    const double chunk = table_us(cells, seqs, b.n_prefill_tokens, ctx);
+    if (b.n_decode_tokens <= 0) return chunk;
+    const double marginal = std::max(0.0, chunk - table_us(cells, seqs, seqs, ctx));
+    if (!running) return marginal;
+    const int R = std::max(b.n_decode_seqs, 1);
+    const double B = b.n_decode_tokens, c = nonneg(b.decode_context), P = b.n_prefill_tokens;
+    double per_seq = 0;  // the verify cells' largest q = B / R
+    for (const Profile& p : mc.verify) per_seq = std::max(per_seq, double(p.n_tokens) / p.n_seqs);
+    if (B + P > 2 * per_seq * R) return marginal;
+    return std::max(marginal, table_us(mc.verify, R, B + P, c) - table_us(mc.verify, R, B, c));
+}
+
+static double measured_forward_s(const MeasuredCost& mc, const BatchShape& b, bool running) {
     double us = 0;
     if (b.n_decode_tokens > 0)
         us += table_us(mc.verify, std::max(b.n_decode_seqs, 1), b.n_decode_tokens, nonneg(b.decode_context));
     // No prefill cells (cost_validate refuses that): the verify table stands in.
-    if (b.n_prefill_tokens > 0) {
-        const std::vector<Profile>& cells = mc.prefill.empty() ? mc.verify : mc.prefill;
-        const int seqs = std::max(b.n_prefill_seqs, 1);
-        const double ctx = nonneg(b.prefill_context);
-        double chunk = table_us(cells, seqs, b.n_prefill_tokens, ctx);
-        if (b.n_decode_tokens > 0) {
-            const int R = std::max(b.n_decode_seqs, 1);
-            const double B = b.n_decode_tokens, c = nonneg(b.decode_context);
-            double per_seq = 0;  // the verify cells' largest q = B / R
-            for (const Profile& p : mc.verify) per_seq = std::max(per_seq, double(p.n_tokens) / p.n_seqs);
-            const double in_batch = B + b.n_prefill_tokens <= 2 * per_seq * R
-                                        ? table_us(mc.verify, R, B + b.n_prefill_tokens, c) - table_us(mc.verify, R, B, c)
-                                        : 0;
-            chunk = std::max({0.0, chunk - table_us(cells, seqs, seqs, ctx), in_batch});
-        }
-        us += chunk;
-    }
+    if (b.n_prefill_tokens > 0) us += measured_chunk_us(mc, b, running);
     return us * 1e-6;
 }
 
+double cost_forward_s(const CostModel& m, const BatchShape& b) {
+    if (m.kind == COST_ROOFLINE) return roofline_forward_s(m.roofline, b);
+    return measured_forward_s(m.measured, b, false);
+}
+
 double cost_forward_run_s(const CostModel& m, const BatchShape& b) {
-    const int tile = m.kind == COST_MEASURED ? m.token_tile : 0;
+    if (m.kind == COST_ROOFLINE) return roofline_forward_s(m.roofline, b);
+    const int tile = m.token_tile;
     const int T = std::max(b.n_decode_tokens, 0) + std::max(b.n_prefill_tokens, 0);
-    if (tile <= 0 || T == 0) return cost_forward_s(m, b);
+    if (tile <= 0 || T == 0) return measured_forward_s(m.measured, b, true);
     int run = 1;  // the next power of two up to the tile, then the next multiple of it
     while (run < T && run < tile) run *= 2;
     if (T > run) run = (T + tile - 1) / tile * tile;
     BatchShape padded = b;
     (b.n_decode_tokens > 0 ? padded.n_decode_tokens : padded.n_prefill_tokens) += run - T;
-    return cost_forward_s(m, padded);
+    return measured_forward_s(m.measured, padded, true);
 }
 
 double cost_draft_s(const CostModel& m, int n_seqs, int gamma, double context) {

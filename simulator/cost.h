@@ -142,9 +142,11 @@ struct BatchShape {
 // Seconds for one target forward over `b`, fixed overhead included: the
 // price the policies compare.
 double cost_forward_s(const CostModel& m, const BatchShape& b);
-// What the forward takes when the iteration runs: cost_forward_s with its
-// tokens rounded up as m.token_tile says (measured; the extra tokens priced
-// as more decode tokens, or more prompt tokens when there are none).
+// What the forward takes when the iteration runs: cost_forward_s with, for
+// a measured model, its tokens rounded up as m.token_tile says (the extra
+// tokens priced as more decode tokens, or more prompt tokens when there are
+// none) and a prompt chunk beside decode tokens costing at least its rise in
+// the verify table (cost.cpp, measured_chunk_us).
 double cost_forward_run_s(const CostModel& m, const BatchShape& b);
 
 // Seconds for the draft phase: the drafter proposes gamma tokens for each of

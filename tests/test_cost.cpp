@@ -434,27 +434,42 @@ TEST(CostMeasured, AnIrregularGridStillGivesFiniteLatenciesAboveTheFloor) {
             }
 }
 
-// Riding along with verify blocks, a chunk adds what it costs beyond the
-// same sequences at one token each (the weights are read once per forward),
-// or, when more, what its tokens add to the verify batch where it runs.
-TEST(CostMeasured, APrefillChunkRidingAlongAddsTheLargerOfItsMarginalAndTheBatchsRise) {
+// Riding along with verify blocks, a chunk adds to the policies' price what
+// it costs beyond the same sequences at one token each: the weights are read
+// once per forward.
+TEST(CostMeasured, APrefillChunkRidingAlongAddsOnlyItsMarginalLatencyToThePrice) {
     CostModel c = measured_model();
     BatchShape b = decode_batch(4, 20, 1000);
     b.n_prefill_seqs = 4;  // a measured R level, whose smallest B is 4: one token each
     b.n_prefill_tokens = 300;
     b.prefill_context = 2048;
-    // A flat verify table (weight-bound): the chunk's own marginal,
-    // linear_us(4, 300, .) - linear_us(4, 4, .) = 2.5 us x 296; the +1000 offset cancels.
+    // linear_us(4, 300, .) - linear_us(4, 4, .): the per-token term times 296; the +1000 offset cancels
+    double expected = linear_us(4, 20, 1000) + linear_us(4, 300, 2048) - linear_us(4, 4, 2048);
+    EXPECT_REL(cost_forward_s(c, b), expected * 1e-6, 1e-9);
+    for (Profile& p : c.measured.verify) p.latency_us_p50 *= 4;  // a steeper verify table changes only its own term
+    EXPECT_REL(cost_forward_s(c, b), (expected + 3 * linear_us(4, 20, 1000)) * 1e-6, 1e-9);
+}
+
+// When the forward runs, the chunk costs the larger of that marginal and
+// what its tokens add to the verify batch where it runs.
+TEST(CostMeasured, ARunningPromptChunkCostsAtLeastItsRiseInTheVerifyTable) {
+    CostModel c = measured_model();
+    BatchShape b = decode_batch(4, 20, 1000);
+    b.n_prefill_seqs = 4;
+    b.n_prefill_tokens = 300;
+    b.prefill_context = 2048;
+    // A flat verify table (weight-bound): the chunk's own marginal, 2.5 us x 296.
     for (Profile& p : c.measured.verify) p.latency_us_p50 = 500;
-    EXPECT_REL(cost_forward_s(c, b), (500 + 2.5 * 296) * 1e-6, 1e-9);
+    EXPECT_REL(cost_forward_run_s(c, b), (500 + 2.5 * 296) * 1e-6, 1e-9);
     // A verify table of 10 us a token (compute-bound): 300 tokens more there cost 3,000 us.
     for (Profile& p : c.measured.verify) p.latency_us_p50 = 4 * linear_us(p.n_seqs, p.n_tokens, p.context);
-    EXPECT_REL(cost_forward_s(c, b), (4 * linear_us(4, 20, 1000) + 10.0 * 300) * 1e-6, 1e-9);
+    EXPECT_REL(cost_forward_run_s(c, b), (4 * linear_us(4, 20, 1000) + 10.0 * 300) * 1e-6, 1e-9);
+    EXPECT_REL(cost_forward_s(c, b), (4 * linear_us(4, 20, 1000) + 2.5 * 296) * 1e-6, 1e-9) << "not in the price";
     // Past one doubling of the table's reach (R 4 x 512 tokens a sequence, twice): the chunk's own marginal.
     b.n_prefill_tokens = 4100 - 20;
-    EXPECT_REL(cost_forward_s(c, b), (4 * linear_us(4, 20, 1000) + 2.5 * (4080 - 4)) * 1e-6, 1e-9);
+    EXPECT_REL(cost_forward_run_s(c, b), (4 * linear_us(4, 20, 1000) + 2.5 * (4080 - 4)) * 1e-6, 1e-9);
     b.n_prefill_tokens = 4096 - 20;
-    EXPECT_REL(cost_forward_s(c, b), (4 * linear_us(4, 20, 1000) + 10.0 * 4076) * 1e-6, 1e-9);
+    EXPECT_REL(cost_forward_run_s(c, b), (4 * linear_us(4, 20, 1000) + 10.0 * 4076) * 1e-6, 1e-9);
 }
 
 TEST(CostMeasured, APrefillAloneCostsItsWholeCell) {
