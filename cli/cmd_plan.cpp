@@ -59,6 +59,13 @@ void print_plan(const Scenario& sc, const PlanQuery& q, double price, const std:
     std::printf("%s: %s: %s, SLO %s%s\n", sc.path.c_str(), sc.name.c_str(), load, slo_text(sc.slo).c_str(),
                 price > 0 ? priced : ", no GPU price (plan.gpu_hour_usd or --gpu-hour-usd)");
     std::printf("%s\n", report_context_line(sc, SPECPLAN_GIT_REV).c_str());
+    // A scenario at tp 1 searched at larger tps: what their collectives are priced from (the line above
+    // says it when the scenario's own tp is larger).
+    std::string tps;
+    for (int tp : q.tps)
+        if (tp > 1) tps += (tps.empty() ? "tp " : ", ") + std::to_string(tp);
+    const std::string comm = report_comm_text(sc.cost);
+    if (sc.engine.tp == 1 && !tps.empty() && !comm.empty()) std::printf("%s %s\n", tps.c_str(), comm.c_str());
     const char* per = by_rate(q) ? "req/s/rep" : "users/rep";
     std::printf("%-14s %5s %3s %9s %-14s %5s %9s %9s %9s %8s %8s %8s %8s %8s  %s\n", "policy", "gamma", "tp",
                 by_rate(q) ? "cap req/s" : "capacity", "bound by", "GPUs", "rep x tp", per, "tok/s/GPU", "user p50",

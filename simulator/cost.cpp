@@ -3,7 +3,7 @@
 // Roofline, one GPU step (a target forward, a draft forward, a Markov step):
 //   part  = max(bytes / (bw * bw_efficiency * tp), flops / (rate * flops_efficiency * tp))
 //           (or, with overlap_n = n > 0, the n-norm of the two times: 1 adds them)
-//   time  = part(weights) + part(attention) + overhead_s + n * overhead_s_per_layer
+//   time  = part(weights) + part(attention) + overhead_s + n * overhead_s_per_layer + comm
 // where n is the decoder layers the step runs: the target's L, the
 // drafter's layers, 0 for a Markov step (one GEMM and its sampling kernels).
 // The projections and the attention are separate kernels that run one after
@@ -13,9 +13,23 @@
 // profile of qwen3-8b the fitted roofline's MAPE went 13.8 -> 12.9 %, and
 // the overlap exponent 1 took it to 9.4 %.)
 // Bytes and FLOPs are split evenly over the tp GPUs (weights and KV heads both
-// sharded); the all-reduces of tensor parallelism are not modelled, nor are
-// activations, norms, sampling and the drafters' input projections (DSpark's
-// fc, m*d x d; MTP's eh_proj): each is small next to the weights a step reads.
+// sharded). Not modelled: activations, norms, sampling and the drafters'
+// input projections (DSpark's fc, m*d x d; MTP's eh_proj), each small next
+// to the weights a step reads.
+// comm, tensor parallelism's collectives (0 at tp 1), Megatron-style as
+// engine/tp.h partitions a decoder: a forward over n layers and T tokens
+// all-reduces T x d bf16 activations twice a layer (after attention's o
+// projection, after the MLP's down projection) and once for its
+// vocabulary-split embedding, and its LM head, split likewise, all-gathers
+// the fp32 logits of the tokens it samples. A ring all-reduce of M bytes moves
+// 2 (tp - 1) / tp of M through each GPU's links, an all-gather (tp - 1) / tp
+// of its output, so each takes latency + those bytes / bus bandwidth: NCCL's
+// convention, in which nccl-tests report a "bus bandwidth" busbw = algbw * 2
+// (tp - 1) / tp for all-reduce (nccl-tests doc/PERFORMANCE.md). Assumptions,
+// none measured on our engine yet: the collectives are added to the step,
+// not overlapped with its compute; one latency for every call whatever tp
+// and message (NCCL's model grows it with tp, below); the DSpark Markov
+// steps are replicated on every GPU and communicate nothing.
 // Legend: P = n_params, L = n_layers, d = hidden, V = vocab, H = n_heads,
 // KVH = n_kv_heads, D = head_dim, E / k = experts / experts per token.
 #include "simulator/cost.h"
@@ -42,6 +56,27 @@ namespace sp {
 //   B200 (HGX/DGX)   NVIDIA HGX B200 per-GPU table: FP16/BF16 4.5 PFLOPS sparse (2.25 dense), 180 GB;
 //                    DGX B200 datasheet: 8 GPUs, 1,440 GB and 64 TB/s in all, i.e. 8 TB/s per GPU
 //                    (a later HGX B200 table prints 7.7 TB/s per GPU; we keep the DGX figure).
+// NVLink and NCCL all-reduce, per GPU; published figures, not datasheet ones.
+// Bus bandwidth, of large messages:
+//   H100, H200       NVLink 4, 900 GB/s bidirectional, 450 GB/s a direction. nccl-tests
+//                    all-reduce busbw: 366 GB/s on 4x H100 (waynehacking8.github.io,
+//                    "Where tensor-parallel inference hits the NVLink wall", 2026-05-31),
+//                    460-480 on 8x H100 SXM (docs.alayanew.com, "NCCL-tests in practice",
+//                    2026-05-06; above a direction's 450 GB/s, which we read as NVLink
+//                    SHARP reducing in the switch). We take 360 GB/s: 80 % of a direction,
+//                    about the 4x H100 figure.
+//   A100             NVLink 3, 600 GB/s bidirectional, 300 a direction; 8x A100 busbw
+//                    230-250 GB/s (the same alayanew page). We take 240, 80 % again.
+//   B200             NVLink 5, 1.8 TB/s bidirectional, 900 a direction. No B200 run found;
+//                    720 GB/s is our assumption, 80 % as above (2 x 4 GB200 over NVLink 5
+//                    measured 811 GB/s, lixueduan.com "GB200 MNNVL").
+// A decode step's messages are smaller (T x d x 2 bytes: 16 KB at 1 token of
+// llama3-70b, 4 MB at 256) than those busbw peaks at, so these figures are
+// optimistic for them; at one token the latency dominates anyway. Latency 10
+// us a call, every GPU: NCCL's own tuning model (NVIDIA/nccl src/graph/
+// tuning.cc at b647562) prices a ring all-reduce with the LL protocol over
+// NVLink at 6.6 + 2 (tp - 1) x 0.6 us: 7.8 us at tp 2, 10.2 at tp 4, 15.0 at
+// tp 8. We take 10 us for all tp.
 // overhead_s = 30 us per step is our assumption, not a datasheet number: host
 // scheduling plus the launch of one CUDA graph and its per-kernel bubbles
 // (engines.md s7: ~1.3 us per kernel even inside CUDA graphs, after the
@@ -49,10 +84,10 @@ namespace sp {
 // something however small its weights are. overhead_s_per_layer is 0 in every
 // preset (all of it per step); calibrate-cost fits the split for an engine.
 static const GpuSpec GPU_PRESETS[] = {
-    {"h100-sxm", "NVIDIA H100 SXM5 80GB (datasheet)", 3.35e12, 989e12, 80e9, 30e-6},
-    {"h200", "NVIDIA H200 SXM 141GB (datasheet)", 4.8e12, 989e12, 141e9, 30e-6},
-    {"a100-80gb", "NVIDIA A100 SXM4 80GB (datasheet)", 2.039e12, 312e12, 80e9, 30e-6},
-    {"b200", "NVIDIA B200 HGX, per GPU (datasheet)", 8e12, 2.25e15, 180e9, 30e-6},
+    {"h100-sxm", "NVIDIA H100 SXM5 80GB (datasheet)", 3.35e12, 360e9, 10e-6, 989e12, 80e9, 30e-6},
+    {"h200", "NVIDIA H200 SXM 141GB (datasheet)", 4.8e12, 360e9, 10e-6, 989e12, 141e9, 30e-6},
+    {"a100-80gb", "NVIDIA A100 SXM4 80GB (datasheet)", 2.039e12, 240e9, 10e-6, 312e12, 80e9, 30e-6},
+    {"b200", "NVIDIA B200 HGX, per GPU (datasheet)", 8e12, 720e9, 10e-6, 2.25e15, 180e9, 30e-6},
 };
 
 bool gpu_preset(const std::string& name, GpuSpec* out) {
@@ -204,10 +239,13 @@ static double step_s(const Roofline& r, const Work& w) {
     double t = part_s(r, w) + r.gpu.overhead_s;
     return std::isfinite(t) && t > 0 ? t : 0;
 }
-// A forward over n_layers decoder layers: the projections (weights) and the
-// attention (KV cache) in turn, and the launch cost of its layers' kernels.
-static double forward_s(const Roofline& r, double n_layers, const Work& weights, const Work& attention) {
-    double t = part_s(r, weights) + part_s(r, attention) + r.gpu.overhead_s + n_layers * r.gpu.overhead_s_per_layer;
+// A forward over n_layers decoder layers and n_tokens tokens, n_logits of
+// them through the LM head: the projections (weights) and the attention (KV
+// cache) in turn, the launch cost of its layers' kernels, and its collectives.
+static double forward_s(const Roofline& r, double n_layers, const Work& weights, const Work& attention,
+                        double n_tokens, double n_logits) {
+    double t = part_s(r, weights) + part_s(r, attention) + r.gpu.overhead_s + n_layers * r.gpu.overhead_s_per_layer +
+               roofline_comm_s(r, n_layers, n_tokens, n_logits);
     return std::isfinite(t) && t > 0 ? t : 0;
 }
 
@@ -229,6 +267,25 @@ double roofline_ridge_tokens(const Roofline& r) {
     return std::isfinite(t) ? t : 0;
 }
 
+// A collective moving `moved` bytes through each GPU: one call, latency
+// included. None at tp 1, where the share moved, tp - 1 over tp, is 0.
+static double collective_s(const Roofline& r, double moved) {
+    return moved > 0 ? r.gpu.allreduce_latency_s + moved / r.gpu.allreduce_bus_bytes_per_s : 0;
+}
+
+double roofline_allreduce_s(const Roofline& r, double bytes) {
+    double t = collective_s(r, nonneg(bytes) * 2 * (r.tp - 1) / r.tp);
+    return std::isfinite(t) ? t : 0;
+}
+
+double roofline_comm_s(const Roofline& r, double n_layers, double n_tokens, double n_logits) {
+    const double ACTIVATION_BYTES = 2, LOGIT_BYTES = 4;  // bf16 hidden states, fp32 logits
+    const double n_allreduces = 2 * nonneg(n_layers) + 1;  // two a layer, one for the embedding
+    double t = n_allreduces * roofline_allreduce_s(r, nonneg(n_tokens) * r.model.hidden * ACTIVATION_BYTES) +
+               collective_s(r, nonneg(n_logits) * r.model.vocab * LOGIT_BYTES * (r.tp - 1) / r.tp);
+    return std::isfinite(t) ? t : 0;
+}
+
 static double roofline_forward_s(const Roofline& r, const BatchShape& b) {
     double n_dec = nonneg(b.n_decode_tokens), n_pre = nonneg(b.n_prefill_tokens);
     if (n_dec + n_pre <= 0) return 0;  // nothing to run
@@ -242,7 +299,7 @@ static double roofline_forward_s(const Roofline& r, const BatchShape& b) {
     w += head_work(r, n_dec + r_pre);
     Work a = attention_work(r, n_layers, r_dec, c_dec, n_dec, causal_keys(n_dec, r_dec, c_dec));
     a += attention_work(r, n_layers, r_pre, c_pre, n_pre, causal_keys(n_pre, r_pre, c_pre));
-    return forward_s(r, n_layers, w, a);
+    return forward_s(r, n_layers, w, a, n_dec + n_pre, n_dec + r_pre);
 }
 
 // Drafters, every dependent step paying overhead_s, every forward its layers'
@@ -254,7 +311,7 @@ static double roofline_forward_s(const Roofline& r, const BatchShape& b) {
 //   DSpark  one forward over R*gamma block tokens (draft layers, LM head for
 //           every slot, block queries seeing the context and the whole block),
 //           then gamma Markov steps, each reading W2 (r x V) and doing
-//           2*R*r*V FLOPs and paying no layer term.
+//           2*R*r*V FLOPs and paying no layer term and no collective.
 static double roofline_draft_s(const Roofline& r, const DrafterSpec& d, double n_seqs, double gamma,
                                double context) {
     double n_layers = std::max(d.n_layers, 0);
@@ -262,7 +319,8 @@ static double roofline_draft_s(const Roofline& r, const DrafterSpec& d, double n
         double c = context + (gamma - 1) / 2;
         Work w = layers_work(r, n_layers, n_seqs);
         w += head_work(r, n_seqs);
-        return gamma * forward_s(r, n_layers, w, attention_work(r, n_layers, n_seqs, c, n_seqs, n_seqs * (c + 1)));
+        return gamma * forward_s(r, n_layers, w, attention_work(r, n_layers, n_seqs, c, n_seqs, n_seqs * (c + 1)),
+                                 n_seqs, n_seqs);
     }
     if (d.kind == DRAFTER_DSPARK) {
         double n_block = n_seqs * gamma;
@@ -271,7 +329,7 @@ static double roofline_draft_s(const Roofline& r, const DrafterSpec& d, double n
         Work a = attention_work(r, n_layers, n_seqs, context, n_block, n_block * (context + gamma));
         double rv = std::max(d.markov_rank, 0) * double(r.model.vocab);
         Work markov{rv * r.model.bytes_per_weight, 2 * n_seqs * rv};
-        return forward_s(r, n_layers, w, a) + gamma * step_s(r, markov);
+        return forward_s(r, n_layers, w, a, n_block, n_block) + gamma * step_s(r, markov);
     }
     return 0;
 }
@@ -491,6 +549,12 @@ void cost_validate(const CostModel& m, bool needs_draft, const std::string& wher
     require(std::isfinite(r.gpu.overhead_s_per_layer) && r.gpu.overhead_s_per_layer >= 0, where,
             "gpu.overhead_s_per_layer", ">= 0", r.gpu.overhead_s_per_layer);
     require(r.tp >= 1, where, "tp", ">= 1", r.tp);
+    if (r.tp > 1) {  // the collectives are priced from these; at tp 1 there are none
+        require(std::isfinite(r.gpu.allreduce_bus_bytes_per_s) && r.gpu.allreduce_bus_bytes_per_s > 0, where,
+                "gpu.allreduce_bus_bytes_per_s", "> 0 at tp > 1 (allreduce_bus_gb_s)", r.gpu.allreduce_bus_bytes_per_s);
+        require(std::isfinite(r.gpu.allreduce_latency_s) && r.gpu.allreduce_latency_s >= 0, where,
+                "gpu.allreduce_latency_s", ">= 0", r.gpu.allreduce_latency_s);
+    }
     require(r.bw_efficiency > 0 && r.bw_efficiency <= 1, where, "bw_efficiency", "in (0, 1]", r.bw_efficiency);
     require(r.flops_efficiency > 0 && r.flops_efficiency <= 1, where, "flops_efficiency", "in (0, 1]",
             r.flops_efficiency);

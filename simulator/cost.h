@@ -7,6 +7,9 @@
 //             layer the step runs), from the model shape and a GPU datasheet
 //             spec. Memory-bound below the ridge (time flat in B),
 //             compute-bound above it (time linear in B).
+//             At tp > 1 each forward also pays its tensor-parallel
+//             collectives (roofline_comm_s), from the GPU spec's NCCL
+//             figures.
 //   measured  interpolation in the trace store's profiles table (cells of
 //             latency at (R, B, context) per phase); the rule is documented
 //             at cost_forward_s in cost.cpp and in scenarios/README.md.
@@ -34,10 +37,17 @@ namespace sp {
 // DSpark draft at R = 1 priced at 9.1 ms against 1.7 ms measured). The
 // per-layer term lives here beside overhead_s, not on Roofline, because the
 // two are one launch cost split in two: set, overridden and fitted together.
+// The two all-reduce figures are not datasheet numbers either: NCCL's bus
+// bandwidth and per-call latency over the GPUs' NVLink, from published
+// nccl-tests runs and NCCL's own latency model (sources at the presets,
+// cost.cpp); no measured tp cells exist to fit them yet. A GPU without them
+// (0, the default) cannot be priced at tp > 1.
 struct GpuSpec {
     std::string name;            // preset key: "h100-sxm", "h200", "a100-80gb", "b200"
     std::string label;           // human label, says "datasheet"
     double hbm_bytes_per_s = 0;  // HBM bandwidth, bytes/s
+    double allreduce_bus_bytes_per_s = 0;  // NCCL all-reduce bus bandwidth over the tp group, bytes/s
+    double allreduce_latency_s = 0;        // fixed time of one collective call, s
     double bf16_flops = 0;       // dense BF16 tensor-core rate, FLOP/s
     double hbm_bytes = 0;        // HBM capacity, bytes
     double overhead_s = 0;       // fixed overhead of every GPU step (forward or Markov step), s
@@ -76,7 +86,8 @@ struct Roofline {
     ModelShape model;            // target shape (n_params, layers, hidden, heads, ...)
     MoeShape moe;
     GpuSpec gpu;
-    int tp = 1;                  // GPUs in the tensor-parallel group: bandwidth and rate scale by tp
+    int tp = 1;                  // GPUs in the tensor-parallel group: bandwidth and rate scale by tp,
+                                 // and each forward pays its collectives (roofline_comm_s)
     double bw_efficiency = 0.8;  // achievable fraction of datasheet bandwidth (model assumption)
     double flops_efficiency = 0.6;  // achievable fraction of datasheet BF16 rate (model assumption)
     // How a kernel family's memory and math times combine, (t_mem^n +
@@ -176,5 +187,14 @@ MeasuredCost measured_cost_load(TraceDb& db, const std::string& gpu, const std::
 double roofline_weight_bytes(const Roofline& r, int n_tokens);  // weights read by one forward over n_tokens
 double roofline_kv_bytes_per_token(const ModelShape& m);         // K and V of one token, all layers
 double roofline_ridge_tokens(const Roofline& r);                 // B where weight-read time = weight-flop time (dense)
+// Tensor-parallel communication, seconds; 0 at tp 1. One ring all-reduce of
+// a `bytes` message: latency + bytes * 2 (tp - 1) / tp / bus bandwidth.
+double roofline_allreduce_s(const Roofline& r, double bytes);
+// The collectives of one forward over n_layers decoder layers and n_tokens
+// tokens, n_logits of them through the LM head: 2 n_layers + 1 all-reduces
+// (two a layer, one for the embedding) of n_tokens * hidden bf16
+// activations, and one all-gather of the n_logits x vocab fp32 logits
+// (latency + their bytes * (tp - 1) / tp / bus bandwidth).
+double roofline_comm_s(const Roofline& r, double n_layers, double n_tokens, double n_logits);
 
 }  // namespace sp

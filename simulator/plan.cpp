@@ -239,6 +239,8 @@ Scenario plan_variant(const Scenario& sc, const AcceptanceData& acc, int gamma, 
                         std::to_string(sc.engine.tp) + " only; another tp needs cost.model = \"roofline\"");
         v.engine.tp = tp;
         v.cost.roofline.tp = tp;
+        // the GPU must have all-reduce figures to price tp's collectives
+        cost_validate(v.cost, false, "--tp " + std::to_string(tp) + ": " + sc.path + ": cost");
         if (sc.engine.kv_memory_fraction > 0) {
             v.engine.kv_capacity_tokens = scenario_kv_derive(v.cost.roofline, tp, sc.engine.kv_memory_fraction);
             if (v.engine.kv_capacity_tokens == 0)

@@ -78,11 +78,21 @@ static Context context_of(const Scenario& sc) {
     return c;
 }
 
+std::string report_comm_text(const CostModel& m) {
+    if (m.kind == COST_MEASURED) return "";
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "all-reduce at %g GB/s bus, %g us a call (assumed, not measured)",
+                  m.roofline.gpu.allreduce_bus_bytes_per_s * 1e-9, m.roofline.gpu.allreduce_latency_s * 1e6);
+    return buf;
+}
+
 std::string report_context_line(const Scenario& sc, const std::string& version) {
     const Context c = context_of(sc);
+    const std::string comm = sc.engine.tp > 1 ? report_comm_text(sc.cost) : "";
     return "specplan " + (version.empty() ? std::string("(unknown build)") : version) + "; " + sc.path + " (fnv1a " +
            c.hash + "); " + c.model + " on " + c.gpu + ", " + c.cost + " cost" +
-           (sc.cost.calibration.empty() ? std::string() : " (" + sc.cost.calibration + ")") + "; gamma " +
+           (sc.cost.calibration.empty() ? std::string() : " (" + sc.cost.calibration + ")") +
+           (comm.empty() ? std::string() : "; tp " + std::to_string(sc.engine.tp) + " " + comm) + "; gamma " +
            std::to_string(sc.engine.gamma) + ", tp " + std::to_string(sc.engine.tp) +
            (sc.fleet.replicas > 1
                 ? "; fleet of " + std::to_string(sc.fleet.replicas) + " replicas, " + router_name(sc.fleet.router)

@@ -17,6 +17,11 @@ namespace sp {
 // acceptance" when any of it is not measured. The JSON's "context" holds
 // the same fields; `version` is the specplan build (its git revision).
 std::string report_context_line(const Scenario& sc, const std::string& version);
+// "all-reduce at 360 GB/s bus, 10 us a call (assumed, not measured)": the
+// figures a roofline prices tp > 1's collectives from, none fitted to a
+// measured tp cell yet; the context line carries it after "tp N" when tp > 1.
+// "" for a measured model.
+std::string report_comm_text(const CostModel& m);
 
 // A load in words: "64 users" (closed loop) or "2.5 req/s" (open loop).
 std::string report_load_text(const Scenario& sc, double load);

@@ -155,6 +155,7 @@ static const Range BURSTINESS{1e-2, 1e4};                    // gamma shape: gap
 static const Range OVERHEAD_US{0, 1e6};                      // one second per iteration
 static const Range OVERLAP_N{1, 64};                          // 1 adds memory and math time; 64 is the max
 static const Range HBM_TB_S{1e-3, 1e3};                      // 1 GB/s .. 1 PB/s
+static const Range ALLREDUCE_GB_S{1e-3, 1e6};                // 1 MB/s .. 1 PB/s
 static const Range BF16_TFLOPS{1e-3, 1e6};
 
 // Converters of one node; `key` is its full path.
@@ -612,7 +613,9 @@ static Workload parse_workload(const Ctx& c, const toml::table* t, const Accepta
 
 static GpuSpec parse_gpu_spec(const Ctx& c, const toml::table* t) {
     const std::string p = "cost.gpu_spec";
-    check_keys(c, t, p, {"name", "hbm_tb_s", "bf16_tflops", "hbm_gb", "overhead_us", "overhead_us_per_layer"});
+    check_keys(c, t, p,
+               {"name", "hbm_tb_s", "bf16_tflops", "hbm_gb", "overhead_us", "overhead_us_per_layer",
+                "allreduce_bus_gb_s", "allreduce_latency_us"});
     GpuSpec g;
     g.name = need_str(c, t, p, "name");
     g.label = g.name + " (from the scenario's [cost.gpu_spec])";
@@ -621,6 +624,15 @@ static GpuSpec parse_gpu_spec(const Ctx& c, const toml::table* t) {
     g.hbm_bytes = need_num(c, t, p, "hbm_gb", POSITIVE) * 1e9;
     g.overhead_s = need_num(c, t, p, "overhead_us", OVERHEAD_US) * 1e-6;
     g.overhead_s_per_layer = get_num(c, t, p, "overhead_us_per_layer", 0, OVERHEAD_US) * 1e-6;
+    // Both or neither: without them the GPU has no interconnect figures, and
+    // cost_validate refuses it at tp > 1; one alone would leave the other 0.
+    const bool bus = find(t, "allreduce_bus_gb_s") != nullptr, latency = find(t, "allreduce_latency_us") != nullptr;
+    if (bus && !latency)
+        fail(c, join(p, "allreduce_latency_us"), OVERHEAD_US.describe() + " beside allreduce_bus_gb_s", "nothing");
+    if (latency && !bus)
+        fail(c, join(p, "allreduce_bus_gb_s"), ALLREDUCE_GB_S.describe() + " beside allreduce_latency_us", "nothing");
+    g.allreduce_bus_bytes_per_s = get_num(c, t, p, "allreduce_bus_gb_s", 0, ALLREDUCE_GB_S) * 1e9;
+    g.allreduce_latency_s = get_num(c, t, p, "allreduce_latency_us", 0, OVERHEAD_US) * 1e-6;
     return g;
 }
 
@@ -679,7 +691,7 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     const std::string p = "cost";
     check_keys(c, t, p,
                {"model", "gpu", "preset", "bw_efficiency", "flops_efficiency", "overhead_us",
-                "overhead_us_per_layer", "calibrated",
+                "overhead_us_per_layer", "allreduce_bus_gb_s", "allreduce_latency_us", "calibrated",
                 "profiles", "profile_gpu", "profile_model", "target", "target_config", "moe", "gpu_spec", "drafter",
                 "host_us", "host_us_per_seq", "overlap", "token_tile"});
     CostModel m;
@@ -732,6 +744,10 @@ static CostModel parse_cost(const Ctx& c, const toml::table* t, const EngineConf
     if (find(t, "overhead_us")) r.gpu.overhead_s = get_num(c, t, p, "overhead_us", 0, OVERHEAD_US) * 1e-6;
     if (find(t, "overhead_us_per_layer"))
         r.gpu.overhead_s_per_layer = get_num(c, t, p, "overhead_us_per_layer", 0, OVERHEAD_US) * 1e-6;
+    if (find(t, "allreduce_bus_gb_s"))
+        r.gpu.allreduce_bus_bytes_per_s = get_num(c, t, p, "allreduce_bus_gb_s", 0, ALLREDUCE_GB_S) * 1e9;
+    if (find(t, "allreduce_latency_us"))
+        r.gpu.allreduce_latency_s = get_num(c, t, p, "allreduce_latency_us", 0, OVERHEAD_US) * 1e-6;
     m.host_s = get_num(c, t, p, "host_us", 0, OVERHEAD_US) * 1e-6;
     m.host_s_per_seq = get_num(c, t, p, "host_us_per_seq", 0, OVERHEAD_US) * 1e-6;
     if (find(t, "token_tile")) {

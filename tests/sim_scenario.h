@@ -2,7 +2,8 @@
 // code, shared by test_sim.cpp and test_timeline.cpp. A dense 8B-like target
 // whose KV cache is negligible (1 KV head of dim 8): the step time then does
 // not drift with context, which the closed forms assume. H100 datasheet
-// numbers, written out here; i.i.d. acceptance alpha; one closed-loop user;
+// numbers (and the preset's all-reduce figures, 360 GB/s bus and 10 us),
+// written out here; i.i.d. acceptance alpha; one closed-loop user;
 // fixed lengths (prompt 100 tokens).
 #pragma once
 
@@ -41,7 +42,7 @@ inline sp::Scenario sim_scenario(double alpha, int gamma, int output_len = 400, 
     model_preset("llama3-8b", &c.roofline.model);
     c.roofline.model.n_kv_heads = 1;
     c.roofline.model.head_dim = 8;
-    c.roofline.gpu = {"h100-sxm", "test", 3.35e12, 989e12, 80e9, 30e-6};
+    c.roofline.gpu = {"h100-sxm", "test", 3.35e12, 360e9, 10e-6, 989e12, 80e9, 30e-6};
     c.drafter = {DRAFTER_MTP, 1, 256};
     sc.slo = {10, 0};
     return sc;

@@ -4,10 +4,10 @@
 // presets' raw numbers (V, d, L, KVH, D, P) and the GPU datasheet numbers,
 // never a value the code computed: the roofline regimes (memory-bound flat
 // in B, compute-bound linear in B, the ridge between), the KV and MoE terms,
-// tensor parallelism, the drafters' growth in gamma; then the measured
-// model's interpolation rule on a grid whose latency is an exact linear
-// function, so that interpolation must reproduce it; then loading cells from
-// a real trace store and the one-line validation messages.
+// tensor parallelism and its collectives, the drafters' growth in gamma;
+// then the measured model's interpolation rule on a grid whose latency is an
+// exact linear function, so that interpolation must reproduce it; then
+// loading cells from a real trace store and the one-line validation messages.
 #include "simulator/cost.h"
 
 #include <gtest/gtest.h>
@@ -56,8 +56,10 @@ static BatchShape decode_batch(int n_seqs, int n_tokens, double context) {
 // Relative closeness, for values far from zero.
 #define EXPECT_REL(actual, expected, tol) EXPECT_NEAR((actual) / (expected), 1.0, (tol)) << #actual
 
-// H100 SXM datasheet numbers and the efficiencies used above.
+// H100 SXM datasheet numbers and the efficiencies used above; its NCCL
+// all-reduce bus bandwidth and per-call latency (cost.cpp's sources).
 static const double BW = 3.35e12 * 0.8, RATE = 989e12 * 0.6, OVERHEAD = 30e-6;
+static const double AR_BUS = 360e9, AR_LATENCY = 10e-6;
 
 // Llama-3-8B (untied embeddings): V = 128256, d = 4096, L = 32, KVH = 8, D = 128, H = 32.
 static const double LLAMA_VD = 128256.0 * 4096;
@@ -179,12 +181,18 @@ TEST(CostRoofline, AMoeForwardOfOneTokenReadsKOfEExpertsAndALargeBatchNearlyAll)
     EXPECT_REL(t, 2 * (dense + expert * 4 / 64) * b / RATE + kv_write / BW, 1e-9);
 }
 
-TEST(CostRoofline, TwoWayTensorParallelismHalvesTheTimeLessOverhead) {
+// Two GPUs halve the bytes and FLOPs each reads and does; the forward then
+// pays its collectives on top: 2 x 32 + 1 all-reduces (two a layer, one for
+// the embedding), each moving 2 (2 - 1) / 2 = 1 message through each GPU,
+// and the logits' all-gather half of them.
+TEST(CostRoofline, TwoWayTensorParallelismHalvesTheTimeLessOverheadAndAddsItsCollectives) {
     for (int b : {8, 20000}) {  // memory-bound (long contexts) and compute-bound (empty caches)
         CostModel one = roofline_model("llama3-8b"), two = one;
         two.roofline.tp = 2;
         BatchShape shape = decode_batch(b / 2, b, b < 100 ? 3000 : 0);
-        EXPECT_REL(cost_forward_s(two, shape) - OVERHEAD, (cost_forward_s(one, shape) - OVERHEAD) / 2, 1e-9);
+        const double T = b;  // tokens through the all-reduces, and logits gathered
+        const double comm = 65 * (AR_LATENCY + T * 4096 * 2 / AR_BUS) + AR_LATENCY + T * 128256 * 4 * 0.5 / AR_BUS;
+        EXPECT_REL(cost_forward_s(two, shape) - OVERHEAD - comm, (cost_forward_s(one, shape) - OVERHEAD) / 2, 1e-9);
     }
 }
 
@@ -294,17 +302,104 @@ TEST(CostDraft, EachForwardPaysThePerLayerOverheadOfItsOwnLayersAndAMarkovStepNo
     EXPECT_REL(cost_draft_s(with_drafter(c, DRAFTER_MTP, 1), 1, 3, 1000), mtp, 1e-9);
 }
 
+// [SECTION] tensor-parallel collectives ---------------------------------------------
+
+// The same model with collectives that cost nothing: the rest of the price.
+static CostModel without_comm(CostModel c) {
+    c.roofline.gpu.allreduce_latency_s = 0;
+    c.roofline.gpu.allreduce_bus_bytes_per_s = 1e300;
+    return c;
+}
+
+// One ring all-reduce of M bytes: latency + M * 2 (tp - 1) / tp / busbw.
+TEST(CostComm, AnAllReduceIsItsLatencyPlusTwiceTpLessOneOverTpOfItsBytesOverTheBusBandwidth) {
+    Roofline r = roofline_model("llama3-70b").roofline;
+    const double m = 4194304;  // 256 tokens x 8192 x 2 bytes
+    for (int tp : {2, 4, 8}) {
+        r.tp = tp;
+        EXPECT_REL(roofline_allreduce_s(r, m), AR_LATENCY + m * 2 * (tp - 1) / tp / AR_BUS, 1e-12) << "tp " << tp;
+    }
+    r.tp = 1;
+    EXPECT_EQ(roofline_allreduce_s(r, m), 0);
+    r.tp = 4;
+    EXPECT_EQ(roofline_allreduce_s(r, 0), 0);  // no message, no call
+}
+
+// Llama-3-70B (L = 80, d = 8192, V = 128256) at tp 4, 256 sequences decoding
+// one token each: 2 x 80 all-reduces (and one for the embedding) of 256 x
+// 8192 x 2 = 4,194,304 bytes, each moving 2 x 3 / 4 = 1.5 of it, and one
+// all-gather of the 256 tokens' fp32 logits, 3 / 4 of 256 x 128256 x 4
+// bytes; all of it added to the step.
+TEST(CostComm, ALlama70bDecodeAtTp4PaysTwoAllReducesALayerOneForTheEmbeddingAndOneLogitGather) {
+    CostModel c = roofline_model("llama3-70b");
+    c.roofline.tp = 4;
+    const double comm = 161 * (AR_LATENCY + 4194304 * 1.5 / AR_BUS) + AR_LATENCY + 256 * 128256 * 4 * 0.75 / AR_BUS;
+    EXPECT_REL(roofline_comm_s(c.roofline, 80, 256, 256), comm, 1e-12);
+    const BatchShape b = decode_batch(256, 256, 1000);
+    EXPECT_REL(cost_forward_s(c, b) - cost_forward_s(without_comm(c), b), comm, 1e-9);
+    // A prefill chunk's tokens all cross the all-reduces; only its last token's logits are gathered.
+    BatchShape p;
+    p.n_prefill_seqs = 1;
+    p.n_prefill_tokens = 256;
+    const double prefill = 161 * (AR_LATENCY + 4194304 * 1.5 / AR_BUS) + AR_LATENCY + 128256 * 4 * 0.75 / AR_BUS;
+    EXPECT_REL(cost_forward_s(c, p) - cost_forward_s(without_comm(c), p), prefill, 1e-9);
+}
+
+// At tp 1 there is nothing to communicate, whatever the figures say: every
+// price is the one before the collectives existed, to the bit.
+TEST(CostComm, OneGpuPaysExactlyNothingForCollectives) {
+    CostModel c = with_drafter(roofline_model("llama3-70b"), DRAFTER_DSPARK, 5), slow = c;
+    slow.roofline.gpu.allreduce_latency_s = 1;
+    slow.roofline.gpu.allreduce_bus_bytes_per_s = 1;
+    EXPECT_EQ(roofline_comm_s(c.roofline, 80, 256, 256), 0);
+    for (int r : {1, 256}) {
+        EXPECT_EQ(cost_forward_s(slow, decode_batch(r, 4 * r, 1000)), cost_forward_s(c, decode_batch(r, 4 * r, 1000)));
+        EXPECT_EQ(cost_draft_s(slow, r, 4, 1000), cost_draft_s(c, r, 4, 1000));
+    }
+}
+
+// A drafter forward communicates as the target's does, over its own layers,
+// its embedding and its tokens: MTP each of its gamma forwards over R
+// tokens, DSpark its one block forward over R * gamma tokens (every slot's
+// logits gathered for the Markov head). The Markov steps run replicated on
+// every GPU: no collective, so DSpark's communication does not grow with
+// its steps.
+TEST(CostComm, DrafterForwardsCommunicateOverTheirLayersAndDSparksMarkovStepsDoNot) {
+    const double d = 4096, V = 151936;  // qwen3-8b
+    for (int tp : {2, 8}) {
+        const double ar = 2.0 * (tp - 1) / tp, ag = double(tp - 1) / tp;
+        for (int r : {1, 64}) {
+            CostModel dspark = with_drafter(roofline_model("qwen3-8b"), DRAFTER_DSPARK, 5);
+            dspark.roofline.tp = tp;
+            for (int gamma : {2, 7}) {
+                const double block = r * gamma;
+                const double comm = (2 * 5 + 1) * (AR_LATENCY + block * d * 2 * ar / AR_BUS) + AR_LATENCY +
+                                    block * V * 4 * ag / AR_BUS;
+                EXPECT_REL(cost_draft_s(dspark, r, gamma, 500) - cost_draft_s(without_comm(dspark), r, gamma, 500),
+                           comm, 1e-9)
+                    << "tp " << tp << " R " << r << " gamma " << gamma;
+            }
+            CostModel mtp = with_drafter(roofline_model("qwen3-8b"), DRAFTER_MTP, 1);
+            mtp.roofline.tp = tp;
+            const double step = (2 * 1 + 1) * (AR_LATENCY + r * d * 2 * ar / AR_BUS) + AR_LATENCY +
+                                r * V * 4 * ag / AR_BUS;
+            EXPECT_REL(cost_draft_s(mtp, r, 3, 500) - cost_draft_s(without_comm(mtp), r, 3, 500), 3 * step, 1e-9)
+                << "tp " << tp << " R " << r;
+        }
+    }
+}
+
 // [SECTION] presets and names --------------------------------------------------------
 
-TEST(CostGpuPresets, TheFourPresetsCarryTheirDatasheetNumbers) {
+TEST(CostGpuPresets, TheFourPresetsCarryTheirDatasheetAndNcclNumbers) {
     struct Row {
         const char* name;
-        double bw, flops, bytes;
+        double bw, flops, bytes, bus;  // bus: NCCL all-reduce bus bandwidth, 80 % of one NVLink direction
     };
-    const Row rows[] = {{"h100-sxm", 3.35e12, 989e12, 80e9},
-                        {"h200", 4.8e12, 989e12, 141e9},
-                        {"a100-80gb", 2.039e12, 312e12, 80e9},
-                        {"b200", 8e12, 2.25e15, 180e9}};
+    const Row rows[] = {{"h100-sxm", 3.35e12, 989e12, 80e9, 360e9},
+                        {"h200", 4.8e12, 989e12, 141e9, 360e9},
+                        {"a100-80gb", 2.039e12, 312e12, 80e9, 240e9},
+                        {"b200", 8e12, 2.25e15, 180e9, 720e9}};
     for (const Row& row : rows) {
         GpuSpec g;
         ASSERT_TRUE(gpu_preset(row.name, &g)) << row.name;
@@ -312,6 +407,8 @@ TEST(CostGpuPresets, TheFourPresetsCarryTheirDatasheetNumbers) {
         EXPECT_DOUBLE_EQ(g.hbm_bytes_per_s, row.bw) << row.name;
         EXPECT_DOUBLE_EQ(g.bf16_flops, row.flops) << row.name;
         EXPECT_DOUBLE_EQ(g.hbm_bytes, row.bytes) << row.name;
+        EXPECT_DOUBLE_EQ(g.allreduce_bus_bytes_per_s, row.bus) << row.name;
+        EXPECT_DOUBLE_EQ(g.allreduce_latency_s, 10e-6) << row.name;
         EXPECT_GT(g.overhead_s, 0) << row.name;
         EXPECT_EQ(g.overhead_s_per_layer, 0) << row.name;  // all of the presets' overhead is per step
         EXPECT_NE(g.label.find("(datasheet)"), std::string::npos) << g.label;
@@ -619,6 +716,10 @@ TEST(CostValidate, RooflineNumbersMustBePositiveWithTpAtLeastOneAndEfficienciesI
         {"gpu.bf16_flops", [](CostModel& c) { c.roofline.gpu.bf16_flops = -1; }},
         {"gpu.overhead_s_per_layer", [](CostModel& c) { c.roofline.gpu.overhead_s_per_layer = -1e-6; }},
         {"tp", [](CostModel& c) { c.roofline.tp = 0; }},
+        {"gpu.allreduce_bus_bytes_per_s",
+         [](CostModel& c) { c.roofline.tp = 2, c.roofline.gpu.allreduce_bus_bytes_per_s = 0; }},
+        {"gpu.allreduce_latency_s",
+         [](CostModel& c) { c.roofline.tp = 8, c.roofline.gpu.allreduce_latency_s = -1e-6; }},
         {"bw_efficiency", [](CostModel& c) { c.roofline.bw_efficiency = 1.5; }},
         {"flops_efficiency", [](CostModel& c) { c.roofline.flops_efficiency = 0; }},
         {"model.n_layers", [](CostModel& c) { c.roofline.model.n_layers = 0; }},
@@ -637,4 +738,7 @@ TEST(CostValidate, RooflineNumbersMustBePositiveWithTpAtLeastOneAndEfficienciesI
     CostModel no_drafts = ok;
     no_drafts.drafter.kind = DRAFTER_NONE;
     EXPECT_NO_THROW(cost_validate(no_drafts, false, "s.toml"));  // the drafter only matters with drafts
+    CostModel no_links = ok;  // a GPU without all-reduce figures is fine alone
+    no_links.roofline.gpu.allreduce_bus_bytes_per_s = no_links.roofline.gpu.allreduce_latency_s = 0;
+    EXPECT_NO_THROW(cost_validate(no_links, true, "s.toml"));
 }

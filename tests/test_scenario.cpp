@@ -453,6 +453,35 @@ TEST(Scenario, TheOverheadPerLayerDefaultsToZeroAndIsReadFromCostOrAGpuSpec) {
     EXPECT_EQ(parse(t).cost.roofline.gpu.overhead_s_per_layer, 0);  // cost's overrides the spec's
 }
 
+// The all-reduce figures: the GPU preset's, or a [cost.gpu_spec]'s (both or
+// neither), or [cost]'s, the latter winning as overhead_us does. A GPU spec
+// without them runs at tp 1 and is refused at tp 2, where they price the
+// collectives.
+TEST(Scenario, TheAllReduceFiguresComeFromThePresetAGpuSpecOrCost) {
+    Text t;
+    Scenario s = parse(t);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.allreduce_bus_bytes_per_s, 360e9);  // h100-sxm's
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.allreduce_latency_s, 10e-6);
+    t.cost = "[cost]\nallreduce_bus_gb_s = 400\nallreduce_latency_us = 12.5\n";
+    s = parse(t);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.allreduce_bus_bytes_per_s, 400e9);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.allreduce_latency_s, 12.5e-6);
+    const std::string spec = "[cost.gpu_spec]\nname = \"x\"\nhbm_tb_s = 2\nbf16_tflops = 500\nhbm_gb = 96\n"
+                             "overhead_us = 40\n";
+    t.cost = spec + "allreduce_bus_gb_s = 100\nallreduce_latency_us = 20\n";
+    s = parse(t);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.allreduce_bus_bytes_per_s, 100e9);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.allreduce_latency_s, 20e-6);
+    t.cost = "[cost]\nallreduce_latency_us = 0\n" + t.cost;
+    s = parse(t);
+    EXPECT_DOUBLE_EQ(s.cost.roofline.gpu.allreduce_bus_bytes_per_s, 100e9);
+    EXPECT_EQ(s.cost.roofline.gpu.allreduce_latency_s, 0);  // cost's overrides the spec's
+    t.cost = spec;
+    EXPECT_EQ(parse(t).cost.roofline.gpu.allreduce_bus_bytes_per_s, 0);
+    t.engine = "[engine]\ngamma = 4\ntp = 2\n";
+    EXPECT_TRUE(refused(t, "gpu.allreduce_bus_bytes_per_s", "expected > 0 at tp > 1 (allreduce_bus_gb_s), got 0"));
+}
+
 TEST(Scenario, RelativeTracePathsResolveAgainstTheScenarioFolder) {
     fs::path sub = stores().dir / "nested";
     fs::create_directories(sub);
@@ -842,6 +871,32 @@ TEST(ScenarioErrors, ARunWhoseArrivalsOutlastTheClocksHorizonIsRefused) {
     EXPECT_TRUE(refused(t, "workload.rate[0]", "at least 1.0 requests/s"));
     t.workload = "[workload]\nmode = \"open\"\nrate = [0.001]\nrequests = 99900\n";
     EXPECT_NO_THROW(parse(t));
+}
+
+// Bus bandwidth in [0.001, 1e6] GB/s (1 MB/s to 1 PB/s), latency in [0, 1e6]
+// us as every overhead; a GPU spec sets both or neither.
+TEST(ScenarioErrors, AllReduceFiguresAreFiniteInRangeAndAGpuSpecSetsBothOrNeither) {
+    Text t;
+    for (const char* bad : {"0", "-5", "nan", "inf", "1e7"}) {
+        t.cost = std::string("[cost]\nallreduce_bus_gb_s = ") + bad + "\n";
+        EXPECT_TRUE(refused(t, "cost.allreduce_bus_gb_s", "expected a number in [0.001, 1e+06], got")) << bad;
+    }
+    t.cost = "[cost]\nallreduce_bus_gb_s = \"360\"\n";
+    EXPECT_TRUE(refused(t, "cost.allreduce_bus_gb_s", "got a string"));
+    for (const char* bad : {"-1", "nan", "1e7"}) {
+        t.cost = std::string("[cost]\nallreduce_latency_us = ") + bad + "\n";
+        EXPECT_TRUE(refused(t, "cost.allreduce_latency_us", "expected a number in [0, 1e+06], got")) << bad;
+    }
+    const std::string spec = "[cost.gpu_spec]\nname = \"x\"\nhbm_tb_s = 2\nbf16_tflops = 500\nhbm_gb = 96\n"
+                             "overhead_us = 40\n";
+    t.cost = spec + "allreduce_bus_gb_s = 100\n";
+    EXPECT_TRUE(refused(t, "cost.gpu_spec.allreduce_latency_us", "beside allreduce_bus_gb_s, got nothing"));
+    t.cost = spec + "allreduce_latency_us = 10\n";
+    EXPECT_TRUE(refused(t, "cost.gpu_spec.allreduce_bus_gb_s", "beside allreduce_latency_us, got nothing"));
+    t.cost = spec + "allreduce_bus_gb_s = 0\nallreduce_latency_us = 10\n";
+    EXPECT_TRUE(refused(t, "cost.gpu_spec.allreduce_bus_gb_s", "[0.001, 1e+06], got 0.0"));
+    t.cost = spec + "allreduce_bus_gb_s = 100\nallreduce_latency_us = -1\n";
+    EXPECT_TRUE(refused(t, "cost.gpu_spec.allreduce_latency_us", "[0, 1e+06], got -1.0"));
 }
 
 TEST(ScenarioErrors, UnknownGpuPresetListsTheKnownOnes) {

@@ -673,6 +673,14 @@ per_user_tok_s = 1e9
               std::string::npos)
         << report_context_line(scc, "abc123");
     EXPECT_NE(line.find("SYNTHETIC acceptance"), std::string::npos) << line;
+    // a roofline at tp > 1 names what its collectives are priced from, none of it measured
+    Scenario tp2 = sc;
+    tp2.engine.tp = tp2.cost.roofline.tp = 2;
+    EXPECT_NE(report_context_line(tp2, "abc123")
+                  .find("uncalibrated roofline cost; tp 2 all-reduce at 360 GB/s bus, 10 us a call (assumed, not "
+                        "measured); gamma 2, tp 2"),
+              std::string::npos)
+        << report_context_line(tp2, "abc123");
 }
 
 // ITL, the gaps between a request's tokens: without speculation every gap is
