@@ -61,19 +61,31 @@ MeasuredCost profile_of(const Roofline& truth, const DrafterSpec* drafter = null
     return m;
 }
 
-TEST(CostFit, RecoversTheNumbersThatMadeTheProfile) {
-    Roofline truth;
-    ASSERT_TRUE(model_preset("qwen3-8b", &truth.model));
-    ASSERT_TRUE(gpu_preset("h100-sxm", &truth.gpu));
-    truth.bw_efficiency = 0.70;
-    truth.flops_efficiency = 0.45;
-    truth.gpu.overhead_s = 350e-6;
-    truth.overlap_n = 1.5;
-    Roofline start = truth;  // the datasheet defaults
+// qwen3-8b on the H100 with the numbers a fit should find (overlap 1.5),
+// and the same shape with the datasheet defaults to start it from.
+static Roofline qwen3_8b_h100(double overhead_s, double per_layer_s) {
+    Roofline r;
+    EXPECT_TRUE(model_preset("qwen3-8b", &r.model));
+    EXPECT_TRUE(gpu_preset("h100-sxm", &r.gpu));
+    r.bw_efficiency = 0.70;
+    r.flops_efficiency = 0.45;
+    r.gpu.overhead_s = overhead_s;
+    r.gpu.overhead_s_per_layer = per_layer_s;
+    r.overlap_n = 1.5;
+    return r;
+}
+static Roofline datasheet_start(const Roofline& truth) {
+    Roofline start = truth;
     start.bw_efficiency = 0.8;
     start.flops_efficiency = 0.6;
     start.gpu.overhead_s = 30e-6;
+    start.gpu.overhead_s_per_layer = 0;
     start.overlap_n = 0;
+    return start;
+}
+
+TEST(CostFit, RecoversTheNumbersThatMadeTheProfile) {
+    const Roofline truth = qwen3_8b_h100(350e-6, 0), start = datasheet_start(truth);
     const CostFit fit = cost_fit_roofline(start, profile_of(truth));
     EXPECT_NEAR(fit.fitted.bw_efficiency, 0.70, 0.0051);
     EXPECT_NEAR(fit.fitted.flops_efficiency, 0.45, 0.0051);
@@ -92,20 +104,7 @@ TEST(CostFit, RecoversTheNumbersThatMadeTheProfile) {
 // apart. Without them only the target's sum is seen, 40 + 36 x 25 = 940 us,
 // and the fit puts it all in overhead_s.
 TEST(CostFit, DraftCellsTellThePerStepOverheadFromThePerLayerOne) {
-    Roofline truth;
-    ASSERT_TRUE(model_preset("qwen3-8b", &truth.model));
-    ASSERT_TRUE(gpu_preset("h100-sxm", &truth.gpu));
-    truth.bw_efficiency = 0.70;
-    truth.flops_efficiency = 0.45;
-    truth.gpu.overhead_s = 40e-6;
-    truth.gpu.overhead_s_per_layer = 25e-6;
-    truth.overlap_n = 1.5;
-    Roofline start = truth;  // the datasheet defaults
-    start.bw_efficiency = 0.8;
-    start.flops_efficiency = 0.6;
-    start.gpu.overhead_s = 30e-6;
-    start.gpu.overhead_s_per_layer = 0;
-    start.overlap_n = 0;
+    const Roofline truth = qwen3_8b_h100(40e-6, 25e-6), start = datasheet_start(truth);
     DrafterSpec dspark;
     dspark.kind = DRAFTER_DSPARK;
     dspark.n_layers = 5;
