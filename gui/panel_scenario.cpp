@@ -322,8 +322,20 @@ static void section_cost(AppState& app) {
             ImGui::TextDisabled("target: custom [cost.target] (edit the TOML)");
         else
             edit_choice(app, "model preset", "cost.preset", model_preset_names(), 1);
+        // Whether the efficiencies and overheads below were fitted to a
+        // measured profile (specplan calibrate-cost) or are assumptions: the
+        // scenario's own word, as the CLI's context line prints it.
+        const std::string cal = draft_string(*app.draft, "cost.calibrated", "");
+        ImGui::PushTextWrapPos(0);
+        ImGui::TextDisabled("%s", cal.empty() ? "uncalibrated: datasheet rates, assumed efficiencies"
+                                              : ("calibrated to " + cal).c_str());
+        ImGui::PopTextWrapPos();
         edit_number(app, "BW eff.", "cost.bw_efficiency", 0.8, 0.05, 1, "%.2f", true);
         edit_number(app, "FLOP eff.", "cost.flops_efficiency", 0.6, 0.05, 1, "%.2f", true);
+        GpuSpec gpu;
+        const double step_us = gpu_preset(draft_string(*app.draft, "cost.gpu", "h100-sxm"), &gpu) ? gpu.overhead_s * 1e6 : 0;
+        edit_number(app, "overhead us", "cost.overhead_us", step_us, 0, 1e6, "%.0f");
+        edit_number(app, "us a layer", "cost.overhead_us_per_layer", 0, 0, 1e6, "%.2f");
         const int dk = edit_choice(app, "drafter", "cost.drafter.kind", {"none", "mtp", "dspark"}, 2);
         if (dk >= 1) edit_int(app, "draft layers", "cost.drafter.layers", dk == 2 ? 5 : 1, 1, 64);
     } else {
