@@ -25,7 +25,7 @@ struct CalibrateCostArgs {
     // The drafter of the draft cells. The defaults are the DSpark drafter of
     // `specplan live --drafter dspark` and of `specplan profile`'s stand-in:
     // dspark_config_preset (engine/dspark.h), 5 target-shaped layers, Markov
-    // rank 256. -1: the kind's default ([cost.drafter]'s: 5 dspark, 1 mtp).
+    // rank 256. -1: the kind's default (drafter_default_layers, as [cost.drafter]).
     std::string drafter = "dspark";
     int drafter_layers = -1;
     int markov_rank = 256;
@@ -68,7 +68,7 @@ void run_calibrate_cost(const CalibrateCostArgs& a) {
     r.model = any.front().model;
     DrafterSpec d;
     drafter_kind_parse(a.drafter, &d.kind);  // a known name: the option's IsMember check
-    d.n_layers = a.drafter_layers > 0 ? a.drafter_layers : d.kind == DRAFTER_DSPARK ? 5 : 1;
+    d.n_layers = a.drafter_layers > 0 ? a.drafter_layers : drafter_default_layers(d.kind);
     d.markov_rank = a.markov_rank;
     const CostFit fit = cost_fit_roofline(r, m, d);
     const Roofline& f = fit.fitted;

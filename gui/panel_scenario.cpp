@@ -337,7 +337,7 @@ static void section_cost(AppState& app) {
         edit_number(app, "overhead us", "cost.overhead_us", step_us, 0, 1e6, "%.0f");
         edit_number(app, "us a layer", "cost.overhead_us_per_layer", 0, 0, 1e6, "%.2f");
         const int dk = edit_choice(app, "drafter", "cost.drafter.kind", {"none", "mtp", "dspark"}, 2);
-        if (dk >= 1) edit_int(app, "draft layers", "cost.drafter.layers", dk == 2 ? 5 : 1, 1, 64);
+        if (dk >= 1) edit_int(app, "draft layers", "cost.drafter.layers", drafter_default_layers(DrafterKind(dk)), 1, 64);
     } else {
         edit_text(app, "profiles", "cost.profiles", "");
         edit_text(app, "profile GPU", "cost.profile_gpu", "");

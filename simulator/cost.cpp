@@ -112,6 +112,8 @@ const char* drafter_kind_name(DrafterKind k) {
     return k >= 0 && k < DRAFTER_COUNT ? DRAFTER_NAMES[k] : "?";
 }
 
+int drafter_default_layers(DrafterKind k) { return k == DRAFTER_DSPARK ? 5 : 1; }
+
 bool drafter_kind_parse(const std::string& s, DrafterKind* out) {
     for (int k = 0; k < DRAFTER_COUNT; k++)
         if (s == DRAFTER_NAMES[k]) {

@@ -75,6 +75,10 @@ enum DrafterKind {
 };
 const char* drafter_kind_name(DrafterKind k);  // "none", "mtp", "dspark"
 bool drafter_kind_parse(const std::string& s, DrafterKind* out);
+// The draft layers [cost.drafter] assumes when it names none: 5 for DSpark
+// (DeepSpec's Qwen3-8B drafter, and the one `specplan live --drafter dspark`
+// builds), 1 otherwise (an MTP module is one layer).
+int drafter_default_layers(DrafterKind k);
 
 struct DrafterSpec {
     DrafterKind kind = DRAFTER_NONE;

@@ -672,7 +672,7 @@ static DrafterSpec parse_drafter(const Ctx& c, const toml::table* t) {
     DrafterSpec d;
     static_assert(DRAFTER_NONE == 0 && DRAFTER_MTP == 1 && DRAFTER_DSPARK == 2, "choice order below");
     d.kind = DrafterKind(get_choice(c, t, p, "kind", DRAFTER_DSPARK, {"none", "mtp", "dspark"}));
-    d.n_layers = int(get_int(c, t, p, "layers", d.kind == DRAFTER_DSPARK ? 5 : 1, 1, 100'000));
+    d.n_layers = int(get_int(c, t, p, "layers", drafter_default_layers(d.kind), 1, 100'000));
     d.markov_rank = int(get_int(c, t, p, "markov_rank", 256, 1, 1'000'000));
     return d;
 }
