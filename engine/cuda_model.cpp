@@ -326,7 +326,7 @@ void CudaModel::prepare_batch(KvCache& kv, const RaggedBatch& b, const std::vect
         attn_work_bytes_ = attn_need;
     }
     T_ = T;
-    n_seqs_ = S;
+    plan_seqs_ = bucket ? octave_round_up(S, 1, 1) : S;
     max_blocks_ = max_blocks;
     hidden_layers_ = hidden_layers;
 }
@@ -361,7 +361,7 @@ void CudaModel::enqueue(const KvCache& kv) {
         matmul_forward(cublas_, qkv_, Epilogue::Bf16, xn_, L.wqkv, T, d, (H + 2 * KVH) * D, nullptr, &attn_in);
         rope_forward(qkv_, d_pos, inv_freq_, L.q_norm, L.k_norm, T, H, KVH, D, eps, stream_, kv.k(l), kv.v(l),
                      d_slot);
-        attention_forward(att_, qkv_, kv.k(l), kv.v(l), d_tables, max_blocks, bs, d_seq, d_pos, T, n_seqs_, H, KVH, D,
+        attention_forward(att_, qkv_, kv.k(l), kv.v(l), d_tables, max_blocks, bs, d_seq, d_pos, T, plan_seqs_, H, KVH, D,
                           attn_work_, attn_work_bytes_, stream_);
         matmul_forward(cublas_, x_, Epilogue::AddFp32, att_, L.wo, T, H * D, d);
         // MLP block
@@ -387,7 +387,7 @@ void CudaModel::gemm_warm(int max_T) {
     matmul_warm(cublas_, shapes);
 }
 
-int blocks_bucket(int n) { return octave_round_up(n, 8, 1); }
+int blocks_bucket(int n) { return octave_round_up(n, 4, 1); }
 
 void CudaModel::graphs_clear() {
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // no launch of them in flight
@@ -399,7 +399,7 @@ void CudaModel::forward_graph(KvCache& kv, const RaggedBatch& b, const std::vect
     prepare_batch(kv, b, hidden_layers, true);
     const Config& c = cfg_;
     const int attn_splits =
-        attention_splits(T_, n_seqs_, c.n_heads, c.n_kv_heads, c.head_dim, max_blocks_, kv.block_size());
+        attention_splits(T_, plan_seqs_, c.n_heads, c.n_kv_heads, c.head_dim, max_blocks_, kv.block_size());
     auto hit = std::find_if(graphs_.begin(), graphs_.end(), [&](const Graph& g) {
         return g.T == T_ && g.max_blocks == max_blocks_ && g.attn_splits == attn_splits && g.kv == kv.k(0) &&
                g.kv_blocks == kv.n_blocks() &&

@@ -87,15 +87,17 @@ public:
     // A bucket is (T, the block-table width rounded up by blocks_bucket, the
     // hidden layers, the cache); the batch's own tokens, positions and block
     // tables travel as metadata, so any batch of the bucket replays the same
-    // graph. Attention plans its context split for the bucket's width rather
-    // than the batch's own; where that changes the chunk length its partial
+    // graph. Attention plans its context split for the bucket's width and
+    // for the sequence count rounded up to a power of two rather than the
+    // batch's own (so a graph serves 5 to 8 sequences of the same T and
+    // width alike); where that changes the chunk length its partial
     // sums merge in another order, so the logits equal forward_device's to
     // fp32 rounding inside attention (bitwise in every step of the tests on
     // the tiny presets, H100, 2026-12-06). Graphs are dropped when a buffer
     // they point to moves (a larger T, metadata or attention workspace than
     // seen before) and, beyond kGraphCacheMax, the least recently used first.
     void forward_graph(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers = {});
-    static constexpr int kGraphCacheMax = 64;
+    static constexpr int kGraphCacheMax = 128;
     int graphs_cached() const { return static_cast<int>(graphs_.size()); }
     int graphs_captured() const { return graphs_captured_; }  // since construction
 
@@ -164,7 +166,8 @@ private:
     float* inv_freq_ = nullptr;         // (D/2)
     // activations for up to cap_T_ tokens: one allocation, grown on demand
     void* acts_ = nullptr;
-    int cap_T_ = 0, cap_hidden_ = 0, T_ = 0, max_blocks_ = 0, n_seqs_ = 0;
+    int cap_T_ = 0, cap_hidden_ = 0, T_ = 0, max_blocks_ = 0;
+    int plan_seqs_ = 0;  // the sequences attention plans its split for: the batch's, or (graphs) its power of two
     std::vector<int> hidden_layers_;  // of the prepared batch
     std::vector<int> tuned_T_;        // token counts whose GEMM shapes have been timed (forward_graph)
     float* x_ = nullptr;        // (T, d) residual stream
@@ -195,9 +198,11 @@ private:
 };
 
 // The block-table width a graph is captured for: n rounded up to a multiple
-// of an eighth of its power-of-two floor (exact up to 8 blocks). So about 8
+// of a quarter of its power-of-two floor (exact up to 7 blocks). So 4
 // buckets per doubling of the context, and attention's chunking is planned
-// for at most 12.5 % more blocks than the batch holds.
+// for at most 25 % more blocks than the batch holds. (Eighths gave a few
+// hundred graph keys in a serving run against a cache of kGraphCacheMax, and
+// each capture cost a step 2-3 ms: issue 12's 1-8 user residue.)
 int blocks_bucket(int n);
 
 // The Backend (backend.h) of this forward: a CudaModel of w and a KvCache of

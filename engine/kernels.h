@@ -71,9 +71,10 @@ void kv_append(bf16* k_cache, bf16* v_cache, const bf16* qkv, const int* slot, i
 // on those arguments, so it can be sized outside a graph capture.
 // Consecutive tokens of a sequence must come in position order (the
 // forward's layout) to share a tile; any order is correct. n_seqs, the
-// number of sequences among the T tokens (T when each is its own), sets how
-// the context is split; attention_splits says into how many chunks, which a
-// captured graph must key on.
+// number of sequences among the T tokens (T when each is its own) or any
+// larger planning figure, sets how the context is split and nothing else;
+// attention_splits says into how many chunks, which a captured graph must
+// key on.
 size_t attention_workspace_bytes(int T, int H, int KVH, int D, int max_blocks, int block_size);
 int attention_splits(int T, int n_seqs, int H, int KVH, int D, int max_blocks, int block_size);
 void attention_forward(bf16* out, const bf16* qkv, const bf16* k_cache, const bf16* v_cache,
