@@ -418,7 +418,8 @@ static double table_us(const std::vector<Profile>& cells, double n_seqs, double 
 // twice (about 5 ms of a 15 ms qwen3-8b step on an H100, where the roofline
 // reads them once). When the forward runs (cost_forward_run_s, not the
 // policies' price), at least the verify table's rise from B to B +
-// n_prefill_tokens (measured_chunk_us). A prefill alone pays its whole cell.
+// n_prefill_tokens and what the prefill table gives for the whole batch
+// (measured_chunk_us). A prefill alone pays its whole cell.
 // Each table lookup (draft likewise):
 //   R        linear between the two measured R levels that bracket it,
 //            clamped outside. Verify latency depends mostly on B and on the
@@ -448,8 +449,17 @@ static double table_us(const std::vector<Profile>& cells, double n_seqs, double 
 // largest tokens per sequence): beyond, a few users' blocks plus a whole
 // prompt extended the last segment of small batches (across the engine's
 // GEMV/GEMM switch) far past its end, and the simulated TTFT p90 at 4 users
-// went from +55 to +138 % of the live one. Not in the price: the engine's
-// step-cost table, which its policies read, holds no prompt chunk.
+// went from +55 to +138 % of the live one. And at least the prefill table's
+// price of the whole batch, R + n_prefill_seqs sequences of B +
+// n_prefill_tokens tokens at the chunk's context, less the decode part: a
+// few decode tokens are measured on the engine's CUDA-graph GEMV path, but
+// beside a prompt they run its eager cuBLAS path, as a prefill does. At 1-8
+// users the iterations that carried a 64-token prompt beside 1-7 decoding
+// requests took 7.7-8.2 ms; the verify table plus the marginal said 6.5,
+// the prefill table of the whole batch 7.8-7.9 (same runs); the simulated
+// TTFT p90 error there went from 12-55 % to under 12 %. Not in the price:
+// the engine's step-cost table, which its policies read, holds no prompt
+// chunk.
 static double measured_chunk_us(const MeasuredCost& mc, const BatchShape& b, bool running) {
     const std::vector<Profile>& cells = mc.prefill.empty() ? mc.verify : mc.prefill;
     const int seqs = std::max(b.n_prefill_seqs, 1);
@@ -462,8 +472,10 @@ static double measured_chunk_us(const MeasuredCost& mc, const BatchShape& b, boo
     const double B = b.n_decode_tokens, c = nonneg(b.decode_context), P = b.n_prefill_tokens;
     double per_seq = 0;  // the verify cells' largest q = B / R
     for (const Profile& p : mc.verify) per_seq = std::max(per_seq, double(p.n_tokens) / p.n_seqs);
-    if (B + P > 2 * per_seq * R) return marginal;
-    return std::max(marginal, table_us(mc.verify, R, B + P, c) - table_us(mc.verify, R, B, c));
+    const double decode = table_us(mc.verify, R, B, c);
+    const double whole = mc.prefill.empty() ? 0 : table_us(mc.prefill, R + seqs, B + P, ctx) - decode;
+    if (B + P > 2 * per_seq * R) return std::max(marginal, whole);
+    return std::max({marginal, whole, table_us(mc.verify, R, B + P, c) - decode});
 }
 
 static double measured_forward_s(const MeasuredCost& mc, const BatchShape& b, bool running) {
@@ -485,11 +497,15 @@ double cost_forward_run_s(const CostModel& m, const BatchShape& b) {
     const int tile = m.token_tile;
     const int T = std::max(b.n_decode_tokens, 0) + std::max(b.n_prefill_tokens, 0);
     if (tile <= 0 || T == 0) return measured_forward_s(m.measured, b, true);
-    int run = 1;  // the next power of two up to the tile, then the next multiple of it
+    // The next power of two up to the tile, then the next multiple of it. The
+    // extra tokens join the prompt chunk when one rides along: as decode
+    // tokens they took a verify table measured to 8 tokens a request out to
+    // 64 (1 decode + 64 prompt tokens padded to 128: 8.5 ms against 7.8 live).
+    int run = 1;
     while (run < T && run < tile) run *= 2;
     if (T > run) run = (T + tile - 1) / tile * tile;
     BatchShape padded = b;
-    (b.n_decode_tokens > 0 ? padded.n_decode_tokens : padded.n_prefill_tokens) += run - T;
+    (b.n_prefill_tokens > 0 ? padded.n_prefill_tokens : padded.n_decode_tokens) += run - T;
     return measured_forward_s(m.measured, padded, true);
 }
 

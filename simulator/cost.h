@@ -159,9 +159,10 @@ struct BatchShape {
 double cost_forward_s(const CostModel& m, const BatchShape& b);
 // What the forward takes when the iteration runs: cost_forward_s with, for
 // a measured model, its tokens rounded up as m.token_tile says (the extra
-// tokens priced as more decode tokens, or more prompt tokens when there are
-// none) and a prompt chunk beside decode tokens costing at least its rise in
-// the verify table (cost.cpp, measured_chunk_us).
+// tokens priced as more prompt tokens when a chunk rides along, else as more
+// decode tokens) and a prompt chunk beside decode tokens costing at least
+// its rise in the verify table and the prefill table's price of the whole
+// batch (cost.cpp, measured_chunk_us).
 double cost_forward_run_s(const CostModel& m, const BatchShape& b);
 
 // Seconds for the draft phase: the drafter proposes gamma tokens for each of

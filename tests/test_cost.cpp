@@ -551,6 +551,7 @@ TEST(CostMeasured, APrefillChunkRidingAlongAddsOnlyItsMarginalLatencyToThePrice)
 // what its tokens add to the verify batch where it runs.
 TEST(CostMeasured, ARunningPromptChunkCostsAtLeastItsRiseInTheVerifyTable) {
     CostModel c = measured_model();
+    c.measured.prefill = linear_grid(PHASE_PREFILL);  // no offset: the whole batch's prefill price stays below
     BatchShape b = decode_batch(4, 20, 1000);
     b.n_prefill_seqs = 4;
     b.n_prefill_tokens = 300;
@@ -569,6 +570,42 @@ TEST(CostMeasured, ARunningPromptChunkCostsAtLeastItsRiseInTheVerifyTable) {
     EXPECT_REL(cost_forward_run_s(c, b), (4 * linear_us(4, 20, 1000) + 10.0 * 4076) * 1e-6, 1e-9);
 }
 
+// And at least the prefill table's price of the whole batch: R + n_prefill_seqs
+// sequences of B + n_prefill_tokens tokens at the chunk's context (the
+// prefill cells here cost 1,000 us more than the verify cells, as an eager
+// forward costs more than a CUDA graph's).
+TEST(CostMeasured, ARunningPromptChunkCostsAtLeastThePrefillPriceOfTheWholeBatch) {
+    CostModel c = measured_model();
+    BatchShape b = decode_batch(4, 20, 1000);
+    b.n_prefill_seqs = 4;
+    b.n_prefill_tokens = 300;
+    b.prefill_context = 2048;
+    EXPECT_REL(cost_forward_run_s(c, b), (linear_us(8, 320, 2048) + 1000) * 1e-6, 1e-9);
+    EXPECT_REL(cost_forward_s(c, b), (linear_us(4, 20, 1000) + 2.5 * 296) * 1e-6, 1e-9) << "not in the price";
+}
+
+// The live H100 cells (qwen3-8b shape, `specplan live` start-up, 2026-12-07,
+// bench/results/fidelity-2026-12-07): verify measured to 8 tokens a request,
+// prefill chunks from 16 tokens. One decode token beside a 64-token prompt,
+// tiled to 128 tokens: the extra 63 join the prompt, and the batch costs the
+// prefill table's 2 sequences of 128 tokens, 7,782.852 us (the live
+// iterations of that shape took 7.76 ms). As decode tokens they would
+// extrapolate the verify table from 8 tokens to 64 (8.5 ms); the verify
+// table plus the chunk's marginal says 7.27 ms.
+TEST(CostMeasured, ATiledMixedBatchOfFewDecodeTokensCostsWhatTheLivePrefillCellsSay) {
+    CostModel c = measured_model();
+    c.token_tile = 128;
+    c.measured.verify = {cell(PHASE_VERIFY, 1, 1, 64, 5671.151), cell(PHASE_VERIFY, 1, 2, 64, 5681.633),
+                         cell(PHASE_VERIFY, 1, 4, 64, 5770.671), cell(PHASE_VERIFY, 1, 8, 64, 5899.387)};
+    c.measured.prefill = {cell(PHASE_PREFILL, 1, 16, 0, 6317.977),  cell(PHASE_PREFILL, 1, 64, 0, 7114.095),
+                          cell(PHASE_PREFILL, 1, 256, 0, 9553.991), cell(PHASE_PREFILL, 2, 32, 0, 7111.135),
+                          cell(PHASE_PREFILL, 2, 128, 0, 7782.852), cell(PHASE_PREFILL, 2, 512, 0, 15144.039)};
+    BatchShape b = decode_batch(1, 1, 64);
+    b.n_prefill_seqs = 1;
+    b.n_prefill_tokens = 64;
+    EXPECT_REL(cost_forward_run_s(c, b), 7782.852e-6, 1e-9);
+}
+
 TEST(CostMeasured, APrefillAloneCostsItsWholeCell) {
     CostModel c = measured_model();
     BatchShape b;
@@ -580,8 +617,8 @@ TEST(CostMeasured, APrefillAloneCostsItsWholeCell) {
 
 // The engine's token tiles: the running forward is priced at its tokens
 // rounded up to the next power of two up to the tile and to a multiple of
-// the tile above it, the extra tokens as decode tokens (prompt tokens when
-// none decode); the policies' price, cost_forward_s, is not rounded.
+// the tile above it, the extra tokens as prompt tokens (decode tokens when
+// no chunk rides along); the policies' price, cost_forward_s, is not rounded.
 TEST(CostMeasured, ATokenTileRoundsTheRunningForwardUpButNotThePrice) {
     CostModel c = measured_model();
     c.token_tile = 128;
@@ -591,12 +628,12 @@ TEST(CostMeasured, ATokenTileRoundsTheRunningForwardUpButNotThePrice) {
     for (auto [b, run] : std::vector<std::pair<int, int>>{{4, 4}, {5, 8}, {9, 16}, {100, 128}, {128, 128}, {256, 256},
                                                          {300, 384}})
         EXPECT_REL(cost_forward_run_s(c, decode_batch(4, b, 1000)), linear_us(4, run, 1000) * 1e-6, 1e-9) << b;
-    BatchShape mixed = decode_batch(4, 20, 1000);  // 20 + 300 = 320 tokens: 64 more decode tokens
+    BatchShape mixed = decode_batch(4, 20, 1000);  // 20 + 300 = 320 tokens: 64 more prompt tokens
     mixed.n_prefill_seqs = 4;
     mixed.n_prefill_tokens = 300;
     mixed.prefill_context = 2048;
-    // the chunk's rise in the verify table (2.5 us x 300) beats its own marginal (2.5 us x 296)
-    EXPECT_REL(cost_forward_run_s(c, mixed), linear_us(4, 384, 1000) * 1e-6, 1e-9);
+    // the whole batch of 384 tokens, 8 sequences, at the prefill table's price
+    EXPECT_REL(cost_forward_run_s(c, mixed), (linear_us(8, 384, 2048) + 1000) * 1e-6, 1e-9);
     BatchShape prompt;  // 300 prompt tokens alone: priced as 384
     prompt.n_prefill_seqs = 2;
     prompt.n_prefill_tokens = 300;
