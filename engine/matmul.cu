@@ -97,6 +97,13 @@ int gemm_candidates(const Cublas& c, const GemmPlan& p, cublasLtMatmulHeuristicR
     return found;
 }
 
+// Whether algo runs the plan's shape within the workspace.
+bool gemm_algo_fits(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& algo) {
+    cublasLtMatmulHeuristicResult_t r{};
+    return cublasLtMatmulAlgoCheck(c.lt, p.op, p.a, p.b, p.c, p.c, &algo, &r) == CUBLAS_STATUS_SUCCESS &&
+           r.workspaceSize <= c.workspace_bytes;
+}
+
 // SPECPLAN_GEMM_SEARCH set (an experiment): besides the heuristic's best
 // guesses, every configuration cuBLASLt offers for each of its algorithm ids
 // (CUBLASLT_SEARCH_LIMITED_BY_ALGO_ID), up to `n` in all; the heuristic's own
@@ -126,17 +133,10 @@ int gemm_candidates_wide(const Cublas& c, const GemmPlan& p, bool out32, cublasL
             CUBLAS_STATUS_SUCCESS)
             continue;
         for (int j = 0; j < got; j++)
-            if (r[j].state == CUBLAS_STATUS_SUCCESS && r[j].workspaceSize <= c.workspace_bytes) out[found++] = r[j];
+            if (r[j].state == CUBLAS_STATUS_SUCCESS && gemm_algo_fits(c, p, r[j].algo)) out[found++] = r[j];
     }
     cublasLtMatmulPreferenceDestroy(pref);
     return found;
-}
-
-// Whether algo runs the plan's shape within the workspace.
-bool gemm_algo_fits(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& algo) {
-    cublasLtMatmulHeuristicResult_t r{};
-    return cublasLtMatmulAlgoCheck(c.lt, p.op, p.a, p.b, p.c, p.c, &algo, &r) == CUBLAS_STATUS_SUCCESS &&
-           r.workspaceSize <= c.workspace_bytes;
 }
 
 void gemm_run(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& algo, const bf16* W, const bf16* x,
