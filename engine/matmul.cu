@@ -38,7 +38,6 @@ namespace {
 constexpr size_t kWorkspaceBytes = 32ull << 20;  // cuBLAS's advice for Hopper is 32 MiB
 constexpr int kTuneMaxT = 4096;
 constexpr int kTuneCandidates = 16;
-constexpr int kSearchCandidates = 512;  // SPECPLAN_GEMM_SEARCH
 constexpr int kTuneReps = 5;
 constexpr size_t kScratchBytes = 64ull << 20;  // timing output: T * n_out * 4 bytes must fit
 }  // namespace
@@ -57,7 +56,6 @@ struct GemmPlans {
     std::map<GemmKey, cublasLtMatmulAlgo_t> chosen;  // per gemm_bucket(T): the timed fastest
     void* scratch = nullptr;                         // kScratchBytes, allocated at the first timing
     bool log = false;                                // SPECPLAN_GEMM_LOG set: each timing to stderr
-    bool search = false;                             // SPECPLAN_GEMM_SEARCH set: gemm_candidates_wide
 };
 
 namespace {
@@ -102,41 +100,6 @@ bool gemm_algo_fits(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo
     cublasLtMatmulHeuristicResult_t r{};
     return cublasLtMatmulAlgoCheck(c.lt, p.op, p.a, p.b, p.c, p.c, &algo, &r) == CUBLAS_STATUS_SUCCESS &&
            r.workspaceSize <= c.workspace_bytes;
-}
-
-// SPECPLAN_GEMM_SEARCH set (an experiment): besides the heuristic's best
-// guesses, every configuration cuBLASLt offers for each of its algorithm ids
-// (CUBLASLT_SEARCH_LIMITED_BY_ALGO_ID), up to `n` in all; the heuristic's own
-// come first. Many more timings, so a slower first call per bucket.
-int gemm_candidates_wide(const Cublas& c, const GemmPlan& p, bool out32, cublasLtMatmulHeuristicResult_t* out,
-                         int n) {
-    int found = gemm_candidates(c, p, out, std::min(n, kTuneCandidates));
-    const cudaDataType_t cd = out32 ? CUDA_R_32F : CUDA_R_16BF;
-    int ids[256];
-    int n_ids = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetIds(c.lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, cd, cd, 256,
-                                          ids, &n_ids));
-    cublasLtMatmulPreference_t pref = nullptr;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const uint64_t ws = c.workspace_bytes;
-    const uint32_t mode = CUBLASLT_SEARCH_LIMITED_BY_ALGO_ID;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_SEARCH_MODE, &mode, sizeof(mode)));
-    for (int i = 0; i < n_ids && found < n; i++) {
-        const int room = std::min(64, n - found);
-        cublasLtMatmulHeuristicResult_t* r = out + found;
-        if (cublasLtMatmulAlgoInit(c.lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_16BF, cd, cd, ids[i],
-                                   &r[0].algo) != CUBLAS_STATUS_SUCCESS)
-            continue;
-        int got = 0;
-        if (cublasLtMatmulAlgoGetHeuristic(c.lt, p.op, p.a, p.b, p.c, p.c, pref, room, r, &got) !=
-            CUBLAS_STATUS_SUCCESS)
-            continue;
-        for (int j = 0; j < got; j++)
-            if (r[j].state == CUBLAS_STATUS_SUCCESS && gemm_algo_fits(c, p, r[j].algo)) out[found++] = r[j];
-    }
-    cublasLtMatmulPreferenceDestroy(pref);
-    return found;
 }
 
 void gemm_run(const Cublas& c, const GemmPlan& p, const cublasLtMatmulAlgo_t& algo, const bf16* W, const bf16* x,
@@ -212,10 +175,9 @@ const GemmPlan& gemm_plan(const Cublas& c, int T, int n_in, int n_out, bool out3
         }
         return p;
     }
-    std::vector<cublasLtMatmulHeuristicResult_t> cand(c.plans->search ? kSearchCandidates : kTuneCandidates);
-    const int n = c.plans->search ? gemm_candidates_wide(c, p, out32, cand.data(), kSearchCandidates)
-                                  : gemm_candidates(c, p, cand.data(), kTuneCandidates);
-    p.algo = gemm_time(c, p, cand.data(), n, W, x, accumulate ? 1.0f : 0.0f, GemmKey{T, n_in, n_out, out32, accumulate});
+    cublasLtMatmulHeuristicResult_t cand[kTuneCandidates];
+    const int n = gemm_candidates(c, p, cand, kTuneCandidates);
+    p.algo = gemm_time(c, p, cand, n, W, x, accumulate ? 1.0f : 0.0f, GemmKey{T, n_in, n_out, out32, accumulate});
     p.has_algo = p.tuned = true;
     c.plans->chosen[bucket] = p.algo;
     return p;
@@ -235,7 +197,6 @@ Cublas cublas_create(cudaStream_t stream) {
     CUBLAS_CHECK(cublasSetMathMode(c.handle, CUBLAS_DEFAULT_MATH));
     c.plans = new GemmPlans;
     c.plans->log = std::getenv("SPECPLAN_GEMM_LOG") != nullptr;
-    c.plans->search = std::getenv("SPECPLAN_GEMM_SEARCH") != nullptr;
     return c;
 }
 
