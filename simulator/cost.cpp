@@ -457,9 +457,9 @@ static double table_us(const std::vector<Profile>& cells, double n_seqs, double 
 // users the iterations that carried a 64-token prompt beside 1-7 decoding
 // requests took 7.7-8.2 ms; the verify table plus the marginal said 6.5,
 // the prefill table of the whole batch 7.8-7.9 (same runs); the simulated
-// TTFT p90 error there went from 12-55 % to under 12 %. Not in the price:
-// the engine's step-cost table, which its policies read, holds no prompt
-// chunk.
+// TTFT p90 error at 2 and 4 users went from 9-55 % to under 6 %. Not in
+// the price: the engine's step-cost table, which its policies read, holds
+// no prompt chunk.
 static double measured_chunk_us(const MeasuredCost& mc, const BatchShape& b, bool running) {
     const std::vector<Profile>& cells = mc.prefill.empty() ? mc.verify : mc.prefill;
     const int seqs = std::max(b.n_prefill_seqs, 1);
