@@ -1388,7 +1388,7 @@ TEST_P(CudaForwardProps, GraphForwardEqualsEagerAcrossBuckets) {
     CudaModel m(w);
     KvCache eager(w.cfg, 3, small_cache()), graph(w.cfg, 3, small_cache());
     for (KvCache* kv : {&eager, &graph}) {
-        gpu_forward_one(m, *kv, 0, some_tokens(100, V, 1));  // 7 blocks of 16, to 10 blocks in the 60 steps
+        gpu_forward_one(m, *kv, 0, some_tokens(100, V, 1));  // 7 blocks of 16; the widest reaches 11 in 60 steps
         gpu_forward_one(m, *kv, 1, some_tokens(40, V, 2));
     }
     std::set<int> before, after;  // the buckets seen before and after the buffers move
