@@ -52,10 +52,15 @@ struct StartupCost {
     int gamma = 0;
 };
 
-// 16, 64, 256, ... below `limit`, then limit.
+// 16, 32, 64, ... below `limit`, then limit. Doubling: the simulator prices
+// a batch that carries a prompt from these cells (cost.cpp,
+// measured_chunk_us), and between cells 4x apart the linear interpolation of
+// a convex curve ran high (H100, qwen3-8b, 7 decode tokens + a 64-token
+// prompt, tiled to 128: 7.75 ms between the cells of 64 and 256 tokens,
+// 7.34 ms live).
 std::vector<int> prefill_grid(int limit) {
     std::vector<int> g;
-    for (int v = 16; v < limit; v *= 4) g.push_back(v);
+    for (int v = 16; v < limit; v *= 2) g.push_back(v);
     g.push_back(limit);
     return g;
 }
