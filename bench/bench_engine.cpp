@@ -35,7 +35,9 @@
 //     FLOPs / bf16 rate), with the bf16 rate measured in the same run (a
 //     cuBLAS 8192^3 GEMM, median of 10). Bytes: the weights once plus R
 //     contexts of KV; FLOPs: 2 per weight per token (all matrices, LM head
-//     included) plus attention's 4 x H x D per key per layer.
+//     included) plus attention's 4 x H x D per key per layer. Then the
+//     device memory a captured graph holds: cudaMemGetInfo around 16 new
+//     graphs (decodes of 1..16 sequences), per graph.
 //  With --profile-step 1: one eager decode step at the first --contexts
 //  value between cudaProfilerStart and cudaProfilerStop, for
 //  `ncu --profile-from-start off` (per-kernel times, serialised). With
@@ -641,6 +643,30 @@ int main(int argc, char** argv) try {
                         ms[3], 100 * (1 - ms[1] / ms[0]), 1e3 * R / ms[1], bytes / 1e9, floor_ms, 100 * floor_ms / ms[1]);
         }
         out["batches"] = {{"context", a.context}, {"rows", rows}};
+
+        // Device memory a captured graph holds (CudaModel keeps up to
+        // kGraphCacheMax): 16 new graphs, decodes of 1..16 sequences, after
+        // the buffers were sized by the larger batches above.
+        m.graphs_clear();
+        size_t free0 = 0, free1 = 0, total = 0;
+        CUDA_CHECK(cudaDeviceSynchronize());
+        CUDA_CHECK(cudaMemGetInfo(&free0, &total));
+        const int n_graphs = std::min(16, R_max);
+        for (int R = 1; R <= n_graphs; R++) {
+            RaggedBatch b;
+            for (int r = 0; r < R; r++) {
+                b.seq.push_back(r);
+                b.q_len.push_back(1);
+                b.tokens.push_back(tok(rng));
+            }
+            time_step(m, kvb, b, Mode::Graph, 1, 1);
+        }
+        CUDA_CHECK(cudaDeviceSynchronize());
+        CUDA_CHECK(cudaMemGetInfo(&free1, &total));
+        const double per_graph = free0 > free1 ? double(free0 - free1) / n_graphs : 0;
+        out["graph_bytes"] = {{"graphs", n_graphs}, {"bytes_per_graph", per_graph}};
+        std::printf("graph memory: %d graphs (decodes of 1..%d sequences) took %.1f MiB of device memory, %.2f MiB each\n",
+                    n_graphs, n_graphs, double(free0 > free1 ? free0 - free1 : 0) / (1 << 20), per_graph / (1 << 20));
     }
 
     if (!a.out.empty()) {

@@ -99,6 +99,7 @@ public:
     void forward_graph(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers = {});
     static constexpr int kGraphCacheMax = 128;
     int graphs_cached() const { return static_cast<int>(graphs_.size()); }
+    void graphs_clear();  // drops every cached graph (synchronises the stream first)
     int graphs_captured() const { return graphs_captured_; }  // since construction
 
     // forward_device (or forward_graph when `graph`), then copies the results
@@ -148,7 +149,6 @@ private:
         uint64_t last_use = 0;
     };
     void prepare_batch(KvCache& kv, const RaggedBatch& b, const std::vector<int>& hidden_layers, bool bucket);
-    void graphs_clear();
     void ensure_activations(int T, int n_hidden);
     size_t lay_out(bf16* base);  // sets the weight pointers into base (sizes only when null); returns elements
     void init_constants();       // inv_freq_, neg_inf_
