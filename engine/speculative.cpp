@@ -214,7 +214,8 @@ void Speculator::step() {
     for (int i = 0; i < int(running_.size()); i++)
         if (running_[size_t(i)].prefilled < 0) dec.push_back(i);
     const int R = int(dec.size());
-    const int draft_len = policy_draft_len(o_.policy, G);  // fixed:k and mtp1 verify no more: draft no more
+    // fixed:k and mtp1 verify no more: draft no more; batch-table the k in force at R
+    const int draft_len = policy_draft_len_at(o_.policy, G, R);
 
     // 1. draft: the decoding requests' blocks; the prefilling requests hand
     //    over their last chunk's rows (hidden states are overwritten by the

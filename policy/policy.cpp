@@ -96,6 +96,11 @@ int policy_draft_len(const Policy& p, int gamma) {
     }
 }
 
+int policy_draft_len_at(const Policy& p, int gamma, int n_running) {
+    if (p.kind == POLICY_BATCH_TABLE) return std::clamp(batch_table_k(p, n_running), 0, std::max(gamma, 0));
+    return policy_draft_len(p, gamma);
+}
+
 bool policy_needs_step_time(const Policy& p) {
     return p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC || p.kind == POLICY_GOODPUT ||
            p.kind == POLICY_DRAFT_PROB;

@@ -69,8 +69,14 @@ bool policy_parse(const std::string& text, Policy* out, std::string* err);
 // (the draft phase cost): 0 for ar, min(1, gamma) for mtp1, min(k, gamma) for
 // fixed:k, the table's largest k capped by gamma for batch-table (an upper
 // bound: the k in force depends on R, which this call does not see), gamma for
-// the others.
+// the others. Whether a policy ever drafts, and with how many slots at most.
 int policy_draft_len(const Policy& p, int gamma);
+// The same for an iteration of n_running decoding requests: for batch-table
+// the k in force at that R, capped by gamma (0 above the table's last
+// speculating row: no draft call, as vLLM and TensorRT-LLM switch
+// speculation off by batch size); policy_draft_len otherwise. What the
+// engine's step and the simulator's iteration draft.
+int policy_draft_len_at(const Policy& p, int gamma, int n_running);
 
 // Whether the policy prices verify tokens, so needs PolicyInput::step_time:
 // dspark, dspark-async, goodput and draft-prob.

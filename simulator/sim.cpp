@@ -81,6 +81,7 @@ struct Replica {
     std::vector<uint64_t> keys;
     std::vector<std::pair<int, int>> step_prefill;  // (pool index, chunk tokens)
     int step_tokens = 0, step_prefill_tokens = 0;
+    int step_draft_len = 0;           // drafts per decoding request this iteration (policy_draft_len_at)
     double step_draft_s = 0, step_forward_s = 0;
     // what the policy's StepTime needs
     double decode_context = 0;
@@ -97,7 +98,7 @@ struct Sim {
     const AcceptanceData& acc;
     const Policy& policy;
     SimObserver* obs;
-    int gamma, draft_len;
+    int gamma;
     bool reads_conf;                  // the policy ranks drafts by confidence: draw every slot up front
     bool reads_q;                     // draft-prob: the recorded draft probabilities and the estimator
 
@@ -124,7 +125,7 @@ struct Sim {
     bool short_window = false;        // the window is shorter than the load needs (workload_window)
 
     Sim(const Scenario& s, const AcceptanceData& a, const Policy& p, SimObserver* o)
-        : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma), draft_len(policy_draft_len(p, s.engine.gamma)),
+        : sc(s), acc(a), policy(p), obs(o), gamma(s.engine.gamma),
           reads_conf(p.kind == POLICY_THRESHOLD || p.kind == POLICY_DSPARK || p.kind == POLICY_DSPARK_ASYNC),
           reads_q(p.kind == POLICY_DRAFT_PROB),
           reps(static_cast<size_t>(s.fleet.replicas)),
@@ -400,8 +401,10 @@ static void start_step(Sim& s, Replica& rp) {
         context += r.prompt_len + r.generated;
     }
     rp.decode_context = R ? context / static_cast<double>(R) : 0;
-    rp.step_draft_s =
-        R && s.draft_len > 0 ? cost_draft_s(s.sc.cost, static_cast<int>(R), s.draft_len, rp.decode_context) : 0;
+    rp.step_draft_len = policy_draft_len_at(s.policy, G, static_cast<int>(R));
+    rp.step_draft_s = R && rp.step_draft_len > 0
+                          ? cost_draft_s(s.sc.cost, static_cast<int>(R), rp.step_draft_len, rp.decode_context)
+                          : 0;
     rp.policy_prefill = prefill_room(s, rp, static_cast<int>(R));
     if (R > 0) {
         PolicyInput in;
@@ -504,7 +507,7 @@ static void end_step(Sim& s, Replica& rp) {
         v.ell = rp.ell.data();
         v.accepted = rp.n_acc.data();
         v.conf = rp.conf.data();
-        v.draft_len = s.draft_len;
+        v.draft_len = rp.step_draft_len;
         v.batch_tokens = rp.step_tokens;
         v.prefill_tokens = rp.step_prefill_tokens;
         v.draft_s = rp.step_draft_s;

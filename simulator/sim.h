@@ -13,7 +13,7 @@
 //      the KV cache holds their reservation (prompt + output + gamma tokens:
 //      TensorRT-LLM's guaranteed-no-evict policy, so nothing is ever evicted);
 //   2. the policy picks l_r for each decoding request (l_r <= remaining - 1);
-//   3. the draft phase drafts policy_draft_len tokens for each decoding request;
+//   3. the draft phase drafts policy_draft_len_at tokens for each decoding request;
 //   4. one forward verifies B = sum (1 + l_r) tokens and carries prefill chunks
 //      that fill the rest of max_batch_tokens, at most prefill_chunk_tokens
 //      (decode first, as in vLLM's chunked prefill);

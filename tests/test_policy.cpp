@@ -191,6 +191,23 @@ TEST(Policy, DraftLengthIsZeroForArOneForMtpKForFixedAndGammaOtherwise) {
     EXPECT_EQ(policy_draft_len(table, 5), 5) << "capped by gamma";
 }
 
+// An iteration's drafts: batch-table's k in force at R (capped by gamma, 0
+// where speculation is off); every other policy as policy_draft_len.
+TEST(Policy, DraftLenAtRIsTheBatchTablesRowInForce) {
+    Policy table;
+    table.kind = POLICY_BATCH_TABLE;
+    table.name = "batch-table";
+    table.batch_table = {{1, 9}, {16, 2}, {64, 0}};
+    const std::pair<int, int> want[] = {{0, 0}, {1, 5}, {15, 5}, {16, 2}, {63, 2}, {64, 0}, {1000, 0}};
+    for (auto [R, k] : want) EXPECT_EQ(policy_draft_len_at(table, 5, R), k) << "R = " << R;
+    for (const char* text : {"ar", "mtp1", "fixed:3", "fixed:9", "threshold:0.5", "dspark", "dspark-async"}) {
+        Policy p;
+        std::string err;
+        ASSERT_TRUE(policy_parse(text, &p, &err)) << err;
+        for (int R : {1, 64, 1000}) EXPECT_EQ(policy_draft_len_at(p, 5, R), policy_draft_len(p, 5)) << text;
+    }
+}
+
 // ---- the static policies
 
 TEST(Policy, ArVerifiesNothingEvenForCertainDrafts) {

@@ -169,6 +169,28 @@ TEST(Sim, FixedZeroIsByteIdenticalToAr) {
     EXPECT_EQ(json("fixed:0"), json("ar"));
 }
 
+// batch-table drafts only the k in force at each iteration's R: a table whose
+// one speculating row starts above every load tried drafts nothing there, so
+// it pays no draft phase and matches ar byte for byte (the draft phase once
+// took the table's largest k at every R: 4 MTP drafts a step for nothing).
+TEST(Sim, BatchTableOffAtTheLoadIsByteIdenticalToAr) {
+    Scenario sc = base(0.7, 4);
+    sc.workload.concurrency = {1, 4, 16};
+    AcceptanceData acc = acceptance_load(sc);
+    std::vector<double> loads{1, 4, 16};
+    auto json = [&](Policy p) {
+        p.name = "x";
+        SweepResult r = sweep_run(sc, acc, {p}, loads, 1);
+        std::ostringstream out;
+        report_json(out, sc, {p}, r);
+        return out.str();
+    };
+    Policy table = policy("batch-table");
+    table.batch_table = {{1000, 4}};
+    ASSERT_GT(cost_draft_s(sc.cost, 16, 4, 100), 0) << "the drafter must cost something for this test to bite";
+    EXPECT_EQ(json(table), json(policy("ar")));
+}
+
 // [SECTION] queueing -------------------------------------------------------------
 
 TEST(Sim, BatchCapOneWithPoissonArrivalsWaitsAsMD1) {

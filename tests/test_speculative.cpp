@@ -104,6 +104,50 @@ TEST(SpeculativeGreedy, EveryDrafterAndPolicyReproducesAutoregressiveOutput) {
     }
 }
 
+// A real drafter behind a spy: every call goes through, and the most drafts
+// any request was asked for is kept.
+struct DraftCounter : Drafter {
+    Drafter& d;
+    int most_drafts = 0;
+    explicit DraftCounter(Drafter& inner) : d(inner) {}
+    const char* kind() const override { return d.kind(); }
+    const std::string& name() const override { return d.name(); }
+    const char* device() const override { return d.device(); }
+    int gamma() const override { return d.gamma(); }
+    int n_slots() const override { return d.n_slots(); }
+    int len(int slot) const override { return d.len(slot); }
+    bool has_confidence() const override { return d.has_confidence(); }
+    const std::vector<int>& target_layers() const override { return d.target_layers(); }
+    void draft(const DraftBatch& b, DraftOutput* out) override {
+        for (int n : b.n_draft) most_drafts = std::max(most_drafts, n);
+        d.draft(b, out);
+    }
+    void reset(int slot) override { d.reset(slot); }
+};
+
+// batch-table drafts the k in force at the step's R (policy_draft_len_at):
+// with speculation off at every R of the batch, the drafter is asked for no
+// draft (it still takes each step's context) and the output is ar's.
+TEST(SpeculativeGreedy, BatchTableOffAtTheBatchSizeAsksForNoDraft) {
+    const std::vector<std::vector<int>> prompts = {{1, 5, 9, 23, 7, 5, 9}, {203, 62, 340, 95}, {1, 400, 17}};
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
+    auto target = backend_cpu(w, int(prompts.size()));
+    const auto want = ar_outputs(*target, prompts, 20);
+    auto drafter = drafter_open_cpu(kFixtures + "tiny-dspark", w, DrafterOptions{0, int(prompts.size())});
+    for (const auto& [table, most] : std::vector<std::pair<std::vector<std::pair<int, int>>, int>>{
+             {{{1000, 3}}, 0}, {{{1, 3}, {1000, 1}}, 3}}) {
+        DraftCounter spy(*drafter);
+        SpecOptions o;
+        o.policy = policy_of("batch-table");
+        o.policy.batch_table = table;
+        Speculator spec(*target, &spy, o);
+        const std::vector<SpecRequest> reqs = spec_run_batch(spec, prompts, 20);
+        for (size_t i = 0; i < prompts.size(); i++) EXPECT_EQ(reqs[i].output, want[i]) << "prompt " << i;
+        EXPECT_EQ(spy.most_drafts, most) << "first row's min " << table[0].first;
+        for (int s = 0; s < int(prompts.size()); s++) drafter->reset(s);
+    }
+}
+
 // draft-prob's estimator learns from every verified block, as draft_prob.h
 // says: summed over the requests' recorded steps, slots observed = min(l,
 // n + 1) and accepted = n. n-gram lookup is sure of every draft (q = 1), so
