@@ -214,8 +214,9 @@ void Speculator::step() {
     for (int i = 0; i < int(running_.size()); i++)
         if (running_[size_t(i)].prefilled < 0) dec.push_back(i);
     const int R = int(dec.size());
-    // fixed:k and mtp1 verify no more: draft no more; batch-table the k in force at R
-    const int draft_len = policy_draft_len_at(o_.policy, G, R);
+    // fixed:k and mtp1 verify no more: draft no more; batch-table the k in force
+    // at R; none above draft_max_running
+    const int draft_len = policy_draft_len_capped(o_.policy, G, R, o_.draft_max_running);
 
     // 1. draft: the decoding requests' blocks; the prefilling requests hand
     //    over their last chunk's rows (hidden states are overwritten by the

@@ -350,6 +350,7 @@ static void section_engine(AppState& app) {
     edit_int(app, "max seqs", "engine.max_seqs", 256, 1, 65536);
     edit_int(app, "max batch tok", "engine.max_batch_tokens", 8192, 2, 1 << 20);
     edit_int(app, "prefill chunk", "engine.prefill_chunk_tokens", 2048, 1, 1 << 20);
+    edit_int(app, "draft max run", "engine.draft_max_running", 0, 0, 1 << 20);  // 0: speculation at every load
     edit_choice(app, "prefill", "engine.prefill", {"colocated", "disaggregated"}, 0);
     edit_int(app, "TP", "engine.tp", 1, 1, 64);
 }

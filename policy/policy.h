@@ -77,6 +77,11 @@ int policy_draft_len(const Policy& p, int gamma);
 // speculation off by batch size); policy_draft_len otherwise. What the
 // engine's step and the simulator's iteration draft.
 int policy_draft_len_at(const Policy& p, int gamma, int n_running);
+// policy_draft_len_at, or 0 while more than draft_max_running (> 0) requests
+// decode: the engine's switch that turns speculation off above a batch size.
+inline int policy_draft_len_capped(const Policy& p, int gamma, int n_running, int draft_max_running) {
+    return draft_max_running > 0 && n_running > draft_max_running ? 0 : policy_draft_len_at(p, gamma, n_running);
+}
 
 // Whether the policy prices verify tokens, so needs PolicyInput::step_time:
 // dspark, dspark-async, goodput and draft-prob.

@@ -109,6 +109,7 @@ PointResult live_run_point(const Scenario& sc, const AcceptanceData& acc, Backen
     so.step_time_adds_draft = o.step_time_adds_draft;
     so.token_budget = sc.engine.max_batch_tokens;
     so.prefill_chunk = sc.engine.prefill_chunk_tokens;
+    so.draft_max_running = sc.engine.draft_max_running;
     Speculator spec(target, policy.kind == POLICY_AR ? nullptr : drafter, so);
 
     PointResult res;

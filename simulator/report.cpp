@@ -94,6 +94,9 @@ std::string report_context_line(const Scenario& sc, const std::string& version) 
            (sc.cost.calibration.empty() ? std::string() : " (" + sc.cost.calibration + ")") +
            (comm.empty() ? std::string() : "; tp " + std::to_string(sc.engine.tp) + " " + comm) + "; gamma " +
            std::to_string(sc.engine.gamma) + ", tp " + std::to_string(sc.engine.tp) +
+           (sc.engine.draft_max_running > 0
+                ? ", no drafts above " + std::to_string(sc.engine.draft_max_running) + " running"
+                : std::string()) +
            (sc.fleet.replicas > 1
                 ? "; fleet of " + std::to_string(sc.fleet.replicas) + " replicas, " + router_name(sc.fleet.router)
                 : std::string()) +

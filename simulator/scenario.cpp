@@ -293,7 +293,7 @@ static EngineConfig parse_engine(const Ctx& c, const toml::table* t, double* kv_
     const std::string p = "engine";
     check_keys(c, t, p,
                {"gamma", "max_seqs", "max_batch_tokens", "kv_capacity_tokens", "kv_memory_fraction",
-                "prefill_chunk_tokens", "tp", "prefill"});
+                "prefill_chunk_tokens", "draft_max_running", "tp", "prefill"});
     EngineConfig e;
     e.gamma = int(need_int(c, t, p, "gamma", 1, TRACE_MAX_GAMMA));
     e.max_seqs = int(get_int(c, t, p, "max_seqs", e.max_seqs, 1, MAX_SEQS));
@@ -305,6 +305,7 @@ static EngineConfig parse_engine(const Ctx& c, const toml::table* t, double* kv_
     e.kv_capacity_tokens = get_int(c, t, p, "kv_capacity_tokens", 0, 0, MAX_KV);
     *kv_memory_fraction = get_num(c, t, p, "kv_memory_fraction", 0.9, FRACTION);
     e.prefill_chunk_tokens = int(get_int(c, t, p, "prefill_chunk_tokens", e.prefill_chunk_tokens, 1, MAX_BATCH));
+    e.draft_max_running = int(get_int(c, t, p, "draft_max_running", 0, 0, MAX_SEQS));
     e.tp = int(get_int(c, t, p, "tp", e.tp, 1, MAX_TP));
     e.disaggregated_prefill = get_choice(c, t, p, "prefill", 0, {"colocated", "disaggregated"}) == 1;
     return e;

@@ -86,6 +86,10 @@ struct EngineConfig {
     int max_batch_tokens = 8192;      // tokens per forward: decode (1 + l_r each) plus prefill chunks
     int64_t kv_capacity_tokens = 0;   // KV cache, tokens; a request holds prompt + output + gamma
     int prefill_chunk_tokens = 2048;  // prefill tokens per iteration, at most
+    // > 0: no iteration drafts while more requests than this decode (they
+    // verify one token each, as ar), whatever the policy: speculation off
+    // above a batch size, as TensorRT-LLM's max_concurrency does. 0: no limit.
+    int draft_max_running = 0;
     int tp = 1;                       // GPUs per replica; throughput is reported per GPU
     // Prefill on separate GPUs (prefill/decode disaggregation, as DeepSeek and
     // large deployments serve): a request's prompt is prefilled on its own,

@@ -382,6 +382,8 @@ static void start_step(Sim& s, Replica& rp) {
     rp.alpha_hat.resize(R);
     if (s.reads_q) rp.draft_q.resize(R * static_cast<size_t>(G));
     rp.keys.resize(R);
+    rp.step_draft_len =
+        policy_draft_len_capped(s.policy, G, static_cast<int>(R), s.sc.engine.draft_max_running);
     double context = 0;
     for (size_t i = 0; i < R; i++) {
         const SimRequest& r = rp.pool[static_cast<size_t>(rp.step_decode[i])];
@@ -393,7 +395,7 @@ static void start_step(Sim& s, Replica& rp) {
         const float* stale = r.n_steps >= 2 ? &r.conf_hist[static_cast<size_t>(((r.n_steps - 2) % 3) * G)]
                                             : rp.draws[i].conf;
         std::copy_n(stale, G, &rp.conf_stale[i * static_cast<size_t>(G)]);
-        rp.max_len[i] = std::min(G, r.output_len - r.generated - 1);
+        rp.max_len[i] = std::min(rp.step_draft_len, r.output_len - r.generated - 1);  // no more than was drafted
         // Laplace estimate of the request's acceptance from what it has verified so far
         rp.alpha_hat[i] = alpha_estimate(r.accepted, r.verified);
         if (s.reads_q) acceptance_draft_prob(s.acc, r.trace_idx, t, &rp.draft_q[i * static_cast<size_t>(G)]);
@@ -401,7 +403,6 @@ static void start_step(Sim& s, Replica& rp) {
         context += r.prompt_len + r.generated;
     }
     rp.decode_context = R ? context / static_cast<double>(R) : 0;
-    rp.step_draft_len = policy_draft_len_at(s.policy, G, static_cast<int>(R));
     rp.step_draft_s = R && rp.step_draft_len > 0
                           ? cost_draft_s(s.sc.cost, static_cast<int>(R), rp.step_draft_len, rp.decode_context)
                           : 0;

@@ -247,7 +247,7 @@ TEST(Live, ReplayingATraceAcceptsStepForStepAsTheSimulator) {
 // drafts in a batch of the same size: the pooled estimate, the confidences of
 // two steps ago and the cost-aware budget leave no room for a step taken in
 // another order or an input from elsewhere.
-void expect_replayed_decisions_equal(const std::string& policy) {
+void expect_replayed_decisions_equal(const std::string& policy, int draft_max_running = 0) {
     ScratchDir dir;
     write_draft_prob_trace(dir.file("q.specdb"), 12, 8, 12, 40, /*conf=*/true);
     Scenario sc = live_scenario(2, 2, 8);
@@ -256,6 +256,7 @@ void expect_replayed_decisions_equal(const std::string& policy) {
     sc.acceptance.kind = ACCEPT_TRACE;
     sc.acceptance.trace_path = dir.file("q.specdb");
     sc.engine.max_batch_tokens = 64;
+    sc.engine.draft_max_running = draft_max_running;
     CostModel& c = sc.cost;
     c.kind = COST_MEASURED;
     c.drafter.kind = DRAFTER_NONE;
@@ -321,6 +322,9 @@ void expect_replayed_decisions_equal(const std::string& policy) {
 TEST(Live, DraftProbReplayedDecidesStepForStepAsTheSimulator) { expect_replayed_decisions_equal("draft-prob"); }
 TEST(Live, DSparkReplayedDecidesStepForStepAsTheSimulator) { expect_replayed_decisions_equal("dspark"); }
 TEST(Live, DSparkAsyncReplayedDecidesStepForStepAsTheSimulator) { expect_replayed_decisions_equal("dspark-async"); }
+// With speculation off above one decoding request, both sides verify one
+// token a request while two decode and draft again when one is left.
+TEST(Live, DraftMaxRunningDecidesStepForStepAsTheSimulator) { expect_replayed_decisions_equal("dspark", 1); }
 
 // ---------------------------------------------------------------------------
 // the command

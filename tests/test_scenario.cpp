@@ -348,6 +348,7 @@ TEST(Scenario, DefaultsApplyWhenKeysAreOmitted) {
     EXPECT_EQ(s.engine.max_seqs, 256);
     EXPECT_EQ(s.engine.max_batch_tokens, 8192);
     EXPECT_EQ(s.engine.prefill_chunk_tokens, 2048);
+    EXPECT_EQ(s.engine.draft_max_running, 0);
     EXPECT_EQ(s.engine.tp, 1);
     EXPECT_EQ(s.acceptance.kind, ACCEPT_TRACE);
     EXPECT_EQ(s.acceptance.trace_path, (stores().dir / "trace.specdb").lexically_normal().string());
@@ -951,6 +952,16 @@ TEST(ScenarioErrors, MaxBatchTokensMustExceedMaxSeqs) {
     Text t;
     t.engine = "[engine]\ngamma = 4\nmax_seqs = 64\nmax_batch_tokens = 64\n";
     EXPECT_TRUE(refused(t, "engine.max_batch_tokens", "engine.max_seqs"));
+}
+
+TEST(ScenarioErrors, DraftMaxRunningIsAWholeNumberOfRequests) {
+    Text t;
+    t.engine = "[engine]\ngamma = 4\ndraft_max_running = 48\n";
+    EXPECT_EQ(parse(t).engine.draft_max_running, 48);
+    for (const char* bad : {"-1", "2.5", "\"many\"", "100000000"}) {
+        t.engine = std::string("[engine]\ngamma = 4\ndraft_max_running = ") + bad + "\n";
+        EXPECT_TRUE(refused(t, "engine.draft_max_running")) << bad;
+    }
 }
 
 TEST(ScenarioErrors, UnreadableFileIsNamed) {

@@ -169,6 +169,28 @@ TEST(Sim, FixedZeroIsByteIdenticalToAr) {
     EXPECT_EQ(json("fixed:0"), json("ar"));
 }
 
+// engine.draft_max_running turns speculation off above a batch size: with 4,
+// dspark at 16 and 32 users (every iteration decodes more than 4) drafts
+// nothing and verifies one token a request, byte for byte ar; at 1 user it
+// still speculates.
+TEST(Sim, DraftMaxRunningMakesAnyPolicyArAboveIt) {
+    Scenario sc = base(0.7, 4);
+    sc.workload.concurrency = {16, 32};
+    sc.engine.draft_max_running = 4;
+    AcceptanceData acc = acceptance_load(sc);
+    auto json = [&](const char* pol, std::vector<double> loads) {
+        Policy p = policy(pol);
+        p.name = "x";
+        SweepResult r = sweep_run(sc, acc, {p}, loads, 1);
+        std::ostringstream out;
+        report_json(out, sc, {p}, r);
+        return out.str();
+    };
+    for (const char* pol : {"dspark", "fixed:4", "mtp1"}) EXPECT_EQ(json(pol, {16, 32}), json("ar", {16, 32})) << pol;
+    sc.workload.concurrency = {1};
+    EXPECT_GT(run(sc, "dspark", 1).tau, 1.5);
+}
+
 // batch-table drafts only the k in force at each iteration's R: a table whose
 // one speculating row starts above every load tried drafts nothing there, so
 // it pays no draft phase and matches ar byte for byte (the draft phase once
@@ -703,6 +725,13 @@ per_user_tok_s = 1e9
                         "measured); gamma 2, tp 2"),
               std::string::npos)
         << report_context_line(tp2, "abc123");
+    // speculation switched off above a batch size is said, where it is on
+    EXPECT_EQ(line.find("no drafts above"), std::string::npos) << line;
+    Scenario capped = sc;
+    capped.engine.draft_max_running = 48;
+    EXPECT_NE(report_context_line(capped, "abc123").find("gamma 2, tp 1, no drafts above 48 running; "),
+              std::string::npos)
+        << report_context_line(capped, "abc123");
 }
 
 // ITL, the gaps between a request's tokens: without speculation every gap is

@@ -148,6 +148,32 @@ TEST(SpeculativeGreedy, BatchTableOffAtTheBatchSizeAsksForNoDraft) {
     }
 }
 
+// draft_max_running turns speculation off above a batch size: three prompts
+// of one length decode side by side to the end, so R is 3 at every step;
+// with a limit of 2 the drafter is asked for nothing (dspark verifies one
+// token a request), with 3 it drafts. The output is ar's either way.
+TEST(SpeculativeGreedy, DraftMaxRunningAsksForNoDraftAboveIt) {
+    const std::vector<std::vector<int>> prompts = {{1, 5, 9, 23}, {203, 62, 340, 95}, {1, 400, 17, 8}};
+    const ModelWeights w = weights_load(kFixtures + "tiny-qwen3-4l");
+    auto target = backend_cpu(w, int(prompts.size()));
+    const auto want = ar_outputs(*target, prompts, 20);
+    auto drafter = drafter_open_cpu(kFixtures + "tiny-dspark", w, DrafterOptions{0, int(prompts.size())});
+    for (const auto& [limit, drafts] : std::vector<std::pair<int, bool>>{{2, false}, {3, true}, {0, true}}) {
+        DraftCounter spy(*drafter);
+        SpecOptions o;
+        o.policy = policy_of("dspark");
+        o.step_time = linear_cost();
+        o.draft_max_running = limit;
+        Speculator spec(*target, &spy, o);
+        const std::vector<SpecRequest> reqs = spec_run_batch(spec, prompts, 20);
+        for (size_t i = 0; i < prompts.size(); i++) EXPECT_EQ(reqs[i].output, want[i]) << "prompt " << i;
+        EXPECT_EQ(spy.most_drafts > 0, drafts) << "limit " << limit;
+        for (size_t i = 0; i < prompts.size() && !drafts; i++)
+            for (const Step& st : reqs[i].steps) EXPECT_EQ(st.verify_len, 0);
+        for (int s = 0; s < int(prompts.size()); s++) drafter->reset(s);
+    }
+}
+
 // draft-prob's estimator learns from every verified block, as draft_prob.h
 // says: summed over the requests' recorded steps, slots observed = min(l,
 // n + 1) and accepted = n. n-gram lookup is sure of every draft (q = 1), so
