@@ -592,13 +592,18 @@ int main(int argc, char** argv) try {
         std::vector<int> all(R_max);
         std::iota(all.begin(), all.end(), 0);
         kvb.grow(all, std::vector<int>(R_max, a.context));
-        if (a.profile_batch > 0) {  // one eager step of R sequences, for ncu
+        // one decode token for each of sequences 0..R-1
+        auto decode_batch = [&](int R) {
             RaggedBatch b;
-            for (int r = 0; r < a.profile_batch; r++) {
+            for (int r = 0; r < R; r++) {
                 b.seq.push_back(r);
                 b.q_len.push_back(1);
                 b.tokens.push_back(tok(rng));
             }
+            return b;
+        };
+        if (a.profile_batch > 0) {  // one eager step of R sequences, for ncu
+            const RaggedBatch b = decode_batch(a.profile_batch);
             time_step(m, kvb, b, Mode::Eager, 1, 1);
             CUDA_CHECK(cudaProfilerStart());
             time_step(m, kvb, b, Mode::Eager, 0, 1);
@@ -617,12 +622,7 @@ int main(int argc, char** argv) try {
                     "untuned ms", "graph", "tok/s graph", "GB", "floor ms", "of floor");
         json rows = json::array();
         for (int R : a.batches) {
-            RaggedBatch b;
-            for (int r = 0; r < R; r++) {
-                b.seq.push_back(r);
-                b.q_len.push_back(1);
-                b.tokens.push_back(tok(rng));
-            }
+            const RaggedBatch b = decode_batch(R);
             const double bytes = w_read + R * kv_bytes_read(cfg, a.context + 1);
             const double flops = R * decode_flops(cfg, a.context + 1);
             const double floor_ms = 1e3 * std::max(bytes / (copy_GBps * 1e9), flops / rate);
@@ -652,21 +652,13 @@ int main(int argc, char** argv) try {
         CUDA_CHECK(cudaDeviceSynchronize());
         CUDA_CHECK(cudaMemGetInfo(&free0, &total));
         const int n_graphs = std::min(16, R_max);
-        for (int R = 1; R <= n_graphs; R++) {
-            RaggedBatch b;
-            for (int r = 0; r < R; r++) {
-                b.seq.push_back(r);
-                b.q_len.push_back(1);
-                b.tokens.push_back(tok(rng));
-            }
-            time_step(m, kvb, b, Mode::Graph, 1, 1);
-        }
+        for (int R = 1; R <= n_graphs; R++) time_step(m, kvb, decode_batch(R), Mode::Graph, 1, 1);
         CUDA_CHECK(cudaDeviceSynchronize());
         CUDA_CHECK(cudaMemGetInfo(&free1, &total));
-        const double per_graph = free0 > free1 ? double(free0 - free1) / n_graphs : 0;
+        const double took = free0 > free1 ? double(free0 - free1) : 0, per_graph = took / n_graphs;
         out["graph_bytes"] = {{"graphs", n_graphs}, {"bytes_per_graph", per_graph}};
         std::printf("graph memory: %d graphs (decodes of 1..%d sequences) took %.1f MiB of device memory, %.2f MiB each\n",
-                    n_graphs, n_graphs, double(free0 > free1 ? free0 - free1 : 0) / (1 << 20), per_graph / (1 << 20));
+                    n_graphs, n_graphs, took / (1 << 20), per_graph / (1 << 20));
     }
 
     if (!a.out.empty()) {

@@ -216,7 +216,7 @@ void Speculator::step() {
     const int R = int(dec.size());
     // fixed:k and mtp1 verify no more: draft no more; batch-table the k in force
     // at R; none above draft_max_running
-    const int draft_len = policy_draft_len_capped(o_.policy, G, R, o_.draft_max_running);
+    const int draft_len = policy_draft_len_at(o_.policy, G, R, o_.draft_max_running);
 
     // 1. draft: the decoding requests' blocks; the prefilling requests hand
     //    over their last chunk's rows (hidden states are overwritten by the

@@ -79,7 +79,7 @@ struct SpecOptions {
     bool step_time_adds_draft = false;
     int token_budget = 1 << 20;      // tokens per forward at most: verified tokens first, prefill chunks after
     int prefill_chunk = 1 << 20;     // prompt tokens prefilled per iteration at most (submit())
-    int draft_max_running = 0;       // > 0: no drafts while more requests decode (policy_draft_len_capped)
+    int draft_max_running = 0;       // > 0: no drafts while more requests decode (policy_draft_len_at)
 };
 
 // What one step() ran, for a serving loop's accounting.

@@ -96,7 +96,8 @@ int policy_draft_len(const Policy& p, int gamma) {
     }
 }
 
-int policy_draft_len_at(const Policy& p, int gamma, int n_running) {
+int policy_draft_len_at(const Policy& p, int gamma, int n_running, int draft_max_running) {
+    if (draft_max_running > 0 && n_running > draft_max_running) return 0;
     if (p.kind == POLICY_BATCH_TABLE) return std::clamp(batch_table_k(p, n_running), 0, std::max(gamma, 0));
     return policy_draft_len(p, gamma);
 }

@@ -71,17 +71,14 @@ bool policy_parse(const std::string& text, Policy* out, std::string* err);
 // bound: the k in force depends on R, which this call does not see), gamma for
 // the others. Whether a policy ever drafts, and with how many slots at most.
 int policy_draft_len(const Policy& p, int gamma);
-// The same for an iteration of n_running decoding requests: for batch-table
-// the k in force at that R, capped by gamma (0 above the table's last
-// speculating row: no draft call, as vLLM and TensorRT-LLM switch
+// The same for an iteration of n_running decoding requests: 0 while more
+// than draft_max_running (> 0; engine.draft_max_running) decode, the
+// engine's switch that turns speculation off above a batch size; for
+// batch-table the k in force at that R, capped by gamma (0 above the table's
+// last speculating row: no draft call, as vLLM and TensorRT-LLM switch
 // speculation off by batch size); policy_draft_len otherwise. What the
 // engine's step and the simulator's iteration draft.
-int policy_draft_len_at(const Policy& p, int gamma, int n_running);
-// policy_draft_len_at, or 0 while more than draft_max_running (> 0) requests
-// decode: the engine's switch that turns speculation off above a batch size.
-inline int policy_draft_len_capped(const Policy& p, int gamma, int n_running, int draft_max_running) {
-    return draft_max_running > 0 && n_running > draft_max_running ? 0 : policy_draft_len_at(p, gamma, n_running);
-}
+int policy_draft_len_at(const Policy& p, int gamma, int n_running, int draft_max_running = 0);
 
 // Whether the policy prices verify tokens, so needs PolicyInput::step_time:
 // dspark, dspark-async, goodput and draft-prob.

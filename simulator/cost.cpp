@@ -460,7 +460,9 @@ static double table_us(const std::vector<Profile>& cells, double n_seqs, double 
 // TTFT p90 error at 2 and 4 users went from 9-55 % to under 6 %. Not in
 // the price: the engine's step-cost table, which its policies read, holds
 // no prompt chunk.
-static double measured_chunk_us(const MeasuredCost& mc, const BatchShape& b, bool running) {
+// decode_us: the verify table at (R, B, decode context), measured_forward_s's
+// own lookup.
+static double measured_chunk_us(const MeasuredCost& mc, const BatchShape& b, bool running, double decode_us) {
     const std::vector<Profile>& cells = mc.prefill.empty() ? mc.verify : mc.prefill;
     const int seqs = std::max(b.n_prefill_seqs, 1);
     const double ctx = nonneg(b.prefill_context);
@@ -472,19 +474,19 @@ static double measured_chunk_us(const MeasuredCost& mc, const BatchShape& b, boo
     const double B = b.n_decode_tokens, c = nonneg(b.decode_context), P = b.n_prefill_tokens;
     double per_seq = 0;  // the verify cells' largest q = B / R
     for (const Profile& p : mc.verify) per_seq = std::max(per_seq, double(p.n_tokens) / p.n_seqs);
-    const double decode = table_us(mc.verify, R, B, c);
-    const double whole = mc.prefill.empty() ? 0 : table_us(mc.prefill, R + seqs, B + P, ctx) - decode;
+    const double whole = mc.prefill.empty() ? 0 : table_us(mc.prefill, R + seqs, B + P, ctx) - decode_us;
     if (B + P > 2 * per_seq * R) return std::max(marginal, whole);
-    return std::max({marginal, whole, table_us(mc.verify, R, B + P, c) - decode});
+    return std::max({marginal, whole, table_us(mc.verify, R, B + P, c) - decode_us});
 }
 
 static double measured_forward_s(const MeasuredCost& mc, const BatchShape& b, bool running) {
-    double us = 0;
-    if (b.n_decode_tokens > 0)
-        us += table_us(mc.verify, std::max(b.n_decode_seqs, 1), b.n_decode_tokens, nonneg(b.decode_context));
+    const double decode_us =
+        b.n_decode_tokens > 0
+            ? table_us(mc.verify, std::max(b.n_decode_seqs, 1), b.n_decode_tokens, nonneg(b.decode_context))
+            : 0;
     // No prefill cells (cost_validate refuses that): the verify table stands in.
-    if (b.n_prefill_tokens > 0) us += measured_chunk_us(mc, b, running);
-    return us * 1e-6;
+    const double chunk_us = b.n_prefill_tokens > 0 ? measured_chunk_us(mc, b, running, decode_us) : 0;
+    return (decode_us + chunk_us) * 1e-6;
 }
 
 double cost_forward_s(const CostModel& m, const BatchShape& b) {

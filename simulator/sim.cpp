@@ -382,8 +382,7 @@ static void start_step(Sim& s, Replica& rp) {
     rp.alpha_hat.resize(R);
     if (s.reads_q) rp.draft_q.resize(R * static_cast<size_t>(G));
     rp.keys.resize(R);
-    rp.step_draft_len =
-        policy_draft_len_capped(s.policy, G, static_cast<int>(R), s.sc.engine.draft_max_running);
+    rp.step_draft_len = policy_draft_len_at(s.policy, G, static_cast<int>(R), s.sc.engine.draft_max_running);
     double context = 0;
     for (size_t i = 0; i < R; i++) {
         const SimRequest& r = rp.pool[static_cast<size_t>(rp.step_decode[i])];

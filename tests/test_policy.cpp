@@ -205,7 +205,11 @@ TEST(Policy, DraftLenAtRIsTheBatchTablesRowInForce) {
         std::string err;
         ASSERT_TRUE(policy_parse(text, &p, &err)) << err;
         for (int R : {1, 64, 1000}) EXPECT_EQ(policy_draft_len_at(p, 5, R), policy_draft_len(p, 5)) << text;
+        // engine.draft_max_running: nothing above it, the policy's own at and below it
+        EXPECT_EQ(policy_draft_len_at(p, 5, 49, 48), 0) << text;
+        EXPECT_EQ(policy_draft_len_at(p, 5, 48, 48), policy_draft_len(p, 5)) << text;
     }
+    EXPECT_EQ(policy_draft_len_at(table, 5, 15, 8), 0);
 }
 
 // ---- the static policies
